@@ -1,0 +1,243 @@
+// The Engine: one set of channels (CPU threads now; DSA queues when those backends are open),
+// opened once and reused for every batch. copyBatch validates, picks the path by size, splits
+// the batch into works and resolves when every work's pending counter reached zero.
+import { inFlight as registryInFlight, nextOpId, track, untrack } from './completions';
+import {
+  DEFAULT_MIN_OFFLOAD_BYTES,
+  MIN_WORK_BYTES,
+  defaultCpuThreads,
+  defaultNonTemporalMinBytes,
+} from './defaults';
+import { DmacopyError, closedError, invalidArg, outOfRange } from './errors';
+import { copyInJs } from './js-copy';
+import { CopyMode, type NativeEngine, nativeBinding, nativeLoadError } from './native';
+import { SPLIT_UNIT, workBounds } from './split';
+import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from './types';
+import { type PreparedBatch, checkNonNegative, checkPositiveInt, describe, prepareBatch } from './validate';
+import { BatchOp, zeroFallbacks } from './work';
+
+const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
+const ENGINE_OPTION_KEYS = new Set(['backend', 'channels', 'cpuThreads', 'timeoutMs', 'minOffloadBytes', 'nonTemporalMinBytes']);
+
+interface ResolvedOptions {
+  backend: ResolvedBackend;
+  channels: number;
+  cpuThreads: number;
+  timeoutMs: number;
+  minOffloadBytes: number;
+  nonTemporalMinBytes: number;
+}
+
+let warnedJsFallback = false;
+
+function resolveOptions(options: unknown): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object') throw invalidArg('options', `openEngine options must be an object, got ${describe(options)}`);
+  const o = options as EngineOptions;
+  for (const key of Object.keys(o)) {
+    if (!ENGINE_OPTION_KEYS.has(key)) {
+      throw invalidArg(`options.${key}`, `unknown engine option '${key}': expected one of ${[...ENGINE_OPTION_KEYS].join(', ')}`);
+    }
+  }
+  const backend = o.backend ?? 'auto';
+  if (typeof backend !== 'string' || !BACKENDS.includes(backend as Backend)) {
+    throw invalidArg('options.backend', `backend must be one of ${BACKENDS.join(', ')}, got ${describe(backend)}`);
+  }
+  if (backend === 'emulated' || backend === 'dsa') {
+    throw new DmacopyError(
+      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      `the '${backend}' backend is not available in this version of dmacopy: use backend 'cpu' or 'auto'`,
+      { argument: 'options.backend' },
+    );
+  }
+  const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkPositiveInt(o.cpuThreads, 'options.cpuThreads', 1, 256);
+  const channels = o.channels === undefined ? cpuThreads : checkPositiveInt(o.channels, 'options.channels', 1, 1024);
+  const timeoutMs = o.timeoutMs === undefined ? 1000 : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
+  if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
+  const minOffloadBytes = o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
+  const nonTemporalMinBytes =
+    o.nonTemporalMinBytes === undefined ? defaultNonTemporalMinBytes() : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
+  return { backend: 'cpu', channels, cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes };
+}
+
+export class Engine {
+  readonly #options: ResolvedOptions;
+  readonly #native: NativeEngine | undefined;
+  readonly #inFlight = new Set<BatchOp>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #totals = {
+    batches: 0,
+    inlineBatches: 0,
+    bytes: 0,
+    folios: 0,
+    descriptors: 0,
+    offloadedBytes: 0,
+    cpuBytes: 0,
+    fallbacks: zeroFallbacks(),
+    outOfOrder: 0,
+  };
+
+  /** @internal use openEngine() */
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    const binding = nativeBinding();
+    if (binding) {
+      this.#native = new binding.NativeEngine({ threads: options.cpuThreads, nonTemporalMinBytes: options.nonTemporalMinBytes });
+    } else if (!warnedJsFallback) {
+      warnedJsFallback = true;
+      process.emitWarning(
+        `dmacopy: the native engine could not load (${nativeLoadError()?.message}); copies run in JavaScript on the calling thread`,
+        { code: 'DMACOPY_NO_NATIVE' },
+      );
+    }
+  }
+
+  get backend(): ResolvedBackend {
+    return this.#options.backend;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Copies folio i of srcs to folio i of dsts (list form), or one src into one dst region by
+   * region with { folioSize } (region form). Resolves when every byte is in place.
+   */
+  async copyBatch(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): Promise<CopyReport> {
+    if (this.#closed) throw closedError();
+    const batch = prepareBatch(dsts, srcs, options);
+    if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
+    return this.#copyAsync(batch);
+  }
+
+  /** The same as copyBatch, blocking the calling thread until the bytes are there. */
+  copyBatchSync(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): CopyReport {
+    if (this.#closed) throw closedError();
+    const batch = prepareBatch(dsts, srcs, options);
+    if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
+    const k = this.#worksFor(batch);
+    const op = this.#newOp(batch, k);
+    try {
+      const counts = this.#native.copy(CopyMode.Sync, op.id, batch.buffers, batch.form, batch.table, workBounds(batch, k));
+      op.start(new Uint32Array(k));  // every work finished inside the call: nothing pending
+      op.report.descriptors = sum(counts);
+      op.completeAll(batch.bytes);
+    } catch (err) {
+      op.abort(err as Error);
+      throw err;
+    }
+    this.#account(op.report, false);
+    return op.report;
+  }
+
+  stats(): EngineStats {
+    const t = this.#totals;
+    return {
+      backend: this.#options.backend,
+      channels: this.#options.channels,
+      cpuThreads: this.#options.cpuThreads,
+      batches: t.batches,
+      inlineBatches: t.inlineBatches,
+      bytes: t.bytes,
+      folios: t.folios,
+      descriptors: t.descriptors,
+      offloadedBytes: t.offloadedBytes,
+      cpuBytes: t.cpuBytes,
+      fallbacks: { ...t.fallbacks },
+      outOfOrder: t.outOfOrder,
+      inFlight: this.#inFlight.size,
+      jsFallback: this.#native === undefined,
+      minOffloadBytes: this.#options.minOffloadBytes,
+      nonTemporalMinBytes: this.#options.nonTemporalMinBytes,
+    };
+  }
+
+  /** Waits for every batch in flight, then stops the engine's threads. Later calls reject with ERR_DMACOPY_CLOSED. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      await Promise.allSettled([...this.#inFlight].map((op) => op.done));
+      this.#native?.close();
+    })();
+    return this.#closing;
+  }
+
+  #worksFor(batch: PreparedBatch): number {
+    const byBytes = Math.max(1, Math.floor(batch.bytes / Math.max(MIN_WORK_BYTES, SPLIT_UNIT)));
+    return Math.min(this.#options.channels, byBytes);
+  }
+
+  #newOp(batch: PreparedBatch, k: number): BatchOp {
+    return new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
+  }
+
+  #copyInline(batch: PreparedBatch): CopyReport {
+    const op = this.#newOp(batch, 1);
+    if (this.#native) {
+      const bounds = new Float64Array([0, 0, batch.folios, 0]);
+      op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
+    } else {
+      copyInJs(batch);
+      op.report.descriptors = batch.folios;
+    }
+    op.completeAll(batch.bytes);
+    this.#account(op.report, true);
+    return op.report;
+  }
+
+  #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
+    const k = this.#worksFor(batch);
+    const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, (settled) => {
+      this.#inFlight.delete(settled);
+      untrack(settled);
+    });
+    this.#inFlight.add(op);
+    track(op);
+    try {
+      const counts = (this.#native as NativeEngine).copy(CopyMode.Async, op.id, batch.buffers, batch.form, batch.table, workBounds(batch, k));
+      op.start(counts);
+    } catch (err) {
+      op.abort(err as Error);
+      return op.done;
+    }
+    return op.done.then((report) => {
+      this.#account(report, false);
+      return report;
+    });
+  }
+
+  #account(r: CopyReport, inline: boolean): void {
+    const t = this.#totals;
+    t.batches++;
+    if (inline) t.inlineBatches++;
+    t.bytes += r.bytes;
+    t.folios += r.folios;
+    t.descriptors += r.descriptors;
+    t.offloadedBytes += r.offloadedBytes;
+    t.cpuBytes += r.cpuBytes;
+    t.fallbacks.timeout += r.fallbacks.timeout;
+    t.fallbacks.error += r.fallbacks.error;
+    t.fallbacks.pageFault += r.fallbacks.pageFault;
+    t.fallbacks.submit += r.fallbacks.submit;
+    t.outOfOrder += r.outOfOrder;
+  }
+}
+
+function sum(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] as number;
+  return s;
+}
+
+/** Opens an engine. Channels (threads, queues) are opened once here and reused by every batch. */
+export async function openEngine(options?: EngineOptions): Promise<Engine> {
+  return new Engine(resolveOptions(options));
+}
+
+/** @internal for tests: batches in flight across all engines of this thread. */
+export function batchesInFlight(): number {
+  return registryInFlight();
+}

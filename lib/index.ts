@@ -1,0 +1,41 @@
+// dmacopy: batch memory-folio copies through Intel DSA work queues, or a multi-threaded native
+// CPU copy everywhere else. See README.md for the API and docs/architecture.md for the design.
+import { type Engine, openEngine } from './engine';
+import type { CopyOptions, CopyReport } from './types';
+
+export { Engine, openEngine } from './engine';
+export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
+export type { DmacopyErrorCode } from './errors';
+export type {
+  Backend,
+  CopyOptions,
+  CopyReport,
+  EngineOptions,
+  EngineStats,
+  FallbackCounts,
+  ResolvedBackend,
+} from './types';
+export { nativeLoadError } from './native';
+
+let defaultEngine: Promise<Engine> | undefined;
+
+/** The engine behind the module-level copyBatch(): opened on first use with backend 'auto'. */
+export function getDefaultEngine(): Promise<Engine> {
+  if (!defaultEngine) {
+    defaultEngine = openEngine({ backend: 'auto' });
+    defaultEngine.catch(() => {
+      defaultEngine = undefined;  // let a later call try again
+    });
+  }
+  return defaultEngine;
+}
+
+/** Copies a batch with the default engine. See Engine.copyBatch. */
+export async function copyBatch(
+  dsts: readonly ArrayBufferView[] | ArrayBufferView,
+  srcs: readonly ArrayBufferView[] | ArrayBufferView,
+  options?: CopyOptions,
+): Promise<CopyReport> {
+  const engine = await getDefaultEngine();
+  return engine.copyBatch(dsts, srcs, options);
+}

@@ -1,0 +1,95 @@
+// Loads the native addon with node-gyp-build (build/Release, then prebuilds/<platform>-<arch>).
+// `bindings` cannot find prebuilds, which is why it is not used. A failed load is remembered,
+// not thrown: the CPU path then runs in JavaScript and says so once.
+import path from 'node:path';
+
+/** Doubles per completion event (native/addon/event_channel.h EventField). */
+export const EVENT_FIELDS = 11;
+export const enum EventField {
+  Op = 0,
+  Work = 1,
+  Completed = 2,
+  DeviceBytes = 3,
+  CpuBytes = 4,
+  FallbackTimeout = 5,
+  FallbackError = 6,
+  FallbackPageFault = 7,
+  FallbackSubmit = 8,
+  OutOfOrder = 9,
+  PageFaultRetries = 10,
+}
+
+export const enum CopyMode {
+  Inline = 0,
+  Sync = 1,
+  Async = 2,
+}
+
+export const enum TableForm {
+  List = 0,
+  Region = 1,
+}
+
+export interface NativeEngineOptions {
+  threads: number;
+  nonTemporalMinBytes: number;
+}
+
+export interface NativeEngineStats {
+  cpuJobs: number;
+  cpuRegions: number;
+  cpuBytes: number;
+  cpuThreads: number;
+  inFlightJobs: number;
+}
+
+export interface NativeEngine {
+  copy(
+    mode: CopyMode,
+    opId: number,
+    buffers: Uint8Array[],
+    form: TableForm,
+    table: Float64Array,
+    bounds: Float64Array,
+  ): Uint32Array;
+  stats(): NativeEngineStats;
+  close(): void;
+}
+
+export interface NativeBinding {
+  NativeEngine: new (options: NativeEngineOptions) => NativeEngine;
+  setEventHandler(handler: (events: Float64Array) => void): void;
+  refEvents(): void;
+  unrefEvents(): void;
+  eventFields: number;
+}
+
+let binding: NativeBinding | undefined;
+let loadError: Error | undefined;
+let loaded = false;
+
+function load(): void {
+  loaded = true;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    const mod = nodeGypBuild(path.join(__dirname, '..')) as Partial<NativeBinding> & { unsupported?: string };
+    if (typeof mod.unsupported === 'string') throw new Error(mod.unsupported);
+    if (mod.eventFields !== EVENT_FIELDS) throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
+    binding = mod as NativeBinding;
+  } catch (err) {
+    loadError = err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** The native binding, or undefined when it cannot load on this host (see nativeLoadError()). */
+export function nativeBinding(): NativeBinding | undefined {
+  if (!loaded) load();
+  return binding;
+}
+
+/** Why the native addon did not load, if it did not. */
+export function nativeLoadError(): Error | undefined {
+  if (!loaded) load();
+  return loadError;
+}

@@ -1,0 +1,69 @@
+// Module entry: per-environment instance data and the functions lib/native.ts binds to.
+// Context-aware (NAPI_MODULE_INIT via NODE_API_MODULE): every worker thread loads its own copy.
+#include <napi.h>
+
+#include <algorithm>
+
+#include "addon_data.h"
+#include "errors.h"
+#include "native_engine.h"
+
+namespace dmacopy_addon {
+
+AddonData::~AddonData() {
+  for (auto& core : engines_) core->shutdown();
+  engines_.clear();
+  if (events_) events_->close();
+}
+
+void AddonData::set_event_handler(Napi::Env env, Napi::Function handler) {
+  if (events_) events_->close();
+  events_ = std::make_unique<EventChannel>(env, handler);
+}
+
+EventChannel& AddonData::events(Napi::Env env) {
+  if (!events_) throw coded_error(env, "ERR_DMACOPY_INTERNAL", "no event handler registered before an asynchronous copy");
+  return *events_;
+}
+
+void AddonData::register_engine(const std::shared_ptr<EngineCore>& core) { engines_.push_back(core); }
+
+void AddonData::unregister_engine(const std::shared_ptr<EngineCore>& core) {
+  engines_.erase(std::remove(engines_.begin(), engines_.end(), core), engines_.end());
+}
+
+namespace {
+
+Napi::Value SetEventHandler(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw coded_type_error(info.Env(), "ERR_DMACOPY_INVALID_ARG", "handler must be a function");
+  AddonData::of(info.Env()).set_event_handler(info.Env(), info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+// Called by lib/ when the number of copies in flight goes from 0 to 1 and back.
+Napi::Value RefEvents(const Napi::CallbackInfo& info) {
+  AddonData::of(info.Env()).events(info.Env()).ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value UnrefEvents(const Napi::CallbackInfo& info) {
+  AddonData::of(info.Env()).events(info.Env()).unref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
+  exports.Set("NativeEngine", NativeEngine::Define(env));
+  exports.Set("setEventHandler", Napi::Function::New<SetEventHandler>(env, "setEventHandler"));
+  exports.Set("refEvents", Napi::Function::New<RefEvents>(env, "refEvents"));
+  exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));
+  exports.Set("eventFields", Napi::Number::New(env, kEventFields));
+  return exports;
+}
+
+}  // namespace
+}  // namespace dmacopy_addon
+
+static Napi::Object InitDmacopy(Napi::Env env, Napi::Object exports) { return dmacopy_addon::Init(env, exports); }
+
+NODE_API_MODULE(dmacopy, InitDmacopy)

@@ -1,0 +1,42 @@
+// NativeEngine: the JavaScript handle of one engine. It owns the engine core (CPU threads, and
+// DSA queues with their poller once a DSA backend is open) and turns one copy call into a
+// validated plan, then into jobs per work. All policy (path choice, splitting, pending counters,
+// reports) lives in lib/; this class only executes and re-checks.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "cpu_engine.h"
+
+namespace dmacopy_addon {
+
+class EventChannel;
+
+// What outlives the JS handle if the environment is torn down first (or the other way round).
+struct EngineCore {
+  std::unique_ptr<dmacopy::CpuEngine> cpu;
+  uint64_t non_temporal_min_bytes = 0;  // batches at least this large stream their stores
+  bool closed = false;
+  void shutdown();
+};
+
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit NativeEngine(const Napi::CallbackInfo& info);
+  ~NativeEngine() override;
+
+ private:
+  // copy(mode, opId, buffers, form, table, bounds) -> Uint32Array of descriptors per work.
+  // mode 0: inline on the calling thread; 1: synchronous, caller plus pool; 2: asynchronous,
+  // progress arrives as events.
+  Napi::Value Copy(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<EngineCore> core_;
+};
+
+}  // namespace dmacopy_addon

@@ -1,0 +1,173 @@
+#include "batch_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dmacopy {
+namespace {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1, JavaScript's exact range
+
+bool to_index(double v, uint64_t& out) {
+  // Rejects NaN (all comparisons false), negatives, fractions and values past 2^53.
+  if (!(v >= 0.0 && v <= kMaxSafeInteger) || std::floor(v) != v) return false;
+  out = static_cast<uint64_t>(v);
+  return true;
+}
+
+PlanStatus fail(PlanError e, size_t folio, std::string msg) {
+  PlanStatus s;
+  s.error = e;
+  s.folio = folio;
+  s.message = std::move(msg);
+  return s;
+}
+
+// Resolves (buffer index, offset, length) to a pointer, or explains why it does not fit.
+PlanError resolve(const BufferSpan* bufs, size_t nbufs, uint64_t buf, uint64_t off, uint64_t len,
+                  uint8_t*& ptr) {
+  if (buf >= nbufs) return PlanError::BadBufferIndex;
+  const BufferSpan& b = bufs[buf];
+  if (off > b.len || len > b.len - off) return PlanError::OutOfBounds;
+  ptr = b.base + off;
+  return PlanError::None;
+}
+
+const char* side_name(int side) { return side == 0 ? "destination" : "source"; }
+
+struct Interval {
+  uintptr_t begin;
+  uintptr_t end;
+  size_t folio;
+};
+
+bool sorted_by_begin(const std::vector<Interval>& v) {
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i].begin < v[i - 1].begin) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, size_t n,
+                     std::vector<CopyRegion>& out) {
+  out.reserve(out.size() + n);
+  for (size_t i = 0; i < n; ++i) {
+    const double* f = table + i * kListFields;
+    uint64_t v[kListFields];
+    for (size_t j = 0; j < kListFields; ++j) {
+      if (!to_index(f[j], v[j])) return fail(PlanError::BadNumber, i, "folio table holds a value that is not a safe integer");
+    }
+    uint8_t* dst = nullptr;
+    uint8_t* src = nullptr;
+    for (int side = 0; side < 2; ++side) {
+      uint64_t buf = side == 0 ? v[0] : v[2];
+      uint64_t off = side == 0 ? v[1] : v[3];
+      PlanError e = resolve(bufs, nbufs, buf, off, v[4], side == 0 ? dst : src);
+      if (e != PlanError::None) {
+        return fail(e, i, std::string(side_name(side)) + " of folio " + std::to_string(i) +
+                              (e == PlanError::BadBufferIndex ? " names an unknown buffer" : " runs past the end of its buffer"));
+      }
+    }
+    out.push_back(CopyRegion{dst, src, static_cast<size_t>(v[4])});
+  }
+  return {};
+}
+
+PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table,
+                       std::vector<CopyRegion>& out) {
+  uint64_t v[kRegionFields];
+  for (size_t j = 0; j < kRegionFields; ++j) {
+    if (!to_index(table[j], v[j])) return fail(PlanError::BadNumber, 0, "region table holds a value that is not a safe integer");
+  }
+  const uint64_t total = v[4];
+  const uint64_t folio = v[5];
+  if (folio == 0 && total != 0) return fail(PlanError::BadNumber, 0, "folio size must be positive");
+  uint8_t* dst = nullptr;
+  uint8_t* src = nullptr;
+  if (resolve(bufs, nbufs, v[0], v[1], total, dst) != PlanError::None)
+    return fail(PlanError::OutOfBounds, 0, "destination region runs past the end of its buffer");
+  if (resolve(bufs, nbufs, v[2], v[3], total, src) != PlanError::None)
+    return fail(PlanError::OutOfBounds, 0, "source region runs past the end of its buffer");
+  if (total == 0) return {};
+  const uint64_t n = (total + folio - 1) / folio;
+  out.reserve(out.size() + n);
+  for (uint64_t i = 0, off = 0; i < n; ++i, off += folio) {
+    out.push_back(CopyRegion{dst + off, src + off, static_cast<size_t>(std::min(folio, total - off))});
+  }
+  return {};
+}
+
+PlanStatus check_overlaps(const std::vector<CopyRegion>& folios) {
+  std::vector<Interval> dsts;
+  std::vector<Interval> srcs;
+  dsts.reserve(folios.size());
+  srcs.reserve(folios.size());
+  for (size_t i = 0; i < folios.size(); ++i) {
+    const CopyRegion& r = folios[i];
+    if (r.len == 0) continue;
+    uintptr_t d = reinterpret_cast<uintptr_t>(r.dst);
+    uintptr_t s = reinterpret_cast<uintptr_t>(r.src);
+    dsts.push_back({d, d + r.len, i});
+    srcs.push_back({s, s + r.len, i});
+  }
+  auto by_begin = [](const Interval& a, const Interval& b) { return a.begin < b.begin; };
+  if (!sorted_by_begin(dsts)) std::sort(dsts.begin(), dsts.end(), by_begin);
+  for (size_t i = 1; i < dsts.size(); ++i) {
+    if (dsts[i].begin < dsts[i - 1].end) {
+      size_t a = std::min(dsts[i].folio, dsts[i - 1].folio), b = std::max(dsts[i].folio, dsts[i - 1].folio);
+      return fail(PlanError::DstOverlap, b, "destinations of folios " + std::to_string(a) + " and " + std::to_string(b) + " overlap");
+    }
+  }
+  if (!sorted_by_begin(srcs)) std::sort(srcs.begin(), srcs.end(), by_begin);
+  // Destinations are now disjoint and sorted, sources sorted by start: one merge pass finds any
+  // source that shares a byte with a destination.
+  size_t j = 0;
+  for (const Interval& s : srcs) {
+    while (j < dsts.size() && dsts[j].end <= s.begin) ++j;
+    if (j == dsts.size()) break;
+    if (dsts[j].begin < s.end) {
+      return fail(PlanError::SrcDstOverlap, dsts[j].folio,
+                  "destination of folio " + std::to_string(dsts[j].folio) + " overlaps the source of folio " + std::to_string(s.folio));
+    }
+  }
+  return {};
+}
+
+PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k,
+                       WorkPieces& out) {
+  const size_t n = folios.size();
+  out.pieces.clear();
+  out.work_begin.assign(k + 1, 0);
+  out.pieces.reserve(n + k);
+  uint64_t prev_f = 0, prev_o = 0;
+  for (size_t w = 0; w <= k; ++w) {
+    uint64_t f, o;
+    if (!to_index(bounds[2 * w], f) || !to_index(bounds[2 * w + 1], o))
+      return fail(PlanError::BadBounds, w, "work boundary is not a safe integer");
+    bool valid = f < n ? o < folios[f].len || (o == 0) : (f == n && o == 0);
+    if (w == 0) valid = valid && f == 0 && o == 0;
+    if (w == k) valid = valid && f == n && o == 0;
+    if (w > 0) valid = valid && (f > prev_f || (f == prev_f && o >= prev_o));
+    if (!valid) return fail(PlanError::BadBounds, w, "work boundaries must increase from the first byte to the last");
+    if (w > 0) {
+      // Pieces of work w-1: from (prev_f, prev_o) up to (f, o).
+      uint64_t cf = prev_f, co = prev_o;
+      while (cf < f || (cf == f && co < o)) {
+        const CopyRegion& r = folios[cf];
+        uint64_t end = (cf == f) ? o : r.len;
+        if (end > co) out.pieces.push_back(CopyRegion{r.dst + co, r.src + co, static_cast<size_t>(end - co)});
+        ++cf;
+        co = 0;
+        if (cf > f) break;
+      }
+    }
+    out.work_begin[w] = out.pieces.size();
+    prev_f = f;
+    prev_o = o;
+  }
+  return {};
+}
+
+}  // namespace dmacopy

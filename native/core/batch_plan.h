@@ -1,0 +1,70 @@
+// Turns what the Node-API layer unpacked (real buffer spans plus a numeric folio table that came
+// from JavaScript) into validated copy regions and per-work pieces. Every index, offset and
+// length from JavaScript is re-checked here against the real buffer sizes: JavaScript never
+// supplies an address, only (buffer index, offset, length) triples that must fit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "copy_region.h"
+
+namespace dmacopy {
+
+// One JavaScript ArrayBuffer (or SharedArrayBuffer) as the native layer saw it.
+struct BufferSpan {
+  uint8_t* base;
+  size_t len;
+};
+
+enum class PlanError : uint8_t {
+  None,
+  BadNumber,      // not a finite non-negative integer below 2^53
+  BadBufferIndex, // names a buffer that was not passed
+  OutOfBounds,    // offset + length past the end of the buffer
+  DstOverlap,     // two destinations share bytes
+  SrcDstOverlap,  // a destination shares bytes with a source
+  BadBounds,      // the work boundaries are not increasing or do not cover the batch
+};
+
+struct PlanStatus {
+  PlanError error = PlanError::None;
+  size_t folio = 0;  // the folio (or work) the error is about
+  std::string message;
+  bool ok() const { return error == PlanError::None; }
+};
+
+// Doubles per folio in the list-form table: dst buffer, dst offset, src buffer, src offset, length.
+constexpr size_t kListFields = 5;
+// Doubles in the region-form table: dst buffer, dst offset, src buffer, src offset, total bytes,
+// folio size. Folio i covers [i*folio, min((i+1)*folio, total)).
+constexpr size_t kRegionFields = 6;
+
+// Validates a list-form table of n folios and appends one region per folio to out.
+PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, size_t n,
+                     std::vector<CopyRegion>& out);
+
+// Validates a region-form table and appends one region per folio to out.
+PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table,
+                       std::vector<CopyRegion>& out);
+
+// Rejects destinations that overlap each other or any source. Completion order is not defined
+// (threads and DSA engines run in parallel), so such batches would give nondeterministic bytes.
+// Linear when folios are laid out in increasing address order (the common case), else sorts.
+PlanStatus check_overlaps(const std::vector<CopyRegion>& folios);
+
+// The pieces of one batch, split into works: pieces[work_begin[w], work_begin[w+1]) belong to work w.
+struct WorkPieces {
+  std::vector<CopyRegion> pieces;
+  std::vector<size_t> work_begin;
+};
+
+// Cuts folios at the work boundaries. bounds holds k+1 (folio index, byte offset in that folio)
+// pairs as doubles: work w runs from bounds[w] to bounds[w+1]; the first must be (0, 0) and the
+// last (n, 0). Zero-length pieces are dropped (a zero-length folio is a no-op).
+PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k,
+                       WorkPieces& out);
+
+}  // namespace dmacopy

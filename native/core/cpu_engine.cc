@@ -1,0 +1,119 @@
+#include "cpu_engine.h"
+
+#include <utility>
+
+namespace dmacopy {
+
+CpuEngine::CpuEngine(unsigned threads) {
+  if (threads == 0) threads = 1;
+  workers_.reserve(threads);
+  for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    w->thread = std::thread([this, raw] { worker_loop(raw); });
+  }
+}
+
+CpuEngine::~CpuEngine() { shutdown(); }
+
+void CpuEngine::submit(unsigned channel, CpuJob job) {
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  Worker& w = *workers_[channel % workers_.size()];
+  {
+    std::unique_lock<std::mutex> lock(w.mu);
+    if (w.stopping) {
+      // After shutdown there is no thread left: finish on the caller rather than drop the copy.
+      lock.unlock();
+      execute(job);
+      return;
+    }
+    w.jobs.push_back(std::move(job));
+  }
+  w.cv.notify_one();
+}
+
+void CpuEngine::copy_async(std::vector<CopyRegion> regions, std::function<void()> done) {
+  CpuJob job;
+  auto table = std::make_shared<std::vector<CopyRegion>>(std::move(regions));
+  job.begin = 0;
+  job.end = table->size();
+  job.table = std::move(table);
+  job.done = std::move(done);
+  submit(next_fallback_.fetch_add(1, std::memory_order_relaxed), std::move(job));
+}
+
+void CpuEngine::run_here(CpuJob& job) {
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  execute(job);
+}
+
+void CpuEngine::execute(CpuJob& job) {
+  const std::vector<CopyRegion>& t = *job.table;
+  uint32_t regions_since = 0;
+  uint64_t bytes_since = 0;
+  uint64_t total_bytes = 0;
+  for (size_t i = job.begin; i < job.end; ++i) {
+    const CopyRegion& r = t[i];
+    copy_bytes(r.dst, r.src, r.len, job.store);
+    ++regions_since;
+    bytes_since += r.len;
+    if (bytes_since >= kProgressReportBytes && i + 1 < job.end && job.sink) {
+      if (job.store == StoreKind::NonTemporal) store_fence();
+      job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
+      total_bytes += bytes_since;
+      regions_since = 0;
+      bytes_since = 0;
+    }
+  }
+  // Streaming stores must be globally visible before anyone is told the bytes are there.
+  if (job.store == StoreKind::NonTemporal) store_fence();
+  total_bytes += bytes_since;
+  stat_jobs_.fetch_add(1, std::memory_order_relaxed);
+  stat_regions_.fetch_add(job.end - job.begin, std::memory_order_relaxed);
+  stat_bytes_.fetch_add(total_bytes, std::memory_order_relaxed);
+  // Drop our share of the table before reporting: the report may free the batch.
+  job.table.reset();
+  if (job.sink) job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
+  if (job.done) job.done();
+  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void CpuEngine::worker_loop(Worker* w) {
+  for (;;) {
+    CpuJob job;
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      w->cv.wait(lock, [&] { return !w->jobs.empty() || w->stopping; });
+      if (w->jobs.empty()) return;  // stopping, and nothing left to copy
+      job = std::move(w->jobs.front());
+      w->jobs.pop_front();
+    }
+    execute(job);
+  }
+}
+
+void CpuEngine::shutdown() {
+  std::lock_guard<std::mutex> guard(shutdown_mu_);
+  if (joined_) return;
+  for (auto& w : workers_) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->stopping = true;
+    }
+    w->cv.notify_all();
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  joined_ = true;
+}
+
+CpuEngineStats CpuEngine::stats() const {
+  CpuEngineStats s;
+  s.jobs = stat_jobs_.load(std::memory_order_relaxed);
+  s.regions = stat_regions_.load(std::memory_order_relaxed);
+  s.bytes = stat_bytes_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace dmacopy

@@ -1,0 +1,99 @@
+// The CPU copy engine: a fixed pool of native threads (not libuv's pool, which fs, crypto and
+// zlib share) that copy lists of regions. Each thread is one channel with its own job queue, so
+// a work given to channel i runs on thread i, as a work given to a DSA queue runs on that queue.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "copy_kernels.h"
+#include "copy_region.h"
+#include "cpu_copier.h"
+
+namespace dmacopy {
+
+// Receives progress of CPU jobs. Called on engine threads; `regions` and `bytes` are deltas
+// since the last call for the same job, and every byte they count is already in memory.
+class CpuJobSink {
+ public:
+  virtual ~CpuJobSink() = default;
+  virtual void job_progress(uint64_t op_id, uint32_t work, uint32_t regions, uint64_t bytes) = 0;
+};
+
+// One share of a batch: regions [begin, end) of a table the job co-owns.
+struct CpuJob {
+  std::shared_ptr<const std::vector<CopyRegion>> table;
+  size_t begin = 0;
+  size_t end = 0;
+  uint64_t op_id = 0;
+  uint32_t work = 0;
+  StoreKind store = StoreKind::Cached;
+  CpuJobSink* sink = nullptr;           // progress reports (may be null)
+  std::function<void()> done;           // called after the last byte (may be empty)
+};
+
+struct CpuEngineStats {
+  uint64_t jobs = 0;
+  uint64_t regions = 0;
+  uint64_t bytes = 0;
+};
+
+class CpuEngine final : public CpuCopier {
+ public:
+  explicit CpuEngine(unsigned threads);
+  ~CpuEngine() override;
+  CpuEngine(const CpuEngine&) = delete;
+  CpuEngine& operator=(const CpuEngine&) = delete;
+
+  unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
+
+  // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy.
+  void submit(unsigned channel, CpuJob job);
+
+  // CpuCopier: used by the DSA engine to finish descriptors the device did not.
+  void copy_async(std::vector<CopyRegion> regions, std::function<void()> done) override;
+
+  // Copies on the calling thread (the inline path for small batches and the caller's own share
+  // of a synchronous batch). Reports to job.sink and calls job.done like a queued job.
+  void run_here(CpuJob& job);
+
+  // Jobs queued or running.
+  uint64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+
+  // Lets queued jobs finish, then joins the threads. Idempotent; later submits run inline.
+  void shutdown();
+
+  CpuEngineStats stats() const;
+
+ private:
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<CpuJob> jobs;
+    bool stopping = false;  // guarded by mu: a job is either queued before it or run inline
+    std::thread thread;
+  };
+
+  void worker_loop(Worker* w);
+  void execute(CpuJob& job);
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<uint64_t> in_flight_{0};
+  std::atomic<unsigned> next_fallback_{0};
+  std::atomic<uint64_t> stat_jobs_{0}, stat_regions_{0}, stat_bytes_{0};
+  std::mutex shutdown_mu_;
+  bool joined_ = false;
+};
+
+// How many bytes a job copies between two progress reports: large enough that reports cost
+// nothing next to the copy, small enough that a big work shows progress.
+constexpr uint64_t kProgressReportBytes = 16ull << 20;
+
+}  // namespace dmacopy

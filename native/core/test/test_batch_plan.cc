@@ -1,0 +1,114 @@
+// Validation and splitting of batches: every number from JavaScript is re-checked here.
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "batch_plan.h"
+#include "check.h"
+
+using namespace dmacopy;
+
+namespace {
+std::vector<uint8_t> a(1 << 16), b(1 << 16);
+BufferSpan spans[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+}  // namespace
+
+TEST("list form resolves pointers and lengths") {
+  double t[] = {0, 100, 1, 200, 50, 0, 4096, 1, 0, 4096};
+  std::vector<CopyRegion> out;
+  CHECK(plan_list(spans, 2, t, 2, out).ok());
+  CHECK_EQ(out.size(), 2u);
+  CHECK(out[0].dst == a.data() + 100 && out[0].src == b.data() + 200 && out[0].len == 50);
+  CHECK(out[1].dst == a.data() + 4096 && out[1].src == b.data() && out[1].len == 4096);
+}
+
+TEST("list form rejects bad numbers, indexes and bounds") {
+  const double bad[] = {-1, 0.5, std::nan(""), std::numeric_limits<double>::infinity(), 9007199254740992.0};
+  for (double v : bad) {
+    for (int field = 0; field < 5; ++field) {
+      double t[] = {0, 0, 1, 0, 8};
+      t[field] = v;
+      std::vector<CopyRegion> out;
+      CHECK(plan_list(spans, 2, t, 1, out).error == PlanError::BadNumber);
+    }
+  }
+  double idx[] = {2, 0, 1, 0, 8};
+  std::vector<CopyRegion> out;
+  CHECK(plan_list(spans, 2, idx, 1, out).error == PlanError::BadBufferIndex);
+  double past[] = {0, 65530, 1, 0, 7};
+  CHECK(plan_list(spans, 2, past, 1, out).error == PlanError::OutOfBounds);
+  double huge_len[] = {0, 1, 1, 0, 9007199254740991.0};
+  CHECK(plan_list(spans, 2, huge_len, 1, out).error == PlanError::OutOfBounds);
+  double exact_end[] = {0, 65530, 1, 65530, 6};
+  std::vector<CopyRegion> ok;
+  CHECK(plan_list(spans, 2, exact_end, 1, ok).ok());
+}
+
+TEST("region form covers the tail folio") {
+  double t[] = {0, 0, 1, 0, 10000, 4096};
+  std::vector<CopyRegion> out;
+  CHECK(plan_region(spans, 2, t, out).ok());
+  CHECK_EQ(out.size(), 3u);
+  CHECK_EQ(out[2].len, 10000u - 8192u);
+  double past[] = {0, 60000, 1, 0, 10000, 4096};
+  CHECK(plan_region(spans, 2, past, out).error == PlanError::OutOfBounds);
+  double zero_folio[] = {0, 0, 1, 0, 10, 0};
+  CHECK(plan_region(spans, 2, zero_folio, out).error == PlanError::BadNumber);
+}
+
+TEST("overlapping destinations and source/destination overlap are found") {
+  std::vector<CopyRegion> f = {{a.data(), b.data(), 100}, {a.data() + 100, b.data() + 100, 100}};
+  CHECK(check_overlaps(f).ok());
+  f[1].dst = a.data() + 99;
+  CHECK(check_overlaps(f).error == PlanError::DstOverlap);
+  f = {{a.data() + 1000, b.data(), 100}, {a.data(), a.data() + 1050, 10}};
+  CHECK(check_overlaps(f).error == PlanError::SrcDstOverlap);
+  // Sources may overlap each other; zero-length folios never overlap anything.
+  f = {{a.data(), b.data(), 100}, {a.data() + 200, b.data(), 100}, {a.data() + 50, b.data(), 0}};
+  CHECK(check_overlaps(f).ok());
+}
+
+TEST("overlap check agrees with brute force on random layouts") {
+  std::mt19937_64 rng(42);
+  for (int iter = 0; iter < 2000; ++iter) {
+    size_t n = 1 + rng() % 12;
+    std::vector<CopyRegion> f;
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t* base = (rng() & 1) ? a.data() : b.data();
+      size_t off = rng() % 4000, len = rng() % 300;
+      uint8_t* sbase = (rng() & 1) ? a.data() : b.data();
+      f.push_back({base + off, sbase + rng() % 4000, len});
+    }
+    bool expect_bad = false;
+    auto hit = [](const uint8_t* p, size_t pl, const uint8_t* q, size_t ql) {
+      return pl && ql && p < q + ql && q < p + pl;
+    };
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j) {
+        if (i != j && hit(f[i].dst, f[i].len, f[j].dst, f[j].len)) expect_bad = true;
+        if (hit(f[i].dst, f[i].len, f[j].src, f[j].len)) expect_bad = true;
+      }
+    CHECK_EQ(!check_overlaps(f).ok(), expect_bad);
+  }
+}
+
+TEST("split_works cuts folios at byte boundaries and covers every byte once") {
+  std::vector<CopyRegion> f = {{a.data(), b.data(), 4096}, {a.data() + 4096, b.data() + 4096, 0},
+                               {a.data() + 8192, b.data() + 8192, 8192}};
+  double bounds[] = {0, 0, 2, 2048, 3, 0};
+  WorkPieces wp;
+  CHECK(split_works(f, bounds, 2, wp).ok());
+  CHECK_EQ(wp.work_begin[0], 0u);
+  CHECK_EQ(wp.work_begin[1], 2u);
+  CHECK_EQ(wp.work_begin[2], 3u);
+  CHECK_EQ(wp.pieces[1].len, 2048u);
+  CHECK(wp.pieces[2].dst == a.data() + 8192 + 2048 && wp.pieces[2].len == 6144);
+  double backwards[] = {0, 0, 2, 2048, 1, 0, 3, 0};
+  CHECK(split_works(f, backwards, 3, wp).error == PlanError::BadBounds);
+  double not_covering[] = {0, 0, 2, 0};
+  CHECK(split_works(f, not_covering, 1, wp).error == PlanError::BadBounds);
+  double past_folio[] = {0, 0, 0, 5000, 3, 0};
+  CHECK(split_works(f, past_folio, 2, wp).error == PlanError::BadBounds);
+}
+
+DMACOPY_TEST_MAIN

@@ -1,0 +1,84 @@
+// The one interface every DSA work queue implements: the software device (soft_device.*) and the
+// real /dev/dsa queue (user_queue.*). Nothing above this interface knows which one it talks to
+// (the split follows SPDK's idxd.c / idxd_user.c / idxd_kernel.c).
+#pragma once
+
+#include <linux/idxd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dmacopy {
+
+enum class WqMode : uint8_t { Dedicated, Shared };
+
+// What one submission attempt returned.
+enum class SubmitStatus : uint8_t {
+  Accepted,  // the descriptor was handed to the device (for a dedicated queue this proves nothing:
+             // MOVDIR64B is a posted write; the caller must never exceed `size` in flight)
+  Retry,     // shared queue full (ENQCMD ZF=1, write() EAGAIN): back off, then use the CPU
+  Disabled,  // the queue is disabled or the device halted: stop using it
+  Error,     // the submission path itself failed (errno in last_errno())
+};
+
+struct WqInfo {
+  std::string name;                    // "wq0.0" or "soft0.0"
+  WqMode mode = WqMode::Dedicated;
+  uint32_t size = 0;                   // descriptors the queue holds (dedicated: the in-flight bound)
+  uint64_t max_transfer_size = 0;      // bytes per descriptor
+  uint32_t max_batch_size = 0;         // 0 or 1: no batch descriptors through this queue
+  bool cache_control = false;          // the device honours IDXD_OP_FLAG_CC (gen_cap bit 2)
+  bool block_on_fault = false;         // the queue was configured with block_on_fault=1
+  int numa_node = -1;
+};
+
+class WorkQueue {
+ public:
+  virtual ~WorkQueue() = default;
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+
+  virtual const WqInfo& info() const = 0;
+
+  // Submits one 64-byte descriptor. The descriptor memory may be reused as soon as this returns
+  // (MOVDIR64B/ENQCMD/write() all copy it); the completion record it names must stay valid
+  // until the device wrote it or drain() returned. The caller zeroes the record and fences
+  // before calling (build helpers in dsa_hw.h do both).
+  virtual SubmitStatus submit(const dsa_hw_desc& desc) = 0;
+
+  // Submits up to n descriptors in order; returns how many were accepted and, when fewer than
+  // n, the status of the first one that was not. The write() path sends them in one syscall.
+  virtual size_t submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) {
+    for (size_t i = 0; i < n; ++i) {
+      SubmitStatus s = submit(descs[i]);
+      if (s != SubmitStatus::Accepted) {
+        if (stopped) *stopped = s;
+        return i;
+      }
+    }
+    if (stopped) *stopped = SubmitStatus::Accepted;
+    return n;
+  }
+
+  // Cheap health check the poller calls while descriptors are outstanding (real queue: poll()
+  // on the fd reports a software error such as a dropped descriptor; also sysfs state).
+  // Returns false once the queue can no longer be trusted to complete what it holds.
+  virtual bool healthy() = 0;
+
+  // Blocks until the device will write nothing more for any descriptor submitted so far
+  // (software device: aborts what it holds; real queue: close the fd and unmap the portal, the
+  // kernel drains on release). Afterwards the queue is unusable until reopen() succeeds.
+  virtual void drain() = 0;
+
+  // Makes a drained or unhealthy queue usable again, if it can be. Returns false if not.
+  virtual bool reopen() = 0;
+
+  // errno of the last failed system call, 0 if none.
+  virtual int last_errno() const { return 0; }
+
+ protected:
+  WorkQueue() = default;
+};
+
+}  // namespace dmacopy
