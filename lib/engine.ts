@@ -8,7 +8,7 @@ import {
   defaultCpuThreads,
   defaultNonTemporalMinBytes,
 } from './defaults';
-import { DmacopyError, closedError, invalidArg, outOfRange } from './errors';
+import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
 import { CopyMode, type NativeEngine, nativeBinding, nativeLoadError } from './native';
 import { SPLIT_UNIT, workBounds } from './split';
@@ -125,8 +125,8 @@ export class Engine {
       op.report.descriptors = sum(counts);
       op.completeAll(batch.bytes);
     } catch (err) {
-      op.abort(err as Error);
-      throw err;
+      op.abort(fromNative(err));
+      throw fromNative(err);
     }
     this.#account(op.report, false);
     return op.report;
@@ -170,15 +170,22 @@ export class Engine {
     return Math.min(this.#options.channels, byBytes);
   }
 
+  /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
   #newOp(batch: PreparedBatch, k: number): BatchOp {
-    return new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
+    const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
+    op.done.catch(() => {});  // the caller gets the error thrown, not this promise
+    return op;
   }
 
   #copyInline(batch: PreparedBatch): CopyReport {
     const op = this.#newOp(batch, 1);
     if (this.#native) {
       const bounds = new Float64Array([0, 0, batch.folios, 0]);
-      op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
+      try {
+        op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
+      } catch (err) {
+        throw fromNative(err);
+      }
     } else {
       copyInJs(batch);
       op.report.descriptors = batch.folios;
@@ -200,7 +207,7 @@ export class Engine {
       const counts = (this.#native as NativeEngine).copy(CopyMode.Async, op.id, batch.buffers, batch.form, batch.table, workBounds(batch, k));
       op.start(counts);
     } catch (err) {
-      op.abort(err as Error);
+      op.abort(fromNative(err));
       return op.done;
     }
     return op.done.then((report) => {
@@ -224,6 +231,16 @@ export class Engine {
     t.fallbacks.submit += r.fallbacks.submit;
     t.outOfOrder += r.outOfOrder;
   }
+}
+
+/** Native re-checks throw plain TypeError/RangeError with a code; give them the library's classes. */
+function fromNative(err: unknown): Error {
+  if (!(err instanceof Error)) return new DmacopyError('ERR_DMACOPY_INTERNAL', String(err));
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_DMACOPY_') || err instanceof DmacopyError) return err;
+  if (err instanceof DmacopyTypeError || err instanceof DmacopyRangeError) return err;
+  const Cls = err instanceof RangeError ? DmacopyRangeError : err instanceof TypeError ? DmacopyTypeError : DmacopyError;
+  return new Cls(code as DmacopyErrorCode, err.message);
 }
 
 function sum(a: ArrayLike<number>): number {

@@ -62,6 +62,8 @@ export interface NativeBinding {
   refEvents(): void;
   unrefEvents(): void;
   eventFields: number;
+  /** Benchmark yardstick: a plain multi-threaded memcpy of src into dst; returns nanoseconds. */
+  memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
 }
 
 let binding: NativeBinding | undefined;

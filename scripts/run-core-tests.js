@@ -27,6 +27,8 @@ if (sanitize) flags.push('-fsanitize=address,undefined', '-fno-omit-frame-pointe
 
 let passed = 0;
 let failed = 0;
+let casesPassed = 0;
+let casesFailed = 0;
 for (const t of tests) {
   const bin = path.join(outDir, t.replace(/\.cc$/, ''));
   try {
@@ -36,7 +38,16 @@ for (const t of tests) {
     failed++;
     continue;
   }
-  const r = spawnSync(bin, [], { stdio: 'inherit', timeout: 300_000 });
+  const r = spawnSync(bin, [], { encoding: 'utf8', timeout: 300_000 });
+  process.stdout.write(r.stdout || '');
+  process.stderr.write(r.stderr || '');
+  const m = /(\d+) passed, (\d+) failed/.exec(r.stdout || '');
+  if (m) {
+    casesPassed += Number(m[1]);
+    casesFailed += Number(m[2]);
+  } else {
+    casesFailed++; // crashed before printing its summary
+  }
   if (r.status === 0) passed++;
   else {
     console.error(`core test ${t}: exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}`);
@@ -44,4 +55,5 @@ for (const t of tests) {
   }
 }
 console.log(`core test files: ${passed} passed, ${failed} failed`);
+fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }));
 process.exit(failed ? 1 : 0);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "addon_data.h"
+#include "bench_hooks.h"
 #include "errors.h"
 #include "native_engine.h"
 
@@ -58,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("refEvents", Napi::Function::New<RefEvents>(env, "refEvents"));
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));
   exports.Set("eventFields", Napi::Number::New(env, kEventFields));
+  exports.Set("memcpyBound", Napi::Function::New<MemcpyBound>(env, "memcpyBound"));
   return exports;
 }
 

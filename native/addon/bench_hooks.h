@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace dmacopy_addon {
+Napi::Value MemcpyBound(const Napi::CallbackInfo& info);
+}
