@@ -26,6 +26,11 @@ function registry(): { b: NativeBinding; r: Registry } {
   return { b, r };
 }
 
+/** Installs this thread's event handler (device engines need it before they open). */
+export function ensureEventChannel(): void {
+  registry();
+}
+
 export function nextOpId(): number {
   const { r } = registry();
   // Op ids travel as doubles; wrapping far below 2^53 keeps them exact.

@@ -10,14 +10,27 @@ import {
 } from './defaults';
 import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
-import { CopyMode, type NativeEngine, nativeBinding, nativeLoadError } from './native';
+import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
+import { ensureEventChannel } from './completions';
+import { CopyMode, EVENT_FIELDS, type NativeEngine, type NativeQueueOpenResult, nativeBinding, nativeLoadError } from './native';
 import { SPLIT_UNIT, workBounds } from './split';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from './types';
 import { type PreparedBatch, checkNonNegative, checkPositiveInt, describe, prepareBatch } from './validate';
 import { BatchOp, zeroFallbacks } from './work';
 
 const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
-const ENGINE_OPTION_KEYS = new Set(['backend', 'channels', 'cpuThreads', 'timeoutMs', 'minOffloadBytes', 'nonTemporalMinBytes']);
+const ENGINE_OPTION_KEYS = new Set([
+  'backend',
+  'channels',
+  'cpuThreads',
+  'timeoutMs',
+  'minOffloadBytes',
+  'nonTemporalMinBytes',
+  'emulator',
+  'cacheControl',
+  'submission',
+  'numaNode',
+]);
 
 interface ResolvedOptions {
   backend: ResolvedBackend;
@@ -26,6 +39,9 @@ interface ResolvedOptions {
   timeoutMs: number;
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
+  dsa?: NativeDsaConfig;
+  /** Why 'auto' chose what it chose. */
+  autoReason?: string;
 }
 
 let warnedJsFallback = false;
@@ -43,21 +59,42 @@ function resolveOptions(options: unknown): ResolvedOptions {
   if (typeof backend !== 'string' || !BACKENDS.includes(backend as Backend)) {
     throw invalidArg('options.backend', `backend must be one of ${BACKENDS.join(', ')}, got ${describe(backend)}`);
   }
-  if (backend === 'emulated' || backend === 'dsa') {
-    throw new DmacopyError(
-      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
-      `the '${backend}' backend is not available in this version of dmacopy: use backend 'cpu' or 'auto'`,
-      { argument: 'options.backend' },
-    );
+  if (o.emulator !== undefined && backend !== 'emulated') {
+    throw invalidArg('options.emulator', "emulator settings apply to backend 'emulated' only");
   }
+  if (o.cacheControl !== undefined && typeof o.cacheControl !== 'boolean') throw invalidArg('options.cacheControl', 'cacheControl must be a boolean');
+  if (o.submission !== undefined && !['auto', 'portal', 'write'].includes(o.submission as string)) {
+    throw invalidArg('options.submission', `submission must be 'auto', 'portal' or 'write', got ${describe(o.submission)}`);
+  }
+  const numaNode = o.numaNode === undefined ? undefined : checkPositiveInt(o.numaNode, 'options.numaNode', 0, 4096);
   const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkPositiveInt(o.cpuThreads, 'options.cpuThreads', 1, 256);
-  const channels = o.channels === undefined ? cpuThreads : checkPositiveInt(o.channels, 'options.channels', 1, 1024);
+  const requestedChannels = o.channels === undefined ? undefined : checkPositiveInt(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? 1000 : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
   const minOffloadBytes = o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
   const nonTemporalMinBytes =
     o.nonTemporalMinBytes === undefined ? defaultNonTemporalMinBytes() : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
-  return { backend: 'cpu', channels, cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes };
+  const common = { cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes };
+  const dsaOptions = { cacheControl: o.cacheControl ?? false, pageFaultRetries: 2, quarantineAfter: 3 };
+  if (backend === 'emulated') {
+    const queues = emulatorQueues(o.emulator, requestedChannels);
+    return { ...common, backend: 'emulated', channels: queues.length, dsa: { kind: 'emulated', queues, options: dsaOptions } };
+  }
+  if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
+    try {
+      const queues = userQueues({ channels: requestedChannels, numaNode, submission: o.submission });
+      return { ...common, backend: 'dsa', channels: queues.length, dsa: { kind: 'user', queues, options: dsaOptions } };
+    } catch (err) {
+      if (backend === 'dsa') throw err;
+      return { ...common, backend: 'cpu', channels: requestedChannels ?? cpuThreads, autoReason: (err as Error).message };
+    }
+  }
+  return {
+    ...common,
+    backend: 'cpu',
+    channels: requestedChannels ?? cpuThreads,
+    autoReason: backend === 'auto' ? 'no usable DSA work queue on this host' : undefined,
+  };
 }
 
 export class Engine {
@@ -83,7 +120,16 @@ export class Engine {
     this.#options = options;
     const binding = nativeBinding();
     if (binding) {
-      this.#native = new binding.NativeEngine({ threads: options.cpuThreads, nonTemporalMinBytes: options.nonTemporalMinBytes });
+      if (options.dsa) ensureEventChannel();  // device completions need the channel at open
+      this.#native = new binding.NativeEngine({
+        threads: options.cpuThreads,
+        nonTemporalMinBytes: options.nonTemporalMinBytes,
+        timeoutMs: options.timeoutMs,
+        dsa: options.dsa,
+      });
+      if (options.dsa?.kind === 'user') this.#checkOpened(options.dsa);
+    } else if (options.dsa) {
+      throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `the '${options.backend}' backend needs the native addon, which did not load: ${nativeLoadError()?.message}`);
     } else if (!warnedJsFallback) {
       warnedJsFallback = true;
       process.emitWarning(
@@ -92,6 +138,18 @@ export class Engine {
       );
     }
   }
+
+  /** Every /dev/dsa queue failed to open: say why, per queue, and release what was opened. */
+  #checkOpened(dsa: NativeDsaConfig): void {
+    const results = (this.#native as NativeEngine).queues();
+    this.#queueResults = results.map((r, i) => ({ name: (dsa.queues[i] as { name: string }).name, ...r }));
+    if (results.some((r) => r.ok)) return;
+    (this.#native as NativeEngine).close();
+    const why = this.#queueResults.map((r) => `${r.name}: ${r.reason}${r.remedy ? ` (${r.remedy})` : ''}`).join('; ');
+    throw new DmacopyError('ERR_DMACOPY_DEVICE', `no DSA work queue could be opened: ${why}`);
+  }
+
+  #queueResults: (NativeQueueOpenResult & { name: string })[] = [];
 
   get backend(): ResolvedBackend {
     return this.#options.backend;
@@ -120,10 +178,17 @@ export class Engine {
     const k = this.#worksFor(batch);
     const op = this.#newOp(batch, k);
     try {
-      const counts = this.#native.copy(CopyMode.Sync, op.id, batch.buffers, batch.form, batch.table, workBounds(batch, k));
-      op.start(new Uint32Array(k));  // every work finished inside the call: nothing pending
+      const totals = new Float64Array(EVENT_FIELDS);
+      const id = this.#options.dsa ? nextOpId() : 0;
+      const counts = this.#native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, workBounds(batch, k), totals);
       op.report.descriptors = sum(counts);
-      op.completeAll(batch.bytes);
+      if (this.#options.dsa) {
+        // Device copies: the native layer summed this op's events while the caller waited.
+        op.applyTotals(totals);
+        op.completeAll(0);
+      } else {
+        op.completeAll(batch.bytes);
+      }
     } catch (err) {
       op.abort(fromNative(err));
       throw fromNative(err);
@@ -151,6 +216,9 @@ export class Engine {
       jsFallback: this.#native === undefined,
       minOffloadBytes: this.#options.minOffloadBytes,
       nonTemporalMinBytes: this.#options.nonTemporalMinBytes,
+      autoReason: this.#options.autoReason,
+      native: this.#native?.stats(),
+      queues: this.#queueResults.length ? this.#queueResults : undefined,
     };
   }
 

@@ -33,6 +33,19 @@ export const enum TableForm {
 export interface NativeEngineOptions {
   threads: number;
   nonTemporalMinBytes: number;
+  timeoutMs?: number;
+  dsa?: import('./backends').NativeDsaConfig;
+}
+
+export interface NativeQueueOpenResult {
+  ok: boolean;
+  code: string;
+  errno: number;
+  reason: string;
+  remedy: string;
+  path: string;
+  instruction: string;
+  pathNote: string;
 }
 
 export interface NativeEngineStats {
@@ -41,6 +54,7 @@ export interface NativeEngineStats {
   cpuBytes: number;
   cpuThreads: number;
   inFlightJobs: number;
+  dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
 }
 
 export interface NativeEngine {
@@ -51,8 +65,11 @@ export interface NativeEngine {
     form: TableForm,
     table: Float64Array,
     bounds: Float64Array,
+    /** Synchronous device copies: receives the sum of the op's events (event layout). */
+    totals?: Float64Array,
   ): Uint32Array;
   stats(): NativeEngineStats;
+  queues(): NativeQueueOpenResult[];
   close(): void;
 }
 

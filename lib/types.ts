@@ -16,6 +16,50 @@ export interface EngineOptions {
   minOffloadBytes?: number;
   /** Batches at least this large use non-temporal (cache-bypassing) stores on the CPU path. */
   nonTemporalMinBytes?: number;
+  /** Backend 'emulated': the software DSA device's shape and injected faults. */
+  emulator?: EmulatorOptions;
+  /** DSA backends: set the cache-control flag (destination writes allocate in the LLC) where the device supports it. Default false. */
+  cacheControl?: boolean;
+  /** Backend 'dsa': how descriptors reach the device. 'auto' maps the portal when allowed (CAP_SYS_RAWIO), else write(). */
+  submission?: 'auto' | 'portal' | 'write';
+  /** Backend 'dsa': prefer queues of devices on this NUMA node. */
+  numaNode?: number;
+}
+
+/** Probabilities (0..1) per descriptor of each fault the software device injects. */
+export interface EmulatorFaults {
+  /** Partial completion with DSA_COMP_PAGE_FAULT_NOBOF. */
+  pageFault?: number;
+  /** Of the page faults, the share reported as a backward copy (result = 1). */
+  backward?: number;
+  /** A hardware error status. */
+  error?: number;
+  /** Never completes (until the queue is drained). */
+  hang?: number;
+  /** Completes only after lateMs. */
+  late?: number;
+  lateMs?: number;
+  /** Shared queue: a spurious Retry at submission. */
+  retry?: number;
+  /** The queue gets disabled when this descriptor runs. */
+  disable?: number;
+}
+
+export interface EmulatorOptions {
+  /** Software queues (channels). Default: options.channels, else 2. */
+  queues?: number;
+  /** Engine threads per queue. Default 2. */
+  engines?: number;
+  /** Descriptors a queue holds. Default 128. */
+  wqSize?: number;
+  mode?: 'dedicated' | 'shared';
+  maxTransferSize?: number;
+  maxBatchSize?: number;
+  /** Seeds every latency, jitter and fault decision, so a failing order replays. */
+  seed?: number;
+  latencyUs?: number;
+  jitterUs?: number;
+  faults?: EmulatorFaults;
 }
 
 export interface CopyOptions {
@@ -71,4 +115,10 @@ export interface EngineStats {
   jsFallback: boolean;
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
+  /** Backend 'auto': why it chose the backend it chose. */
+  autoReason?: string;
+  /** Native counters: CPU jobs, and per DSA channel submissions, completions, drains, quarantines. */
+  native?: object;
+  /** Backend 'dsa': how each queue opened (submission path, instruction, or why not). */
+  queues?: { name: string; ok: boolean; reason: string; remedy: string; path: string; instruction: string }[];
 }

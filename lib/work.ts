@@ -96,6 +96,18 @@ export class BatchOp {
     if (work.pending === 0 && --this.remaining === 0) this.finish();
   }
 
+  /** Applies the summed events of a synchronous device copy (event layout, op and work ignored). */
+  applyTotals(t: Float64Array): void {
+    const r = this.report;
+    r.offloadedBytes += t[EventField.DeviceBytes] as number;
+    r.cpuBytes += t[EventField.CpuBytes] as number;
+    r.fallbacks.timeout += t[EventField.FallbackTimeout] as number;
+    r.fallbacks.error += t[EventField.FallbackError] as number;
+    r.fallbacks.pageFault += t[EventField.FallbackPageFault] as number;
+    r.fallbacks.submit += t[EventField.FallbackSubmit] as number;
+    r.outOfOrder += t[EventField.OutOfOrder] as number;
+  }
+
   /** Marks every descriptor done at once (synchronous and inline copies). */
   completeAll(cpuBytes: number): void {
     for (const w of this.works) w.pending = 0;

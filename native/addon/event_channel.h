@@ -10,6 +10,10 @@
 #include <mutex>
 #include <vector>
 
+#include <condition_variable>
+#include <unordered_map>
+
+#include "completion_event.h"
 #include "cpu_engine.h"
 
 namespace dmacopy_addon {
@@ -26,7 +30,22 @@ struct EventRecord {
   double f[kEventFields];
 };
 
-class EventChannel final : public dmacopy::CpuJobSink {
+// A synchronous copy (copyBatchSync) waits on the calling thread for its descriptors instead of
+// receiving events in JavaScript: its events are counted here and never queued.
+class SyncWaiter {
+ public:
+  void add(const struct EventRecord& record);
+  // Blocks until `expected` descriptors completed (events may arrive before expected is known),
+  // then returns the sum of every event of the op.
+  struct EventRecord wait_for(uint64_t expected);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  double totals_[16] = {};
+};
+
+class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink {
  public:
   EventChannel(Napi::Env env, Napi::Function handler);
   ~EventChannel() override;
@@ -34,6 +53,12 @@ class EventChannel final : public dmacopy::CpuJobSink {
   // Any thread. Events for the same (op, work) that arrive back to back are merged.
   void post(const EventRecord& record);
   void job_progress(uint64_t op_id, uint32_t work, uint32_t regions, uint64_t bytes) override;
+  // EventSink: the DSA poller's coalesced events.
+  void post(const dmacopy::CompletionEvent* ev, size_t n) override;
+
+  // Routes the events of op_id to `waiter` instead of JavaScript until unregistered.
+  void register_sync(uint64_t op_id, SyncWaiter* waiter);
+  void unregister_sync(uint64_t op_id);
 
   // JS thread: keep the event loop alive while copies are in flight, and only then.
   void ref(Napi::Env env);
@@ -47,8 +72,12 @@ class EventChannel final : public dmacopy::CpuJobSink {
   struct Queue {
     std::mutex mu;
     std::vector<EventRecord> pending;
+    std::unordered_map<uint64_t, SyncWaiter*> sync_waiters;
     bool closed = false;
   };
+  // Queues one record; returns true if JavaScript must be woken. Caller holds queue_->mu.
+  bool enqueue_locked(const EventRecord& record);
+  void wake();
   static void deliver(const std::shared_ptr<Queue>& queue, Napi::Env env, Napi::Function handler);
 
   std::shared_ptr<Queue> queue_ = std::make_shared<Queue>();

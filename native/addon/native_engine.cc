@@ -1,8 +1,12 @@
 #include "native_engine.h"
 
+#include <time.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <string>
+
+#include "soft_device.h"
 
 #include "addon_data.h"
 #include "args.h"
@@ -41,17 +45,106 @@ class Latch {
   size_t n_;
 };
 
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+double number_or(const Napi::Object& o, const char* key, double dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsUndefined() ? dflt : number_arg(v, key);
+}
+
+bool bool_or(const Napi::Object& o, const char* key, bool dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsUndefined() ? dflt : v.ToBoolean().Value();
+}
+
+std::string string_or(const Napi::Object& o, const char* key, const std::string& dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsString()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+dmacopy::WqMode mode_of(const Napi::Object& o) {
+  std::string m = string_or(o, "mode", "dedicated");
+  if (m == "dedicated") return dmacopy::WqMode::Dedicated;
+  if (m == "shared") return dmacopy::WqMode::Shared;
+  throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "mode must be 'dedicated' or 'shared'");
+}
+
+// One software DSA queue from the (already validated) emulator settings of lib/.
+std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
+  dmacopy::SoftDeviceConfig c;
+  c.name = string_or(q, "name", c.name);
+  c.engines = static_cast<uint32_t>(number_or(q, "engines", c.engines));
+  c.wq_size = static_cast<uint32_t>(number_or(q, "wqSize", c.wq_size));
+  c.mode = mode_of(q);
+  c.max_transfer_size = static_cast<uint64_t>(number_or(q, "maxTransferSize", static_cast<double>(c.max_transfer_size)));
+  c.max_batch_size = static_cast<uint32_t>(number_or(q, "maxBatchSize", c.max_batch_size));
+  c.seed = static_cast<uint64_t>(number_or(q, "seed", static_cast<double>(c.seed)));
+  c.latency_us = static_cast<uint32_t>(number_or(q, "latencyUs", c.latency_us));
+  c.jitter_us = static_cast<uint32_t>(number_or(q, "jitterUs", c.jitter_us));
+  Napi::Value fv = q.Get("faults");
+  if (fv.IsObject()) {
+    Napi::Object f = fv.As<Napi::Object>();
+    c.faults.page_fault = number_or(f, "pageFault", 0);
+    c.faults.backward = number_or(f, "backward", 0);
+    c.faults.error = number_or(f, "error", 0);
+    c.faults.hang = number_or(f, "hang", 0);
+    c.faults.late = number_or(f, "late", 0);
+    c.faults.late_ms = static_cast<uint32_t>(number_or(f, "lateMs", c.faults.late_ms));
+    c.faults.retry = number_or(f, "retry", 0);
+    c.faults.disable = number_or(f, "disable", 0);
+  }
+  return std::make_unique<dmacopy::SoftWorkQueue>(c);
+}
+
+// One /dev/dsa queue from what lib/discovery.ts read.
+std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
+  dmacopy::UserQueueConfig c;
+  c.device_path = string_or(q, "devicePath", "");
+  c.info.name = string_or(q, "name", "");
+  c.info.mode = mode_of(q);
+  c.info.size = static_cast<uint32_t>(number_or(q, "size", 0));
+  c.info.max_transfer_size = static_cast<uint64_t>(number_or(q, "maxTransferSize", 0));
+  c.info.max_batch_size = static_cast<uint32_t>(number_or(q, "maxBatchSize", 0));
+  c.info.cache_control = bool_or(q, "cacheControl", false);
+  c.info.block_on_fault = bool_or(q, "blockOnFault", false);
+  c.info.numa_node = static_cast<int>(number_or(q, "numaNode", -1));
+  c.wq_state_path = string_or(q, "wqStatePath", "");
+  c.device_state_path = string_or(q, "deviceStatePath", "");
+  c.device_errors_path = string_or(q, "deviceErrorsPath", "");
+  std::string path = string_or(q, "submission", "auto");
+  c.submission = path == "portal" ? dmacopy::SubmissionPath::Portal
+                 : path == "write" ? dmacopy::SubmissionPath::Write
+                                   : dmacopy::SubmissionPath::Auto;
+  c.probe_timeout_ms = static_cast<uint32_t>(number_or(q, "probeTimeoutMs", c.probe_timeout_ms));
+  return std::make_unique<dmacopy::UserWorkQueue>(c);
+}
+
+// A work's device deadline: the engine's timeout, stretched for big works so that a slow but
+// healthy device is not abandoned (1 ms more per MiB, i.e. it must beat ~1 GB/s).
+uint64_t work_deadline(double timeout_ms, uint64_t work_bytes) {
+  double ms = timeout_ms + static_cast<double>(work_bytes) / (1024.0 * 1024.0);
+  return monotonic_ns() + static_cast<uint64_t>(ms * 1e6);
+}
+
 }  // namespace
 
 void EngineCore::shutdown() {
   closed = true;
+  // The DSA engine first: it drains its queues and may still hand fallbacks to the CPU engine.
+  if (dsa) dsa->close();
   if (cpu) cpu->shutdown();
 }
 
 Napi::Function NativeEngine::Define(Napi::Env env) {
   return DefineClass(env, "NativeEngine",
                      {InstanceMethod<&NativeEngine::Copy>("copy"), InstanceMethod<&NativeEngine::Stats>("stats"),
-                      InstanceMethod<&NativeEngine::Close>("close")});
+                      InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues")});
 }
 
 NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
@@ -64,6 +157,44 @@ NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   core_ = std::make_shared<EngineCore>();
   core_->cpu = std::make_unique<dmacopy::CpuEngine>(threads);
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
+  core_->timeout_ms = number_or(opts, "timeoutMs", 1000);
+
+  Napi::Value dv = opts.Get("dsa");
+  if (dv.IsObject()) {
+    Napi::Object d = dv.As<Napi::Object>();
+    std::string kind = string_or(d, "kind", "");
+    if (!d.Get("queues").IsArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
+    Napi::Array qs = d.Get("queues").As<Napi::Array>();
+    std::vector<std::unique_ptr<dmacopy::WorkQueue>> queues;
+    for (uint32_t i = 0; i < qs.Length(); ++i) {
+      Napi::Value qv = qs.Get(i);
+      if (!qv.IsObject()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues entries must be objects");
+      if (kind == "emulated") {
+        queues.push_back(soft_queue(qv.As<Napi::Object>()));
+      } else if (kind == "user") {
+        auto uq = user_queue(qv.As<Napi::Object>());
+        dmacopy::OpenResult r = uq->open();
+        core_->open_results.push_back(r);
+        if (r.ok) queues.push_back(std::move(uq));
+      } else {
+        throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "dsa.kind must be 'emulated' or 'user'");
+      }
+    }
+    dmacopy::DsaEngineOptions o;
+    Napi::Value ov = d.Get("options");
+    if (ov.IsObject()) {
+      Napi::Object oo = ov.As<Napi::Object>();
+      o.cache_control = bool_or(oo, "cacheControl", o.cache_control);
+      o.page_fault_retries = static_cast<uint32_t>(number_or(oo, "pageFaultRetries", o.page_fault_retries));
+      o.retry_spins = static_cast<uint32_t>(number_or(oo, "retrySpins", o.retry_spins));
+      o.quarantine_after = static_cast<uint32_t>(number_or(oo, "quarantineAfter", o.quarantine_after));
+    }
+    if (!queues.empty()) {
+      // Completion events go through this environment's channel, which lib/ installed first.
+      EventChannel& events = AddonData::of(env).events(env);
+      core_->dsa = std::make_unique<dmacopy::DsaEngine>(std::move(queues), core_->cpu.get(), &events, o);
+    }
+  }
   AddonData::of(env).register_engine(core_);
 }
 
@@ -124,6 +255,36 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     return job;
   };
 
+  if (core_->dsa && mode != kInline) {
+    // Device path: one submit_work per work; its return value is that work's pending count.
+    // A synchronous call waits here for its own events instead of returning to JavaScript.
+    EventChannel& events = AddonData::of(env).events(env);
+    const uint64_t op = static_cast<uint64_t>(op_id);
+    SyncWaiter waiter;
+    if (mode == kSync) events.register_sync(op, &waiter);
+    uint64_t expected = 0;
+    for (size_t w = 0; w < k; ++w) {
+      const size_t b = pieces->work_begin[w], e = pieces->work_begin[w + 1];
+      uint64_t work_bytes = 0;
+      for (size_t i = b; i < e; ++i) work_bytes += pieces->pieces[i].len;
+      uint32_t n = b == e ? 0
+                          : core_->dsa->submit_work(w, op, static_cast<uint32_t>(w), pieces->pieces.data() + b, e - b,
+                                                    work_deadline(core_->timeout_ms, work_bytes));
+      counts[w] = n;
+      expected += n;
+    }
+    if (mode == kSync) {
+      EventRecord totals = waiter.wait_for(expected);
+      events.unregister_sync(op);
+      // The sum of the op's events, in event layout, for lib/ to apply as one event.
+      if (info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+        Napi::Float64Array out = info[6].As<Napi::Float64Array>();
+        for (size_t i = 0; i < kEventFields && i < out.ElementLength(); ++i) out[i] = totals.f[i];
+      }
+    }
+    return counts;
+  }
+
   if (mode == kInline) {
     for (size_t w = 0; w < k; ++w) {
       if (counts[w] == 0) continue;
@@ -169,7 +330,68 @@ Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
   o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
+  if (core_->dsa) {
+    dmacopy::DsaEngineStats d = core_->dsa->stats();
+    auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+    Napi::Object ds = Napi::Object::New(env);
+    ds.Set("works", num(d.works));
+    ds.Set("descriptors", num(d.descriptors));
+    ds.Set("submitted", num(d.submitted));
+    ds.Set("deviceCompleted", num(d.device_completed));
+    ds.Set("deviceBytes", num(d.device_bytes));
+    ds.Set("cpuBytes", num(d.cpu_bytes));
+    ds.Set("pageFaults", num(d.page_faults));
+    ds.Set("pageFaultRetries", num(d.page_fault_retries));
+    ds.Set("errors", num(d.errors));
+    ds.Set("retries", num(d.retries));
+    ds.Set("timeouts", num(d.timeouts));
+    ds.Set("unhealthy", num(d.unhealthy));
+    ds.Set("outOfOrder", num(d.out_of_order));
+    ds.Set("quarantines", num(d.quarantines));
+    ds.Set("eventsPosted", num(d.events_posted));
+    ds.Set("eventBatches", num(d.event_batches));
+    Napi::Array chans = Napi::Array::New(env, d.channels.size());
+    for (size_t i = 0; i < d.channels.size(); ++i) {
+      const dmacopy::ChannelStats& c = d.channels[i];
+      Napi::Object co = Napi::Object::New(env);
+      co.Set("name", Napi::String::New(env, c.name));
+      co.Set("submitted", num(c.submitted));
+      co.Set("completed", num(c.completed));
+      co.Set("deviceBytes", num(c.device_bytes));
+      co.Set("cpuBytes", num(c.cpu_bytes));
+      co.Set("timeouts", num(c.timeouts));
+      co.Set("errors", num(c.errors));
+      co.Set("pageFaults", num(c.page_faults));
+      co.Set("retries", num(c.retries));
+      co.Set("drains", num(c.drains));
+      co.Set("outOfOrder", num(c.out_of_order));
+      co.Set("maxInFlight", num(c.max_in_flight));
+      co.Set("quarantined", Napi::Boolean::New(env, c.quarantined));
+      chans.Set(static_cast<uint32_t>(i), co);
+    }
+    ds.Set("channels", chans);
+    o.Set("dsa", ds);
+  }
   return o;
+}
+
+Napi::Value NativeEngine::Queues(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, core_->open_results.size());
+  for (size_t i = 0; i < core_->open_results.size(); ++i) {
+    const dmacopy::OpenResult& r = core_->open_results[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", Napi::Boolean::New(env, r.ok));
+    o.Set("code", Napi::String::New(env, dmacopy::to_string(r.code)));
+    o.Set("errno", Napi::Number::New(env, r.err));
+    o.Set("reason", Napi::String::New(env, r.reason));
+    o.Set("remedy", Napi::String::New(env, r.remedy));
+    o.Set("path", Napi::String::New(env, dmacopy::to_string(r.path)));
+    o.Set("instruction", Napi::String::New(env, dmacopy::to_string(r.instruction)));
+    o.Set("pathNote", Napi::String::New(env, r.path_note));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
 }
 
 Napi::Value NativeEngine::Close(const Napi::CallbackInfo& info) {

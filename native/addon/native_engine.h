@@ -9,6 +9,8 @@
 #include <memory>
 
 #include "cpu_engine.h"
+#include "dsa_engine.h"
+#include "user_queue.h"
 
 namespace dmacopy_addon {
 
@@ -17,7 +19,13 @@ class EventChannel;
 // What outlives the JS handle if the environment is torn down first (or the other way round).
 struct EngineCore {
   std::unique_ptr<dmacopy::CpuEngine> cpu;
+  // DSA channels (software device or /dev/dsa queues) with their poller; null on the CPU backend.
+  // Declared after cpu: destroyed first, since its fallbacks run on the CPU engine.
+  std::unique_ptr<dmacopy::DsaEngine> dsa;
+  // What opening each /dev/dsa queue gave (in the order JavaScript listed them).
+  std::vector<dmacopy::OpenResult> open_results;
   uint64_t non_temporal_min_bytes = 0;  // batches at least this large stream their stores
+  double timeout_ms = 1000;             // device deadline of a work, before size scaling
   bool closed = false;
   void shutdown();
 };
@@ -35,6 +43,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Copy(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  // queues() -> [{ name, ok, path, instruction, reason, remedy, ... }] for /dev/dsa queues
+  Napi::Value Queues(const Napi::CallbackInfo& info);
 
   std::shared_ptr<EngineCore> core_;
 };

@@ -1,0 +1,138 @@
+// Turns engine options into what the native layer opens: the CPU pool alone, a software DSA
+// device (backend 'emulated'), or the /dev/dsa queues discovery found (backend 'dsa').
+import path from 'node:path';
+import { type DsaQueue, listDevices, resolveRoots, selectQueues } from './discovery';
+import { DmacopyError, invalidArg, outOfRange } from './errors';
+import type { EmulatorFaults, EmulatorOptions } from './types';
+import { checkNonNegative, checkPositiveInt, describe } from './validate';
+
+export interface NativeSoftQueue {
+  name: string;
+  engines: number;
+  wqSize: number;
+  mode: 'dedicated' | 'shared';
+  maxTransferSize: number;
+  maxBatchSize: number;
+  seed: number;
+  latencyUs: number;
+  jitterUs: number;
+  faults: Required<EmulatorFaults>;
+}
+
+export interface NativeUserQueue {
+  name: string;
+  devicePath: string;
+  mode: 'dedicated' | 'shared';
+  size: number;
+  maxTransferSize: number;
+  maxBatchSize: number;
+  cacheControl: boolean;
+  blockOnFault: boolean;
+  numaNode: number;
+  wqStatePath: string;
+  deviceStatePath: string;
+  deviceErrorsPath: string;
+  submission: 'auto' | 'portal' | 'write';
+}
+
+export interface NativeDsaConfig {
+  kind: 'emulated' | 'user';
+  queues: NativeSoftQueue[] | NativeUserQueue[];
+  options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number };
+}
+
+const EMULATOR_KEYS = new Set(['queues', 'engines', 'wqSize', 'mode', 'maxTransferSize', 'maxBatchSize', 'seed', 'latencyUs', 'jitterUs', 'faults']);
+const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable']);
+
+function probability(v: unknown, name: string): number {
+  if (v === undefined) return 0;
+  if (typeof v !== 'number') throw invalidArg(name, `${name} must be a probability from 0 to 1, got ${describe(v)}`);
+  if (!(v >= 0 && v <= 1)) throw outOfRange(name, `${name} must be a probability from 0 to 1, got ${v}`);
+  return v;
+}
+
+/** Validates the software device settings and expands them to one native queue per channel. */
+export function emulatorQueues(emulator: unknown, channels: number | undefined): NativeSoftQueue[] {
+  const e = (emulator ?? {}) as EmulatorOptions;
+  if (typeof e !== 'object' || e === null) throw invalidArg('options.emulator', `emulator must be an object, got ${describe(emulator)}`);
+  for (const k of Object.keys(e)) {
+    if (!EMULATOR_KEYS.has(k)) throw invalidArg(`options.emulator.${k}`, `unknown emulator setting '${k}': expected one of ${[...EMULATOR_KEYS].join(', ')}`);
+  }
+  const f = (e.faults ?? {}) as EmulatorFaults;
+  if (typeof f !== 'object' || f === null) throw invalidArg('options.emulator.faults', 'emulator.faults must be an object');
+  for (const k of Object.keys(f)) {
+    if (!FAULT_KEYS.has(k)) throw invalidArg(`options.emulator.faults.${k}`, `unknown fault '${k}': expected one of ${[...FAULT_KEYS].join(', ')}`);
+  }
+  const mode = e.mode ?? 'dedicated';
+  if (mode !== 'dedicated' && mode !== 'shared') throw invalidArg('options.emulator.mode', `emulator.mode must be 'dedicated' or 'shared', got ${describe(mode)}`);
+  const queues = e.queues === undefined ? (channels ?? 2) : checkPositiveInt(e.queues, 'options.emulator.queues', 1, 64);
+  const seed = e.seed === undefined ? 1 : checkNonNegative(e.seed, 'options.emulator.seed');
+  if (!Number.isInteger(seed)) throw outOfRange('options.emulator.seed', 'emulator.seed must be an integer');
+  const faults: Required<EmulatorFaults> = {
+    pageFault: probability(f.pageFault, 'options.emulator.faults.pageFault'),
+    backward: probability(f.backward, 'options.emulator.faults.backward'),
+    error: probability(f.error, 'options.emulator.faults.error'),
+    hang: probability(f.hang, 'options.emulator.faults.hang'),
+    late: probability(f.late, 'options.emulator.faults.late'),
+    lateMs: f.lateMs === undefined ? 20 : checkPositiveInt(f.lateMs, 'options.emulator.faults.lateMs', 1, 600_000),
+    retry: probability(f.retry, 'options.emulator.faults.retry'),
+    disable: probability(f.disable, 'options.emulator.faults.disable'),
+  };
+  const base = {
+    engines: e.engines === undefined ? 2 : checkPositiveInt(e.engines, 'options.emulator.engines', 1, 64),
+    wqSize: e.wqSize === undefined ? 128 : checkPositiveInt(e.wqSize, 'options.emulator.wqSize', 1, 4096),
+    mode,
+    maxTransferSize: e.maxTransferSize === undefined ? 2 * 1024 * 1024 : checkPositiveInt(e.maxTransferSize, 'options.emulator.maxTransferSize', 64, 2 ** 32),
+    maxBatchSize: e.maxBatchSize === undefined ? 32 : checkPositiveInt(e.maxBatchSize, 'options.emulator.maxBatchSize', 1, 4096),
+    latencyUs: e.latencyUs === undefined ? 0 : checkPositiveInt(e.latencyUs, 'options.emulator.latencyUs', 0, 10_000_000),
+    jitterUs: e.jitterUs === undefined ? 0 : checkPositiveInt(e.jitterUs, 'options.emulator.jitterUs', 0, 10_000_000),
+    faults,
+  };
+  // Each queue is its own software device, with its own seed, so queues do not fault in lockstep.
+  return Array.from({ length: queues }, (_, i) => ({ ...base, name: `soft${i}.0`, seed: seed + i * 7919 }));
+}
+
+/** The usable /dev/dsa queues for an engine, or an error listing why there are none. */
+export function userQueues(options: { channels?: number; numaNode?: number; spread?: boolean; submission?: 'auto' | 'portal' | 'write' }): NativeUserQueue[] {
+  const roots = resolveRoots({});
+  const devices = listDevices(roots);
+  const picked = selectQueues(devices, { numaNode: options.numaNode, spread: options.spread ?? true });
+  if (picked.length === 0) {
+    const all = devices.flatMap((d) => d.queues);
+    const why = all.length === 0
+      ? `no DSA devices under ${path.join(roots.sysfsRoot, 'bus/dsa/devices')}`
+      : all.map((q) => `${q.name}: ${q.reason ?? 'unusable'}${q.remedy ? ` (${q.remedy})` : ''}`).join('; ');
+    throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `no usable DSA work queue: ${why}. Run \`dmacopy info\` for details, or use backend 'cpu'`);
+  }
+  const byName = new Map(devices.map((d) => [d.name, d]));
+  const limit = options.channels ?? picked.length;
+  return picked.slice(0, limit).map((q: DsaQueue) => {
+    const dev = byName.get(q.device);
+    const devDir = path.join(roots.sysfsRoot, 'bus/dsa/devices', q.device);
+    const wqDir = path.join(roots.sysfsRoot, 'bus/dsa/devices', q.name);
+    return {
+      name: q.name,
+      devicePath: q.devicePath,
+      mode: q.mode === 'shared' ? 'shared' : 'dedicated',
+      size: q.mode === 'shared' ? (q.threshold ?? q.size ?? 1) : (q.size ?? 1),
+      maxTransferSize: q.maxTransferSize ?? dev?.maxTransferSize ?? 2 * 1024 * 1024,
+      maxBatchSize: q.maxBatchSize ?? 0,
+      cacheControl: dev?.cacheControl ?? false,
+      blockOnFault: q.blockOnFault ?? false,
+      numaNode: q.numaNode,
+      wqStatePath: path.join(wqDir, 'state'),
+      deviceStatePath: path.join(devDir, 'state'),
+      deviceErrorsPath: path.join(devDir, 'errors'),
+      submission: options.submission ?? 'auto',
+    } satisfies NativeUserQueue;
+  });
+}
+
+/** True when discovery finds at least one usable queue (cheap: a few small sysfs reads). */
+export function dsaAvailable(): boolean {
+  try {
+    return selectQueues(listDevices(resolveRoots({})), { spread: true }).length > 0;
+  } catch {
+    return false;
+  }
+}
