@@ -1,0 +1,50 @@
+// Completion records for one queue: a fixed set of slots (the queue's in-flight window), one
+// 32-byte-aligned dsa_completion_record each, in one contiguous aligned allocation.
+// A slot whose descriptor was abandoned (timeout, unhealthy queue) may still be written by the
+// device, so it goes to a graveyard and is reused only after the queue was drained.
+// Not thread-safe: one owner (the poller) uses it.
+#pragma once
+
+#include <linux/idxd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dmacopy {
+
+class CompletionArena {
+ public:
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  explicit CompletionArena(uint32_t capacity);
+  ~CompletionArena();
+  CompletionArena(const CompletionArena&) = delete;
+  CompletionArena& operator=(const CompletionArena&) = delete;
+
+  uint32_t capacity() const { return capacity_; }
+  uint32_t free_count() const { return static_cast<uint32_t>(free_.size()); }
+  uint32_t graveyard_count() const { return static_cast<uint32_t>(graveyard_.size()); }
+  uint32_t in_use_count() const { return capacity_ - free_count() - graveyard_count(); }
+
+  // A free slot with its record zeroed, or kNoSlot when every slot is in use or buried.
+  uint32_t acquire();
+  // The device finished with the slot (its status was seen non-zero): reusable at once.
+  void release(uint32_t slot);
+  // The descriptor was given up while the device may still write its record.
+  void abandon(uint32_t slot);
+  // Call only after WorkQueue::drain() returned: nothing can write the buried records now.
+  void recycle_graveyard();
+
+  dsa_completion_record* record(uint32_t slot) { return &records_[slot]; }
+  const dsa_completion_record* record(uint32_t slot) const { return &records_[slot]; }
+  uint32_t slot_of(const dsa_completion_record* cr) const { return static_cast<uint32_t>(cr - records_); }
+
+ private:
+  uint32_t capacity_;
+  dsa_completion_record* records_;
+  std::vector<uint32_t> free_;       // stack of free slots
+  std::vector<uint32_t> graveyard_;  // abandoned slots waiting for a drain
+};
+
+}  // namespace dmacopy

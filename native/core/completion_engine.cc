@@ -1,0 +1,684 @@
+#include "completion_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "dsa_hw.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DMACOPY_PAUSE() _mm_pause()
+#else
+#define DMACOPY_PAUSE() __asm__ __volatile__("" ::: "memory")
+#endif
+
+namespace dmacopy {
+namespace {
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+constexpr uint32_t kFeedChunk = 16;              // descriptors per submit_many
+constexpr uint64_t kDeadlineCheckNs = 20000;     // deadline scan period per channel
+constexpr uint64_t kHealthCheckNs = 100000;      // healthy() period while descriptors are outstanding
+constexpr uint64_t kPublishNs = 1000000;         // stats snapshot period while busy
+
+// Next piece of a work, from its cursor (regions are non-empty: submit_work filtered them).
+bool next_piece_of(WorkState* w, uint8_t** dst, const uint8_t** src, uint32_t* len) {
+  if (w->next_region >= w->regions.size()) return false;
+  const CopyRegion& r = w->regions[w->next_region];
+  uint64_t left = r.len - w->next_offset;
+  uint32_t n = left < w->limit ? uint32_t(left) : w->limit;
+  *dst = r.dst + w->next_offset;
+  *src = r.src + w->next_offset;
+  *len = n;
+  w->next_offset += n;
+  if (w->next_offset == r.len) {
+    ++w->next_region;
+    w->next_offset = 0;
+  }
+  return true;
+}
+
+bool exhausted(const WorkState* w) { return w->next_region >= w->regions.size(); }
+
+bool expired(const WorkState* w, uint64_t now) { return w->expired || (w->deadline_ns && now >= w->deadline_ns); }
+
+}  // namespace
+
+CompletionEngine::CompletionEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+                                   const DsaEngineOptions& opts)
+    : cpu_(cpu), sink_(sink), opts_(opts) {
+  for (auto& q : queues) {
+    if (!q) continue;
+    auto ch = std::make_unique<Channel>();
+    ch->info = q->info();
+    uint32_t win = ch->info.size ? ch->info.size : 1;  // never more in flight than the queue holds
+    if (opts_.max_window && win > opts_.max_window) win = opts_.max_window;
+    ch->window = win;
+    ch->limit = piece_limit(ch->info.max_transfer_size);
+    ch->cc = opts_.cache_control && ch->info.cache_control;
+    ch->arena = std::make_unique<CompletionArena>(win);
+    ch->by_slot.resize(win);
+    ch->active.reserve(win);
+    ch->st.name = ch->info.name;
+    ch->q = std::move(q);
+    channels_.push_back(std::move(ch));
+  }
+  events_.reserve(64);
+  dirty_.reserve(64);
+  published_.channels.resize(channels_.size());
+  for (size_t i = 0; i < channels_.size(); ++i) published_.channels[i].name = channels_[i]->st.name;
+  thread_ = std::thread([this] { run(); });
+}
+
+CompletionEngine::~CompletionEngine() { stop(); }
+
+const WqInfo& CompletionEngine::channel_info(size_t c) const { return channels_[c]->info; }
+uint32_t CompletionEngine::channel_limit(size_t c) const { return channels_[c]->limit; }
+bool CompletionEngine::channel_usable(size_t c) const {
+  return !channels_[c]->quarantined.load(std::memory_order_acquire);
+}
+
+bool CompletionEngine::enqueue(WorkState* w) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_) return false;
+  inbox_.push_back(w);
+  has_news_.store(true, std::memory_order_release);
+  if (sleeping_) cv_.notify_one();
+  return true;
+}
+
+void CompletionEngine::stop() {
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+      has_news_.store(true, std::memory_order_release);
+    }
+    cv_.notify_all();
+    thread_.join();
+  });
+}
+
+DsaEngineStats CompletionEngine::stats() const {
+  std::lock_guard<std::mutex> lk(stats_mu_);
+  return published_;
+}
+
+// ---- poller thread ---------------------------------------------------------------------------
+
+void CompletionEngine::run() {
+  uint32_t idle = 0;
+  uint64_t last_publish = 0;
+  for (;;) {
+    uint64_t now = now_ns();
+    bool progress = sweep(now);
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping = stopping_;
+    }
+    if (stopping) break;
+    if (progress) {
+      idle = 0;
+      if (now - last_publish >= kPublishNs) {
+        publish_stats();
+        last_publish = now;
+      }
+      continue;
+    }
+    // Idle: pause → yield → short sleep. Never a hot spin on an idle engine; submissions and
+    // CPU completions wake us through cv_.
+    ++idle;
+    if (idle < 64) {
+      DMACOPY_PAUSE();
+      continue;
+    }
+    if (idle < 96) {
+      std::this_thread::yield();
+      continue;
+    }
+    publish_stats();
+    last_publish = now;
+    std::unique_lock<std::mutex> lk(mu_);
+    if (has_news_.load(std::memory_order_acquire) || stopping_) continue;
+    sleeping_ = true;
+    // Device completions do not wake us: while descriptors are outstanding, sleep briefly.
+    auto d = busy() ? std::chrono::microseconds(opts_.idle_sleep_us) : std::chrono::microseconds(10000);
+    cv_.wait_for(lk, d, [this] { return has_news_.load(std::memory_order_acquire) || stopping_; });
+    sleeping_ = false;
+    idle = 90;
+  }
+
+  // Shutdown: whatever the queues hold is abandoned by a drain and finished on the CPU, so every
+  // work still reaches its final count; then wait for the CPU before the thread ends.
+  take_news();
+  for (auto& chp : channels_) {
+    Channel& ch = *chp;
+    reset_channel(ch, kTimeout, false, false);
+    Piece p;
+    while (next_piece(ch, &p)) to_cpu(p, kSubmit);
+  }
+  flush_cpu();
+  post_events();
+  while (cpu_outstanding_ > 0) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      sleeping_ = true;
+      cv_.wait_for(lk, std::chrono::milliseconds(1), [this] { return !cpu_done_.empty(); });
+      sleeping_ = false;
+    }
+    take_news();
+    flush_cpu();
+    post_events();
+  }
+  publish_stats();
+}
+
+bool CompletionEngine::take_news() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inbox_local_.swap(inbox_);
+    cpu_done_local_.swap(cpu_done_);
+    has_news_.store(false, std::memory_order_release);
+  }
+  bool any = !inbox_local_.empty() || !cpu_done_local_.empty();
+  for (WorkState* w : inbox_local_) {
+    ++live_works_;
+    ++totals_.works;
+    totals_.descriptors += w->total;
+    route(w);
+  }
+  inbox_local_.clear();
+  for (auto* jobs : cpu_done_local_) {
+    account_cpu(*jobs);
+    delete jobs;
+  }
+  cpu_done_local_.clear();
+  return any;
+}
+
+bool CompletionEngine::sweep(uint64_t now) {
+  bool progress = false;
+  if (has_news_.load(std::memory_order_acquire)) progress |= take_news();
+  for (auto& chp : channels_) {
+    Channel& ch = *chp;
+    if (!ch.active.empty()) {
+      progress |= scan(ch);
+      if (!ch.active.empty() && now - ch.last_health_ns >= kHealthCheckNs) {
+        ch.last_health_ns = now;
+        if (!ch.q->healthy()) {  // SWERR / disabled: what it holds may never complete
+          ++ch.st.unhealthy;
+          reset_channel(ch, kError, true, true);
+          progress = true;
+        }
+      }
+    }
+    if (now - ch.last_deadline_ns >= kDeadlineCheckNs) {
+      ch.last_deadline_ns = now;
+      progress |= check_deadlines(ch, now);
+    }
+    progress |= feed(ch);
+  }
+  flush_cpu();
+  post_events();
+  return progress;
+}
+
+void CompletionEngine::route(WorkState* w) {
+  size_t n = channels_.size();
+  size_t chosen = SIZE_MAX;
+  if (w->channel != SIZE_MAX && n) {
+    for (size_t k = 0; k < n; ++k) {
+      size_t c = (w->channel + k) % n;
+      if (!channels_[c]->quarantined.load(std::memory_order_relaxed)) {
+        chosen = c;
+        break;
+      }
+    }
+  }
+  w->channel = chosen;
+  if (chosen != SIZE_MAX) {
+    channels_[chosen]->backlog.push_back(w);
+    return;
+  }
+  Piece p{w, nullptr, nullptr, 0, 0};
+  while (next_piece_of(w, &p.dst, &p.src, &p.len)) to_cpu(p, kSubmit);  // no channel left
+}
+
+bool CompletionEngine::next_piece(Channel& ch, Piece* out) {
+  if (!ch.retry.empty()) {
+    *out = ch.retry.front();
+    ch.retry.pop_front();
+    return true;
+  }
+  while (!ch.backlog.empty()) {
+    WorkState* w = ch.backlog.front();
+    bool got = next_piece_of(w, &out->dst, &out->src, &out->len);
+    if (exhausted(w)) ch.backlog.pop_front();
+    if (got) {
+      out->w = w;
+      out->pf_retries = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+void CompletionEngine::add_outstanding(Channel& ch, uint32_t slot, const Piece& p) {
+  Outstanding& o = ch.by_slot[slot];
+  o.p = p;
+  o.seq = ch.next_seq++;
+  o.pos = uint32_t(ch.active.size());
+  ch.active.push_back(slot);
+  if (ch.active.size() > ch.st.max_in_flight) ch.st.max_in_flight = ch.active.size();
+}
+
+void CompletionEngine::remove_outstanding(Channel& ch, uint32_t slot) {
+  uint32_t pos = ch.by_slot[slot].pos;
+  uint32_t last = ch.active.back();
+  ch.active[pos] = last;
+  ch.by_slot[last].pos = pos;
+  ch.active.pop_back();
+}
+
+bool CompletionEngine::feed(Channel& ch) {
+  if (ch.quarantined.load(std::memory_order_relaxed)) return false;
+  alignas(64) dsa_hw_desc descs[kFeedChunk];
+  Piece pieces[kFeedChunk];
+  uint32_t slots[kFeedChunk];
+  bool progress = false;
+  while (ch.active.size() < ch.window) {
+    uint32_t k = 0;
+    while (k < kFeedChunk && ch.active.size() + k < ch.window && next_piece(ch, &pieces[k])) {
+      if (pieces[k].len > ch.limit) {  // rerouted from a channel with a larger limit
+        to_cpu(pieces[k], kSubmit);
+        continue;
+      }
+      uint32_t slot = ch.arena->acquire();  // zeroed record
+      if (slot == CompletionArena::kNoSlot) {  // cannot happen: arena capacity == window
+        ch.retry.push_front(pieces[k]);
+        break;
+      }
+      slots[k] = slot;
+      build_memmove(&descs[k], pieces[k].dst, pieces[k].src, pieces[k].len, ch.arena->record(slot), ch.cc);
+      ++k;
+    }
+    if (k == 0) break;
+    submission_fence();
+    SubmitStatus why = SubmitStatus::Accepted;
+    size_t acc = ch.q->submit_many(descs, k, &why);
+    for (size_t i = 0; i < acc; ++i) add_outstanding(ch, slots[i], pieces[i]);
+    ch.st.submitted += acc;
+    progress = true;
+    if (acc == k) continue;
+
+    size_t i = acc;
+    bool stop_feeding = true;
+    if (why == SubmitStatus::Retry) {
+      // Shared queue at its threshold: bounded backoff on this one, then the CPU does it.
+      ++ch.st.retries;
+      bool ok = false;
+      for (uint32_t r = 0; r < opts_.retry_spins && !ok; ++r) {
+        uint32_t spins = 16u << (r < 4 ? r : 4);
+        for (uint32_t s = 0; s < spins; ++s) DMACOPY_PAUSE();
+        submission_fence();
+        SubmitStatus s2 = ch.q->submit(descs[i]);
+        if (s2 == SubmitStatus::Accepted) {
+          ok = true;
+        } else if (s2 == SubmitStatus::Retry) {
+          ++ch.st.retries;
+        } else {
+          why = s2;
+          break;
+        }
+      }
+      if (ok) {
+        add_outstanding(ch, slots[i], pieces[i]);
+        ++ch.st.submitted;
+        ++i;
+        stop_feeding = false;
+      } else if (why == SubmitStatus::Retry) {
+        ch.arena->release(slots[i]);
+        to_cpu(pieces[i], kSubmit);
+        ++i;
+      }
+    }
+    if (why == SubmitStatus::Error && i < k) {
+      ch.arena->release(slots[i]);
+      to_cpu(pieces[i], kSubmit);
+      ++i;
+    }
+    // What was not taken goes back, in order, to the front of the line.
+    for (size_t j = k; j-- > i;) {
+      ch.arena->release(slots[j]);
+      ch.retry.push_front(pieces[j]);
+    }
+    if (why == SubmitStatus::Disabled) {
+      ++ch.st.unhealthy;
+      reset_channel(ch, kError, true, true);
+      return true;
+    }
+    if (why == SubmitStatus::Error) note_bad(ch);
+    if (stop_feeding) break;
+  }
+  return progress;
+}
+
+bool CompletionEngine::scan(Channel& ch) {
+  // Pass 1: which records are final, and the oldest one still outstanding (for out_of_order).
+  done_.clear();
+  uint64_t oldest_pending = UINT64_MAX;
+  for (uint32_t slot : ch.active) {
+    if (load_status(ch.arena->record(slot)) != 0) {
+      done_.push_back(slot);
+    } else if (ch.by_slot[slot].seq < oldest_pending) {
+      oldest_pending = ch.by_slot[slot].seq;
+    }
+  }
+  if (done_.empty()) return false;
+  // Pass 2: account. Stop if the channel was reset meanwhile (reset handled the rest).
+  uint64_t gen = ch.generation;
+  for (uint32_t slot : done_) {
+    on_complete(ch, slot, ch.by_slot[slot].seq > oldest_pending);
+    if (ch.generation != gen) break;
+  }
+  return true;
+}
+
+void CompletionEngine::account_device_success(Channel& ch, WorkState* w, uint32_t len) {
+  ++ch.st.completed;
+  ch.st.device_bytes += len;
+  w->acc.device_bytes += len;
+  ++w->acc.completed;
+  ++w->finished;
+  mark(w);
+}
+
+void CompletionEngine::on_complete(Channel& ch, uint32_t slot, bool out_of_order) {
+  Outstanding o = ch.by_slot[slot];
+  CompletionInfo c = decode_completion(ch.arena->record(slot));
+  remove_outstanding(ch, slot);
+  ch.arena->release(slot);
+  WorkState* w = o.p.w;
+  if (out_of_order) {
+    ++ch.st.out_of_order;
+    ++w->acc.out_of_order;
+    mark(w);
+  }
+  if (c.status == DSA_COMP_SUCCESS) {
+    ch.consecutive_bad = 0;
+    account_device_success(ch, w, o.p.len);
+    return;
+  }
+  if (c.status == DSA_COMP_PAGE_FAULT_NOBOF) {
+    ++ch.st.page_faults;
+    uint32_t done = c.bytes_completed < o.p.len ? c.bytes_completed : o.p.len;
+    ch.st.device_bytes += done;
+    w->acc.device_bytes += done;
+    mark(w);
+    MemmoveRemainder rem = memmove_remainder(reinterpret_cast<uintptr_t>(o.p.src),
+                                             reinterpret_cast<uintptr_t>(o.p.dst), o.p.len, c);
+    if (rem.len == 0) {
+      ++ch.st.completed;
+      ++w->acc.completed;
+      ++w->finished;
+      return;
+    }
+    // Fault the page in from the CPU so the continuation does not fault again; only inside the
+    // piece's own buffers (a bogus fault_addr must never make us write elsewhere).
+    uint64_t fa = c.fault_addr;
+    uint64_t s0 = reinterpret_cast<uintptr_t>(o.p.src), d0 = reinterpret_cast<uintptr_t>(o.p.dst);
+    if (c.fault_on_write && fa >= d0 && fa < d0 + o.p.len) {
+      volatile uint8_t* p = reinterpret_cast<volatile uint8_t*>(static_cast<uintptr_t>(fa));
+      *p = *p;
+    } else if (!c.fault_on_write && fa >= s0 && fa < s0 + o.p.len) {
+      (void)*reinterpret_cast<const volatile uint8_t*>(static_cast<uintptr_t>(fa));
+    }
+    Piece next{w, reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(rem.dst)),
+               reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rem.src)), rem.len, o.p.pf_retries};
+    if (o.p.pf_retries < opts_.page_fault_retries) {
+      ++next.pf_retries;
+      ++ch.st.page_fault_retries;
+      ++w->acc.page_fault_retries;
+      ch.retry.push_front(next);
+    } else {
+      to_cpu(next, kPageFault);
+    }
+    return;
+  }
+  // Any other status: the device may have left anything in the destination; redo it all.
+  ++ch.st.errors;
+  to_cpu(o.p, kError);
+  note_bad(ch);
+}
+
+bool CompletionEngine::check_deadlines(Channel& ch, uint64_t now) {
+  bool progress = false;
+  bool need_drain = false;
+  for (uint32_t slot : ch.active) {
+    WorkState* w = ch.by_slot[slot].p.w;
+    if (expired(w, now)) {
+      w->expired = true;
+      need_drain = true;
+    }
+  }
+  if (need_drain) {
+    // Only a drain guarantees no late device write lands after we report these bytes done.
+    ++ch.st.timeouts;
+    reset_channel(ch, kTimeout, true, true);
+    progress = true;
+  }
+  if (!ch.retry.empty()) {
+    size_t n = ch.retry.size();
+    for (size_t i = 0; i < n; ++i) {
+      Piece p = ch.retry.front();
+      ch.retry.pop_front();
+      if (expired(p.w, now)) {
+        p.w->expired = true;
+        to_cpu(p, kTimeout);
+        progress = true;
+      } else {
+        ch.retry.push_back(p);
+      }
+    }
+  }
+  if (!ch.backlog.empty()) {
+    size_t n = ch.backlog.size();
+    for (size_t i = 0; i < n; ++i) {
+      WorkState* w = ch.backlog.front();
+      ch.backlog.pop_front();
+      if (expired(w, now)) {
+        w->expired = true;
+        Piece p{w, nullptr, nullptr, 0, 0};
+        while (next_piece_of(w, &p.dst, &p.src, &p.len)) to_cpu(p, kTimeout);
+        progress = true;
+      } else {
+        ch.backlog.push_back(w);
+      }
+    }
+  }
+  return progress;
+}
+
+void CompletionEngine::reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen) {
+  ++ch.generation;
+  // Everything outstanding is abandoned: its records go to the graveyard until the drain says
+  // the device will not write them any more.
+  for (uint32_t slot : ch.active) ch.arena->abandon(slot);
+  ch.q->drain();
+  ++ch.st.drains;
+  for (uint32_t slot : ch.active) {
+    const Outstanding& o = ch.by_slot[slot];
+    uint8_t s = load_status(ch.arena->record(slot)) & DSA_COMP_STATUS_MASK;
+    if (s == DSA_COMP_SUCCESS) {
+      account_device_success(ch, o.p.w, o.p.len);  // finished before the drain: it counts
+    } else {
+      to_cpu(o.p, why);  // the drain abandoned it (or it failed): the CPU copies it all
+    }
+  }
+  ch.active.clear();
+  ch.arena->recycle_graveyard();
+  if (!reopen) return;
+  bool quarantine_now = !ch.q->reopen();
+  if (count_bad && ++ch.consecutive_bad >= opts_.quarantine_after) quarantine_now = true;
+  if (quarantine_now) quarantine(ch);
+}
+
+void CompletionEngine::note_bad(Channel& ch) {
+  if (++ch.consecutive_bad >= opts_.quarantine_after) quarantine(ch);
+}
+
+void CompletionEngine::quarantine(Channel& ch) {
+  if (ch.quarantined.load(std::memory_order_relaxed)) return;
+  ch.quarantined.store(true, std::memory_order_release);
+  ch.st.quarantined = true;
+  ++totals_.quarantines;
+  if (!ch.active.empty()) reset_channel(ch, kError, false, false);
+  // Its queued work goes elsewhere: pieces already cut go to the CPU, whole works are rerouted.
+  while (!ch.retry.empty()) {
+    to_cpu(ch.retry.front(), kSubmit);
+    ch.retry.pop_front();
+  }
+  std::deque<WorkState*> works;
+  works.swap(ch.backlog);
+  for (WorkState* w : works) route(w);
+}
+
+void CompletionEngine::to_cpu(const Piece& p, Reason why) {
+  cpu_pending_.push_back(CpuJob{p, why});
+  ++cpu_outstanding_;
+}
+
+void CompletionEngine::flush_cpu() {
+  if (cpu_pending_.empty()) return;
+  auto* jobs = new std::vector<CpuJob>();
+  jobs->swap(cpu_pending_);
+  if (!cpu_) {  // no CPU engine: copy here, synchronously
+    for (const CpuJob& j : *jobs) std::memmove(j.p.dst, j.p.src, j.p.len);
+    account_cpu(*jobs);
+    delete jobs;
+    return;
+  }
+  std::vector<CopyRegion> regions;
+  regions.reserve(jobs->size());
+  for (const CpuJob& j : *jobs) regions.push_back(CopyRegion{j.p.dst, j.p.src, j.p.len});
+  cpu_->copy_async(std::move(regions), [this, jobs] {
+    std::lock_guard<std::mutex> lk(mu_);
+    cpu_done_.push_back(jobs);
+    has_news_.store(true, std::memory_order_release);
+    if (sleeping_) cv_.notify_one();
+  });
+}
+
+void CompletionEngine::account_cpu(const std::vector<CpuJob>& jobs) {
+  for (const CpuJob& j : jobs) {
+    WorkState* w = j.p.w;
+    Channel* ch = w->channel < channels_.size() ? channels_[w->channel].get() : nullptr;
+    ++w->acc.completed;
+    w->acc.cpu_bytes += j.p.len;
+    totals_.cpu_bytes += j.p.len;
+    if (ch) ch->st.cpu_bytes += j.p.len;
+    switch (j.why) {
+      case kTimeout:
+        ++w->acc.fallback_timeout;
+        ++totals_.fallback_timeout;
+        if (ch) ++ch->st.fallback_timeout;
+        break;
+      case kError:
+        ++w->acc.fallback_error;
+        ++totals_.fallback_error;
+        if (ch) ++ch->st.fallback_error;
+        break;
+      case kPageFault:
+        ++w->acc.fallback_page_fault;
+        ++totals_.fallback_page_fault;
+        if (ch) ++ch->st.fallback_page_fault;
+        break;
+      case kSubmit:
+        ++w->acc.fallback_submit;
+        ++totals_.fallback_submit;
+        if (ch) ++ch->st.fallback_submit;
+        break;
+    }
+    ++w->finished;
+    mark(w);
+    --cpu_outstanding_;
+  }
+}
+
+void CompletionEngine::mark(WorkState* w) {
+  if (!w->dirty) {
+    w->dirty = true;
+    dirty_.push_back(w);
+  }
+}
+
+void CompletionEngine::post_events() {
+  if (dirty_.empty()) return;
+  events_.clear();
+  bool any_final = false;
+  for (WorkState* w : dirty_) {
+    events_.push_back(w->acc);
+    totals_.completed += w->acc.completed;
+    CompletionEvent fresh;
+    fresh.op_id = w->op_id;
+    fresh.work = w->work;
+    w->acc = fresh;
+    w->dirty = false;
+    if (w->finished == w->total) any_final = true;
+  }
+  totals_.events_posted += events_.size();
+  ++totals_.event_batches;
+  // Stats first, so a caller that saw a work's last event also sees it in stats().
+  if (any_final) publish_stats();
+  if (sink_) sink_->post(events_.data(), events_.size());
+  for (WorkState* w : dirty_) {
+    if (w->finished == w->total) {
+      --live_works_;
+      delete w;
+    }
+  }
+  dirty_.clear();
+}
+
+bool CompletionEngine::busy() const {
+  if (cpu_outstanding_ || live_works_) return true;
+  for (auto& ch : channels_)
+    if (!ch->active.empty() || !ch->retry.empty() || !ch->backlog.empty()) return true;
+  return false;
+}
+
+void CompletionEngine::publish_stats() {
+  std::lock_guard<std::mutex> lk(stats_mu_);
+  std::vector<ChannelStats> chs;
+  chs.swap(published_.channels);
+  published_ = totals_;
+  published_.submitted = published_.device_completed = published_.device_bytes = 0;
+  published_.page_faults = published_.page_fault_retries = published_.errors = 0;
+  published_.retries = published_.timeouts = published_.unhealthy = published_.out_of_order = 0;
+  chs.resize(channels_.size());
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    const ChannelStats& s = channels_[i]->st;
+    chs[i] = s;
+    published_.submitted += s.submitted;
+    published_.device_completed += s.completed;
+    published_.device_bytes += s.device_bytes;
+    published_.page_faults += s.page_faults;
+    published_.page_fault_retries += s.page_fault_retries;
+    published_.errors += s.errors;
+    published_.retries += s.retries;
+    published_.timeouts += s.timeouts;
+    published_.unhealthy += s.unhealthy;
+    published_.out_of_order += s.out_of_order;
+  }
+  published_.channels.swap(chs);
+}
+
+}  // namespace dmacopy

@@ -1,0 +1,60 @@
+// The DSA engine the addon talks to: channels over work queues (real or software), one poller.
+// submit_work() is non-blocking: it fixes how many descriptors a work has (the caller's pending
+// counter) and hands the work to the poller, which reports progress through EventSink.
+//
+// Guarantees (see completion_engine.h for how):
+//  - every descriptor has CRAV|RCR and its own record, counted on its own, in any order;
+//  - an event reports only bytes already in memory; the counts of one work sum to the value
+//    submit_work returned once, and only once, every byte of the work was copied;
+//  - a work past its deadline is finished by the CPU after its queue was drained, so no late
+//    device write lands after the work was reported done;
+//  - close() returns only when no device or CPU thread can still write.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "completion_engine.h"
+#include "completion_event.h"
+#include "copy_region.h"
+#include "cpu_copier.h"
+#include "work_queue.h"
+
+namespace dmacopy {
+
+class DsaEngine {
+ public:
+  // cpu may be null (fallbacks then copy on the poller thread); sink may not.
+  DsaEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+            DsaEngineOptions opts = DsaEngineOptions());
+  ~DsaEngine();  // close()
+  DsaEngine(const DsaEngine&) = delete;
+  DsaEngine& operator=(const DsaEngine&) = delete;
+
+  size_t channels() const;
+  const WqInfo& channel_info(size_t channel) const;
+  bool channel_usable(size_t channel) const;  // false once quarantined
+
+  // Splits regions into descriptors (the queue's max_transfer_size, at most UINT32_MAX bytes
+  // each; empty regions are skipped) and queues them on `channel` (modulo channels()), or on a
+  // healthy channel if that one is quarantined, or on the CPU if none is left. Returns the
+  // number of descriptors: the events of this (op_id, work) will have `completed` summing to it.
+  // Returns 0 when there was nothing to wait for: no bytes, or the engine is closed / has no
+  // channels / the work exceeds 2^32-1 descriptors, in which case the copy was done
+  // synchronously on this thread before returning; no event is posted for such a work.
+  // Events may be posted (from the poller thread) before this returns.
+  uint32_t submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
+                       uint64_t deadline_ns /* CLOCK_MONOTONIC absolute, 0 = none */);
+
+  // Drains every queue (what they held is finished on the CPU and reported), waits for CPU
+  // fallbacks, joins the poller. Idempotent. submit_work afterwards copies synchronously.
+  void close();
+
+  DsaEngineStats stats() const;
+
+ private:
+  std::unique_ptr<CompletionEngine> poller_;
+};
+
+}  // namespace dmacopy

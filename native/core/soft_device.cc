@@ -1,0 +1,466 @@
+#include "soft_device.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "dsa_hw.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DMACOPY_PAUSE() _mm_pause()
+#else
+#define DMACOPY_PAUSE() __asm__ __volatile__("" ::: "memory")
+#endif
+
+namespace dmacopy {
+namespace {
+
+enum CtrIdx {
+  kSubmitted, kAccepted, kCompleted, kSucceeded, kDropped, kRetryFull, kRetryInjected, kRejectedDisabled,
+  kPageFaults, kBackward, kErrors, kHangs, kLates, kDisables, kAborted, kDrains, kReopens, kInvalid,
+  kUnreportable, kReordered, kBatches, kBatchMembers, kCtrCount
+};
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// A uniform draw in [0,1) that depends only on (seed, seq, member, what): replayable.
+double draw(uint64_t seed, uint64_t seq, uint32_t member, uint32_t what) {
+  uint64_t h = mix(seed ^ mix(seq * 0x100000001b3ull + member) ^ (uint64_t(what) << 56));
+  return double(h >> 11) * (1.0 / 9007199254740992.0);
+}
+uint64_t draw_u64(uint64_t seed, uint64_t seq, uint32_t member, uint32_t what) {
+  return mix(seed ^ mix(seq * 0x100000001b3ull + member) ^ (uint64_t(what) << 56) ^ 0x5bd1e995ull);
+}
+
+enum What : uint32_t { kWDisable = 1, kWHang, kWError, kWFault, kWLate, kWJitter, kWRetry, kWFaultBytes, kWFaultDir,
+                       kWFaultWrite, kWErrCode };
+
+bool all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
+const uint8_t kErrorStatuses[] = {DSA_COMP_HW_ERR1, DSA_COMP_TRANSLATION_FAIL, DSA_COMP_HW_ERR_DRB};
+
+}  // namespace
+
+SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(cfg) {
+  if (cfg_.engines == 0) cfg_.engines = 1;
+  if (cfg_.wq_size == 0) cfg_.wq_size = 1;
+  static_assert(sizeof(ctr_.v) / sizeof(ctr_.v[0]) == kCtrCount, "counter table size");
+  for (auto& c : ctr_.v) c.store(0, std::memory_order_relaxed);
+  for (uint32_t i = 0; i < cfg_.engines; ++i) {
+    auto e = std::make_unique<Engine>();
+    // Nothing above wq_size is ever held, so these never reallocate on the hot path.
+    e->incoming.reserve(cfg_.wq_size);
+    e->local.reserve(cfg_.wq_size);
+    engines_.push_back(std::move(e));
+  }
+  for (auto& e : engines_) {
+    Engine* ep = e.get();
+    ep->thread = std::thread([this, ep] { engine_main(*ep); });
+  }
+}
+
+SoftDevice::~SoftDevice() {
+  drain();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_.store(true);
+  }
+  for (auto& e : engines_) e->cv.notify_all();
+  for (auto& e : engines_) e->thread.join();
+}
+
+SoftDevice::Fate SoftDevice::decide(uint64_t seq, uint32_t member) const {
+  const SoftFaults& f = cfg_.faults;
+  uint64_t s = cfg_.seed;
+  if (f.disable > 0 && draw(s, seq, member, kWDisable) < f.disable) return Fate::Disable;
+  if (f.hang > 0 && draw(s, seq, member, kWHang) < f.hang) return Fate::Hang;
+  if (f.error > 0 && draw(s, seq, member, kWError) < f.error) return Fate::Error;
+  if (f.page_fault > 0 && draw(s, seq, member, kWFault) < f.page_fault) return Fate::PageFault;
+  if (f.late > 0 && draw(s, seq, member, kWLate) < f.late) return Fate::Late;
+  return Fate::Normal;
+}
+
+SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* accepted) {
+  size_t ok = 0;
+  SubmitStatus st = SubmitStatus::Accepted;
+  uint64_t woke = 0;  // bitmask of engines to wake (first 64)
+  bool wake_all = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? now_ns() : 0;
+    for (; ok < n; ++ok) {
+      bump(kSubmitted);
+      if (state_.load(std::memory_order_relaxed) != kEnabled) {
+        bump(kRejectedDisabled);
+        st = SubmitStatus::Disabled;
+        break;
+      }
+      uint64_t attempt = submit_attempts_++;
+      if (cfg_.mode == WqMode::Shared && cfg_.faults.retry > 0 &&
+          draw(cfg_.seed, attempt, 0xffffffffu, kWRetry) < cfg_.faults.retry) {
+        bump(kRetryInjected);
+        st = SubmitStatus::Retry;
+        break;
+      }
+      if (in_flight_.load(std::memory_order_acquire) >= cfg_.wq_size) {
+        if (cfg_.mode == WqMode::Shared) {
+          bump(kRetryFull);
+          st = SubmitStatus::Retry;
+          break;
+        }
+        // Dedicated queue: MOVDIR64B is a posted write; the device drops it and raises SWERR.
+        bump(kDropped);
+        swerr_.store(true, std::memory_order_release);
+        continue;
+      }
+      uint64_t seq = next_seq_++;
+      Held h;
+      std::memcpy(static_cast<void*>(&h.desc), &descs[ok], sizeof(dsa_hw_desc));
+      h.seq = seq;
+      h.fate = decide(seq, 0);
+      uint64_t lat = uint64_t(cfg_.latency_us) * 1000;
+      if (cfg_.jitter_us) lat += draw_u64(cfg_.seed, seq, 0, kWJitter) % (uint64_t(cfg_.jitter_us) * 1000 + 1);
+      h.due_ns = now + lat;
+      if (h.fate == Fate::Hang) {  // held until drain(): counted when decided, it never runs
+        h.due_ns = UINT64_MAX;
+        bump(kHangs);
+      }
+      if (h.fate == Fate::Late) {
+        h.due_ns = now + uint64_t(cfg_.faults.late_ms) * 1000000ull;
+        bump(kLates);
+      }
+      size_t ei = seq % engines_.size();
+      Engine& e = *engines_[ei];
+      e.incoming.push_back(h);
+      e.pending.store(uint32_t(e.incoming.size()), std::memory_order_release);
+      in_flight_.fetch_add(1, std::memory_order_acq_rel);
+      bump(kAccepted);
+      if (e.sleeping) {
+        if (ei < 64) woke |= 1ull << ei;
+        else wake_all = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < engines_.size(); ++i)
+    if (wake_all || (i < 64 && (woke >> i) & 1)) engines_[i]->cv.notify_one();
+  if (accepted) *accepted = ok;
+  return st;
+}
+
+bool SoftDevice::healthy() const {
+  return state_.load(std::memory_order_acquire) == kEnabled && !swerr_.load(std::memory_order_acquire);
+}
+
+void SoftDevice::drain() {
+  uint64_t aborted = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    state_.store(kDrained, std::memory_order_release);  // submits now get Disabled
+    for (auto& e : engines_) {
+      aborted += e->incoming.size();
+      e->incoming.clear();
+      e->pending.store(0, std::memory_order_release);
+    }
+  }
+  // An engine executes only while holding its exec lock: once we held it, that engine has
+  // finished whatever it was writing, and its held descriptors are gone.
+  for (auto& e : engines_) {
+    std::lock_guard<std::mutex> ex(e->exec);
+    aborted += e->local.size();
+    e->local.clear();
+  }
+  in_flight_.store(0, std::memory_order_release);
+  bump(kAborted, aborted);
+  bump(kDrains);
+}
+
+bool SoftDevice::reopen() {
+  if (state_.load(std::memory_order_acquire) != kDrained) drain();
+  std::lock_guard<std::mutex> lk(mu_);
+  swerr_.store(false, std::memory_order_release);
+  state_.store(kEnabled, std::memory_order_release);
+  bump(kReopens);
+  return true;
+}
+
+SoftDeviceCounters SoftDevice::counters() const {
+  auto g = [this](int i) { return ctr_.v[i].load(std::memory_order_relaxed); };
+  SoftDeviceCounters c;
+  c.submitted = g(kSubmitted); c.accepted = g(kAccepted); c.completed = g(kCompleted);
+  c.succeeded = g(kSucceeded); c.dropped = g(kDropped); c.retry_full = g(kRetryFull);
+  c.retry_injected = g(kRetryInjected); c.rejected_disabled = g(kRejectedDisabled);
+  c.page_faults = g(kPageFaults); c.backward_faults = g(kBackward); c.errors = g(kErrors);
+  c.hangs = g(kHangs); c.lates = g(kLates); c.disables = g(kDisables); c.aborted = g(kAborted);
+  c.drains = g(kDrains); c.reopens = g(kReopens); c.invalid = g(kInvalid);
+  c.unreportable = g(kUnreportable); c.reordered = g(kReordered); c.batches = g(kBatches);
+  c.batch_members = g(kBatchMembers);
+  return c;
+}
+
+void SoftDevice::engine_main(Engine& e) {
+  auto later = [](const Held& a, const Held& b) { return a.due_ns != b.due_ns ? a.due_ns > b.due_ns : a.seq > b.seq; };
+  uint32_t idle = 0;
+  while (!stop_.load(std::memory_order_acquire)) {
+    bool did = false;
+    uint64_t next_due = UINT64_MAX;
+    {
+      std::lock_guard<std::mutex> ex(e.exec);
+      if (e.pending.load(std::memory_order_acquire) != 0) {
+        std::lock_guard<std::mutex> lk(mu_);
+        for (const Held& h : e.incoming) {
+          e.local.push_back(h);
+          std::push_heap(e.local.begin(), e.local.end(), later);
+        }
+        e.incoming.clear();
+        e.pending.store(0, std::memory_order_release);
+      }
+      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) {
+        uint64_t now = e.local.front().due_ns == 0 ? 0 : now_ns();
+        // Bounded per pass so a steady stream cannot starve drain() of the exec lock forever.
+        for (int k = 0; k < 64 && !e.local.empty() && e.local.front().due_ns <= now; ++k) {
+          if (state_.load(std::memory_order_acquire) != kEnabled) break;  // disabled mid-stream
+          std::pop_heap(e.local.begin(), e.local.end(), later);
+          Held h = e.local.back();
+          e.local.pop_back();
+          execute(h);
+          did = true;
+        }
+      }
+      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) next_due = e.local.front().due_ns;
+    }
+    if (did) {
+      idle = 0;
+      continue;
+    }
+    // Idle: pause → yield → sleep until new work or the next due time.
+    ++idle;
+    if (idle < 256) {
+      DMACOPY_PAUSE();
+      continue;
+    }
+    uint64_t now = now_ns();
+    if (next_due != UINT64_MAX && next_due <= now + 20000) {  // due within 20 us: stay awake
+      std::this_thread::yield();
+      continue;
+    }
+    if (idle < 512) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    if (!e.incoming.empty() || stop_.load()) continue;
+    e.sleeping = true;
+    uint64_t wait_ns = next_due == UINT64_MAX ? 10000000ull : std::min<uint64_t>(next_due - now, 10000000ull);
+    bool woken = e.cv.wait_for(lk, std::chrono::nanoseconds(wait_ns),
+                               [&] { return !e.incoming.empty() || stop_.load(); });
+    e.sleeping = false;
+    // Woken by work: spin a little before sleeping again. Timed out: go straight back to sleep
+    // (after checking due descriptors), so an idle device costs nothing.
+    idle = woken ? 200 : 511;
+  }
+}
+
+void SoftDevice::note_completion_order(uint64_t seq) {
+  // "reordered": this descriptor completes after one accepted later than it already did.
+  if (any_completed_.load(std::memory_order_relaxed)) {
+    uint64_t m = max_completed_seq_.load(std::memory_order_relaxed);
+    if (seq < m) bump(kReordered);
+    while (seq > m && !max_completed_seq_.compare_exchange_weak(m, seq, std::memory_order_relaxed)) {
+    }
+  } else {
+    uint64_t m = max_completed_seq_.load(std::memory_order_relaxed);
+    while (seq > m && !max_completed_seq_.compare_exchange_weak(m, seq, std::memory_order_relaxed)) {
+    }
+    any_completed_.store(true, std::memory_order_relaxed);
+  }
+}
+
+void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes,
+                              uint64_t fault_addr, bool top_level) {
+  const uint8_t code = status & DSA_COMP_STATUS_MASK;
+  const bool success = code == DSA_COMP_SUCCESS;
+  const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
+  const bool rcr = d.flags & IDXD_OP_FLAG_RCR;
+  // Free the queue slot before publishing: a submitter that saw the record may submit again.
+  if (top_level) in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  if (!crav) {
+    if (!success) bump(kUnreportable);  // a failure nobody will ever see
+    return;
+  }
+  if (success && !rcr) return;  // CRAV without RCR: a record only on failure
+  auto* cr = reinterpret_cast<dsa_completion_record*>(static_cast<uintptr_t>(d.completion_addr));
+  if (code == DSA_COMP_CRA_ALIGN) {  // misaligned record: the status is all it can say
+    store_status(cr, status);
+    return;
+  }
+  cr->result = result;
+  cr->bytes_completed = bytes;
+  cr->fault_addr = fault_addr;
+  store_status(cr, status);  // last, with release: data and fields are visible before it
+}
+
+uint8_t SoftDevice::run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32_t member, bool top_level) {
+  const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
+  if (crav && d.completion_addr % kCompletionAlign != 0) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_CRA_ALIGN, 0, 0, 0, top_level);
+    return DSA_COMP_CRA_ALIGN;
+  }
+  if (d.rsvd != 0 || d.rsvd1 != 0 || d.priv != 0 || !all_zero(d.op_specific, sizeof d.op_specific)) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_NOZERO_RESERVE, 0, 0, 0, top_level);
+    return DSA_COMP_NOZERO_RESERVE;
+  }
+  if (d.opcode == DSA_OPCODE_NOOP) {
+    bump(kSucceeded);
+    write_record(d, DSA_COMP_SUCCESS, 0, 0, 0, top_level);
+    return DSA_COMP_SUCCESS;
+  }
+  if (d.opcode != DSA_OPCODE_MEMMOVE) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_BAD_OPCODE, 0, 0, 0, top_level);
+    return DSA_COMP_BAD_OPCODE;
+  }
+  const uint32_t len = d.xfer_size;
+  if (len > cfg_.max_transfer_size) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_XFER_ERANGE, 0, 0, 0, top_level);
+    return DSA_COMP_XFER_ERANGE;
+  }
+  auto* dst = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(d.dst_addr));
+  auto* src = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(d.src_addr));
+  if (fate == Fate::Error) {
+    bump(kErrors);
+    // A transfer that broke half way leaves a destination head the caller must not trust.
+    if (len) std::memset(dst, 0xEE, len < 64 ? len : 64);
+    uint8_t st = kErrorStatuses[draw_u64(cfg_.seed, seq, member, kWErrCode) % 3];
+    write_record(d, st, 0, 0, 0, top_level);
+    return st;
+  }
+  if (fate == Fate::PageFault && len > 0) {
+    bump(kPageFaults);
+    uint32_t done = uint32_t(draw_u64(cfg_.seed, seq, member, kWFaultBytes) % len);  // < len
+    bool backward = draw(cfg_.seed, seq, member, kWFaultDir) < cfg_.faults.backward;
+    bool on_write = draw(cfg_.seed, seq, member, kWFaultWrite) < 0.5;
+    uint64_t first_unfinished;
+    if (backward) {  // the tail [len-done, len) is done, the head is not
+      bump(kBackward);
+      std::memmove(dst + (len - done), src + (len - done), done);
+      first_unfinished = len - done - 1;
+    } else {
+      std::memmove(dst, src, done);
+      first_unfinished = done;
+    }
+    uint64_t fa = (on_write ? d.dst_addr : d.src_addr) + first_unfinished;
+    uint8_t st = DSA_COMP_PAGE_FAULT_NOBOF | (on_write ? DSA_COMP_STATUS_WRITE : 0);
+    write_record(d, st, backward ? 1 : 0, done, fa, top_level);
+    return DSA_COMP_PAGE_FAULT_NOBOF;
+  }
+  std::memmove(dst, src, len);
+  bump(kSucceeded);
+  write_record(d, DSA_COMP_SUCCESS, 0, len, 0, top_level);
+  return DSA_COMP_SUCCESS;
+}
+
+void SoftDevice::execute(const Held& h) {
+  note_completion_order(h.seq);
+  bump(kCompleted);
+  if (h.fate == Fate::Disable) {
+    // The queue goes down with this descriptor: it and everything still held never complete.
+    bump(kDisables);
+    state_.store(kDisabled, std::memory_order_release);
+    return;
+  }
+  const dsa_hw_desc& d = h.desc;
+  if (d.opcode != DSA_OPCODE_BATCH) {
+    run_op(d, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
+    return;
+  }
+  bump(kBatches);
+  const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
+  if (crav && d.completion_addr % kCompletionAlign != 0) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_CRA_ALIGN, 0, 0, 0, true);
+    return;
+  }
+  if (d.rsvd != 0 || d.rsvd1 != 0 || d.priv != 0 || !all_zero(d.op_specific, sizeof d.op_specific)) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_NOZERO_RESERVE, 0, 0, 0, true);
+    return;
+  }
+  if (cfg_.max_batch_size <= 1) {  // batch not in op_cap
+    bump(kInvalid);
+    write_record(d, DSA_COMP_BAD_OPCODE, 0, 0, 0, true);
+    return;
+  }
+  if (d.desc_count < 2 || d.desc_count > cfg_.max_batch_size) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_DESC_CNT_ERANGE, 0, 0, 0, true);
+    return;
+  }
+  if (d.desc_list_addr % kDescListAlign != 0) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_DESCLIST_ALIGN, 0, 0, 0, true);
+    return;
+  }
+  const auto* list = reinterpret_cast<const dsa_hw_desc*>(static_cast<uintptr_t>(d.desc_list_addr));
+  bool all_ok = true;
+  for (uint32_t i = 0; i < d.desc_count; ++i) {
+    dsa_hw_desc m;
+    std::memcpy(static_cast<void*>(&m), &list[i], sizeof m);  // the device reads the list once
+    bump(kBatchMembers);
+    uint8_t st;
+    if (m.opcode == DSA_OPCODE_BATCH || m.opcode == DSA_OPCODE_DRAIN) {
+      bump(kInvalid);
+      write_record(m, DSA_COMP_BAD_OPCODE, 0, 0, 0, false);
+      st = DSA_COMP_BAD_OPCODE;
+    } else {
+      Fate f = decide(h.seq, i + 1);
+      if (f == Fate::Hang || f == Fate::Late || f == Fate::Disable) f = Fate::Normal;  // whole-batch fates only
+      st = run_op(m, f, h.seq, i + 1, false);
+    }
+    if (st != DSA_COMP_SUCCESS) all_ok = false;
+  }
+  write_record(d, all_ok ? DSA_COMP_SUCCESS : DSA_COMP_BATCH_FAIL, 0, d.desc_count, 0, true);
+}
+
+SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
+  info_.name = cfg.name;
+  info_.mode = cfg.mode;
+  info_.size = dev_.config().wq_size;
+  info_.max_transfer_size = cfg.max_transfer_size;
+  info_.max_batch_size = cfg.max_batch_size;
+  info_.cache_control = true;
+  info_.block_on_fault = false;
+}
+
+SubmitStatus SoftWorkQueue::submit(const dsa_hw_desc& desc) {
+  size_t n = 0;
+  return dev_.submit(&desc, 1, &n);
+}
+
+size_t SoftWorkQueue::submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) {
+  size_t ok = 0;
+  SubmitStatus st = dev_.submit(descs, n, &ok);
+  if (stopped) *stopped = st;
+  return ok;
+}
+
+}  // namespace dmacopy

@@ -1,0 +1,165 @@
+// The software DSA device: engine threads that execute the same 64-byte descriptors the
+// hardware would, validate them like the hardware, and write completion records the same way.
+// It stands in for /dev/dsa on every machine without DSA, so every DSA code path runs in tests.
+//
+// What it models (all decisions come from seed + descriptor sequence number, so an order or a
+// fault pattern that broke something replays exactly):
+//  - out-of-order completion: descriptors are spread over engines and each gets a latency plus
+//    seeded jitter; an engine completes whatever is due first, not what came first;
+//  - the copy happens only when a descriptor completes, so a caller that returns early reads
+//    missing bytes (exactly the dcbm bug);
+//  - dedicated queue overflow: descriptors beyond wq_size in flight are dropped silently and a
+//    software-error flag is raised (healthy() == false), like SWERR on real hardware;
+//  - shared queue: full → SubmitStatus::Retry (ENQCMD ZF=1), plus injected spurious retries;
+//  - faults: partial completion (PAGE_FAULT_NOBOF), hardware error statuses (with a scribbled
+//    destination head, as a half-done transfer would leave it), hangs, late completions, and a
+//    queue disabled mid-stream (held descriptors never complete, further submits: Disabled).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "work_queue.h"
+
+namespace dmacopy {
+
+struct SoftFaults {
+  double page_fault = 0;  // probability a memmove completes partially with PAGE_FAULT_NOBOF
+  double backward = 0;    // of those, the fraction reported as a backward copy (result = 1)
+  double error = 0;       // probability of a hardware error status (HW_ERR1, ...)
+  double hang = 0;        // probability a descriptor never completes (until drain)
+  double late = 0;        // probability a descriptor completes only after late_ms
+  uint32_t late_ms = 20;
+  double retry = 0;       // shared queue: probability a submission gets a spurious Retry
+  double disable = 0;     // probability per descriptor that the queue gets disabled when it runs
+};
+
+struct SoftDeviceConfig {
+  std::string name = "soft0.0";
+  uint32_t engines = 2;                     // engine threads
+  uint32_t wq_size = 128;                   // descriptors the queue holds in flight
+  WqMode mode = WqMode::Dedicated;
+  uint64_t max_transfer_size = 2u << 20;    // bytes per descriptor
+  uint32_t max_batch_size = 32;             // 0/1: BATCH is rejected with BAD_OPCODE
+  uint64_t seed = 1;
+  uint32_t latency_us = 0;                  // base latency of every descriptor
+  uint32_t jitter_us = 0;                   // + uniform [0, jitter_us] per descriptor
+  SoftFaults faults;
+};
+
+// Everything the device did or injected, so tests can check each fault is visible.
+struct SoftDeviceCounters {
+  uint64_t submitted = 0;          // submission attempts
+  uint64_t accepted = 0;           // descriptors taken into the queue
+  uint64_t completed = 0;          // top-level descriptors whose record was written
+  uint64_t succeeded = 0;          // memmove/noop (incl. batch members) completed with SUCCESS
+  uint64_t dropped = 0;            // dedicated queue overflow: silently dropped
+  uint64_t retry_full = 0;         // shared queue full
+  uint64_t retry_injected = 0;     // spurious Retry
+  uint64_t rejected_disabled = 0;  // submit while disabled/drained
+  uint64_t page_faults = 0;
+  uint64_t backward_faults = 0;
+  uint64_t errors = 0;
+  uint64_t hangs = 0;
+  uint64_t lates = 0;
+  uint64_t disables = 0;
+  uint64_t aborted = 0;            // descriptors thrown away by drain()
+  uint64_t drains = 0;
+  uint64_t reopens = 0;
+  uint64_t invalid = 0;            // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
+  uint64_t unreportable = 0;       // failures the device could not report (no CRAV)
+  uint64_t reordered = 0;          // completed after a later-accepted descriptor completed
+  uint64_t batches = 0;
+  uint64_t batch_members = 0;
+};
+
+class SoftDevice {
+ public:
+  explicit SoftDevice(const SoftDeviceConfig& cfg);
+  ~SoftDevice();  // drains, then stops the engines
+  SoftDevice(const SoftDevice&) = delete;
+  SoftDevice& operator=(const SoftDevice&) = delete;
+
+  const SoftDeviceConfig& config() const { return cfg_; }
+
+  // Takes up to n descriptors (copied, like MOVDIR64B/ENQCMD); *accepted says how many.
+  // A dropped descriptor (dedicated overflow) counts as accepted: the hardware gives no feedback.
+  SubmitStatus submit(const dsa_hw_desc* descs, size_t n, size_t* accepted);
+  bool healthy() const;
+  // Aborts everything held; returns when no engine will touch memory for anything submitted.
+  void drain();
+  bool reopen();
+
+  SoftDeviceCounters counters() const;
+  uint32_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
+
+ private:
+  enum class Fate : uint8_t { Normal, PageFault, Error, Hang, Late, Disable };
+  enum State : uint8_t { kEnabled, kDisabled, kDrained };
+  struct Held {
+    dsa_hw_desc desc;
+    uint64_t seq;
+    uint64_t due_ns;
+    Fate fate;
+  };
+  struct Engine {
+    std::mutex exec;                   // held while the engine executes; drain() waits on it
+    std::vector<Held> incoming;        // guarded by SoftDevice::mu_
+    std::vector<Held> local;           // min-heap by due time; guarded by exec
+    std::condition_variable cv;        // waits with SoftDevice::mu_
+    std::atomic<uint32_t> pending{0};  // incoming.size(), readable without the lock
+    bool sleeping = false;             // guarded by mu_
+    std::thread thread;
+  };
+  struct Ctr {  // atomics behind SoftDeviceCounters
+    std::atomic<uint64_t> v[22];
+  };
+
+  Fate decide(uint64_t seq, uint32_t member) const;
+  void engine_main(Engine& e);
+  // Executes a top-level descriptor (its record is written last, status with release).
+  void execute(const Held& h);
+  // Runs one memmove/noop (also a batch member). Returns the status it reported.
+  uint8_t run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32_t member, bool top_level);
+  void write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
+                    bool top_level);
+  void note_completion_order(uint64_t seq);
+  void bump(int idx, uint64_t n = 1) { ctr_.v[idx].fetch_add(n, std::memory_order_relaxed); }
+
+  SoftDeviceConfig cfg_;
+  std::mutex mu_;  // submission side: state changes, incoming lists, sleeping flags
+  std::atomic<uint8_t> state_{kEnabled};
+  std::atomic<bool> swerr_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> in_flight_{0};
+  uint64_t next_seq_ = 0;        // guarded by mu_
+  uint64_t submit_attempts_ = 0; // guarded by mu_
+  std::atomic<uint64_t> max_completed_seq_{0};
+  std::atomic<bool> any_completed_{false};
+  std::vector<std::unique_ptr<Engine>> engines_;
+  Ctr ctr_;
+};
+
+class SoftWorkQueue : public WorkQueue {
+ public:
+  explicit SoftWorkQueue(const SoftDeviceConfig& cfg);
+  const WqInfo& info() const override { return info_; }
+  SubmitStatus submit(const dsa_hw_desc& desc) override;
+  size_t submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) override;
+  bool healthy() override { return dev_.healthy(); }
+  void drain() override { dev_.drain(); }
+  bool reopen() override { return dev_.reopen(); }
+  SoftDevice& device() { return dev_; }
+
+ private:
+  WqInfo info_;
+  SoftDevice dev_;
+};
+
+}  // namespace dmacopy

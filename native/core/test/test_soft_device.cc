@@ -1,0 +1,407 @@
+// The software DSA device: validation statuses, copy-at-completion, reordering, queue
+// capacity (dedicated drop / shared retry), every injected fault, drain and reopen.
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "check.h"
+#include "dsa_hw.h"
+#include "soft_device.h"
+
+using namespace dmacopy;
+
+namespace {
+
+struct Records {  // n 32-byte-aligned records
+  explicit Records(size_t n) : n(n) {
+    p = static_cast<dsa_completion_record*>(std::aligned_alloc(64, ((n * 32) + 63) & ~size_t{63}));
+    std::memset(static_cast<void*>(p), 0, n * 32);
+  }
+  ~Records() { std::free(p); }
+  dsa_completion_record* p;
+  size_t n;
+};
+
+uint8_t wait_status(const dsa_completion_record* cr, int ms = 2000) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (load_status(cr) == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  return load_status(cr);
+}
+
+SoftDeviceConfig small(uint32_t engines = 1) {
+  SoftDeviceConfig c;
+  c.engines = engines;
+  c.wq_size = 16;
+  c.max_transfer_size = 4096;
+  c.max_batch_size = 8;
+  return c;
+}
+
+uint8_t run_one(SoftWorkQueue& q, const dsa_hw_desc& d, dsa_completion_record* cr) {
+  submission_fence();
+  CHECK(q.submit(d) == SubmitStatus::Accepted);
+  return wait_status(cr);
+}
+
+}  // namespace
+
+TEST("noop and memmove complete with SUCCESS and copy the bytes") {
+  SoftWorkQueue q(small());
+  Records r(2);
+  dsa_hw_desc d;
+  build_noop(&d, &r.p[0]);
+  CHECK_EQ(run_one(q, d, &r.p[0]), DSA_COMP_SUCCESS);
+  std::vector<uint8_t> src(3000), dst(3000, 0);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 7 + 1);
+  build_memmove(&d, dst.data(), src.data(), 3000, &r.p[1], false);
+  CHECK_EQ(run_one(q, d, &r.p[1]), DSA_COMP_SUCCESS);
+  CHECK_EQ(r.p[1].bytes_completed, 3000u);
+  CHECK(src == dst);
+  CHECK(q.healthy());
+}
+
+TEST("device validation statuses") {
+  SoftWorkQueue q(small());
+  Records r(16);
+  uint8_t a[64] = {}, b[64] = {};
+  dsa_hw_desc d;
+
+  build_memmove(&d, b, a, 64, &r.p[0], false);
+  d.rsvd = 1;
+  CHECK_EQ(run_one(q, d, &r.p[0]), DSA_COMP_NOZERO_RESERVE);
+
+  build_memmove(&d, b, a, 64, &r.p[1], false);
+  d.op_specific[3] = 9;
+  CHECK_EQ(run_one(q, d, &r.p[1]), DSA_COMP_NOZERO_RESERVE);
+
+  build_memmove(&d, b, a, 64, &r.p[2], false);
+  d.opcode = 0x3f;
+  CHECK_EQ(run_one(q, d, &r.p[2]), DSA_COMP_BAD_OPCODE);
+
+  // Misaligned record: the status lands at the (misaligned) address given.
+  uint8_t* mis = reinterpret_cast<uint8_t*>(&r.p[4]) + 8;
+  build_memmove(&d, b, a, 64, reinterpret_cast<dsa_completion_record*>(mis), false);
+  submission_fence();
+  CHECK(q.submit(d) == SubmitStatus::Accepted);
+  CHECK_EQ(wait_status(reinterpret_cast<dsa_completion_record*>(mis)), DSA_COMP_CRA_ALIGN);
+
+  std::vector<uint8_t> big(8192), big2(8192);
+  build_memmove(&d, big2.data(), big.data(), 8192, &r.p[6], false);
+  CHECK_EQ(run_one(q, d, &r.p[6]), DSA_COMP_XFER_ERANGE);
+
+  alignas(64) dsa_hw_desc list[10];
+  for (int i = 0; i < 10; ++i) build_noop(&list[i], &r.p[8]);
+  std::memset(&d, 0, sizeof d);
+  d.opcode = DSA_OPCODE_BATCH;
+  d.flags = IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR;
+  d.completion_addr = reinterpret_cast<uintptr_t>(&r.p[7]);
+  d.desc_list_addr = reinterpret_cast<uintptr_t>(list);
+  d.desc_count = 1;
+  CHECK_EQ(run_one(q, d, &r.p[7]), DSA_COMP_DESC_CNT_ERANGE);
+  prepare_completion(&r.p[7]);
+  d.desc_count = 9;  // > max_batch_size 8
+  CHECK_EQ(run_one(q, d, &r.p[7]), DSA_COMP_DESC_CNT_ERANGE);
+  prepare_completion(&r.p[7]);
+  d.desc_count = 2;
+  d.desc_list_addr = reinterpret_cast<uintptr_t>(list) + 32;
+  CHECK_EQ(run_one(q, d, &r.p[7]), DSA_COMP_DESCLIST_ALIGN);
+
+  // No CRAV: a failure cannot be reported; the device counts it.
+  build_memmove(&d, b, a, 64, &r.p[9], false);
+  d.flags = 0;
+  d.opcode = 0x3f;
+  submission_fence();
+  CHECK(q.submit(d) == SubmitStatus::Accepted);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (q.device().counters().unreportable == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  CHECK_EQ(q.device().counters().unreportable, 1u);
+  CHECK_EQ(load_status(&r.p[9]), 0);
+  CHECK(q.device().counters().invalid >= 8);
+}
+
+TEST("batch: members get their own records, BATCH_FAIL when one fails") {
+  SoftWorkQueue q(small());
+  Records r(8);
+  alignas(64) dsa_hw_desc list[3];
+  std::vector<uint8_t> s(300), d1(100), d2(100), d3(100);
+  for (size_t i = 0; i < s.size(); ++i) s[i] = uint8_t(i);
+  build_memmove(&list[0], d1.data(), s.data(), 100, &r.p[1], false);
+  build_memmove(&list[1], d2.data(), s.data() + 100, 100, &r.p[2], false);
+  build_memmove(&list[2], d3.data(), s.data() + 200, 100, &r.p[3], false);
+  dsa_hw_desc b;
+  CHECK(build_batch(&b, list, 3, 8, &r.p[0]));
+  CHECK_EQ(run_one(q, b, &r.p[0]), DSA_COMP_SUCCESS);
+  CHECK_EQ(r.p[0].bytes_completed, 3u);
+  for (int i = 1; i <= 3; ++i) CHECK_EQ(load_status(&r.p[i]), DSA_COMP_SUCCESS);
+  CHECK(std::memcmp(d3.data(), s.data() + 200, 100) == 0);
+  for (int i = 0; i < 4; ++i) prepare_completion(&r.p[i]);
+  list[1].opcode = 0x3f;
+  CHECK_EQ(run_one(q, b, &r.p[0]), DSA_COMP_BATCH_FAIL);
+  CHECK_EQ(load_status(&r.p[2]), DSA_COMP_BAD_OPCODE);
+  CHECK_EQ(load_status(&r.p[1]), DSA_COMP_SUCCESS);
+  CHECK_EQ(q.device().counters().batches, 2u);
+}
+
+TEST("the copy happens only at completion (latency)") {
+  SoftDeviceConfig c = small();
+  c.latency_us = 30000;
+  SoftWorkQueue q(c);
+  Records r(1);
+  std::vector<uint8_t> src(512, 0x11), dst(512, 0);
+  dsa_hw_desc d;
+  build_memmove(&d, dst.data(), src.data(), 512, &r.p[0], false);
+  submission_fence();
+  CHECK(q.submit(d) == SubmitStatus::Accepted);
+  CHECK_EQ(dst[0], 0);  // nothing yet: an early reader sees missing bytes
+  CHECK_EQ(load_status(&r.p[0]), 0);
+  CHECK_EQ(wait_status(&r.p[0]), DSA_COMP_SUCCESS);
+  CHECK(src == dst);
+}
+
+TEST("completions come out of order with jitter and engines") {
+  SoftDeviceConfig c = small(2);
+  c.wq_size = 64;
+  c.jitter_us = 500;
+  c.seed = 7;
+  SoftWorkQueue q(c);
+  Records r(64);
+  std::vector<uint8_t> src(64 * 64, 1), dst(64 * 64);
+  for (int i = 0; i < 64; ++i) {
+    dsa_hw_desc d;
+    build_memmove(&d, dst.data() + i * 64, src.data() + i * 64, 64, &r.p[i], false);
+    submission_fence();
+    CHECK(q.submit(d) == SubmitStatus::Accepted);
+  }
+  // Watch the order in which records turn non-zero.
+  std::vector<int> order;
+  std::vector<bool> seen(64, false);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (order.size() < 64 && std::chrono::steady_clock::now() < end)
+    for (int i = 0; i < 64; ++i)
+      if (!seen[i] && load_status(&r.p[i])) {
+        seen[i] = true;
+        order.push_back(i);
+      }
+  CHECK_EQ(order.size(), 64u);
+  bool inversion = false;
+  for (size_t i = 1; i < order.size(); ++i) inversion |= order[i] < order[i - 1];
+  CHECK(inversion);
+  CHECK(q.device().counters().reordered > 0);
+}
+
+TEST("dedicated queue: overflow is dropped silently and raises the software error") {
+  SoftDeviceConfig c = small();
+  c.wq_size = 4;
+  c.latency_us = 20000;
+  SoftWorkQueue q(c);
+  Records r(6);
+  std::vector<uint8_t> s(6 * 64, 3), d(6 * 64, 0);
+  for (int i = 0; i < 6; ++i) {
+    dsa_hw_desc desc;
+    build_memmove(&desc, d.data() + 64 * i, s.data() + 64 * i, 64, &r.p[i], false);
+    submission_fence();
+    CHECK(q.submit(desc) == SubmitStatus::Accepted);  // posted write: no feedback
+  }
+  CHECK_EQ(q.device().counters().dropped, 2u);
+  CHECK(!q.healthy());
+  for (int i = 0; i < 4; ++i) CHECK_EQ(wait_status(&r.p[i]), DSA_COMP_SUCCESS);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  CHECK_EQ(load_status(&r.p[4]), 0);  // dropped: never completes
+  CHECK_EQ(load_status(&r.p[5]), 0);
+  q.drain();
+  CHECK(q.reopen());
+  CHECK(q.healthy());
+}
+
+TEST("shared queue: Retry when full and spurious Retry by probability") {
+  SoftDeviceConfig c = small();
+  c.mode = WqMode::Shared;
+  c.wq_size = 2;
+  c.latency_us = 20000;
+  SoftWorkQueue q(c);
+  Records r(4);
+  uint8_t s[64] = {}, d[64];
+  dsa_hw_desc desc;
+  for (int i = 0; i < 2; ++i) {
+    build_memmove(&desc, d, s, 64, &r.p[i], false);
+    CHECK(q.submit(desc) == SubmitStatus::Accepted);
+  }
+  build_memmove(&desc, d, s, 64, &r.p[2], false);
+  CHECK(q.submit(desc) == SubmitStatus::Retry);
+  CHECK_EQ(q.device().counters().retry_full, 1u);
+  CHECK(q.healthy());
+  q.drain();
+  q.reopen();
+
+  SoftDeviceConfig c2 = small();
+  c2.mode = WqMode::Shared;
+  c2.faults.retry = 0.5;
+  SoftWorkQueue q2(c2);
+  int retries = 0, accepted = 0;
+  Records r2(1);
+  for (int i = 0; i < 200; ++i) {
+    build_noop(&desc, &r2.p[0]);
+    SubmitStatus st = q2.submit(desc);
+    if (st == SubmitStatus::Retry) ++retries;
+    if (st == SubmitStatus::Accepted) {
+      ++accepted;
+      wait_status(&r2.p[0]);
+      prepare_completion(&r2.p[0]);
+    }
+  }
+  CHECK(retries > 50 && accepted > 50);
+  CHECK_EQ(q2.device().counters().retry_injected, uint64_t(retries));
+}
+
+TEST("page fault: partial completion with bytes_completed, fault_addr, direction") {
+  SoftDeviceConfig c = small();
+  c.faults.page_fault = 1.0;
+  c.faults.backward = 0.5;
+  SoftWorkQueue q(c);
+  int fwd = 0, bwd = 0, wr = 0;
+  for (int i = 0; i < 40; ++i) {
+    Records r(1);
+    std::vector<uint8_t> s(1000), d(1000, 0);
+    for (size_t k = 0; k < s.size(); ++k) s[k] = uint8_t(k % 251 + 1);
+    dsa_hw_desc desc;
+    build_memmove(&desc, d.data(), s.data(), 1000, &r.p[0], false);
+    uint8_t st = run_one(q, desc, &r.p[0]);
+    CompletionInfo ci = decode_completion(&r.p[0]);
+    CHECK_EQ(ci.status, uint8_t(DSA_COMP_PAGE_FAULT_NOBOF));
+    CHECK_EQ(st & DSA_COMP_STATUS_MASK, DSA_COMP_PAGE_FAULT_NOBOF);
+    CHECK(ci.bytes_completed < 1000);
+    uint64_t base = ci.fault_on_write ? uint64_t(uintptr_t(d.data())) : uint64_t(uintptr_t(s.data()));
+    wr += ci.fault_on_write;
+    uint32_t bc = ci.bytes_completed;
+    if (ci.result == 0) {
+      ++fwd;
+      CHECK_EQ(ci.fault_addr, base + bc);
+      CHECK(std::memcmp(d.data(), s.data(), bc) == 0);
+      if (bc < 1000) CHECK_EQ(d[bc], 0);  // nothing beyond the fault
+    } else {
+      ++bwd;
+      CHECK_EQ(ci.fault_addr, base + (1000 - bc - 1));
+      CHECK(std::memcmp(d.data() + 1000 - bc, s.data() + 1000 - bc, bc) == 0);
+      CHECK_EQ(d[1000 - bc - 1], 0);
+    }
+  }
+  CHECK(fwd > 0 && bwd > 0 && wr > 0 && wr < 40);
+  CHECK_EQ(q.device().counters().page_faults, 40u);
+}
+
+TEST("errors, hangs, late completions and disable are injected and counted") {
+  {
+    SoftDeviceConfig c = small();
+    c.faults.error = 1.0;
+    SoftWorkQueue q(c);
+    Records r(1);
+    std::vector<uint8_t> s(128, 5), d(128, 0);
+    dsa_hw_desc desc;
+    build_memmove(&desc, d.data(), s.data(), 128, &r.p[0], false);
+    uint8_t st = run_one(q, desc, &r.p[0]);
+    CHECK(st == DSA_COMP_HW_ERR1 || st == DSA_COMP_TRANSLATION_FAIL || st == DSA_COMP_HW_ERR_DRB);
+    CHECK_EQ(q.device().counters().errors, 1u);
+  }
+  {
+    SoftDeviceConfig c = small();
+    c.faults.hang = 1.0;
+    SoftWorkQueue q(c);
+    Records r(1);
+    uint8_t s[64] = {}, d[64] = {};
+    dsa_hw_desc desc;
+    build_memmove(&desc, d, s, 64, &r.p[0], false);
+    CHECK(q.submit(desc) == SubmitStatus::Accepted);
+    CHECK_EQ(wait_status(&r.p[0], 50), 0);
+    CHECK_EQ(q.device().counters().hangs, 1u);
+    q.drain();
+    CHECK_EQ(q.device().counters().aborted, 1u);
+    CHECK_EQ(q.device().in_flight(), 0u);
+  }
+  {
+    SoftDeviceConfig c = small();
+    c.faults.late = 1.0;
+    c.faults.late_ms = 40;
+    SoftWorkQueue q(c);
+    Records r(1);
+    uint8_t s[64] = {}, d[64] = {};
+    dsa_hw_desc desc;
+    build_memmove(&desc, d, s, 64, &r.p[0], false);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_EQ(run_one(q, desc, &r.p[0]), DSA_COMP_SUCCESS);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(35));
+    CHECK_EQ(q.device().counters().lates, 1u);
+  }
+  {
+    SoftDeviceConfig c = small();
+    c.faults.disable = 1.0;
+    SoftWorkQueue q(c);
+    Records r(2);
+    uint8_t s[64] = {}, d[64] = {};
+    dsa_hw_desc desc;
+    build_memmove(&desc, d, s, 64, &r.p[0], false);
+    CHECK(q.submit(desc) == SubmitStatus::Accepted);
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (q.healthy() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+    CHECK(!q.healthy());
+    CHECK_EQ(load_status(&r.p[0]), 0);
+    build_memmove(&desc, d, s, 64, &r.p[1], false);
+    CHECK(q.submit(desc) == SubmitStatus::Disabled);
+    CHECK_EQ(q.device().counters().disables, 1u);
+    q.drain();
+    CHECK(q.reopen());
+    CHECK(q.healthy());
+  }
+}
+
+TEST("drain aborts held descriptors and nothing completes afterwards") {
+  SoftDeviceConfig c = small(2);
+  c.latency_us = 5000;
+  SoftWorkQueue q(c);
+  Records r(16);
+  std::vector<uint8_t> s(16 * 256, 9), d(16 * 256, 0);
+  for (int i = 0; i < 16; ++i) {
+    dsa_hw_desc desc;
+    build_memmove(&desc, d.data() + 256 * i, s.data() + 256 * i, 256, &r.p[i], false);
+    CHECK(q.submit(desc) == SubmitStatus::Accepted);
+  }
+  q.drain();
+  std::vector<uint8_t> snap = d;
+  std::vector<uint8_t> recs(reinterpret_cast<uint8_t*>(r.p), reinterpret_cast<uint8_t*>(r.p) + 16 * 32);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(snap == d);
+  CHECK(std::memcmp(recs.data(), r.p, 16 * 32) == 0);
+  dsa_hw_desc desc;
+  build_noop(&desc, &r.p[0]);
+  CHECK(q.submit(desc) == SubmitStatus::Disabled);  // unusable until reopen
+  CHECK(q.reopen());
+  prepare_completion(&r.p[0]);
+  CHECK_EQ(run_one(q, desc, &r.p[0]), DSA_COMP_SUCCESS);
+}
+
+TEST("same seed, same fault decisions") {
+  auto run = [](uint64_t seed) {
+    SoftDeviceConfig c = small();
+    c.seed = seed;
+    c.faults.page_fault = 0.3;
+    c.faults.error = 0.2;
+    SoftWorkQueue q(c);
+    std::vector<uint8_t> statuses;
+    for (int i = 0; i < 30; ++i) {
+      Records r(1);
+      std::vector<uint8_t> s(256, 1), d(256);
+      dsa_hw_desc desc;
+      build_memmove(&desc, d.data(), s.data(), 256, &r.p[0], false);
+      submission_fence();
+      q.submit(desc);
+      statuses.push_back(wait_status(&r.p[0]));
+      statuses.push_back(uint8_t(r.p[0].bytes_completed));
+    }
+    return statuses;
+  };
+  CHECK(run(42) == run(42));
+  CHECK(run(42) != run(43));
+}
+
+DMACOPY_TEST_MAIN
