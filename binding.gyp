@@ -18,7 +18,7 @@
             "<!@(node -p \"require('fs').readdirSync('native/core').filter(f => f.endsWith('.cc')).map(f => 'native/core/' + f).join(' ')\")",
             "native/addon/addon.cc",
             "native/addon/args.cc",
-            "native/addon/bench_hooks.cc",
+            "native/addon/diagnostic_hooks.cc",
             "native/addon/errors.cc",
             "native/addon/event_channel.cc",
             "native/addon/native_engine.cc"

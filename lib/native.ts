@@ -81,6 +81,13 @@ export interface NativeBinding {
   eventFields: number;
   /** Benchmark yardstick: a plain multi-threaded memcpy of src into dst; returns nanoseconds. */
   memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
+  /** Regression demo: the dcbm "wait for the last descriptor only" strategy on the software device. */
+  naiveCopy(
+    dst: Uint8Array,
+    src: Uint8Array,
+    folioSize: number,
+    device?: { seed?: number; jitterUs?: number; engines?: number },
+  ): { returnedOk: boolean; incompleteFolios: number; folios: number };
 }
 
 let binding: NativeBinding | undefined;

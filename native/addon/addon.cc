@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "addon_data.h"
-#include "bench_hooks.h"
+#include "diagnostic_hooks.h"
 #include "errors.h"
 #include "native_engine.h"
 
@@ -60,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));
   exports.Set("eventFields", Napi::Number::New(env, kEventFields));
   exports.Set("memcpyBound", Napi::Function::New<MemcpyBound>(env, "memcpyBound"));
+  exports.Set("naiveCopy", Napi::Function::New<NaiveCopy>(env, "naiveCopy"));
   return exports;
 }
 
