@@ -1,105 +1,15 @@
-// The `dmacopy` command. Each subcommand is a thin wrapper over the library's public API, so
-// what operators run is what services call.
-import { Command, InvalidArgumentError } from 'commander';
-import { openEngine } from './engine';
-import type { Backend, CopyReport } from './types';
+// The `dmacopy` command. Each subcommand lives in lib/commands/ and is a thin wrapper over the
+// library's public API, so what operators run is what services call.
+import { Command } from 'commander';
+import * as copyDemo from './commands/copy-demo';
 
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return n;
-  };
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[u]}`;
-}
-
-export function formatReport(r: CopyReport): string {
-  const gbps = r.elapsedNs > 0 ? r.bytes / r.elapsedNs : 0;
-  return [
-    `backend         ${r.backend}`,
-    `bytes           ${r.bytes} (${formatBytes(r.bytes)})`,
-    `folios          ${r.folios}`,
-    `descriptors     ${r.descriptors}`,
-    `channels        ${r.channels}`,
-    `offloaded bytes ${r.offloadedBytes}`,
-    `cpu bytes       ${r.cpuBytes}`,
-    `fallbacks       timeout ${r.fallbacks.timeout}, error ${r.fallbacks.error}, page fault ${r.fallbacks.pageFault}, submit ${r.fallbacks.submit}`,
-    `out of order    ${r.outOfOrder}`,
-    `elapsed         ${(r.elapsedNs / 1e6).toFixed(2)} ms (${gbps.toFixed(2)} GB/s)`,
-  ].join('\n');
-}
-
-interface CopyDemoOptions {
-  sizeMib: number;
-  folio: number;
-  backend: Backend;
-  form: 'region' | 'list';
-  json?: boolean;
-}
-
-async function copyDemo(o: CopyDemoOptions): Promise<number> {
-  const size = o.sizeMib * 1024 * 1024;
-  const src = Buffer.allocUnsafe(size);
-  // A pattern that differs in every 4 KiB page, so a folio copied to the wrong place shows.
-  for (let off = 0; off < size; off += 4) src.writeUInt32LE(((off >>> 2) * 2654435761) >>> 0, off);
-  const dst = Buffer.alloc(size);
-  // Touch every destination page first, so the report times the copy, not first-touch page faults.
-  dst.fill(1);
-  const engine = await openEngine({ backend: o.backend });
-  try {
-    let report: CopyReport;
-    if (o.form === 'list') {
-      const n = Math.ceil(size / o.folio);
-      const dsts = new Array<Buffer>(n);
-      const srcs = new Array<Buffer>(n);
-      for (let i = 0; i < n; i++) {
-        const b = i * o.folio;
-        const e = Math.min(size, b + o.folio);
-        dsts[i] = dst.subarray(b, e);
-        srcs[i] = src.subarray(b, e);
-      }
-      report = await engine.copyBatch(dsts, srcs);
-    } else {
-      report = await engine.copyBatch(dst, src, { folioSize: o.folio });
-    }
-    const verified = dst.equals(src);
-    if (o.json) {
-      console.log(JSON.stringify({ ...report, form: o.form, verified }, null, 2));
-    } else {
-      console.log(`copied ${formatBytes(size)} as ${o.form === 'list' ? 'a list of' : 'a region of'} ${formatBytes(o.folio)} folios`);
-      console.log(formatReport(report));
-      console.log(`verified        ${verified ? 'yes: every byte matches the source' : 'NO: the destination differs from the source'}`);
-    }
-    return verified ? 0 : 1;
-  } finally {
-    await engine.close();
-  }
-}
+/** Every subcommand module exports register(program). */
+const COMMANDS: { register(program: Command): void }[] = [copyDemo];
 
 export function buildProgram(): Command {
   const program = new Command();
   program.name('dmacopy').description('Batch memory-folio copies through Intel DSA or a multi-threaded native CPU copy').showHelpAfterError();
-  program
-    .command('copy-demo')
-    .description('copy a batch of folios, verify every byte and print the report')
-    .option('--size-mib <n>', 'total bytes to copy, in MiB', positiveInt('--size-mib'), 256)
-    .option('--folio <bytes>', 'folio size in bytes', positiveInt('--folio'), 4096)
-    .option('--backend <name>', 'auto | cpu | emulated | dsa', 'auto')
-    .option('--form <form>', 'region (one buffer + folioSize) or list (one view per folio)', 'region')
-    .option('--json', 'print the report as JSON')
-    .action(async (opts: CopyDemoOptions) => {
-      if (opts.form !== 'region' && opts.form !== 'list') throw new InvalidArgumentError('--form must be region or list');
-      process.exitCode = await copyDemo(opts);
-    });
+  for (const c of COMMANDS) c.register(program);
   return program;
 }
 

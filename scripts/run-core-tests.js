@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Builds and runs the plain C++ core unit tests (native/core/test/test_*.cc), without Node-API.
-// Each test file links against every core source; binaries go to build/core-tests/.
+// Core sources are compiled once (in parallel) and linked into each test binary under
+// build/core-tests/. Prints each file's "N passed, N failed" and writes results.json.
 // Usage: node scripts/run-core-tests.js [--sanitize] [filter]
 'use strict';
-const { execFileSync, spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
@@ -25,35 +27,87 @@ const cxx = process.env.CXX || 'g++';
 const flags = ['-std=c++17', '-O2', '-g', '-pthread', '-Wall', '-Wextra', '-I', coreDir];
 if (sanitize) flags.push('-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined');
 
-let passed = 0;
-let failed = 0;
-let casesPassed = 0;
-let casesFailed = 0;
-for (const t of tests) {
-  const bin = path.join(outDir, t.replace(/\.cc$/, ''));
-  try {
-    execFileSync(cxx, [...flags, '-o', bin, path.join(testDir, t), ...sources], { stdio: 'inherit' });
-  } catch {
-    console.error(`core test ${t}: build failed`);
-    failed++;
-    continue;
-  }
-  const r = spawnSync(bin, [], { encoding: 'utf8', timeout: 300_000 });
-  process.stdout.write(r.stdout || '');
-  process.stderr.write(r.stderr || '');
-  const m = /(\d+) passed, (\d+) failed/.exec(r.stdout || '');
-  if (m) {
-    casesPassed += Number(m[1]);
-    casesFailed += Number(m[2]);
-  } else {
-    casesFailed++; // crashed before printing its summary
-  }
-  if (r.status === 0) passed++;
-  else {
-    console.error(`core test ${t}: exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}`);
-    failed++;
-  }
+function run(argv) {
+  return new Promise((resolve) => {
+    const p = spawn(cxx, argv, { stdio: 'inherit' });
+    p.on('exit', (code) => resolve(code === 0));
+    p.on('error', () => resolve(false));
+  });
 }
-console.log(`core test files: ${passed} passed, ${failed} failed`);
-fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }));
-process.exit(failed ? 1 : 0);
+
+/** Runs jobs with at most `width` at a time; resolves to true if all succeeded. */
+async function pool(jobs, width) {
+  let ok = true;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, jobs.length) }, async () => {
+      while (next < jobs.length) ok = (await jobs[next++]()) && ok;
+    }),
+  );
+  return ok;
+}
+
+async function main() {
+  const newestHeader = Math.max(
+    ...fs.readdirSync(coreDir).filter((f) => f.endsWith('.h')).map((f) => fs.statSync(path.join(coreDir, f)).mtimeMs),
+  );
+  const objects = sources.map((src) => path.join(outDir, path.basename(src).replace(/\.cc$/, '.o')));
+  const stale = sources
+    .map((src, i) => ({ src, obj: objects[i] }))
+    .filter(({ src, obj }) => {
+      try {
+        const t = fs.statSync(obj).mtimeMs;
+        return t < fs.statSync(src).mtimeMs || t < newestHeader;
+      } catch {
+        return true;
+      }
+    });
+  const width = Math.max(1, os.availableParallelism());
+  if (!(await pool(stale.map(({ src, obj }) => () => run([...flags, '-c', '-o', obj, src])), width))) {
+    console.error('core sources failed to compile');
+    fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed: 0, failed: 1 }, cases: { passed: 0, failed: 1 } }));
+    process.exit(1);
+  }
+  const bins = tests.map((t) => path.join(outDir, t.replace(/\.cc$/, '')));
+  const linked = await Promise.all(tests.map(() => false));
+  await pool(
+    tests.map((t, i) => async () => {
+      linked[i] = await run([...flags, '-o', bins[i], path.join(testDir, t), ...objects]);
+      return linked[i];
+    }),
+    width,
+  );
+
+  let passed = 0;
+  let failed = 0;
+  let casesPassed = 0;
+  let casesFailed = 0;
+  tests.forEach((t, i) => {
+    if (!linked[i]) {
+      console.error(`core test ${t}: build failed`);
+      failed++;
+      casesFailed++;
+      return;
+    }
+    const r = spawnSync(bins[i], [], { encoding: 'utf8', timeout: 300_000 });
+    process.stdout.write(r.stdout || '');
+    process.stderr.write(r.stderr || '');
+    const m = /(\d+) passed, (\d+) failed/.exec(r.stdout || '');
+    if (m) {
+      casesPassed += Number(m[1]);
+      casesFailed += Number(m[2]);
+    } else {
+      casesFailed++; // crashed before printing its summary
+    }
+    if (r.status === 0) passed++;
+    else {
+      console.error(`core test ${t}: exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}`);
+      failed++;
+    }
+  });
+  console.log(`core test files: ${passed} passed, ${failed} failed`);
+  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }));
+  process.exit(failed ? 1 : 0);
+}
+
+main();

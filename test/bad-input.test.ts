@@ -130,9 +130,21 @@ describe('bad input', () => {
     });
   }
 
-  it("the 'emulated' and 'dsa' backends are not available yet", async () => {
-    for (const backend of ['emulated', 'dsa'] as const) {
-      await expect(openEngine({ backend })).rejects.toMatchObject({ code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE' });
+  it("backend 'dsa' without usable queues says why; 'auto' then uses the CPU and says why", async () => {
+    const saved = process.env.DMACOPY_SYSFS_ROOT;
+    process.env.DMACOPY_SYSFS_ROOT = '/nonexistent-dmacopy-root';
+    try {
+      const err = await openEngine({ backend: 'dsa' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DmacopyError);
+      expect((err as DmacopyError).code).toBe('ERR_DMACOPY_BACKEND_UNAVAILABLE');
+      expect((err as Error).message).toMatch(/no DSA devices/);
+      const auto = await openEngine({ backend: 'auto' });
+      expect(auto.backend).toBe('cpu');
+      expect(auto.stats().autoReason).toMatch(/DSA/);
+      await auto.close();
+    } finally {
+      if (saved === undefined) delete process.env.DMACOPY_SYSFS_ROOT;
+      else process.env.DMACOPY_SYSFS_ROOT = saved;
     }
   });
 
