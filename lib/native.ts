@@ -98,8 +98,12 @@ function load(): void {
   loaded = true;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // DMACOPY_NATIVE_PATH loads a specific build (the sanitizer build of `npm run test:asan`).
+    const override = process.env.DMACOPY_NATIVE_PATH;
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    const mod = nodeGypBuild(path.join(__dirname, '..')) as Partial<NativeBinding> & { unsupported?: string };
+    const mod = (override ? require(path.resolve(override)) : nodeGypBuild(path.join(__dirname, '..'))) as Partial<NativeBinding> & {
+      unsupported?: string;
+    };
     if (typeof mod.unsupported === 'string') throw new Error(mod.unsupported);
     if (mod.eventFields !== EVENT_FIELDS) throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
     binding = mod as NativeBinding;
