@@ -15,7 +15,16 @@ import { ensureEventChannel } from './completions';
 import { CopyMode, EVENT_FIELDS, type NativeEngine, type NativeQueueOpenResult, nativeBinding, nativeLoadError } from './native';
 import { SPLIT_UNIT, workBounds } from './split';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from './types';
-import { type PreparedBatch, checkNonNegative, checkPositiveInt, describe, prepareBatch } from './validate';
+import {
+  LIST_CHUNK,
+  type PreparedBatch,
+  checkListShape,
+  checkNonNegative,
+  checkPositiveInt,
+  describe,
+  prepareBatch,
+  prepareListSlice,
+} from './validate';
 import { BatchOp, zeroFallbacks } from './work';
 
 const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
@@ -120,7 +129,7 @@ export class Engine {
     this.#options = options;
     const binding = nativeBinding();
     if (binding) {
-      if (options.dsa) ensureEventChannel();  // device completions need the channel at open
+      ensureEventChannel();  // completions (and device engines at open) need this thread's channel
       this.#native = new binding.NativeEngine({
         threads: options.cpuThreads,
         nonTemporalMinBytes: options.nonTemporalMinBytes,
@@ -165,6 +174,8 @@ export class Engine {
    */
   async copyBatch(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): Promise<CopyReport> {
     if (this.#closed) throw closedError();
+    const list = checkListShape(dsts, srcs, options);
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
     if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
     return this.#copyAsync(batch);
@@ -173,6 +184,8 @@ export class Engine {
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
   copyBatchSync(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): CopyReport {
     if (this.#closed) throw closedError();
+    const list = checkListShape(dsts, srcs, options);
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = prepareBatch(dsts, srcs, options);
     if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
     const k = this.#worksFor(batch);
@@ -278,6 +291,59 @@ export class Engine {
       op.abort(fromNative(err));
       return op.done;
     }
+    return op.done.then((report) => {
+      this.#account(report, false);
+      return report;
+    });
+  }
+
+  /**
+   * A large list-form batch: each chunk of views is validated and submitted while the threads
+   * (or queues) already copy the chunks before it, so reading thousands of views overlaps the
+   * copy instead of preceding it. Overlap is checked natively against every earlier chunk. If a
+   * later chunk is refused, nothing more is submitted, the earlier chunks finish, and the batch
+   * rejects saying which folios may have been copied.
+   */
+  #copyChunked(dsts: unknown[], srcs: unknown[], sync: boolean): Promise<CopyReport> | CopyReport {
+    const native = this.#native as NativeEngine;
+    const n = dsts.length;
+    const op = new BatchOp(nextOpId(), this.#options.backend, [], 0, n, this.#options.channels, (settled) => {
+      this.#inFlight.delete(settled);
+      if (!sync) untrack(settled);
+    });
+    op.sealed = false;
+    if (sync) {
+      op.done.catch(() => {});
+      native.registerSync(op.id);
+    } else {
+      this.#inFlight.add(op);
+      track(op);
+    }
+    let failure: Error | undefined;
+    for (let start = 0; start < n; start += LIST_CHUNK) {
+      try {
+        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK));
+        op.pin(chunk.buffers);
+        const counts = native.copy(CopyMode.Async, op.id, chunk.buffers, chunk.form, chunk.table, workBounds(chunk, this.#worksFor(chunk)), undefined, true);
+        op.add(counts);
+        op.report.bytes += chunk.bytes;
+      } catch (err) {
+        failure = fromNative(err);
+        if (start > 0) failure.message += ` (folios 0 to ${start - 1} were submitted before this and may have been copied)`;
+        break;
+      }
+    }
+    native.endBatch(op.id);
+    if (sync) {
+      const totals = new Float64Array(EVENT_FIELDS);
+      native.waitSync(op.id, op.report.descriptors, totals);
+      if (failure) throw failure;
+      op.applyTotals(totals);
+      op.completeAll(0);
+      this.#account(op.report, false);
+      return op.report;
+    }
+    op.seal(failure);
     return op.done.then((report) => {
       this.#account(report, false);
       return report;

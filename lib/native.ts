@@ -67,7 +67,12 @@ export interface NativeEngine {
     bounds: Float64Array,
     /** Synchronous device copies: receives the sum of the op's events (event layout). */
     totals?: Float64Array,
+    /** A chunk of a larger batch: overlap is checked against the earlier chunks of opId. */
+    chunked?: boolean,
   ): Uint32Array;
+  endBatch(opId: number): void;
+  registerSync(opId: number): void;
+  waitSync(opId: number, expected: number, totals: Float64Array): void;
   stats(): NativeEngineStats;
   queues(): NativeQueueOpenResult[];
   close(): void;

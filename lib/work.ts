@@ -30,12 +30,16 @@ export class BatchOp {
   private settle!: (r: CopyReport) => void;
   private fail!: (e: Error) => void;
   settled = false;
+  /** False while a chunked batch is still being submitted: it cannot finish before that. */
+  sealed = true;
+  /** Set when a later chunk failed: the batch rejects with it once submitted work drained. */
+  private failure: Error | undefined;
 
   constructor(
     readonly id: number,
     backend: ResolvedBackend,
     /** Pins every buffer of the batch until it settles, even if the caller drops them. */
-    readonly pins: readonly Uint8Array[],
+    private readonly pins: Uint8Array[],
     bytes: number,
     folios: number,
     channels: number,
@@ -61,16 +65,33 @@ export class BatchOp {
     for (let w = 0; w < channels; w++) this.works.push(new Work(w, w));
   }
 
+  /** Pins the buffers of one more chunk until the batch settles. */
+  pin(buffers: readonly Uint8Array[]): void {
+    for (const b of buffers) this.pins.push(b);
+  }
+
   /** Sets each work's pending counter from what was submitted; resolves at once if nothing was. */
   start(descriptorsPerWork: ArrayLike<number>): void {
-    let total = 0;
+    this.add(descriptorsPerWork);
+    if (this.remaining === 0) this.finish();
+  }
+
+  /** Adds the descriptors of one more submitted chunk to the works' pending counters. */
+  add(descriptorsPerWork: ArrayLike<number>): void {
     for (let w = 0; w < this.works.length; w++) {
       const n = descriptorsPerWork[w] ?? 0;
-      (this.works[w] as Work).pending = n;
-      total += n;
-      if (n > 0) this.remaining++;
+      if (n === 0) continue;
+      const work = this.works[w] as Work;
+      if (work.pending === 0) this.remaining++;
+      work.pending += n;
+      this.report.descriptors += n;
     }
-    this.report.descriptors = total;
+  }
+
+  /** Every chunk is submitted: the batch may now finish (or fail, if a chunk was refused). */
+  seal(failure?: Error): void {
+    this.sealed = true;
+    this.failure = failure;
     if (this.remaining === 0) this.finish();
   }
 
@@ -93,7 +114,7 @@ export class BatchOp {
     r.outOfOrder += ev[o + EventField.OutOfOrder] as number;
     if (completed === 0) return;
     work.pending -= completed;
-    if (work.pending === 0 && --this.remaining === 0) this.finish();
+    if (work.pending === 0 && --this.remaining === 0 && this.sealed) this.finish();
   }
 
   /** Applies the summed events of a synchronous device copy (event layout, op and work ignored). */
@@ -125,6 +146,10 @@ export class BatchOp {
 
   private finish(): void {
     if (this.settled) return;
+    if (this.failure) {
+      this.abort(this.failure);
+      return;
+    }
     this.settled = true;
     this.report.elapsedNs = Number(process.hrtime.bigint() - this.started);
     this.onSettled(this);

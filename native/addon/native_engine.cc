@@ -144,7 +144,10 @@ void EngineCore::shutdown() {
 Napi::Function NativeEngine::Define(Napi::Env env) {
   return DefineClass(env, "NativeEngine",
                      {InstanceMethod<&NativeEngine::Copy>("copy"), InstanceMethod<&NativeEngine::Stats>("stats"),
-                      InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues")});
+                      InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues"),
+                      InstanceMethod<&NativeEngine::EndBatch>("endBatch"),
+                      InstanceMethod<&NativeEngine::RegisterSync>("registerSync"),
+                      InstanceMethod<&NativeEngine::WaitSync>("waitSync")});
 }
 
 NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
@@ -225,7 +228,9 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     if (table.length != dmacopy::kRegionFields) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "region table must hold 6 numbers");
     st = dmacopy::plan_region(spans.data(), spans.size(), table.data, folios);
   }
-  if (st.ok()) st = dmacopy::check_overlaps(folios);
+  // A chunk of a larger batch is checked against the chunks before it, not only itself.
+  const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  if (st.ok()) st = chunked ? trackers_[static_cast<uint64_t>(op_id)].add(folios) : dmacopy::check_overlaps(folios);
   const size_t k = bounds.length / 2 - 1;
   auto pieces = std::make_shared<dmacopy::WorkPieces>();
   if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
@@ -373,6 +378,36 @@ Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) {
     o.Set("dsa", ds);
   }
   return o;
+}
+
+Napi::Value NativeEngine::EndBatch(const Napi::CallbackInfo& info) {
+  trackers_.erase(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeEngine::RegisterSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
+  auto& waiter = sync_waiters_[op];
+  waiter = std::make_unique<SyncWaiter>();
+  AddonData::of(env).events(env).register_sync(op, waiter.get());
+  return env.Undefined();
+}
+
+Napi::Value NativeEngine::WaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
+  const double expected = number_arg(info[1], "expected");
+  auto it = sync_waiters_.find(op);
+  if (it == sync_waiters_.end()) throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");
+  EventRecord totals = it->second->wait_for(static_cast<uint64_t>(expected));
+  AddonData::of(env).events(env).unregister_sync(op);
+  sync_waiters_.erase(it);
+  if (info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+    Napi::Float64Array out = info[2].As<Napi::Float64Array>();
+    for (size_t i = 0; i < kEventFields && i < out.ElementLength(); ++i) out[i] = totals.f[i];
+  }
+  return env.Undefined();
 }
 
 Napi::Value NativeEngine::Queues(const Napi::CallbackInfo& info) {

@@ -7,6 +7,10 @@
 #include <napi.h>
 
 #include <memory>
+#include <unordered_map>
+
+#include "event_channel.h"
+#include "overlap_tracker.h"
 
 #include "cpu_engine.h"
 #include "dsa_engine.h"
@@ -45,6 +49,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   // queues() -> [{ name, ok, path, instruction, reason, remedy, ... }] for /dev/dsa queues
   Napi::Value Queues(const Napi::CallbackInfo& info);
+  // Chunked batches (large list forms are validated and submitted chunk by chunk):
+  // endBatch(opId) forgets the batch's overlap history.
+  Napi::Value EndBatch(const Napi::CallbackInfo& info);
+  // registerSync(opId): the op's events are counted natively from now on, not sent to JS.
+  // waitSync(opId, expected, totals) blocks until `expected` descriptors completed and writes
+  // the summed events into totals (a Float64Array in event layout).
+  Napi::Value RegisterSync(const Napi::CallbackInfo& info);
+  Napi::Value WaitSync(const Napi::CallbackInfo& info);
+
+  std::unordered_map<uint64_t, dmacopy::OverlapTracker> trackers_;
+  std::unordered_map<uint64_t, std::unique_ptr<SyncWaiter>> sync_waiters_;
 
   std::shared_ptr<EngineCore> core_;
 };

@@ -1,7 +1,6 @@
 #include "batch_plan.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace dmacopy {
 namespace {
@@ -9,10 +8,11 @@ namespace {
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1, JavaScript's exact range
 
 bool to_index(double v, uint64_t& out) {
-  // Rejects NaN (all comparisons false), negatives, fractions and values past 2^53.
-  if (!(v >= 0.0 && v <= kMaxSafeInteger) || std::floor(v) != v) return false;
+  // Rejects NaN (all comparisons false), negatives, fractions and values past 2^53. The round
+  // trip through an integer is the fraction test (std::floor is a libm call without SSE4.1).
+  if (!(v >= 0.0 && v <= kMaxSafeInteger)) return false;
   out = static_cast<uint64_t>(v);
-  return true;
+  return static_cast<double>(out) == v;
 }
 
 PlanStatus fail(PlanError e, size_t folio, std::string msg) {
