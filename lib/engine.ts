@@ -13,7 +13,8 @@ import { copyInJs } from './js-copy';
 import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
 import { ensureEventChannel } from './completions';
 import { CopyMode, EVENT_FIELDS, type NativeEngine, type NativeQueueOpenResult, nativeBinding, nativeLoadError } from './native';
-import { SPLIT_UNIT, workBounds } from './split';
+import { Policy } from './policy';
+import { SPLIT_UNIT, boundaryBytes, workBounds } from './split';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from './types';
 import {
   LIST_CHUNK,
@@ -39,6 +40,7 @@ const ENGINE_OPTION_KEYS = new Set([
   'cacheControl',
   'submission',
   'numaNode',
+  'cpuShare',
 ]);
 
 interface ResolvedOptions {
@@ -49,6 +51,9 @@ interface ResolvedOptions {
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
   dsa?: NativeDsaConfig;
+  /** minOffloadBytes as the caller gave it (undefined: tuned by the policy). */
+  fixedMinOffloadBytes?: number;
+  cpuShare?: number | 'auto';
   /** Why 'auto' chose what it chose. */
   autoReason?: string;
 }
@@ -83,16 +88,24 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const minOffloadBytes = o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
   const nonTemporalMinBytes =
     o.nonTemporalMinBytes === undefined ? defaultNonTemporalMinBytes() : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
-  const common = { cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes };
+  let cpuShare: number | 'auto' | undefined;
+  if (o.cpuShare !== undefined) {
+    if (o.cpuShare === 'auto') cpuShare = 'auto';
+    else if (typeof o.cpuShare !== 'number') throw invalidArg('options.cpuShare', `cpuShare must be a fraction from 0 to 0.9 or 'auto', got ${describe(o.cpuShare)}`);
+    else if (!(o.cpuShare >= 0 && o.cpuShare <= 0.9)) throw outOfRange('options.cpuShare', `cpuShare must be from 0 to 0.9, got ${o.cpuShare}`);
+    else cpuShare = o.cpuShare;
+  }
+  const common = { cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes, fixedMinOffloadBytes: o.minOffloadBytes === undefined ? undefined : minOffloadBytes };
   const dsaOptions = { cacheControl: o.cacheControl ?? false, pageFaultRetries: 2, quarantineAfter: 3 };
   if (backend === 'emulated') {
     const queues = emulatorQueues(o.emulator, requestedChannels);
-    return { ...common, backend: 'emulated', channels: queues.length, dsa: { kind: 'emulated', queues, options: dsaOptions } };
+    // The software device already runs on these cores: no CPU share unless asked for.
+    return { ...common, backend: 'emulated', channels: queues.length, cpuShare: cpuShare ?? 0, dsa: { kind: 'emulated', queues, options: dsaOptions } };
   }
   if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
     try {
       const queues = userQueues({ channels: requestedChannels, numaNode, submission: o.submission });
-      return { ...common, backend: 'dsa', channels: queues.length, dsa: { kind: 'user', queues, options: dsaOptions } };
+      return { ...common, backend: 'dsa', channels: queues.length, cpuShare: cpuShare ?? 'auto', dsa: { kind: 'user', queues, options: dsaOptions } };
     } catch (err) {
       if (backend === 'dsa') throw err;
       return { ...common, backend: 'cpu', channels: requestedChannels ?? cpuThreads, autoReason: (err as Error).message };
@@ -110,6 +123,7 @@ export class Engine {
   readonly #options: ResolvedOptions;
   readonly #native: NativeEngine | undefined;
   readonly #inFlight = new Set<BatchOp>();
+  readonly #policy: Policy;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #totals = {
@@ -127,6 +141,10 @@ export class Engine {
   /** @internal use openEngine() */
   constructor(options: ResolvedOptions) {
     this.#options = options;
+    this.#policy = new Policy(
+      { minOffloadBytes: options.fixedMinOffloadBytes, defaultMinOffloadBytes: options.minOffloadBytes, cpuShare: options.cpuShare, device: options.dsa !== undefined },
+      options.cpuThreads,
+    );
     const binding = nativeBinding();
     if (binding) {
       ensureEventChannel();  // completions (and device engines at open) need this thread's channel
@@ -177,7 +195,7 @@ export class Engine {
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
-    if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
+    if (this.#native === undefined || this.#policy.useInline(batch.bytes)) return this.#copyInline(batch);
     return this.#copyAsync(batch);
   }
 
@@ -187,13 +205,13 @@ export class Engine {
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = prepareBatch(dsts, srcs, options);
-    if (batch.bytes < this.#options.minOffloadBytes || this.#native === undefined) return this.#copyInline(batch);
-    const k = this.#worksFor(batch);
-    const op = this.#newOp(batch, k);
+    if (this.#native === undefined || this.#policy.useInline(batch.bytes)) return this.#copyInline(batch);
+    const plan = this.#plan(batch);
+    const op = this.#newOp(batch, plan.k);
     try {
       const totals = new Float64Array(EVENT_FIELDS);
       const id = this.#options.dsa ? nextOpId() : 0;
-      const counts = this.#native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, workBounds(batch, k), totals);
+      const counts = this.#native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom);
       op.report.descriptors = sum(counts);
       if (this.#options.dsa) {
         // Device copies: the native layer summed this op's events while the caller waited.
@@ -206,6 +224,7 @@ export class Engine {
       op.abort(fromNative(err));
       throw fromNative(err);
     }
+    this.#observe(op, plan);
     this.#account(op.report, false);
     return op.report;
   }
@@ -227,7 +246,8 @@ export class Engine {
       outOfOrder: t.outOfOrder,
       inFlight: this.#inFlight.size,
       jsFallback: this.#native === undefined,
-      minOffloadBytes: this.#options.minOffloadBytes,
+      minOffloadBytes: this.#policy.stats().inlineMaxBytes,
+      policy: this.#policy.stats(),
       nonTemporalMinBytes: this.#options.nonTemporalMinBytes,
       autoReason: this.#options.autoReason,
       native: this.#native?.stats(),
@@ -251,6 +271,37 @@ export class Engine {
     return Math.min(this.#options.channels, byBytes);
   }
 
+  /**
+   * How a batch is cut: works per channel, plus (device engines) the CPU's share beside the
+   * device, weighted so both sides finish together.
+   */
+  #plan(batch: PreparedBatch): { k: number; bounds: Float64Array; cpuWorksFrom: number; cpuShareBytes: number } {
+    const kDev = this.#worksFor(batch);
+    if (!this.#options.dsa) return { k: kDev, bounds: workBounds(batch, kDev), cpuWorksFrom: kDev, cpuShareBytes: 0 };
+    const { cpuWorks, weights } = this.#policy.deviceSplit(batch.bytes, kDev);
+    const k = kDev + cpuWorks;
+    const starts = cpuWorks > 0 ? boundaryBytes(batch.bytes, k, weights) : [];
+    const cpuShareBytes = cpuWorks > 0 ? batch.bytes - (starts[kDev - 1] ?? 0) : 0;
+    return { k, bounds: workBounds(batch, k, weights), cpuWorksFrom: kDev, cpuShareBytes };
+  }
+
+  /** Feeds what a finished batch measured back into the policy. */
+  #observe(op: BatchOp, plan: { k: number; cpuWorksFrom: number; cpuShareBytes: number }): void {
+    const r = op.report;
+    if (!this.#options.dsa) {
+      this.#policy.observeThreaded(r.bytes, r.elapsedNs);
+      return;
+    }
+    let devNs = 0;
+    let cpuNs = 0;
+    op.works.forEach((w, i) => {
+      if (i < plan.cpuWorksFrom) devNs = Math.max(devNs, w.doneNs);
+      else cpuNs = Math.max(cpuNs, w.doneNs);
+    });
+    if (devNs === 0) devNs = r.elapsedNs;
+    this.#policy.observeDevice(r.offloadedBytes, devNs, plan.cpuShareBytes, cpuNs);
+  }
+
   /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
   #newOp(batch: PreparedBatch, k: number): BatchOp {
     const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
@@ -272,26 +323,28 @@ export class Engine {
       op.report.descriptors = batch.folios;
     }
     op.completeAll(batch.bytes);
+    this.#policy.observeInline(batch.bytes, op.report.elapsedNs);
     this.#account(op.report, true);
     return op.report;
   }
 
   #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
-    const k = this.#worksFor(batch);
-    const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, (settled) => {
+    const plan = this.#plan(batch);
+    const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
       this.#inFlight.delete(settled);
       untrack(settled);
     });
     this.#inFlight.add(op);
     track(op);
     try {
-      const counts = (this.#native as NativeEngine).copy(CopyMode.Async, op.id, batch.buffers, batch.form, batch.table, workBounds(batch, k));
+      const counts = (this.#native as NativeEngine).copy(CopyMode.Async, op.id, batch.buffers, batch.form, batch.table, plan.bounds, undefined, false, plan.cpuWorksFrom);
       op.start(counts);
     } catch (err) {
       op.abort(fromNative(err));
       return op.done;
     }
     return op.done.then((report) => {
+      this.#observe(op, plan);
       this.#account(report, false);
       return report;
     });

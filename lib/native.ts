@@ -69,6 +69,8 @@ export interface NativeEngine {
     totals?: Float64Array,
     /** A chunk of a larger batch: overlap is checked against the earlier chunks of opId. */
     chunked?: boolean,
+    /** Device engines: works from this index on run on the CPU threads beside the device. */
+    cpuWorksFrom?: number,
   ): Uint32Array;
   endBatch(opId: number): void;
   registerSync(opId: number): void;

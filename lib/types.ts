@@ -24,6 +24,12 @@ export interface EngineOptions {
   submission?: 'auto' | 'portal' | 'write';
   /** Backend 'dsa': prefer queues of devices on this NUMA node. */
   numaNode?: number;
+  /**
+   * Device backends: the fraction of each large batch copied by the CPU threads beside the device
+   * (DTO's split), 0 to 0.9, or 'auto' to size it from measured rates so both finish together.
+   * Default 'auto' for 'dsa', 0 for 'emulated' (the software device already uses these cores).
+   */
+  cpuShare?: number | 'auto';
 }
 
 /** Probabilities (0..1) per descriptor of each fault the software device injects. */
@@ -113,8 +119,11 @@ export interface EngineStats {
   inFlight: number;
   /** True when the native addon is not available and copies run in JavaScript. */
   jsFallback: boolean;
+  /** The inline threshold in force now (tuned from measurements unless minOffloadBytes was given). */
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
+  /** What the path policy measured and decided. */
+  policy: import('./policy').PolicyStats;
   /** Backend 'auto': why it chose the backend it chose. */
   autoReason?: string;
   /** Native counters: CPU jobs, and per DSA channel submissions, completions, drains, quarantines. */

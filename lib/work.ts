@@ -10,6 +10,8 @@ import type { CopyReport, FallbackCounts, ResolvedBackend } from './types';
 export class Work {
   /** Descriptors not yet completed. */
   pending = 0;
+  /** When the pending counter last reached zero, in ns since the batch started (0: not yet). */
+  doneNs = 0;
   constructor(
     readonly index: number,
     readonly channel: number,
@@ -114,7 +116,10 @@ export class BatchOp {
     r.outOfOrder += ev[o + EventField.OutOfOrder] as number;
     if (completed === 0) return;
     work.pending -= completed;
-    if (work.pending === 0 && --this.remaining === 0 && this.sealed) this.finish();
+    if (work.pending === 0) {
+      work.doneNs = Number(process.hrtime.bigint() - this.started);
+      if (--this.remaining === 0 && this.sealed) this.finish();
+    }
   }
 
   /** Applies the summed events of a synchronous device copy (event layout, op and work ignored). */

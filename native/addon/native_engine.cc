@@ -249,6 +249,7 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     if (counts[w] != 0) ++busy_works;
   }
 
+
   auto make_job = [&](size_t w) {
     CpuJob job;
     job.table = shared_pieces;
@@ -267,9 +268,20 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     const uint64_t op = static_cast<uint64_t>(op_id);
     SyncWaiter waiter;
     if (mode == kSync) events.register_sync(op, &waiter);
+    // Works from cpu_works_from on are the CPU's share, run beside the device (DTO's split).
+    const uint32_t cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : static_cast<uint32_t>(k);
     uint64_t expected = 0;
     for (size_t w = 0; w < k; ++w) {
       const size_t b = pieces->work_begin[w], e = pieces->work_begin[w + 1];
+      if (w >= cpu_works_from) {
+        counts[w] = static_cast<uint32_t>(e - b);
+        expected += e - b;
+        if (b == e) continue;
+        CpuJob job = make_job(w);
+        job.sink = &events;
+        core_->cpu->submit(static_cast<unsigned>(w - cpu_works_from), std::move(job));
+        continue;
+      }
       uint64_t work_bytes = 0;
       for (size_t i = b; i < e; ++i) work_bytes += pieces->pieces[i].len;
       uint32_t n = b == e ? 0
