@@ -8,6 +8,7 @@ import {
   defaultCpuThreads,
   defaultNonTemporalMinBytes,
 } from './defaults';
+import { publishEnd, publishStart } from './diagnostics';
 import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
 import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
@@ -59,6 +60,7 @@ interface ResolvedOptions {
 }
 
 let warnedJsFallback = false;
+let nextEngineId = 1;
 
 function resolveOptions(options: unknown): ResolvedOptions {
   if (options === undefined) options = {};
@@ -124,6 +126,8 @@ export class Engine {
   readonly #native: NativeEngine | undefined;
   readonly #inFlight = new Set<BatchOp>();
   readonly #policy: Policy;
+  /** Identifies this engine in diagnostics_channel messages. */
+  readonly id = nextEngineId++;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #totals = {
@@ -196,6 +200,7 @@ export class Engine {
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
     if (this.#native === undefined || this.#policy.useInline(batch.bytes)) return this.#copyInline(batch);
+    this.#publishStart(batch.bytes, batch.folios, false);
     return this.#copyAsync(batch);
   }
 
@@ -206,6 +211,7 @@ export class Engine {
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = prepareBatch(dsts, srcs, options);
     if (this.#native === undefined || this.#policy.useInline(batch.bytes)) return this.#copyInline(batch);
+    this.#publishStart(batch.bytes, batch.folios, false);
     const plan = this.#plan(batch);
     const op = this.#newOp(batch, plan.k);
     try {
@@ -309,7 +315,12 @@ export class Engine {
     return op;
   }
 
+  #publishStart(bytes: number, folios: number, inline: boolean): void {
+    publishStart({ engineId: this.id, backend: this.#options.backend, bytes, folios, path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads' });
+  }
+
   #copyInline(batch: PreparedBatch): CopyReport {
+    this.#publishStart(batch.bytes, batch.folios, true);
     const op = this.#newOp(batch, 1);
     if (this.#native) {
       const bounds = new Float64Array([0, 0, batch.folios, 0]);
@@ -343,11 +354,17 @@ export class Engine {
       op.abort(fromNative(err));
       return op.done;
     }
-    return op.done.then((report) => {
-      this.#observe(op, plan);
-      this.#account(report, false);
-      return report;
-    });
+    return op.done.then(
+      (report) => {
+        this.#observe(op, plan);
+        this.#account(report, false);
+        return report;
+      },
+      (error: Error) => {
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+        throw error;
+      },
+    );
   }
 
   /**
@@ -372,6 +389,7 @@ export class Engine {
       this.#inFlight.add(op);
       track(op);
     }
+    this.#publishStart(0, n, false);  // bytes are known only once every chunk was read
     let failure: Error | undefined;
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
@@ -404,6 +422,7 @@ export class Engine {
   }
 
   #account(r: CopyReport, inline: boolean): void {
+    publishEnd({ engineId: this.id, backend: r.backend, path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', report: r });
     const t = this.#totals;
     t.batches++;
     if (inline) t.inlineBatches++;
