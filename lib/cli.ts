@@ -2,9 +2,13 @@
 // library's public API, so what operators run is what services call.
 import { Command } from 'commander';
 import * as copyDemo from './commands/copy-demo';
+import * as dmatest from './commands/dmatest';
+import * as info from './commands/info';
+import * as selftest from './commands/selftest';
+import * as setup from './commands/setup';
 
 /** Every subcommand module exports register(program). */
-const COMMANDS: { register(program: Command): void }[] = [copyDemo];
+const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup, dmatest, selftest];
 
 export function buildProgram(): Command {
   const program = new Command();

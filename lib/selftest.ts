@@ -29,6 +29,8 @@ export interface SelftestOptions {
   timeoutMs?: number;
   /** Engine channels. Default: the backend's default. */
   channels?: number;
+  /** @internal test seam: runs after each copy, before verification (a test corrupts bytes here). */
+  tamper?: (batch: number, dstArena: Buffer, srcArena: Buffer) => void;
   /** Called after each batch (progress). */
   onBatch?: (done: number, total: number) => void;
 }
@@ -296,6 +298,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
         result.fallbacks.submit += report.fallbacks.submit;
       }
 
+      options.tamper?.(b, dst, src);
       // Verify: destinations, every guard byte between and around them, the source.
       const sorted = [...folios].sort((a, z) => a.dstOff - z.dstOff);
       let cursor = 0;

@@ -95,7 +95,7 @@ export function readCapSysRawio(statusPath = '/proc/self/status'): boolean | nul
 
 /** The submission path a queue would get: what the native UserWorkQueue decides with submission 'auto'. */
 export function submissionFor(q: Pick<DsaQueue, 'name' | 'mode' | 'usable'>, cpu: CpuFeatures, capSysRawio: boolean | null): QueueSubmission {
-  const instruction = q.mode === 'shared' ? 'ENQCMD' : q.mode === 'dedicated' ? 'MOVDIR64B' : null;
+  const instruction: QueueSubmission['instruction'] = q.mode === 'shared' ? 'ENQCMD' : q.mode === 'dedicated' ? 'MOVDIR64B' : null;
   const base = { queue: q.name, mode: q.mode, usable: q.usable, instruction };
   if (instruction === null) return { ...base, path: 'write', why: 'queue mode unknown: write() (the kernel submits)' };
   const hasInsn = instruction === 'ENQCMD' ? cpu.enqcmd : cpu.movdir64b;

@@ -230,7 +230,11 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
   }
   // A chunk of a larger batch is checked against the chunks before it, not only itself.
   const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
-  if (st.ok()) st = chunked ? trackers_[static_cast<uint64_t>(op_id)].add(folios) : dmacopy::check_overlaps(folios);
+  if (st.ok()) {
+    st = chunked                ? trackers_[static_cast<uint64_t>(op_id)].add(folios)
+         : form == kRegionForm ? dmacopy::check_region_overlap(folios)
+                               : dmacopy::check_overlaps(folios);
+  }
   const size_t k = bounds.length / 2 - 1;
   auto pieces = std::make_shared<dmacopy::WorkPieces>();
   if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);

@@ -135,6 +135,16 @@ PlanStatus check_overlaps(const std::vector<CopyRegion>& folios) {
   return {};
 }
 
+PlanStatus check_region_overlap(const std::vector<CopyRegion>& folios) {
+  if (folios.empty()) return {};
+  const uintptr_t d0 = reinterpret_cast<uintptr_t>(folios.front().dst);
+  const uintptr_t s0 = reinterpret_cast<uintptr_t>(folios.front().src);
+  const uintptr_t d1 = reinterpret_cast<uintptr_t>(folios.back().dst) + folios.back().len;
+  const uintptr_t s1 = reinterpret_cast<uintptr_t>(folios.back().src) + folios.back().len;
+  if (d0 < s1 && s0 < d1) return fail(PlanError::SrcDstOverlap, 0, "the destination region overlaps the source region");
+  return {};
+}
+
 PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k,
                        WorkPieces& out) {
   const size_t n = folios.size();

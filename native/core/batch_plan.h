@@ -55,6 +55,10 @@ PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table
 // Linear when folios are laid out in increasing address order (the common case), else sorts.
 PlanStatus check_overlaps(const std::vector<CopyRegion>& folios);
 
+// The region form's folios are consecutive slices of one destination and one source range, so
+// they overlap only if those two ranges do: an O(1) check instead of the per-folio one.
+PlanStatus check_region_overlap(const std::vector<CopyRegion>& folios);
+
 // The pieces of one batch, split into works: pieces[work_begin[w], work_begin[w+1]) belong to work w.
 struct WorkPieces {
   std::vector<CopyRegion> pieces;

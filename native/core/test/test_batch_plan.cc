@@ -111,4 +111,17 @@ TEST("split_works cuts folios at byte boundaries and covers every byte once") {
   CHECK(split_works(f, past_folio, 2, wp).error == PlanError::BadBounds);
 }
 
+TEST("region form overlap is checked on the whole ranges") {
+  double t[] = {0, 100, 0, 0, 200, 64};
+  std::vector<CopyRegion> out;
+  CHECK(plan_region(spans, 2, t, out).ok());
+  CHECK(check_region_overlap(out).error == PlanError::SrcDstOverlap);
+  CHECK(check_overlaps(out).error == PlanError::SrcDstOverlap);
+  double apart[] = {0, 200, 0, 0, 200, 64};
+  std::vector<CopyRegion> ok;
+  CHECK(plan_region(spans, 2, apart, ok).ok());
+  CHECK(check_region_overlap(ok).ok());
+  CHECK(check_overlaps(ok).ok());
+}
+
 DMACOPY_TEST_MAIN
