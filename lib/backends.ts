@@ -1,5 +1,6 @@
 // Turns engine options into what the native layer opens: the CPU pool alone, a software DSA
 // device (backend 'emulated'), or the /dev/dsa queues discovery found (backend 'dsa').
+import fs from 'node:fs';
 import path from 'node:path';
 import { type DsaQueue, listDevices, resolveRoots, selectQueues } from './discovery';
 import { DmacopyError, invalidArg, outOfRange } from './errors';
@@ -92,11 +93,35 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
   return Array.from({ length: queues }, (_, i) => ({ ...base, name: `soft${i}.0`, seed: seed + i * 7919 }));
 }
 
-/** The usable /dev/dsa queues for an engine, or an error listing why there are none. */
+/**
+ * The NUMA node of the CPU this thread runs on (Linux: the processor field of /proc/self/stat and
+ * the cpuN/nodeM link in sysfs), or undefined when it cannot be told.
+ */
+export function currentNumaNode(sysfsRoot = '/sys'): number | undefined {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the parenthesised command name; processor is field 39 overall.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpu = Number(fields[36]);
+    if (!Number.isInteger(cpu)) return undefined;
+    const entries = fs.readdirSync(path.join(sysfsRoot, 'devices/system/cpu', `cpu${cpu}`));
+    const node = entries.find((e) => /^node\d+$/.test(e));
+    return node === undefined ? undefined : Number(node.slice(4));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The usable /dev/dsa queues for an engine, or an error listing why there are none. By default
+ * only queues of devices on the calling CPU's NUMA node (all nodes when it has none, or with
+ * spread: true), so copies do not cross the socket interconnect twice.
+ */
 export function userQueues(options: { channels?: number; numaNode?: number; spread?: boolean; submission?: 'auto' | 'portal' | 'write' }): NativeUserQueue[] {
   const roots = resolveRoots({});
   const devices = listDevices(roots);
-  const picked = selectQueues(devices, { numaNode: options.numaNode, spread: options.spread ?? true });
+  const numaNode = options.numaNode ?? currentNumaNode(roots.sysfsRoot);
+  const picked = selectQueues(devices, { numaNode, spread: options.spread ?? false });
   if (picked.length === 0) {
     const all = devices.flatMap((d) => d.queues);
     const why = all.length === 0

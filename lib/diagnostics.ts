@@ -41,3 +41,7 @@ export function publishEnd(m: BatchEndMessage): void {
     batchFallback.publish({ engineId: m.engineId, backend: m.backend, fallbacks: f });
   }
 }
+
+export function publishQuarantine(m: { engineId: number; backend: ResolvedBackend; channel: string }): void {
+  if (queueQuarantine.hasSubscribers) queueQuarantine.publish(m);
+}

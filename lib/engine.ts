@@ -8,7 +8,7 @@ import {
   defaultCpuThreads,
   defaultNonTemporalMinBytes,
 } from './defaults';
-import { publishEnd, publishStart } from './diagnostics';
+import { publishEnd, publishQuarantine, publishStart } from './diagnostics';
 import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
 import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
@@ -42,6 +42,7 @@ const ENGINE_OPTION_KEYS = new Set([
   'submission',
   'numaNode',
   'cpuShare',
+  'spread',
 ]);
 
 interface ResolvedOptions {
@@ -106,7 +107,8 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
     try {
-      const queues = userQueues({ channels: requestedChannels, numaNode, submission: o.submission });
+      if (o.spread !== undefined && typeof o.spread !== 'boolean') throw invalidArg('options.spread', 'spread must be a boolean');
+      const queues = userQueues({ channels: requestedChannels, numaNode, spread: o.spread, submission: o.submission });
       return { ...common, backend: 'dsa', channels: queues.length, cpuShare: cpuShare ?? 'auto', dsa: { kind: 'user', queues, options: dsaOptions } };
     } catch (err) {
       if (backend === 'dsa') throw err;
@@ -306,6 +308,19 @@ export class Engine {
     });
     if (devNs === 0) devNs = r.elapsedNs;
     this.#policy.observeDevice(r.offloadedBytes, devNs, plan.cpuShareBytes, cpuNs);
+    // Quarantines follow timeouts and errors only, so the channel list is read only then.
+    if (r.fallbacks.timeout + r.fallbacks.error + r.fallbacks.submit > 0) this.#noteQuarantines();
+  }
+
+  readonly #quarantined = new Set<string>();
+
+  #noteQuarantines(): void {
+    const channels = (this.#native?.stats().dsa?.channels ?? []) as { name: string; quarantined: boolean }[];
+    for (const c of channels) {
+      if (!c.quarantined || this.#quarantined.has(c.name)) continue;
+      this.#quarantined.add(c.name);
+      publishQuarantine({ engineId: this.id, backend: this.#options.backend, channel: c.name });
+    }
   }
 
   /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */

@@ -22,8 +22,10 @@ export interface EngineOptions {
   cacheControl?: boolean;
   /** Backend 'dsa': how descriptors reach the device. 'auto' maps the portal when allowed (CAP_SYS_RAWIO), else write(). */
   submission?: 'auto' | 'portal' | 'write';
-  /** Backend 'dsa': prefer queues of devices on this NUMA node. */
+  /** Backend 'dsa': prefer queues of devices on this NUMA node (default: the calling CPU's node). */
   numaNode?: number;
+  /** Backend 'dsa': use the usable queues of every NUMA node, not only the preferred node's. Default false. */
+  spread?: boolean;
   /**
    * Device backends: the fraction of each large batch copied by the CPU threads beside the device
    * (DTO's split), 0 to 0.9, or 'auto' to size it from measured rates so both finish together.

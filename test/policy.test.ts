@@ -67,3 +67,31 @@ describe('policy', () => {
     await expect(openEngine({ backend: 'emulated', cpuShare: 2 })).rejects.toMatchObject({ code: 'ERR_DMACOPY_OUT_OF_RANGE' });
   });
 });
+
+describe('diagnostics_channel', () => {
+  it('publishes batch start, end, fallback and queue quarantine', async () => {
+    const dc = await import('node:diagnostics_channel');
+    const seen: Record<string, unknown[]> = { start: [], end: [], fallback: [], quarantine: [] };
+    const subs: [string, (m: unknown) => void][] = [
+      ['dmacopy:batch:start', (m) => seen.start?.push(m)],
+      ['dmacopy:batch:end', (m) => seen.end?.push(m)],
+      ['dmacopy:batch:fallback', (m) => seen.fallback?.push(m)],
+      ['dmacopy:queue:quarantine', (m) => seen.quarantine?.push(m)],
+    ];
+    for (const [name, fn] of subs) dc.subscribe(name, fn);
+    try {
+      const engine = await openEngine({ backend: 'emulated', minOffloadBytes: 0, timeoutMs: 5, emulator: { queues: 2, seed: 8, faults: { error: 0.5, hang: 0.2 } } });
+      const src = new Uint8Array(1 << 20);
+      const dst = new Uint8Array(1 << 20);
+      for (let i = 0; i < 4; i++) await engine.copyBatch(dst, src, { folioSize: 4096 });
+      await engine.close();
+      expect(seen.start?.length).toBe(4);
+      expect(seen.end?.length).toBe(4);
+      expect((seen.end?.[0] as { report: { bytes: number } }).report.bytes).toBe(1 << 20);
+      expect(seen.fallback?.length).toBeGreaterThan(0);
+      expect(seen.quarantine?.length).toBeGreaterThan(0);
+    } finally {
+      for (const [name, fn] of subs) dc.unsubscribe(name, fn);
+    }
+  });
+});
