@@ -472,7 +472,15 @@ function sum(a: ArrayLike<number>): number {
 
 /** Opens an engine. Channels (threads, queues) are opened once here and reused by every batch. */
 export async function openEngine(options?: EngineOptions): Promise<Engine> {
-  return new Engine(resolveOptions(options));
+  const resolved = resolveOptions(options);
+  try {
+    return new Engine(resolved);
+  } catch (err) {
+    // 'auto' found queues but none opened (permissions, probe): the CPU engine, saying why.
+    if ((options?.backend ?? 'auto') !== 'auto' || resolved.backend !== 'dsa') throw err;
+    const { dsa: _dsa, cpuShare: _share, ...rest } = resolved;
+    return new Engine({ ...rest, backend: 'cpu', channels: options?.channels ?? resolved.cpuThreads, autoReason: (err as Error).message });
+  }
 }
 
 /** @internal for tests: batches in flight across all engines of this thread. */

@@ -88,6 +88,8 @@ export interface NativeBinding {
   eventFields: number;
   /** Benchmark yardstick: a plain multi-threaded memcpy of src into dst; returns nanoseconds. */
   memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
+  /** CPUID leaf 7 bits the DSA path needs (after DMACOPY_CPU_FEATURES_MASK), and kernel ENQCMD support. */
+  cpuFeatures(): { movdir64b: boolean; enqcmd: boolean; waitpkg: boolean; movdiri: boolean; kernelEnqcmd: boolean };
   /** Regression demo: the dcbm "wait for the last descriptor only" strategy on the software device. */
   naiveCopy(
     dst: Uint8Array,

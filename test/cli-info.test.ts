@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatInfo, gatherInfo, readCapSysRawio, readCpuFeatures, submissionFor } from '../lib/commands/info';
+import { currentNumaNode } from '../lib/backends';
 import { listDevices, selectQueues } from '../lib/discovery';
 import { listDmaChannels } from '../lib/dma-channels';
 import { ROOT } from './helpers';
@@ -41,7 +42,7 @@ describe('dmacopy info --json on every fixture tree', () => {
       // Same answer as the library on the same tree (the child is root here, so access checks pass in both).
       expect(info.devices).toEqual(JSON.parse(JSON.stringify(listDevices(r))));
       expect(info.dmaChannels).toEqual(JSON.parse(JSON.stringify(listDmaChannels({ sysfsRoot: r.sysfsRoot }))));
-      const usable = selectQueues(listDevices(r), { spread: true }).map((q) => q.name);
+      const usable = selectQueues(listDevices(r), { numaNode: currentNumaNode(r.sysfsRoot), spread: false }).map((q) => q.name);
       expect(info.submission.length).toBe(info.devices.flatMap((d: { queues: unknown[] }) => d.queues).length);
       if (info.native.loaded) {
         expect(info.auto.backend).toBe(usable.length > 0 ? 'dsa' : 'cpu');

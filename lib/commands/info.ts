@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { defaultCpuThreads } from '../defaults';
 import { type DsaDevice, type DsaQueue, formatDevices, listDevices, resolveRoots, selectQueues } from '../discovery';
 import { type DmaChannel, formatDmaChannels, listDmaChannels } from '../dma-channels';
+import { currentNumaNode } from '../backends';
 import { nativeBinding, nativeLoadError } from '../native';
 import { applyRoots, strictUsage } from './usage';
 
@@ -116,12 +117,19 @@ export function gatherInfo(options: GatherOptions = {}): HostInfo {
   const { sysfsRoot, devRoot } = resolveRoots({ sysfsRoot: options.sysfsRoot, devRoot: options.devRoot });
   const devices = listDevices({ sysfsRoot, devRoot, ...(options.accessCheck ? { accessCheck: options.accessCheck } : {}) });
   const dmaChannels = listDmaChannels({ sysfsRoot });
-  const cpu = readCpuFeatures(options.cpuinfoPath);
+  // The native CPUID reading (what the submission code checks) when the addon loaded; ENQCMD
+  // also needs the kernel's PASID support. Otherwise (or given a file, in tests) /proc/cpuinfo.
+  const native = options.cpuinfoPath === undefined ? nativeBinding()?.cpuFeatures() : undefined;
+  const cpu: CpuFeatures = native
+    ? { movdir64b: native.movdir64b, enqcmd: native.enqcmd && native.kernelEnqcmd, waitpkg: native.waitpkg, source: 'CPUID' }
+    : readCpuFeatures(options.cpuinfoPath);
   const capSysRawio = readCapSysRawio(options.statusPath);
   const nativeLoaded = options.nativeLoaded ?? nativeBinding() !== undefined;
   const cpuThreads = options.cpuThreads ?? defaultCpuThreads();
   const submission = devices.flatMap((d) => d.queues.map((q) => submissionFor(q, cpu, capSysRawio)));
-  const picked = selectQueues(devices, { spread: true });
+  // What backend 'auto' does (backends.userQueues): queues of the calling CPU's NUMA node, all nodes when it has none usable.
+  const numaNode = currentNumaNode(sysfsRoot);
+  const picked = selectQueues(devices, { numaNode, spread: false });
   const queues = devices.flatMap((d) => d.queues);
   let auto: AutoChoice;
   if (!nativeLoaded) {
@@ -137,7 +145,7 @@ export function gatherInfo(options: GatherOptions = {}): HostInfo {
       channels: picked.length,
       queues: picked.map((q) => q.name),
       jsFallback: false,
-      reason: `${picked.length} usable DSA work queue${picked.length === 1 ? '' : 's'} (${picked.map((q) => q.name).join(', ')}); each is opened and probed with a NOOP at openEngine(), queues that fail there are skipped (engine.stats().queues says why)`,
+      reason: `${picked.length} usable DSA work queue${picked.length === 1 ? '' : 's'} (${picked.map((q) => q.name).join(', ')})${numaNode !== undefined && picked.every((q) => q.numaNode === numaNode) ? ` on NUMA node ${numaNode}, the calling CPU's (all nodes with the engine option spread: true)` : ''}; each is opened and probed with a NOOP at openEngine(): one that fails is reported in engine.stats().queues, and if none opens openEngine() rejects with ERR_DMACOPY_DEVICE`,
     };
   } else {
     const bus = path.join(sysfsRoot, 'bus', 'dsa', 'devices');

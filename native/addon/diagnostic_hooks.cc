@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "args.h"
+#include "cpu_features.h"
 #include "errors.h"
 #include "memcpy_bound.h"
 #include "naive_strategy.h"
@@ -62,6 +63,18 @@ Napi::Value NaiveCopy(const Napi::CallbackInfo& info) {
   out.Set("incompleteFolios", Napi::Number::New(env, static_cast<double>(incomplete)));
   out.Set("folios", Napi::Number::New(env, static_cast<double>(regions.size())));
   return out;
+}
+
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dmacopy::CpuFeatures f = dmacopy::cpu_features();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("movdir64b", Napi::Boolean::New(env, f.movdir64b));
+  o.Set("enqcmd", Napi::Boolean::New(env, f.enqcmd));
+  o.Set("waitpkg", Napi::Boolean::New(env, f.waitpkg));
+  o.Set("movdiri", Napi::Boolean::New(env, f.movdiri));
+  o.Set("kernelEnqcmd", Napi::Boolean::New(env, dmacopy::kernel_enables_enqcmd()));
+  return o;
 }
 
 }  // namespace dmacopy_addon

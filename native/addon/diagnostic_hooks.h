@@ -10,4 +10,7 @@ Napi::Value MemcpyBound(const Napi::CallbackInfo& info);
 // the dcbm "wait for the last descriptor" strategy against the software device, with the
 // destination inspected the moment it returns.
 Napi::Value NaiveCopy(const Napi::CallbackInfo& info);
+// cpuFeatures() -> { movdir64b, enqcmd, waitpkg, movdiri, kernelEnqcmd }: what CPUID says (after
+// the DMACOPY_CPU_FEATURES_MASK override), and whether the kernel enables ENQCMD.
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info);
 }  // namespace dmacopy_addon
