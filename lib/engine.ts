@@ -229,8 +229,10 @@ export class Engine {
         op.completeAll(batch.bytes);
       }
     } catch (err) {
-      op.abort(fromNative(err));
-      throw fromNative(err);
+      const error = fromNative(err);
+      op.abort(error);
+      publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+      throw error;
     }
     this.#observe(op, plan);
     this.#account(op.report, false);
@@ -342,7 +344,9 @@ export class Engine {
       try {
         op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
       } catch (err) {
-        throw fromNative(err);
+        const error = fromNative(err);
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: 'inline', error });
+        throw error;
       }
     } else {
       copyInJs(batch);
@@ -423,7 +427,10 @@ export class Engine {
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);
       native.waitSync(op.id, op.report.descriptors, totals);
-      if (failure) throw failure;
+      if (failure) {
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error: failure });
+        throw failure;
+      }
       op.applyTotals(totals);
       op.completeAll(0);
       this.#account(op.report, false);

@@ -16,6 +16,7 @@ export type {
   ResolvedBackend,
 } from './types';
 export { nativeLoadError } from './native';
+export { DEFAULT_LATENCY_BUCKETS, enableMetrics, type MetricKey, type MetricsHandle, type MetricsOptions, type MetricsRegistry, type PromClientModule } from './metrics';
 
 let defaultEngine: Promise<Engine> | undefined;
 

@@ -117,7 +117,9 @@ function load(): void {
     if (mod.eventFields !== EVENT_FIELDS) throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
     binding = mod as NativeBinding;
   } catch (err) {
-    loadError = err instanceof Error ? err : new Error(String(err));
+    // The first line only: node-gyp-build appends a multi-line require stack.
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unknown error';
+    loadError = new Error(message, { cause: err });
   }
 }
 
