@@ -1,6 +1,7 @@
 // The `dmacopy` command. Each subcommand lives in lib/commands/ and is a thin wrapper over the
 // library's public API, so what operators run is what services call.
 import { Command } from 'commander';
+import * as bench from './commands/bench';
 import * as copyDemo from './commands/copy-demo';
 import * as dmatest from './commands/dmatest';
 import * as info from './commands/info';
@@ -8,7 +9,7 @@ import * as selftest from './commands/selftest';
 import * as setup from './commands/setup';
 
 /** Every subcommand module exports register(program). */
-const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup, dmatest, selftest];
+const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup, dmatest, selftest, bench];
 
 export function buildProgram(): Command {
   const program = new Command();

@@ -1,0 +1,158 @@
+// Measuring one path on one cell. Every measured copy is verified outside the timed region:
+// the destination is zeroed before each repetition and compared with the source after it. The
+// timed region holds only the copy (for 'await', up to the resolution of its promise).
+// CPU time is process.cpuUsage() (user + system of every thread, the native ones included)
+// over the same timed region.
+import type { Cell, Mode } from './cells';
+import type { BenchPath, CellBuffers } from './paths';
+import { cpuNs, GiB, gbps, median, nowNs, quantile } from './stats';
+
+export interface MeasureSettings {
+  /** Throughput cells: timed repetitions after the warm-up. */
+  reps: number;
+  /** Throughput cells: untimed repetitions first. */
+  warmup: number;
+  /** Latency cells: iterations discarded first. */
+  latencyWarmup: number;
+  /** Latency cells: at least this many timed iterations... */
+  latencyMinIters: number;
+  /** ...and more while the wall time spent on the cell stays below this. */
+  latencyBudgetMs: number;
+  latencyMaxIters: number;
+}
+
+export const QUICK_SETTINGS: MeasureSettings = {
+  reps: 3,
+  warmup: 1,
+  latencyWarmup: 20,
+  latencyMinIters: 60,
+  latencyBudgetMs: 25,
+  latencyMaxIters: 20000,
+};
+export const FULL_SETTINGS: MeasureSettings = {
+  reps: 5,
+  warmup: 1,
+  latencyWarmup: 50,
+  latencyMinIters: 300,
+  latencyBudgetMs: 200,
+  latencyMaxIters: 100000,
+};
+
+export interface Row {
+  folioSize: number;
+  folios: number;
+  bytes: number;
+  form: Cell['form'];
+  kind: Cell['kind'];
+  path: string;
+  pathKind: BenchPath['kind'];
+  mode: Mode;
+  threads: number;
+  /** Timed repetitions or iterations. */
+  iterations: number;
+  /** Wall time the measurement took, verification and resets included. */
+  wallMs: number;
+  /** Median time of one batch (= p50). */
+  medianNs: number;
+  p50Ns: number;
+  p99Ns: number;
+  minNs: number;
+  /** Bytes of the batch over its median time. */
+  gbps: number;
+  /** CPU time (user + sys, all threads) per GiB copied, in ns. */
+  cpuNsPerGiB: number;
+  /** Buffer.copy loop median / this median, same cell (form included). Filled by the run. */
+  vsBufferCopy: number | null;
+  /**
+   * memcpy bound median / this median: the fastest memcpy bound measured on the same bytes and
+   * chunking with at most this path's thread count (a k-thread copy can always do what fewer
+   * threads do, so a k-thread bound slowed by the machine does not flatter the path).
+   */
+  vsMemcpyBound: number | null;
+  /** Threads of the memcpy bound the ratio was taken against. */
+  boundThreads?: number;
+  verified: boolean;
+  /** Repetitions whose destination differed from the source afterwards. */
+  mismatches: number;
+  /** First differing byte offset of the first mismatch, when any. */
+  firstBadOffset?: number;
+  error?: string;
+}
+
+function firstDifference(a: Buffer, b: Buffer): number {
+  // Coarse then fine: compare 64 KiB blocks, then bytes inside the first bad block.
+  const block = 65536;
+  for (let o = 0; o < a.length; o += block) {
+    const e = Math.min(o + block, a.length);
+    if (a.compare(b, o, e, o, e) !== 0) {
+      for (let i = o; i < e; i++) if (a[i] !== b[i]) return i;
+    }
+  }
+  return a.length === b.length ? -1 : Math.min(a.length, b.length);
+}
+
+export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBuffers, s: MeasureSettings): Promise<Row> {
+  const times: number[] = [];
+  let cpu = 0;
+  let mismatches = 0;
+  let firstBadOffset: number | undefined;
+  let error: string | undefined;
+  const latency = cell.kind === 'latency';
+  const warm = latency ? s.latencyWarmup : s.warmup;
+  const start = nowNs();
+  const budgetNs = s.latencyBudgetMs * 1e6;
+  for (let it = 0; ; it++) {
+    b.dst.fill(0);
+    let ns: number;
+    let c: number;
+    try {
+      const c0 = cpuNs();
+      const t0 = nowNs();
+      let r: unknown = path.run(b, mode);
+      if (r instanceof Promise) r = await r;
+      const t1 = nowNs();
+      c = cpuNs() - c0;
+      ns = typeof r === 'number' ? r : t1 - t0;
+    } catch (err) {
+      error = (err as Error).message;
+      break;
+    }
+    if (!b.dst.equals(b.src)) {
+      mismatches++;
+      if (firstBadOffset === undefined) firstBadOffset = firstDifference(b.dst, b.src);
+    }
+    if (it >= warm) {
+      times.push(ns);
+      cpu += c;
+    }
+    const n = times.length;
+    if (!latency && n >= s.reps) break;
+    if (latency && (n >= s.latencyMaxIters || (n >= s.latencyMinIters && nowNs() - start > budgetNs))) break;
+  }
+  const med = median(times);
+  return {
+    folioSize: cell.folioSize,
+    folios: cell.folios,
+    bytes: cell.bytes,
+    form: cell.form,
+    kind: cell.kind,
+    path: path.name,
+    pathKind: path.kind,
+    mode,
+    threads: path.threads,
+    iterations: times.length,
+    wallMs: Math.round((nowNs() - start) / 1e4) / 100,
+    medianNs: med,
+    p50Ns: quantile(times, 0.5),
+    p99Ns: quantile(times, 0.99),
+    minNs: times.length === 0 ? Number.NaN : times.reduce((m, x) => Math.min(m, x), Number.POSITIVE_INFINITY),
+    gbps: gbps(cell.bytes, med),
+    cpuNsPerGiB: times.length ? (cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
+    vsBufferCopy: null,
+    vsMemcpyBound: null,
+    verified: error === undefined && mismatches === 0 && times.length > 0,
+    mismatches,
+    ...(firstBadOffset !== undefined ? { firstBadOffset } : {}),
+    ...(error !== undefined ? { error } : {}),
+  };
+}

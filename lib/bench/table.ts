@@ -1,0 +1,111 @@
+// The plain-text report: the table of every measured row, the targets, and notes.
+
+import { hostLine } from './host';
+import type { Row } from './measure';
+import type { BenchReport } from './run';
+import { sizeLabel } from './stats';
+import type { TargetResult } from './targets';
+
+export function formatTime(ns: number): string {
+  if (!Number.isFinite(ns)) return '-';
+  if (ns < 1e4) return `${(ns / 1e3).toFixed(2)} us`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(1)} us`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(1)} ms`;
+  return `${(ns / 1e9).toFixed(2)} s`;
+}
+
+const ratio = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : `${x.toFixed(2)}x`);
+
+function grid(rows: string[][], rightAlign: boolean[]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) {
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length);
+    });
+  }
+  return rows.map((r) =>
+    r
+      .map((c, i) => (rightAlign[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export function formatRows(rows: readonly Row[]): string {
+  const header = [
+    'folio',
+    'batch',
+    'form',
+    'path',
+    'mode',
+    'thr',
+    'GB/s',
+    'p50',
+    'p99',
+    'CPU ms/GiB',
+    'x Buffer.copy',
+    'x memcpy',
+    'verified',
+  ];
+  const right = [true, true, false, false, false, true, true, true, true, true, true, true, false];
+  const out: string[][] = [header];
+  let last = '';
+  for (const r of rows) {
+    const key = `${r.folioSize}/${r.folios}`;
+    if (last !== '' && key !== last) out.push([]);
+    last = key;
+    out.push([
+      sizeLabel(r.folioSize),
+      `${r.folios} (${sizeLabel(r.bytes)})`,
+      r.pathKind === 'bound' ? '-' : r.form,
+      r.path,
+      r.pathKind === 'engine' ? r.mode : '-',
+      String(r.threads),
+      Number.isFinite(r.gbps) ? r.gbps.toFixed(2) : '-',
+      formatTime(r.p50Ns),
+      r.kind === 'latency' ? formatTime(r.p99Ns) : '-',
+      Number.isFinite(r.cpuNsPerGiB) ? (r.cpuNsPerGiB / 1e6).toFixed(0) : '-',
+      ratio(r.vsBufferCopy),
+      ratio(r.vsMemcpyBound),
+      r.verified ? 'ok' : r.error ? `ERROR ${r.error}` : `MISMATCH x${r.mismatches} @${r.firstBadOffset}`,
+    ]);
+  }
+  return `${grid(out, right).join('\n')}\n`;
+}
+
+function targetValue(t: TargetResult): string {
+  if (t.value === null) return '-';
+  return t.unit === 'x' ? `${t.value.toFixed(2)}x` : `${t.value.toFixed(1)} MiB`;
+}
+
+export function formatTargets(targets: readonly TargetResult[]): string {
+  const lines: string[] = [];
+  for (const t of targets) {
+    const mark = t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL';
+    lines.push(
+      `  [${mark}] ${t.description}: ${targetValue(t)} (${t.comparator} ${t.unit === 'x' ? `${t.threshold}x` : `${t.threshold} MiB`})`,
+    );
+    lines.push(`         ${t.detail}`);
+  }
+  const met = targets.filter((t) => t.pass === true).length;
+  const failed = targets.filter((t) => t.pass === false).length;
+  const na = targets.length - met - failed;
+  lines.push(`  ${met} met, ${failed} not met, ${na} not measured`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatReport(r: BenchReport): string {
+  const parts: string[] = [];
+  parts.push(`dmacopy bench${r.config.quick ? ' --quick' : ''}: ${hostLine(r.host)}`);
+  parts.push(
+    `load average at start ${r.host.loadAverage.join(' ')}; ${r.config.reps} reps after ${r.config.warmup} warm-up (throughput), p50/p99 of >= ${r.config.latencyMinIters} iterations (latency); medians; ${(r.durationMs / 1000).toFixed(1)} s`,
+  );
+  parts.push('');
+  parts.push(formatRows(r.rows));
+  if (r.skipped.length) parts.push(`not measured: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}\n`);
+  if (r.host.cores !== 2) parts.push(`note: the targets are stated for a 2-core host without DSA; this host has ${r.host.cores} cores.\n`);
+  parts.push(`targets (issue 5, 2-core host without DSA):\n${formatTargets(r.targets)}`);
+  if (r.failures.length) parts.push(`VERIFICATION FAILURES:\n${r.failures.map((f) => `  ${f}`).join('\n')}\n`);
+  for (const n of r.notes) parts.push(`note: ${n}`);
+  return `${parts.join('\n')}\n`;
+}

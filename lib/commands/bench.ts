@@ -1,0 +1,143 @@
+// `dmacopy bench`: sweeps folio sizes, batch sizes and every available copy path (the Buffer.copy
+// and TypedArray.set loops a Node user has, the CPU engine with 1..N threads, the software DSA
+// device, real DSA queues when present, 'auto'), against a native memcpy bound measured in the
+// same run; prints a table and the issue-5 targets, or JSON; optionally writes an SVG chart.
+import fs from 'node:fs';
+import { SingleBar } from 'cli-progress';
+import { type Command, InvalidArgumentError } from 'commander';
+import type { Form } from '../bench/cells';
+import { hostLine } from '../bench/host';
+import { type BenchReport, runBench } from '../bench/run';
+import { parseSize } from '../bench/stats';
+import { renderSvg } from '../bench/svg';
+import { formatReport } from '../bench/table';
+import { positiveInt } from './format';
+import { applyRoots, strictUsage } from './usage';
+
+interface BenchCliOptions {
+  quick?: boolean;
+  folioSizes?: number[];
+  totalMib?: number;
+  batches?: number[];
+  forms?: Form[];
+  paths?: string[];
+  threads?: number;
+  reps?: number;
+  latencyMs?: number;
+  memory?: boolean;
+  memoryMib?: number;
+  json?: boolean;
+  svg?: string;
+  progress?: boolean;
+  checkTargets?: boolean;
+  sysfsRoot?: string;
+  devRoot?: string;
+}
+
+function sizesArg(value: string): number[] {
+  try {
+    return value
+      .split(',')
+      .filter((s) => s.trim() !== '')
+      .map(parseSize);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function intListArg(name: string) {
+  return (value: string): number[] => {
+    const out = value.split(',').map((s) => Number(s.trim()));
+    if (out.length === 0 || out.some((n) => !Number.isSafeInteger(n) || n < 1))
+      throw new InvalidArgumentError(`${name} must be a comma-separated list of positive integers`);
+    return out;
+  };
+}
+
+function formsArg(value: string): Form[] {
+  const out = value.split(',').map((s) => s.trim());
+  if (out.length === 0 || out.some((f) => f !== 'region' && f !== 'list'))
+    throw new InvalidArgumentError("--forms must list 'region' and/or 'list'");
+  return out as Form[];
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('bench')
+    .description(
+      'measure every copy path (Buffer.copy, TypedArray.set, CPU engine 1..N threads, software DSA, DSA, auto) against a native memcpy bound',
+    )
+    .option('--quick', 'fewer cells and repetitions (under a minute on 2 cores); still includes 256 MiB of 4 KiB folios')
+    .option('--folio-sizes <list>', 'extra folio sizes, e.g. 16k,1m (4 KiB, 64 KiB and 2 MiB are always measured)', sizesArg)
+    .option('--total-mib <n>', 'size of the large batch in MiB', positiveInt('--total-mib'), 256)
+    .option('--batches <list>', 'batch sizes in folios (the large total is always added)', intListArg('--batches'))
+    .option('--forms <list>', 'region, list or both', formsArg)
+    .option(
+      '--paths <list>',
+      'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the memcpy bound always run',
+      (v: string) => v.split(',').map((s) => s.trim()),
+    )
+    .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
+    .option('--reps <n>', 'timed repetitions of each throughput cell', positiveInt('--reps'))
+    .option('--latency-ms <n>', 'wall-time budget per latency cell and path', positiveInt('--latency-ms'))
+    .option('--memory', 'measure peak memory of a 1 GiB batch of 4 KiB folios in a child process (default in full runs)')
+    .option('--no-memory', 'skip the memory measurement')
+    .option('--memory-mib <n>', 'batch size of the memory measurement in MiB', positiveInt('--memory-mib'), 1024)
+    .option('--json', 'print the report as JSON (no table, no progress bar)')
+    .option('--svg <file>', 'write a chart of throughput against folio size per path')
+    .option('--no-progress', 'no progress bar')
+    .option('--check-targets', 'exit with 1 when a measured target is not met')
+    .option('--sysfs-root <dir>', 'directory standing for /sys (default: $DMACOPY_SYSFS_ROOT or /sys)')
+    .option('--dev-root <dir>', 'directory standing for /dev (default: $DMACOPY_DEV_ROOT or /dev)')
+    .action(async (o: BenchCliOptions) => {
+      applyRoots(o);
+      const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
+      const bar = showBar
+        ? new SingleBar({
+            format: 'bench [{bar}] {value}/{total} {eta_formatted} left  {label}',
+            hideCursor: true,
+            clearOnComplete: true,
+            etaBuffer: 20,
+          })
+        : undefined;
+      let started = false;
+      let report: BenchReport;
+      try {
+        report = await runBench({
+          quick: o.quick,
+          folioSizes: o.folioSizes,
+          totalBytes: (o.totalMib ?? 256) * 1024 * 1024,
+          batches: o.batches,
+          forms: o.forms,
+          only: o.paths,
+          maxThreads: o.threads,
+          memory: o.memory,
+          memoryBytes: (o.memoryMib ?? 1024) * 1024 * 1024,
+          settings: {
+            ...(o.reps !== undefined ? { reps: o.reps } : {}),
+            ...(o.latencyMs !== undefined ? { latencyBudgetMs: o.latencyMs } : {}),
+          },
+          onProgress: bar
+            ? (done, total, label) => {
+                if (!started) {
+                  bar.start(total, done, { label });
+                  started = true;
+                } else bar.update(done, { label });
+                if (done === total) bar.stop();
+              }
+            : undefined,
+        });
+      } finally {
+        if (started) bar?.stop();
+      }
+      if (o.svg) fs.writeFileSync(o.svg, renderSvg(report.rows, `dmacopy bench: ${hostLine(report.host)}`));
+      if (o.json) console.log(JSON.stringify(report, null, 2));
+      else {
+        process.stdout.write(formatReport(report));
+        if (o.svg) process.stdout.write(`chart written to ${o.svg}\n`);
+      }
+      const missed = report.targets.some((t) => t.pass === false);
+      process.exitCode = !report.ok ? 1 : o.checkTargets && missed ? 1 : 0;
+    });
+  strictUsage(cmd);
+}
