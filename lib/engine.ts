@@ -11,6 +11,7 @@ import {
 import { publishEnd, publishQuarantine, publishStart } from './diagnostics';
 import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
+import { copySmall, smallBatchBytes } from './small-copy';
 import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
 import { ensureEventChannel } from './completions';
 import { CopyMode, EVENT_FIELDS, type NativeEngine, type NativeQueueOpenResult, nativeBinding, nativeLoadError } from './native';
@@ -198,6 +199,8 @@ export class Engine {
    */
   async copyBatch(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): Promise<CopyReport> {
     if (this.#closed) throw closedError();
+    const small = this.#trySmall(dsts, srcs, options);
+    if (small) return small;
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
@@ -209,6 +212,8 @@ export class Engine {
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
   copyBatchSync(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): CopyReport {
     if (this.#closed) throw closedError();
+    const small = this.#trySmall(dsts, srcs, options);
+    if (small) return small;
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = prepareBatch(dsts, srcs, options);
@@ -330,6 +335,31 @@ export class Engine {
     const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
     op.done.catch(() => {});  // the caller gets the error thrown, not this promise
     return op;
+  }
+
+  /** The small-batch path (see small-copy.ts): a report, or undefined when the batch does not qualify. */
+  #trySmall(dsts: unknown, srcs: unknown, options: unknown): CopyReport | undefined {
+    const bytes = smallBatchBytes(dsts, srcs, options);
+    if (bytes < 0 || !this.#policy.useInline(bytes)) return undefined;
+    const t0 = process.hrtime.bigint();
+    this.#publishStart(bytes, 0, true);
+    copySmall(dsts, srcs);
+    const folioSize = (options as CopyOptions | undefined)?.folioSize;
+    const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
+    const report: CopyReport = {
+      backend: this.#options.backend,
+      bytes,
+      folios,
+      descriptors: folios,
+      channels: 1,
+      offloadedBytes: 0,
+      cpuBytes: bytes,
+      fallbacks: zeroFallbacks(),
+      outOfOrder: 0,
+      elapsedNs: Number(process.hrtime.bigint() - t0),
+    };
+    this.#account(report, true);
+    return report;
   }
 
   #publishStart(bytes: number, folios: number, inline: boolean): void {
