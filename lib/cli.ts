@@ -1,6 +1,7 @@
 // The `dmacopy` command. Each subcommand lives in lib/commands/ and is a thin wrapper over the
 // library's public API, so what operators run is what services call.
 import { Command } from 'commander';
+import { strictUsage } from './commands/usage';
 import * as bench from './commands/bench';
 import * as copyDemo from './commands/copy-demo';
 import * as dmatest from './commands/dmatest';
@@ -13,7 +14,9 @@ const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup,
 
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('dmacopy').description('Batch memory-folio copies through Intel DSA or a multi-threaded native CPU copy').showHelpAfterError();
+  program.name('dmacopy').description('Batch memory-folio copies through Intel DSA or a multi-threaded native CPU copy');
+  // Unknown subcommands and top-level flags take the same typed error path as subcommand misuse.
+  strictUsage(program);
   for (const c of COMMANDS) c.register(program);
   return program;
 }

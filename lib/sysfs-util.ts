@@ -149,7 +149,7 @@ export function parseSigned(text: string | undefined): number | null {
   if (text === undefined) return null;
   const t = text.trim();
   if (!/^-?[0-9]{1,20}$/.test(t)) return null;
-  const n = Number(t);
+  const n = Number(t) + 0; // "-0" reads as 0, not -0
   return Number.isSafeInteger(n) ? n : null;
 }
 

@@ -1,5 +1,8 @@
 // `dmacopy copy-demo`: copy a batch, verify every byte, print the report.
-import { type Command, InvalidArgumentError } from 'commander';
+import { constants as bufferConstants } from 'node:buffer';
+import type { Command } from 'commander';
+import { DmacopyRangeError, DmacopyTypeError } from '../errors';
+import { strictUsage } from './usage';
 import { openEngine } from '../engine';
 import type { Backend, CopyReport } from '../types';
 import { formatBytes, positiveInt } from './format';
@@ -69,8 +72,8 @@ async function copyDemo(o: CopyDemoOptions): Promise<number> {
 
 
 export function register(program: Command): void {
-  program
-    .command('copy-demo')
+  const cmd = program.command('copy-demo');
+  strictUsage(cmd)
     .description('copy a batch of folios, verify every byte and print the report')
     .option('--size-mib <n>', 'total bytes to copy, in MiB', positiveInt('--size-mib'), 256)
     .option('--folio <bytes>', 'folio size in bytes', positiveInt('--folio'), 4096)
@@ -78,7 +81,11 @@ export function register(program: Command): void {
     .option('--form <form>', 'region (one buffer + folioSize) or list (one view per folio)', 'region')
     .option('--json', 'print the report as JSON')
     .action(async (opts: CopyDemoOptions) => {
-      if (opts.form !== 'region' && opts.form !== 'list') throw new InvalidArgumentError('--form must be region or list');
+      if (opts.form !== 'region' && opts.form !== 'list') {
+        throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `--form must be region or list, got '${opts.form}'`);
+      }
+      const maxMib = Math.floor(bufferConstants.MAX_LENGTH / (1024 * 1024));
+      if (opts.sizeMib > maxMib) throw new DmacopyRangeError('ERR_DMACOPY_OUT_OF_RANGE', `--size-mib must be at most ${maxMib} (the largest Buffer), got ${opts.sizeMib}`);
       process.exitCode = await copyDemo(opts);
     });
 }

@@ -10,12 +10,17 @@ export function strictUsage(cmd: Command): Command {
     .exitOverride((err) => {
       if (err.exitCode === 0) return; // --help: commander exits 0 after this returns
       const message = err.message.replace(/^error: /, '');
-      throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${message} (see \`dmacopy ${cmd.name()} --help\`)`);
+      const where = cmd.parent ? `dmacopy ${cmd.name()}` : 'dmacopy';
+      throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${message} (see \`${where} --help\`)`);
     });
 }
 
 /** Sets the discovery roots for this process, so discovery, the engine's 'auto' and 'dsa' see the same tree. */
 export function applyRoots(o: { sysfsRoot?: string; devRoot?: string }): void {
+  // An empty root would silently mean the real /sys or /dev: say so instead.
+  for (const [flag, v] of [['--sysfs-root', o.sysfsRoot], ['--dev-root', o.devRoot]] as const) {
+    if (v !== undefined && v.trim() === '') throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${flag} must name a directory, got an empty string`);
+  }
   if (o.sysfsRoot !== undefined) process.env.DMACOPY_SYSFS_ROOT = o.sysfsRoot;
   if (o.devRoot !== undefined) process.env.DMACOPY_DEV_ROOT = o.devRoot;
 }

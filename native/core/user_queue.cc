@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -329,6 +330,20 @@ OpenResult UserWorkQueue::open_locked() {
   if (fd < 0) {
     last_errno_ = errno;
     return classify_open_errno(errno, path, config_.info.mode);
+  }
+  // A regular file (a mistyped DMACOPY_DEV_ROOT, a copied fixture tree) would take the probe
+  // descriptor, and with it a heap address, as file contents: refuse anything but a character
+  // device (or the FIFO that tests stand in with).
+  struct stat node;
+  if (::fstat(fd, &node) != 0 ||
+      !(S_ISCHR(node.st_mode) || S_ISFIFO(node.st_mode) || (config_.allow_regular_file && S_ISREG(node.st_mode)))) {
+    ::close(fd);
+    OpenResult f;
+    f.ok = false;
+    f.code = OpenErrorCode::OpenFailed;
+    f.reason = path + " is not a character device";
+    f.remedy = "point DMACOPY_DEV_ROOT (or --dev-root) at the directory holding dsa/wqD.Q device nodes, normally /dev";
+    return f;
   }
 
   OpenResult r;

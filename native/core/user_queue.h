@@ -63,6 +63,10 @@ struct UserQueueConfig {
   // byte stream is torn and the queue is disabled until reopen().
   uint32_t torn_write_timeout_ms = 100;
 
+  // Test seam: a regular file may stand in for the device node (mapped as the portal). Off in
+  // production, where a regular file would receive the probe descriptor as file contents.
+  bool allow_regular_file = false;
+
   // Test seam: replaces ::write() for the write() path (nullptr/empty = the real syscall).
   std::function<ssize_t(int fd, const void* buf, size_t len)> write_fn;
 };

@@ -39,6 +39,7 @@ UserQueueConfig fifo_config(const std::string& path, WqMode mode = WqMode::Dedic
   c.info.max_transfer_size = 1u << 21;
   c.info.max_batch_size = 32;
   c.probe_timeout_ms = 2000;
+  c.allow_regular_file = true;  // some tests map a regular file as the portal
   return c;
 }
 
@@ -722,6 +723,22 @@ TEST("forced portal: FIFO (no mmap) -> PortalUnavailable/ENODEV") {
   CHECK(r.code == OpenErrorCode::PortalUnavailable);
   CHECK_EQ(r.err, ENODEV);
   CHECK_EQ(r.mmap_errno, ENODEV);
+  CHECK(!q.is_open());
+}
+
+TEST("a regular file is refused as a device node outside tests: the probe never lands in it") {
+  TempDir dir;
+  std::string file = dir.file("wq0.0");
+  write_text(file, "");
+  UserQueueConfig cfg = fifo_config(file);
+  cfg.allow_regular_file = false;
+  UserWorkQueue q(cfg);
+  OpenResult r = q.open();
+  CHECK(!r.ok);
+  CHECK(contains(r.reason, "not a character device"));
+  CHECK(contains(r.remedy, "DMACOPY_DEV_ROOT"));
+  struct stat st;
+  CHECK(::stat(file.c_str(), &st) == 0 && st.st_size == 0);
   CHECK(!q.is_open());
 }
 
