@@ -97,7 +97,9 @@ describe('software DSA device', () => {
       expect(r?.returnedOk).toBe(true);
       if ((r?.incompleteFolios ?? 0) > 0) naiveEarly++;
 
-      const engine = await emulated({ seed, jitterUs: 200, engines: 4, queues: 1 });
+      // A generous deadline: this test is about ordering, and must not depend on machine speed
+      // (under a sanitizer a 5 ms deadline can expire and let the CPU finish part of it).
+      const engine = await emulated({ seed, jitterUs: 200, engines: 4, queues: 1 }, { timeoutMs: 10_000 });
       const dst2 = new Uint8Array(size);
       const rep = await engine.copyBatch(dst2, src, { folioSize: 4096 });
       expect(Buffer.compare(dst2, src)).toBe(0);
