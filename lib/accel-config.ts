@@ -33,7 +33,8 @@ export interface SetupProfile {
 export const PROFILES: Record<string, SetupProfile> = {
   shared: {
     name: 'shared',
-    description: 'one shared user work queue (size 32, threshold 28) any number of processes can open; submissions need ENQCMD (portal) or write()',
+    description:
+      'one shared user work queue (size 32, threshold 28) any number of processes can open; submissions need ENQCMD (portal) or write()',
     mode: 'shared',
     wqSize: 32,
     threshold: 28,
@@ -45,7 +46,8 @@ export const PROFILES: Record<string, SetupProfile> = {
   },
   dedicated: {
     name: 'dedicated',
-    description: 'one dedicated user work queue (size 32) owned by a single process at a time; submissions need MOVDIR64B (portal) or write()',
+    description:
+      'one dedicated user work queue (size 32) owned by a single process at a time; submissions need MOVDIR64B (portal) or write()',
     mode: 'dedicated',
     wqSize: 32,
     priority: 10,
@@ -56,19 +58,34 @@ export const PROFILES: Record<string, SetupProfile> = {
   },
 };
 
-const PROFILE_KEYS = new Set(['name', 'description', 'mode', 'wqSize', 'threshold', 'priority', 'blockOnFault', 'engines', 'groupId', 'wqName', 'maxTransferSize', 'maxBatchSize']);
+const PROFILE_KEYS = new Set([
+  'name',
+  'description',
+  'mode',
+  'wqSize',
+  'threshold',
+  'priority',
+  'blockOnFault',
+  'engines',
+  'groupId',
+  'wqName',
+  'maxTransferSize',
+  'maxBatchSize',
+]);
 
 function intField(p: Record<string, unknown>, key: string, min: number, max: number, where: string): void {
   const v = p[key];
   if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalidArg(key, `${where}: ${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw invalidArg(key, `${where}: ${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
 }
 
 /** Checks a profile (from PROFILES or a --file); fills defaults from the profile of the same mode. */
 export function checkProfile(raw: unknown, where = 'profile'): SetupProfile {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalidArg('profile', `${where} must be a JSON object`);
   const p = raw as Record<string, unknown>;
-  for (const k of Object.keys(p)) if (!PROFILE_KEYS.has(k)) throw invalidArg(k, `${where}: unknown field '${k}': expected one of ${[...PROFILE_KEYS].join(', ')}`);
+  for (const k of Object.keys(p))
+    if (!PROFILE_KEYS.has(k)) throw invalidArg(k, `${where}: unknown field '${k}': expected one of ${[...PROFILE_KEYS].join(', ')}`);
   if (p.mode !== 'shared' && p.mode !== 'dedicated') throw invalidArg('mode', `${where}: mode must be "shared" or "dedicated"`);
   const base = PROFILES[p.mode] as SetupProfile;
   intField(p, 'wqSize', 1, 4096, where);
@@ -84,10 +101,18 @@ export function checkProfile(raw: unknown, where = 'profile'): SetupProfile {
       throw invalidArg(k, `${where}: ${k} must be a short string of letters, digits and . : @ + - _ (got ${JSON.stringify(p[k])})`);
     }
   }
-  const out = { ...base, ...(p as Partial<SetupProfile>), threshold: p.mode === 'shared' ? ((p.threshold as number | undefined) ?? base.threshold) : undefined } as SetupProfile;
-  if (out.mode === 'dedicated' && p.threshold !== undefined) throw invalidArg('threshold', `${where}: threshold applies to shared queues only`);
+  const out = {
+    ...base,
+    ...(p as Partial<SetupProfile>),
+    threshold: p.mode === 'shared' ? ((p.threshold as number | undefined) ?? base.threshold) : undefined,
+  } as SetupProfile;
+  if (out.mode === 'dedicated' && p.threshold !== undefined)
+    throw invalidArg('threshold', `${where}: threshold applies to shared queues only`);
   if (out.mode === 'shared' && (out.threshold as number) >= out.wqSize) {
-    throw invalidArg('threshold', `${where}: threshold (${out.threshold}) must be at least 1 below wqSize (${out.wqSize}): the last entry is reserved for privileged submitters`);
+    throw invalidArg(
+      'threshold',
+      `${where}: threshold (${out.threshold}) must be at least 1 below wqSize (${out.wqSize}): the last entry is reserved for privileged submitters`,
+    );
   }
   return out;
 }
@@ -152,7 +177,8 @@ export function planSetup(o: PlanOptions): SetupPlan {
   let wqIndex = 0;
   if (o.wq !== undefined) {
     const m = /^(?:wq(\d{1,9})\.)?(\d{1,9})$/.exec(o.wq);
-    if (!m || (m[1] !== undefined && Number(m[1]) !== id)) throw invalidArg('--wq', `--wq must be a queue of ${deviceName} such as wq${id}.0 (or just its index), got '${o.wq}'`);
+    if (!m || (m[1] !== undefined && Number(m[1]) !== id))
+      throw invalidArg('--wq', `--wq must be a queue of ${deviceName} such as wq${id}.0 (or just its index), got '${o.wq}'`);
     wqIndex = Number(m[2]);
   }
   const wqName = `wq${id}.${wqIndex}`;
@@ -166,7 +192,9 @@ export function planSetup(o: PlanOptions): SetupPlan {
   const p = o.profile;
   let engines = p.engines;
   if (!dev) {
-    warnings.push(`${deviceName} was not found under ${path.join(o.sysfsRoot, 'bus', 'dsa', 'devices')}: the plan assumes it exists, is disabled and has ${engines} engines`);
+    warnings.push(
+      `${deviceName} was not found under ${path.join(o.sysfsRoot, 'bus', 'dsa', 'devices')}: the plan assumes it exists, is disabled and has ${engines} engines`,
+    );
   } else {
     const maxEngines = limit('max_engines');
     if (maxEngines !== undefined && engines > maxEngines) {
@@ -174,16 +202,21 @@ export function planSetup(o: PlanOptions): SetupPlan {
       engines = maxEngines;
     }
     const maxWqs = limit('max_work_queues');
-    if (maxWqs !== undefined && wqIndex >= maxWqs) throw invalidArg('--wq', `${deviceName} has ${maxWqs} work queues (wq${id}.0 to wq${id}.${maxWqs - 1}), not ${wqName}`);
+    if (maxWqs !== undefined && wqIndex >= maxWqs)
+      throw invalidArg('--wq', `${deviceName} has ${maxWqs} work queues (wq${id}.0 to wq${id}.${maxWqs - 1}), not ${wqName}`);
     const maxSize = limit('max_work_queues_size');
-    if (maxSize !== undefined && p.wqSize > maxSize) throw invalidArg('wqSize', `the profile's wqSize ${p.wqSize} exceeds ${deviceName}'s max_work_queues_size ${maxSize}`);
+    if (maxSize !== undefined && p.wqSize > maxSize)
+      throw invalidArg('wqSize', `the profile's wqSize ${p.wqSize} exceeds ${deviceName}'s max_work_queues_size ${maxSize}`);
     const maxGroups = limit('max_groups');
-    if (maxGroups !== undefined && p.groupId >= maxGroups) throw invalidArg('groupId', `the profile's groupId ${p.groupId} is past ${deviceName}'s ${maxGroups} groups`);
-    if (dev.pasidEnabled === false) warnings.push(`${deviceName} has PASID disabled: user queues will not work until the host boots with intel_iommu=on,sm_on`);
+    if (maxGroups !== undefined && p.groupId >= maxGroups)
+      throw invalidArg('groupId', `the profile's groupId ${p.groupId} is past ${deviceName}'s ${maxGroups} groups`);
+    if (dev.pasidEnabled === false)
+      warnings.push(`${deviceName} has PASID disabled: user queues will not work until the host boots with intel_iommu=on,sm_on`);
   }
   const steps: SetupStep[] = [];
   const q = dev?.queues.find((x) => x.name === wqName);
-  if (q && q.state !== 'disabled') steps.push({ args: ['disable-wq', wq], why: `${wqName} is ${q.state}: a queue is configured only while disabled` });
+  if (q && q.state !== 'disabled')
+    steps.push({ args: ['disable-wq', wq], why: `${wqName} is ${q.state}: a queue is configured only while disabled` });
   let disruptive = false;
   if (dev && dev.state !== 'disabled') {
     disruptive = true;
@@ -192,10 +225,14 @@ export function planSetup(o: PlanOptions): SetupPlan {
       args: ['disable-device', deviceName],
       why: `${deviceName} is ${dev.state}: engines and groups are configured only while the device is disabled${others.length ? `; this also stops ${others.join(', ')} (re-enable them afterwards)` : ''}`,
     });
-    if (others.length) warnings.push(`disabling ${deviceName} stops its other enabled queues (${others.join(', ')}) and any process using them`);
+    if (others.length)
+      warnings.push(`disabling ${deviceName} stops its other enabled queues (${others.join(', ')}) and any process using them`);
   }
   for (let e = 0; e < engines; e++) {
-    steps.push({ args: ['config-engine', `${deviceName}/engine${id}.${e}`, `--group-id=${p.groupId}`], why: `engine ${e} into group ${p.groupId}` });
+    steps.push({
+      args: ['config-engine', `${deviceName}/engine${id}.${e}`, `--group-id=${p.groupId}`],
+      why: `engine ${e} into group ${p.groupId}`,
+    });
   }
   const wqArgs = [
     'config-wq',
@@ -216,7 +253,16 @@ export function planSetup(o: PlanOptions): SetupPlan {
   steps.push({ args: ['enable-device', deviceName], why: 'apply the device configuration' });
   steps.push({ args: ['enable-wq', wq], why: `enable ${wqName}` });
   const devicePath = path.join(o.devRoot, 'dsa', wqName);
-  return { profile: p, device: deviceName, wq, devicePath, steps, disruptive, warnings, permissionSteps: permissionSteps(devicePath, o.group ?? 'dsa') };
+  return {
+    profile: p,
+    device: deviceName,
+    wq,
+    devicePath,
+    steps,
+    disruptive,
+    warnings,
+    permissionSteps: permissionSteps(devicePath, o.group ?? 'dsa'),
+  };
 }
 
 /** The steps dmacopy prints after configuring (never runs): access to the node, and the portal capability. */
@@ -250,7 +296,11 @@ export const defaultRunner: Runner = (tool, args) =>
   new Promise((resolve) => {
     execFile(tool, args, { timeout: 60_000 }, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
-      resolve({ status: e ? (typeof e.code === 'number' ? e.code : 127) : 0, stdout: String(stdout), stderr: String(stderr || (e && typeof e.code !== 'number' ? e.message : '')) });
+      resolve({
+        status: e ? (typeof e.code === 'number' ? e.code : 127) : 0,
+        stdout: String(stdout),
+        stderr: String(stderr || (e && typeof e.code !== 'number' ? e.message : '')),
+      });
     });
   });
 
@@ -277,7 +327,10 @@ export function missingToolError(): DmacopyError {
 }
 
 export function notRootError(): DmacopyError {
-  return new DmacopyError('ERR_DMACOPY_PERMISSION', 'configuring DSA work queues needs root (accel-config writes the idxd sysfs attributes): run `sudo dmacopy setup …`, or add --dry-run to see the plan');
+  return new DmacopyError(
+    'ERR_DMACOPY_PERMISSION',
+    'configuring DSA work queues needs root (accel-config writes the idxd sysfs attributes): run `sudo dmacopy setup …`, or add --dry-run to see the plan',
+  );
 }
 
 export function commandLine(tool: string, args: readonly string[]): string {

@@ -42,7 +42,18 @@ export interface NativeDsaConfig {
   options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number };
 }
 
-const EMULATOR_KEYS = new Set(['queues', 'engines', 'wqSize', 'mode', 'maxTransferSize', 'maxBatchSize', 'seed', 'latencyUs', 'jitterUs', 'faults']);
+const EMULATOR_KEYS = new Set([
+  'queues',
+  'engines',
+  'wqSize',
+  'mode',
+  'maxTransferSize',
+  'maxBatchSize',
+  'seed',
+  'latencyUs',
+  'jitterUs',
+  'faults',
+]);
 const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable']);
 
 function probability(v: unknown, name: string): number {
@@ -57,15 +68,18 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
   const e = (emulator ?? {}) as EmulatorOptions;
   if (typeof e !== 'object' || e === null) throw invalidArg('options.emulator', `emulator must be an object, got ${describe(emulator)}`);
   for (const k of Object.keys(e)) {
-    if (!EMULATOR_KEYS.has(k)) throw invalidArg(`options.emulator.${k}`, `unknown emulator setting '${k}': expected one of ${[...EMULATOR_KEYS].join(', ')}`);
+    if (!EMULATOR_KEYS.has(k))
+      throw invalidArg(`options.emulator.${k}`, `unknown emulator setting '${k}': expected one of ${[...EMULATOR_KEYS].join(', ')}`);
   }
   const f = (e.faults ?? {}) as EmulatorFaults;
   if (typeof f !== 'object' || f === null) throw invalidArg('options.emulator.faults', 'emulator.faults must be an object');
   for (const k of Object.keys(f)) {
-    if (!FAULT_KEYS.has(k)) throw invalidArg(`options.emulator.faults.${k}`, `unknown fault '${k}': expected one of ${[...FAULT_KEYS].join(', ')}`);
+    if (!FAULT_KEYS.has(k))
+      throw invalidArg(`options.emulator.faults.${k}`, `unknown fault '${k}': expected one of ${[...FAULT_KEYS].join(', ')}`);
   }
   const mode = e.mode ?? 'dedicated';
-  if (mode !== 'dedicated' && mode !== 'shared') throw invalidArg('options.emulator.mode', `emulator.mode must be 'dedicated' or 'shared', got ${describe(mode)}`);
+  if (mode !== 'dedicated' && mode !== 'shared')
+    throw invalidArg('options.emulator.mode', `emulator.mode must be 'dedicated' or 'shared', got ${describe(mode)}`);
   const queues = e.queues === undefined ? (channels ?? 2) : checkPositiveInt(e.queues, 'options.emulator.queues', 1, 64);
   const seed = e.seed === undefined ? 1 : checkNonNegative(e.seed, 'options.emulator.seed');
   if (!Number.isInteger(seed)) throw outOfRange('options.emulator.seed', 'emulator.seed must be an integer');
@@ -83,7 +97,10 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
     engines: e.engines === undefined ? 2 : checkPositiveInt(e.engines, 'options.emulator.engines', 1, 64),
     wqSize: e.wqSize === undefined ? 128 : checkPositiveInt(e.wqSize, 'options.emulator.wqSize', 1, 4096),
     mode,
-    maxTransferSize: e.maxTransferSize === undefined ? 2 * 1024 * 1024 : checkPositiveInt(e.maxTransferSize, 'options.emulator.maxTransferSize', 64, 2 ** 32),
+    maxTransferSize:
+      e.maxTransferSize === undefined
+        ? 2 * 1024 * 1024
+        : checkPositiveInt(e.maxTransferSize, 'options.emulator.maxTransferSize', 64, 2 ** 32),
     maxBatchSize: e.maxBatchSize === undefined ? 32 : checkPositiveInt(e.maxBatchSize, 'options.emulator.maxBatchSize', 1, 4096),
     latencyUs: e.latencyUs === undefined ? 0 : checkPositiveInt(e.latencyUs, 'options.emulator.latencyUs', 0, 10_000_000),
     jitterUs: e.jitterUs === undefined ? 0 : checkPositiveInt(e.jitterUs, 'options.emulator.jitterUs', 0, 10_000_000),
@@ -117,17 +134,26 @@ export function currentNumaNode(sysfsRoot = '/sys'): number | undefined {
  * only queues of devices on the calling CPU's NUMA node (all nodes when it has none, or with
  * spread: true), so copies do not cross the socket interconnect twice.
  */
-export function userQueues(options: { channels?: number; numaNode?: number; spread?: boolean; submission?: 'auto' | 'portal' | 'write' }): NativeUserQueue[] {
+export function userQueues(options: {
+  channels?: number;
+  numaNode?: number;
+  spread?: boolean;
+  submission?: 'auto' | 'portal' | 'write';
+}): NativeUserQueue[] {
   const roots = resolveRoots({});
   const devices = listDevices(roots);
   const numaNode = options.numaNode ?? currentNumaNode(roots.sysfsRoot);
   const picked = selectQueues(devices, { numaNode, spread: options.spread ?? false });
   if (picked.length === 0) {
     const all = devices.flatMap((d) => d.queues);
-    const why = all.length === 0
-      ? `no DSA devices under ${path.join(roots.sysfsRoot, 'bus/dsa/devices')}`
-      : all.map((q) => `${q.name}: ${q.reason ?? 'unusable'}${q.remedy ? ` (${q.remedy})` : ''}`).join('; ');
-    throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `no usable DSA work queue: ${why}. Run \`dmacopy info\` for details, or use backend 'cpu'`);
+    const why =
+      all.length === 0
+        ? `no DSA devices under ${path.join(roots.sysfsRoot, 'bus/dsa/devices')}`
+        : all.map((q) => `${q.name}: ${q.reason ?? 'unusable'}${q.remedy ? ` (${q.remedy})` : ''}`).join('; ');
+    throw new DmacopyError(
+      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      `no usable DSA work queue: ${why}. Run \`dmacopy info\` for details, or use backend 'cpu'`,
+    );
   }
   const byName = new Map(devices.map((d) => [d.name, d]));
   const limit = options.channels ?? picked.length;

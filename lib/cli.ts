@@ -1,13 +1,13 @@
 // The `dmacopy` command. Each subcommand lives in lib/commands/ and is a thin wrapper over the
 // library's public API, so what operators run is what services call.
 import { Command } from 'commander';
-import { strictUsage } from './commands/usage';
 import * as bench from './commands/bench';
 import * as copyDemo from './commands/copy-demo';
 import * as dmatest from './commands/dmatest';
 import * as info from './commands/info';
 import * as selftest from './commands/selftest';
 import * as setup from './commands/setup';
+import { strictUsage } from './commands/usage';
 
 /** Every subcommand module exports register(program). */
 const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup, dmatest, selftest, bench];

@@ -17,13 +17,14 @@ import {
   parseHex,
   parseSigned,
   parseUnsigned,
+  type RootOptions,
   readAttr,
   resolveRoots,
   showRaw,
-  type RootOptions,
 } from './sysfs-util';
+import { columnWidths } from './text-table';
 
-export { resolveRoots, type RootOptions, type ResolvedRoots } from './sysfs-util';
+export { type ResolvedRoots, type RootOptions, resolveRoots } from './sysfs-util';
 
 export type DeviceState = 'enabled' | 'disabled' | 'halted' | 'unknown';
 export type QueueState = 'enabled' | 'disabled' | 'quiescing' | 'locked' | 'unknown';
@@ -383,7 +384,8 @@ function readQueue(
     problems.push({
       code: 'no-pasid',
       reason: `device ${dev.name} has PASID/SVA disabled (pasid_enabled 0): user work queues need shared virtual addressing`,
-      remedy: 'boot with `intel_iommu=on,sm_on` (scalable mode, kernel built with CONFIG_INTEL_IOMMU_SVM), then enable the device and queue again',
+      remedy:
+        'boot with `intel_iommu=on,sm_on` (scalable mode, kernel built with CONFIG_INTEL_IOMMU_SVM), then enable the device and queue again',
     });
   }
 
@@ -577,9 +579,15 @@ function sizeText(n: number | null): string {
 }
 
 function table(rows: string[][], indent: string): string[] {
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+  const widths = columnWidths(rows);
+  return rows.map(
+    (r) =>
+      indent +
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 /** Plain-text report of devices and queues, with the reason and remedy of each unusable queue. */
@@ -591,7 +599,9 @@ export function formatDevices(devices: readonly DsaDevice[], options: { root?: s
   const lines: string[] = [];
   const queues = devices.flatMap((d) => d.queues);
   const usable = queues.filter((q) => q.usable).length;
-  lines.push(`Intel DSA: ${devices.length} device${devices.length === 1 ? '' : 's'}, ${queues.length} work queue${queues.length === 1 ? '' : 's'}, ${usable} usable by this process`);
+  lines.push(
+    `Intel DSA: ${devices.length} device${devices.length === 1 ? '' : 's'}, ${queues.length} work queue${queues.length === 1 ? '' : 's'}, ${usable} usable by this process`,
+  );
   for (const d of devices) {
     lines.push('');
     const flags = [

@@ -4,6 +4,7 @@
 
 import path from 'node:path';
 import { checkRoot, isDir, linkBasename, listDir, parseUnsigned, readAttr, resolveRoots } from './sysfs-util';
+import { columnWidths } from './text-table';
 
 export interface DmaChannel {
   /** `dma<N>chan<M>` */
@@ -54,9 +55,14 @@ export function formatDmaChannels(channels: readonly DmaChannel[]): string {
   if (channels.length === 0) return 'No kernel dmaengine channels (/sys/class/dma is empty or absent).\n';
   const rows: string[][] = [['CHANNEL', 'DEVICE', 'DRIVER', 'IN USE', 'MEMCPY COUNT', 'BYTES']];
   const show = (v: number | string | null): string => (v === null ? '?' : String(v));
-  for (const c of channels) rows.push([c.name, show(c.device), show(c.driver), show(c.inUse), show(c.memcpyCount), show(c.bytesTransferred)]);
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+  for (const c of channels)
+    rows.push([c.name, show(c.device), show(c.driver), show(c.inUse), show(c.memcpyCount), show(c.bytesTransferred)]);
+  const widths = columnWidths(rows);
+  const lines = rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
   return `Kernel dmaengine channels: ${channels.length}\n${lines.join('\n')}\n`;
 }

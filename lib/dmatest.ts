@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DmacopyError, invalidArg } from './errors';
 import { resolveRoots } from './sysfs-util';
+import { columnWidths } from './text-table';
 
 /** File operations on the parameters directory; injectable so tests can stand in for the kernel. */
 export interface DmatestIo {
@@ -111,7 +112,8 @@ export interface DmatestRun {
 
 const CHANNEL_RE = /^dma\d{1,9}chan\d{1,9}$/;
 const SUMMARY_RE = /(\S+): summary (\d+) tests?, (\d+) failures? (\d+(?:\.\d+)?) iops (\d+(?:\.\d+)?) KB\/s \((-?\d+)\)/;
-const RESULT_RE = /(\S+): result #(\d+): '([^']*)' with src_off=(0x[0-9a-fA-F]+|\d+) dst_off=(0x[0-9a-fA-F]+|\d+) len=(0x[0-9a-fA-F]+|\d+) \((-?\d+)\)/;
+const RESULT_RE =
+  /(\S+): result #(\d+): '([^']*)' with src_off=(0x[0-9a-fA-F]+|\d+) dst_off=(0x[0-9a-fA-F]+|\d+) len=(0x[0-9a-fA-F]+|\d+) \((-?\d+)\)/;
 const THREAD_RE = /^(dma\d+chan\d+)-([a-z]+?)(\d+)$/;
 
 function splitThread(thread: string): { channel: string; operation: string | null; threadIndex: number | null } {
@@ -330,7 +332,8 @@ function bool(name: string, value: unknown): boolean {
 /** Where the parameters directory is, and whether the module is loaded and this process may drive it. */
 export function dmatestParamsDir(options: { sysfsRoot?: string; paramsDir?: string } = {}): string {
   if (options.paramsDir !== undefined) {
-    if (typeof options.paramsDir !== 'string' || options.paramsDir.length === 0) throw invalidArg('paramsDir', 'options.paramsDir must be a non-empty string');
+    if (typeof options.paramsDir !== 'string' || options.paramsDir.length === 0)
+      throw invalidArg('paramsDir', 'options.paramsDir must be a non-empty string');
     return options.paramsDir;
   }
   return path.join(resolveRoots({ sysfsRoot: options.sysfsRoot }).sysfsRoot, 'module', 'dmatest', 'parameters');
@@ -344,7 +347,10 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
   if (options === null || typeof options !== 'object') throw invalidArg('options', 'options must be an object');
   const channels = options.channels;
   if (!Array.isArray(channels) || !channels.every((c) => typeof c === 'string' && CHANNEL_RE.test(c))) {
-    throw invalidArg('channels', 'options.channels must be an array of channel names such as "dma0chan0" ([] tests every available channel)');
+    throw invalidArg(
+      'channels',
+      'options.channels must be an array of channel names such as "dma0chan0" ([] tests every available channel)',
+    );
   }
   if (new Set(channels).size !== channels.length) throw invalidArg('channels', 'options.channels lists a channel twice');
   const iterations = positiveInt('iterations', options.iterations, 1000);
@@ -361,14 +367,24 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
   const dir = dmatestParamsDir(options);
 
   if (!isRoot()) {
-    throw new DmacopyError('ERR_DMACOPY_PERMISSION', 'dmatest needs root: it loads kernel test threads through /sys/module/dmatest/parameters. Run it as root (e.g. `sudo dmacopy dmatest …`).', { path: dir });
+    throw new DmacopyError(
+      'ERR_DMACOPY_PERMISSION',
+      'dmatest needs root: it loads kernel test threads through /sys/module/dmatest/parameters. Run it as root (e.g. `sudo dmacopy dmatest …`).',
+      { path: dir },
+    );
   }
   if (!io.exists(dir)) {
-    throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `The dmatest module is not loaded (${dir} does not exist): load it with \`modprobe dmatest\` (kernel built with CONFIG_DMATEST).`, { path: dir });
+    throw new DmacopyError(
+      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      `The dmatest module is not loaded (${dir} does not exist): load it with \`modprobe dmatest\` (kernel built with CONFIG_DMATEST).`,
+      { path: dir },
+    );
   }
   const param = (name: string): string => path.join(dir, name);
   if (isRunning(await io.read(param('run')))) {
-    throw new DmacopyError('ERR_DMACOPY_DEVICE', `dmatest is already running: wait for it, or stop it with \`echo 0 > ${param('run')}\`.`, { path: param('run') });
+    throw new DmacopyError('ERR_DMACOPY_DEVICE', `dmatest is already running: wait for it, or stop it with \`echo 0 > ${param('run')}\`.`, {
+      path: param('run'),
+    });
   }
 
   const written: Array<[string, string]> = [];
@@ -378,20 +394,32 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM') {
-        throw new DmacopyError('ERR_DMACOPY_PERMISSION', `Cannot write ${param(name)} (${code}): run as root.`, { path: param(name), errno: code, syscall: 'write', cause: err });
+        throw new DmacopyError('ERR_DMACOPY_PERMISSION', `Cannot write ${param(name)} (${code}): run as root.`, {
+          path: param(name),
+          errno: code,
+          syscall: 'write',
+          cause: err,
+        });
       }
       const hint =
         name === 'channel'
           ? ` The kernel refused channel "${value}": it does not exist, is busy, is already added, or does not do memcpy (see \`ls /sys/class/dma\` and \`dmacopy info\`).`
           : '';
-      throw new DmacopyError('ERR_DMACOPY_DEVICE', `Writing ${value} to ${param(name)} failed (${code ?? 'error'}).${hint}`, { path: param(name), errno: code, syscall: 'write', cause: err });
+      throw new DmacopyError('ERR_DMACOPY_DEVICE', `Writing ${value} to ${param(name)} failed (${code ?? 'error'}).${hint}`, {
+        path: param(name),
+        errno: code,
+        syscall: 'write',
+        cause: err,
+      });
     }
     written.push([name, value]);
   };
   const writeOptional = async (name: string, value: boolean): Promise<void> => {
     if (io.exists(param(name))) await write(name, value ? 'Y' : 'N');
     else if (value) {
-      throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `This kernel's dmatest has no \`${name}\` parameter: run without it.`, { path: param(name) });
+      throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `This kernel's dmatest has no \`${name}\` parameter: run without it.`, {
+        path: param(name),
+      });
     }
   };
 
@@ -450,15 +478,23 @@ export function formatDmatestRun(run: DmatestRun): string {
     lines.push('  no summary lines found in the kernel log (check `dmesg | grep dmatest`)');
   } else {
     const rows: string[][] = [['THREAD', 'TESTS', 'FAILURES', 'IOPS', 'KB/S', 'STATUS']];
-    for (const s of run.summaries) rows.push([s.thread, String(s.tests), String(s.failures), s.iops.toFixed(2), String(s.kbPerSec), String(s.status)]);
+    for (const s of run.summaries)
+      rows.push([s.thread, String(s.tests), String(s.failures), s.iops.toFixed(2), String(s.kbPerSec), String(s.status)]);
     for (const t of run.totals) {
-      if (t.threads > 1) rows.push([`${t.channel} (${t.threads} threads)`, String(t.tests), String(t.failures), t.iops.toFixed(2), String(t.kbPerSec), '']);
+      if (t.threads > 1)
+        rows.push([`${t.channel} (${t.threads} threads)`, String(t.tests), String(t.failures), t.iops.toFixed(2), String(t.kbPerSec), '']);
     }
-    const widths: number[] = [];
-    for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-    for (const r of rows) lines.push(`  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()}`);
+    const widths = columnWidths(rows);
+    for (const r of rows)
+      lines.push(
+        `  ${r
+          .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+          .join('  ')
+          .trimEnd()}`,
+      );
   }
-  for (const e of run.errors.slice(0, 20)) lines.push(`  ${e.thread} test #${e.test}: ${e.message} (src_off=${e.srcOff} dst_off=${e.dstOff} len=${e.len})`);
+  for (const e of run.errors.slice(0, 20))
+    lines.push(`  ${e.thread} test #${e.test}: ${e.message} (src_off=${e.srcOff} dst_off=${e.dstOff} len=${e.len})`);
   if (run.errors.length > 20) lines.push(`  … ${run.errors.length - 20} more errors`);
   return `${lines.join('\n')}\n`;
 }

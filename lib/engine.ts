@@ -1,30 +1,25 @@
 // The Engine: one set of channels (CPU threads now; DSA queues when those backends are open),
 // opened once and reused for every batch. copyBatch validates, picks the path by size, splits
 // the batch into works and resolves when every work's pending counter reached zero.
-import { inFlight as registryInFlight, nextOpId, track, untrack } from './completions';
-import {
-  DEFAULT_MIN_OFFLOAD_BYTES,
-  MIN_WORK_BYTES,
-  defaultCpuThreads,
-  defaultNonTemporalMinBytes,
-} from './defaults';
+
+import { dsaAvailable, emulatorQueues, type NativeDsaConfig, userQueues } from './backends';
+import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
+import { DEFAULT_MIN_OFFLOAD_BYTES, defaultCpuThreads, defaultNonTemporalMinBytes, MIN_WORK_BYTES } from './defaults';
 import { publishEnd, publishQuarantine, publishStart } from './diagnostics';
-import { DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, closedError, invalidArg, outOfRange } from './errors';
+import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from './errors';
 import { copyInJs } from './js-copy';
-import { copySmall, smallBatchBytes } from './small-copy';
-import { type NativeDsaConfig, dsaAvailable, emulatorQueues, userQueues } from './backends';
-import { ensureEventChannel } from './completions';
 import { CopyMode, EVENT_FIELDS, type NativeEngine, type NativeQueueOpenResult, nativeBinding, nativeLoadError } from './native';
 import { Policy } from './policy';
-import { SPLIT_UNIT, boundaryBytes, workBounds } from './split';
+import { copySmall, smallBatchBytes } from './small-copy';
+import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from './types';
 import {
-  LIST_CHUNK,
-  type PreparedBatch,
   checkListShape,
   checkNonNegative,
   checkPositiveInt,
   describe,
+  LIST_CHUNK,
+  type PreparedBatch,
   prepareBatch,
   prepareListSlice,
 } from './validate';
@@ -66,7 +61,8 @@ let nextEngineId = 1;
 
 function resolveOptions(options: unknown): ResolvedOptions {
   if (options === undefined) options = {};
-  if (options === null || typeof options !== 'object') throw invalidArg('options', `openEngine options must be an object, got ${describe(options)}`);
+  if (options === null || typeof options !== 'object')
+    throw invalidArg('options', `openEngine options must be an object, got ${describe(options)}`);
   const o = options as EngineOptions;
   for (const key of Object.keys(o)) {
     if (!ENGINE_OPTION_KEYS.has(key)) {
@@ -80,7 +76,8 @@ function resolveOptions(options: unknown): ResolvedOptions {
   if (o.emulator !== undefined && backend !== 'emulated') {
     throw invalidArg('options.emulator', "emulator settings apply to backend 'emulated' only");
   }
-  if (o.cacheControl !== undefined && typeof o.cacheControl !== 'boolean') throw invalidArg('options.cacheControl', 'cacheControl must be a boolean');
+  if (o.cacheControl !== undefined && typeof o.cacheControl !== 'boolean')
+    throw invalidArg('options.cacheControl', 'cacheControl must be a boolean');
   if (o.submission !== undefined && !['auto', 'portal', 'write'].includes(o.submission as string)) {
     throw invalidArg('options.submission', `submission must be 'auto', 'portal' or 'write', got ${describe(o.submission)}`);
   }
@@ -89,28 +86,51 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const requestedChannels = o.channels === undefined ? undefined : checkPositiveInt(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? 1000 : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
-  const minOffloadBytes = o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
+  const minOffloadBytes =
+    o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
   const nonTemporalMinBytes =
-    o.nonTemporalMinBytes === undefined ? defaultNonTemporalMinBytes() : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
+    o.nonTemporalMinBytes === undefined
+      ? defaultNonTemporalMinBytes()
+      : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
   let cpuShare: number | 'auto' | undefined;
   if (o.cpuShare !== undefined) {
     if (o.cpuShare === 'auto') cpuShare = 'auto';
-    else if (typeof o.cpuShare !== 'number') throw invalidArg('options.cpuShare', `cpuShare must be a fraction from 0 to 0.9 or 'auto', got ${describe(o.cpuShare)}`);
-    else if (!(o.cpuShare >= 0 && o.cpuShare <= 0.9)) throw outOfRange('options.cpuShare', `cpuShare must be from 0 to 0.9, got ${o.cpuShare}`);
+    else if (typeof o.cpuShare !== 'number')
+      throw invalidArg('options.cpuShare', `cpuShare must be a fraction from 0 to 0.9 or 'auto', got ${describe(o.cpuShare)}`);
+    else if (!(o.cpuShare >= 0 && o.cpuShare <= 0.9))
+      throw outOfRange('options.cpuShare', `cpuShare must be from 0 to 0.9, got ${o.cpuShare}`);
     else cpuShare = o.cpuShare;
   }
-  const common = { cpuThreads, timeoutMs, minOffloadBytes, nonTemporalMinBytes, fixedMinOffloadBytes: o.minOffloadBytes === undefined ? undefined : minOffloadBytes };
+  const common = {
+    cpuThreads,
+    timeoutMs,
+    minOffloadBytes,
+    nonTemporalMinBytes,
+    fixedMinOffloadBytes: o.minOffloadBytes === undefined ? undefined : minOffloadBytes,
+  };
   const dsaOptions = { cacheControl: o.cacheControl ?? false, pageFaultRetries: 2, quarantineAfter: 3 };
   if (backend === 'emulated') {
     const queues = emulatorQueues(o.emulator, requestedChannels);
     // The software device already runs on these cores: no CPU share unless asked for.
-    return { ...common, backend: 'emulated', channels: queues.length, cpuShare: cpuShare ?? 0, dsa: { kind: 'emulated', queues, options: dsaOptions } };
+    return {
+      ...common,
+      backend: 'emulated',
+      channels: queues.length,
+      cpuShare: cpuShare ?? 0,
+      dsa: { kind: 'emulated', queues, options: dsaOptions },
+    };
   }
   if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
     try {
       if (o.spread !== undefined && typeof o.spread !== 'boolean') throw invalidArg('options.spread', 'spread must be a boolean');
       const queues = userQueues({ channels: requestedChannels, numaNode, spread: o.spread, submission: o.submission });
-      return { ...common, backend: 'dsa', channels: queues.length, cpuShare: cpuShare ?? 'auto', dsa: { kind: 'user', queues, options: dsaOptions } };
+      return {
+        ...common,
+        backend: 'dsa',
+        channels: queues.length,
+        cpuShare: cpuShare ?? 'auto',
+        dsa: { kind: 'user', queues, options: dsaOptions },
+      };
     } catch (err) {
       if (backend === 'dsa') throw err;
       return { ...common, backend: 'cpu', channels: requestedChannels ?? cpuThreads, autoReason: (err as Error).message };
@@ -149,12 +169,17 @@ export class Engine {
   constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#policy = new Policy(
-      { minOffloadBytes: options.fixedMinOffloadBytes, defaultMinOffloadBytes: options.minOffloadBytes, cpuShare: options.cpuShare, device: options.dsa !== undefined },
+      {
+        minOffloadBytes: options.fixedMinOffloadBytes,
+        defaultMinOffloadBytes: options.minOffloadBytes,
+        cpuShare: options.cpuShare,
+        device: options.dsa !== undefined,
+      },
       options.cpuThreads,
     );
     const binding = nativeBinding();
     if (binding) {
-      ensureEventChannel();  // completions (and device engines at open) need this thread's channel
+      ensureEventChannel(); // completions (and device engines at open) need this thread's channel
       this.#native = new binding.NativeEngine({
         threads: options.cpuThreads,
         nonTemporalMinBytes: options.nonTemporalMinBytes,
@@ -163,7 +188,10 @@ export class Engine {
       });
       if (options.dsa?.kind === 'user') this.#checkOpened(options.dsa);
     } else if (options.dsa) {
-      throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `the '${options.backend}' backend needs the native addon, which did not load: ${nativeLoadError()?.message}`);
+      throw new DmacopyError(
+        'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+        `the '${options.backend}' backend needs the native addon, which did not load: ${nativeLoadError()?.message}`,
+      );
     } else if (!warnedJsFallback) {
       warnedJsFallback = true;
       process.emitWarning(
@@ -197,12 +225,17 @@ export class Engine {
    * Copies folio i of srcs to folio i of dsts (list form), or one src into one dst region by
    * region with { folioSize } (region form). Resolves when every byte is in place.
    */
-  async copyBatch(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): Promise<CopyReport> {
+  async copyBatch(
+    dsts: readonly ArrayBufferView[] | ArrayBufferView,
+    srcs: readonly ArrayBufferView[] | ArrayBufferView,
+    options?: CopyOptions,
+  ): Promise<CopyReport> {
     if (this.#closed) throw closedError();
     const small = this.#trySmall(dsts, srcs, options);
     if (small) return small;
     const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
+      return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
     if (this.#native === undefined || this.#policy.useInline(batch.bytes)) return this.#copyInline(batch);
     this.#publishStart(batch.bytes, batch.folios, false);
@@ -210,7 +243,11 @@ export class Engine {
   }
 
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
-  copyBatchSync(dsts: readonly ArrayBufferView[] | ArrayBufferView, srcs: readonly ArrayBufferView[] | ArrayBufferView, options?: CopyOptions): CopyReport {
+  copyBatchSync(
+    dsts: readonly ArrayBufferView[] | ArrayBufferView,
+    srcs: readonly ArrayBufferView[] | ArrayBufferView,
+    options?: CopyOptions,
+  ): CopyReport {
     if (this.#closed) throw closedError();
     const small = this.#trySmall(dsts, srcs, options);
     if (small) return small;
@@ -224,7 +261,17 @@ export class Engine {
     try {
       const totals = new Float64Array(EVENT_FIELDS);
       const id = this.#options.dsa ? nextOpId() : 0;
-      const counts = this.#native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom);
+      const counts = this.#native.copy(
+        CopyMode.Sync,
+        id,
+        batch.buffers,
+        batch.form,
+        batch.table,
+        plan.bounds,
+        totals,
+        false,
+        plan.cpuWorksFrom,
+      );
       op.report.descriptors = sum(counts);
       if (this.#options.dsa) {
         // Device copies: the native layer summed this op's events while the caller waited.
@@ -333,7 +380,7 @@ export class Engine {
   /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
   #newOp(batch: PreparedBatch, k: number): BatchOp {
     const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
-    op.done.catch(() => {});  // the caller gets the error thrown, not this promise
+    op.done.catch(() => {}); // the caller gets the error thrown, not this promise
     return op;
   }
 
@@ -363,7 +410,13 @@ export class Engine {
   }
 
   #publishStart(bytes: number, folios: number, inline: boolean): void {
-    publishStart({ engineId: this.id, backend: this.#options.backend, bytes, folios, path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads' });
+    publishStart({
+      engineId: this.id,
+      backend: this.#options.backend,
+      bytes,
+      folios,
+      path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads',
+    });
   }
 
   #copyInline(batch: PreparedBatch): CopyReport {
@@ -397,7 +450,17 @@ export class Engine {
     this.#inFlight.add(op);
     track(op);
     try {
-      const counts = (this.#native as NativeEngine).copy(CopyMode.Async, op.id, batch.buffers, batch.form, batch.table, plan.bounds, undefined, false, plan.cpuWorksFrom);
+      const counts = (this.#native as NativeEngine).copy(
+        CopyMode.Async,
+        op.id,
+        batch.buffers,
+        batch.form,
+        batch.table,
+        plan.bounds,
+        undefined,
+        false,
+        plan.cpuWorksFrom,
+      );
       op.start(counts);
     } catch (err) {
       op.abort(fromNative(err));
@@ -438,13 +501,22 @@ export class Engine {
       this.#inFlight.add(op);
       track(op);
     }
-    this.#publishStart(0, n, false);  // bytes are known only once every chunk was read
+    this.#publishStart(0, n, false); // bytes are known only once every chunk was read
     let failure: Error | undefined;
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
         const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK));
         op.pin(chunk.buffers);
-        const counts = native.copy(CopyMode.Async, op.id, chunk.buffers, chunk.form, chunk.table, workBounds(chunk, this.#worksFor(chunk)), undefined, true);
+        const counts = native.copy(
+          CopyMode.Async,
+          op.id,
+          chunk.buffers,
+          chunk.form,
+          chunk.table,
+          workBounds(chunk, this.#worksFor(chunk)),
+          undefined,
+          true,
+        );
         op.add(counts);
         op.report.bytes += chunk.bytes;
       } catch (err) {

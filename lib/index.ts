@@ -4,8 +4,18 @@ import { type Engine, openEngine } from './engine';
 import type { CopyOptions, CopyReport } from './types';
 
 export { Engine, openEngine } from './engine';
-export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
 export type { DmacopyErrorCode } from './errors';
+export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
+export {
+  DEFAULT_LATENCY_BUCKETS,
+  enableMetrics,
+  type MetricKey,
+  type MetricsHandle,
+  type MetricsOptions,
+  type MetricsRegistry,
+  type PromClientModule,
+} from './metrics';
+export { nativeLoadError } from './native';
 export type {
   Backend,
   CopyOptions,
@@ -15,8 +25,6 @@ export type {
   FallbackCounts,
   ResolvedBackend,
 } from './types';
-export { nativeLoadError } from './native';
-export { DEFAULT_LATENCY_BUCKETS, enableMetrics, type MetricKey, type MetricsHandle, type MetricsOptions, type MetricsRegistry, type PromClientModule } from './metrics';
 
 let defaultEngine: Promise<Engine> | undefined;
 
@@ -25,7 +33,7 @@ export function getDefaultEngine(): Promise<Engine> {
   if (!defaultEngine) {
     defaultEngine = openEngine({ backend: 'auto' });
     defaultEngine.catch(() => {
-      defaultEngine = undefined;  // let a later call try again
+      defaultEngine = undefined; // let a later call try again
     });
   }
   return defaultEngine;

@@ -114,7 +114,8 @@ function load(): void {
       unsupported?: string;
     };
     if (typeof mod.unsupported === 'string') throw new Error(mod.unsupported);
-    if (mod.eventFields !== EVENT_FIELDS) throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
+    if (mod.eventFields !== EVENT_FIELDS)
+      throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
     binding = mod as NativeBinding;
   } catch (err) {
     // The first line only: node-gyp-build appends a multi-line require stack.

@@ -118,7 +118,8 @@ export class Policy {
       deviceGBps: this.#deviceRate,
       hopNs: Math.round(this.#hopNs),
       cpuShare: this.#cpuShare,
-      cpuShareSource: this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#deviceRate ? 'measured' : 'default',
+      cpuShareSource:
+        this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#deviceRate ? 'measured' : 'default',
     };
   }
 }

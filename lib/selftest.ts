@@ -92,11 +92,16 @@ export function prng(seed: number): () => number {
 /** Parses `pageFault=0.05,error=0.01,lateMs=5` into emulator faults. */
 export function parseFaults(text: string): EmulatorFaults {
   const out: Record<string, number> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)) {
     const m = /^([A-Za-z]+)=([0-9.eE+-]+)$/.exec(part);
-    if (!m) throw invalidArg('--faults', `--faults takes name=value pairs separated by commas (e.g. pageFault=0.05,error=0.01), got '${part}'`);
+    if (!m)
+      throw invalidArg('--faults', `--faults takes name=value pairs separated by commas (e.g. pageFault=0.05,error=0.01), got '${part}'`);
     const key = m[1] as string;
-    if (!(FAULT_KEYS as readonly string[]).includes(key)) throw invalidArg('--faults', `unknown fault '${key}': expected one of ${FAULT_KEYS.join(', ')}`);
+    if (!(FAULT_KEYS as readonly string[]).includes(key))
+      throw invalidArg('--faults', `unknown fault '${key}': expected one of ${FAULT_KEYS.join(', ')}`);
     const v = Number(m[2]);
     if (!Number.isFinite(v)) throw invalidArg('--faults', `--faults ${key} must be a number, got '${m[2]}'`);
     out[key] = v;
@@ -167,10 +172,14 @@ function countDiff(a: Uint8Array, b: Uint8Array): { first: number; count: number
   return { first, count };
 }
 
-function validate(options: SelftestOptions): Required<Pick<SelftestOptions, 'backend' | 'batches' | 'seed' | 'maxFolios' | 'maxFolioBytes'>> {
-  if (options === null || typeof options !== 'object') throw invalidArg('options', `selftest options must be an object, got ${describe(options)}`);
+function validate(
+  options: SelftestOptions,
+): Required<Pick<SelftestOptions, 'backend' | 'batches' | 'seed' | 'maxFolios' | 'maxFolioBytes'>> {
+  if (options === null || typeof options !== 'object')
+    throw invalidArg('options', `selftest options must be an object, got ${describe(options)}`);
   const backend = options.backend ?? 'auto';
-  if (!['auto', 'cpu', 'emulated', 'dsa'].includes(backend)) throw invalidArg('backend', `backend must be auto, cpu, emulated or dsa, got ${describe(backend)}`);
+  if (!['auto', 'cpu', 'emulated', 'dsa'].includes(backend))
+    throw invalidArg('backend', `backend must be auto, cpu, emulated or dsa, got ${describe(backend)}`);
   if ((options.faults !== undefined || options.emulator !== undefined) && backend !== 'emulated') {
     throw invalidArg('faults', "faults and emulator settings apply to backend 'emulated' only");
   }
@@ -178,7 +187,8 @@ function validate(options: SelftestOptions): Required<Pick<SelftestOptions, 'bac
   const seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : checkNonNegative(options.seed, 'seed');
   if (!Number.isSafeInteger(seed)) throw invalidArg('seed', 'seed must be a non-negative integer');
   const maxFolios = options.maxFolios === undefined ? 48 : checkPositiveInt(options.maxFolios, 'maxFolios', 1, 100_000);
-  const maxFolioBytes = options.maxFolioBytes === undefined ? 256 * 1024 : checkPositiveInt(options.maxFolioBytes, 'maxFolioBytes', 1, 64 * 1024 * 1024);
+  const maxFolioBytes =
+    options.maxFolioBytes === undefined ? 256 * 1024 : checkPositiveInt(options.maxFolioBytes, 'maxFolioBytes', 1, 64 * 1024 * 1024);
   return { backend, batches, seed, maxFolios, maxFolioBytes };
 }
 
@@ -279,7 +289,15 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
         }
       } catch (err) {
         result.errors++;
-        fail({ batch: b, folio: -1, kind: 'error', offset: -1, bytes: 0, length: 0, message: `${(err as Error).message}${(err as { code?: string }).code ? ` (${(err as { code?: string }).code})` : ''}` });
+        fail({
+          batch: b,
+          folio: -1,
+          kind: 'error',
+          offset: -1,
+          bytes: 0,
+          length: 0,
+          message: `${(err as Error).message}${(err as { code?: string }).code ? ` (${(err as { code?: string }).code})` : ''}`,
+        });
       }
       result.batches++;
       if (sync) result.syncBatches++;
@@ -337,7 +355,10 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
   return result;
 }
 
-function replayCommand(o: { backend: Backend; batches: number; seed: number; maxFolios: number; maxFolioBytes: number }, options: SelftestOptions): string {
+function replayCommand(
+  o: { backend: Backend; batches: number; seed: number; maxFolios: number; maxFolioBytes: number },
+  options: SelftestOptions,
+): string {
   const parts = ['dmacopy selftest', `--backend ${o.backend}`, `--batches ${o.batches}`, `--seed ${o.seed}`];
   if (o.maxFolios !== 48) parts.push(`--max-folios ${o.maxFolios}`);
   if (o.maxFolioBytes !== 256 * 1024) parts.push(`--max-folio-bytes ${o.maxFolioBytes}`);

@@ -66,7 +66,7 @@ function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
   for (let a = 0; a < 2 * n; a += 2) {
     const la = lens[a >> 1] as number;
     for (let b = 0; b < 2 * n; b++) {
-      if (b === a || (b & 1) === 0 && b < a) continue;
+      if (b === a || ((b & 1) === 0 && b < a)) continue;
       if (bufs[a] !== bufs[b]) continue;
       const lb = lens[b >> 1] as number;
       if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) {
@@ -75,7 +75,7 @@ function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
       }
     }
   }
-  bufs.length = 0;  // do not keep the caller's buffers alive
+  bufs.length = 0; // do not keep the caller's buffers alive
   return bytes;
 }
 

@@ -54,17 +54,25 @@ export function checkRoot(root: string, what: string): boolean {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-    throw new DmacopyError('ERR_DMACOPY_SYSFS', `Cannot use ${root} as the ${what} root (${code ?? 'error'}): point it at a readable directory.`, {
-      path: root,
-      errno: code,
-      syscall: 'stat',
-      cause: err,
-    });
+    throw new DmacopyError(
+      'ERR_DMACOPY_SYSFS',
+      `Cannot use ${root} as the ${what} root (${code ?? 'error'}): point it at a readable directory.`,
+      {
+        path: root,
+        errno: code,
+        syscall: 'stat',
+        cause: err,
+      },
+    );
   }
   if (!st.isDirectory()) {
-    throw new DmacopyError('ERR_DMACOPY_SYSFS', `The ${what} root ${root} is not a directory: point it at a directory standing for ${what === 'sysfs' ? '/sys' : '/dev'}.`, {
-      path: root,
-    });
+    throw new DmacopyError(
+      'ERR_DMACOPY_SYSFS',
+      `The ${what} root ${root} is not a directory: point it at a directory standing for ${what === 'sysfs' ? '/sys' : '/dev'}.`,
+      {
+        path: root,
+      },
+    );
   }
   return true;
 }

@@ -93,7 +93,8 @@ export function prepareBatch(dsts: unknown, srcs: unknown, options: unknown): Pr
   const opts = checkCopyOptions(options);
   if (Array.isArray(dsts)) {
     if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
-    if (opts.folioSize !== undefined) throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
+    if (opts.folioSize !== undefined)
+      throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
     return prepareList(dsts, srcs);
   }
   if (ArrayBuffer.isView(dsts)) {
@@ -111,16 +112,23 @@ export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): 
   if (!Array.isArray(dsts)) return undefined;
   const opts = checkCopyOptions(options);
   if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
-  if (opts.folioSize !== undefined) throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
+  if (opts.folioSize !== undefined)
+    throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
   if (srcs.length !== dsts.length) {
-    throw new DmacopyRangeError('ERR_DMACOPY_LENGTH_MISMATCH', `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`);
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_LENGTH_MISMATCH',
+      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
+    );
   }
   return { dsts, srcs };
 }
 
 function prepareList(dsts: unknown[], srcs: unknown[]): PreparedBatch {
   if (srcs.length !== dsts.length) {
-    throw new DmacopyRangeError('ERR_DMACOPY_LENGTH_MISMATCH', `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`);
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_LENGTH_MISMATCH',
+      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
+    );
   }
   return prepareListSlice(dsts, srcs, 0, dsts.length);
 }
@@ -184,7 +192,8 @@ function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: un
   }
   let folio = bytes;
   if (folioSize !== undefined) {
-    if (typeof folioSize !== 'number') throw invalidArg('options.folioSize', `folioSize must be a number of bytes, got ${describe(folioSize)}`);
+    if (typeof folioSize !== 'number')
+      throw invalidArg('options.folioSize', `folioSize must be a number of bytes, got ${describe(folioSize)}`);
     if (!Number.isSafeInteger(folioSize) || folioSize < 1) {
       throw outOfRange('options.folioSize', `folioSize must be a positive integer number of bytes (e.g. 4096), got ${folioSize}`);
     }

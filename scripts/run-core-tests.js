@@ -18,7 +18,10 @@ const filter = args.find((a) => !a.startsWith('--'));
 const outDir = path.join(root, 'build', sanitize ? 'core-tests-san' : 'core-tests');
 fs.mkdirSync(outDir, { recursive: true });
 
-const sources = fs.readdirSync(coreDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(coreDir, f));
+const sources = fs
+  .readdirSync(coreDir)
+  .filter((f) => f.endsWith('.cc'))
+  .map((f) => path.join(coreDir, f));
 const tests = fs
   .readdirSync(testDir)
   .filter((f) => /^test_.*\.cc$/.test(f) && (!filter || f.includes(filter)))
@@ -49,7 +52,10 @@ async function pool(jobs, width) {
 
 async function main() {
   const newestHeader = Math.max(
-    ...fs.readdirSync(coreDir).filter((f) => f.endsWith('.h')).map((f) => fs.statSync(path.join(coreDir, f)).mtimeMs),
+    ...fs
+      .readdirSync(coreDir)
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => fs.statSync(path.join(coreDir, f)).mtimeMs),
   );
   const objects = sources.map((src) => path.join(outDir, path.basename(src).replace(/\.cc$/, '.o')));
   const stale = sources
@@ -63,9 +69,21 @@ async function main() {
       }
     });
   const width = Math.max(1, os.availableParallelism());
-  if (!(await pool(stale.map(({ src, obj }) => () => run([...flags, '-c', '-o', obj, src])), width))) {
+  if (
+    !(await pool(
+      stale.map(
+        ({ src, obj }) =>
+          () =>
+            run([...flags, '-c', '-o', obj, src]),
+      ),
+      width,
+    ))
+  ) {
     console.error('core sources failed to compile');
-    fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed: 0, failed: 1 }, cases: { passed: 0, failed: 1 } }));
+    fs.writeFileSync(
+      path.join(outDir, 'results.json'),
+      JSON.stringify({ files: { passed: 0, failed: 1 }, cases: { passed: 0, failed: 1 } }),
+    );
     process.exit(1);
   }
   const bins = tests.map((t) => path.join(outDir, t.replace(/\.cc$/, '')));
@@ -106,7 +124,10 @@ async function main() {
     }
   });
   console.log(`core test files: ${passed} passed, ${failed} failed`);
-  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }));
+  fs.writeFileSync(
+    path.join(outDir, 'results.json'),
+    JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }),
+  );
   process.exit(failed ? 1 : 0);
 }
 

@@ -76,7 +76,12 @@ interface CliCase {
 
 const CLI_CASES: CliCase[] = [
   { name: 'an unknown subcommand', args: () => ['frobnicate'], says: /unknown command 'frobnicate'/, code: 'ERR_DMACOPY_INVALID_ARG' },
-  { name: 'an unknown top-level flag', args: () => ['--frobnicate'], says: /unknown option '--frobnicate'/, code: 'ERR_DMACOPY_INVALID_ARG' },
+  {
+    name: 'an unknown top-level flag',
+    args: () => ['--frobnicate'],
+    says: /unknown option '--frobnicate'/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
   {
     name: 'copy-demo --size-mib 0',
     args: () => ['copy-demo', '--size-mib', '0'],
@@ -108,9 +113,24 @@ const CLI_CASES: CliCase[] = [
     says: /--size-mib must be at most/,
     code: 'ERR_DMACOPY_OUT_OF_RANGE',
   },
-  { name: 'copy-demo --size-mib without a value', args: () => ['copy-demo', '--size-mib'], says: /argument missing/, code: 'ERR_DMACOPY_INVALID_ARG' },
-  { name: 'copy-demo --folio 0', args: () => ['copy-demo', '--folio', '0'], says: /--folio must be a positive integer/, code: 'ERR_DMACOPY_INVALID_ARG' },
-  { name: 'copy-demo --folio 1.5', args: () => ['copy-demo', '--folio', '1.5'], says: /--folio must be a positive integer/, code: 'ERR_DMACOPY_INVALID_ARG' },
+  {
+    name: 'copy-demo --size-mib without a value',
+    args: () => ['copy-demo', '--size-mib'],
+    says: /argument missing/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'copy-demo --folio 0',
+    args: () => ['copy-demo', '--folio', '0'],
+    says: /--folio must be a positive integer/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'copy-demo --folio 1.5',
+    args: () => ['copy-demo', '--folio', '1.5'],
+    says: /--folio must be a positive integer/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
   {
     name: 'copy-demo --folio 0x1000',
     args: () => ['copy-demo', '--folio', '0x1000', '--size-mib', '1', '--backend', 'cpu'],
@@ -129,8 +149,18 @@ const CLI_CASES: CliCase[] = [
     says: /--form must be region or list/,
     code: 'ERR_DMACOPY_INVALID_ARG',
   },
-  { name: 'copy-demo with an unknown flag', args: () => ['copy-demo', '--bogus'], says: /unknown option '--bogus'/, code: 'ERR_DMACOPY_INVALID_ARG' },
-  { name: 'copy-demo with an extra argument', args: () => ['copy-demo', 'extra'], says: /too many arguments/, code: 'ERR_DMACOPY_INVALID_ARG' },
+  {
+    name: 'copy-demo with an unknown flag',
+    args: () => ['copy-demo', '--bogus'],
+    says: /unknown option '--bogus'/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'copy-demo with an extra argument',
+    args: () => ['copy-demo', 'extra'],
+    says: /too many arguments/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
   {
     name: 'copy-demo --backend dsa on an empty sysfs root',
     args: () => ['copy-demo', '--backend', 'dsa', '--size-mib', '1'],

@@ -21,26 +21,79 @@ const u8 = (n: number) => new Uint8Array(n);
 const CASES: Case[] = [
   { name: 'dsts is a number', call: (e) => e.copyBatch(42 as never, [u8(1)]), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
   { name: 'dsts is null', call: (e) => e.copyBatch(null as never, [u8(1)]), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'srcs is not an array', call: (e) => e.copyBatch([u8(1)], u8(1) as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'region form with an array src', call: (e) => e.copyBatch(u8(1), [u8(1)] as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'a dst that is a plain array', call: (e) => e.copyBatch([[1, 2]] as never, [u8(2)]), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'a src that is an ArrayBuffer, not a view', call: (e) => e.copyBatch([u8(2)], [new ArrayBuffer(2)] as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'a view-like plain object', call: (e) => e.copyBatch([{ buffer: new ArrayBuffer(8), byteOffset: 0, byteLength: 8 }] as never, [u8(8)]), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
+  {
+    name: 'srcs is not an array',
+    call: (e) => e.copyBatch([u8(1)], u8(1) as never),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'region form with an array src',
+    call: (e) => e.copyBatch(u8(1), [u8(1)] as never),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'a dst that is a plain array',
+    call: (e) => e.copyBatch([[1, 2]] as never, [u8(2)]),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'a src that is an ArrayBuffer, not a view',
+    call: (e) => e.copyBatch([u8(2)], [new ArrayBuffer(2)] as never),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'a view-like plain object',
+    call: (e) => e.copyBatch([{ buffer: new ArrayBuffer(8), byteOffset: 0, byteLength: 8 }] as never, [u8(8)]),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
   { name: 'a string src', call: (e) => e.copyBatch([u8(2)], ['ab'] as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'lists of different lengths', call: (e) => e.copyBatch([u8(1), u8(1)], [u8(1)]), code: 'ERR_DMACOPY_LENGTH_MISMATCH', kind: DmacopyRangeError },
-  { name: 'a destination shorter than its source', call: (e) => e.copyBatch([u8(3)], [u8(4)]), code: 'ERR_DMACOPY_LENGTH_MISMATCH', kind: DmacopyRangeError },
-  { name: 'region dst shorter than src', call: (e) => e.copyBatch(u8(3), u8(4), { folioSize: 1 }), code: 'ERR_DMACOPY_LENGTH_MISMATCH', kind: DmacopyRangeError },
-  { name: 'a detached destination', call: (e) => e.copyBatch([detachedView()], [u8(0)]), code: 'ERR_DMACOPY_DETACHED', kind: DmacopyTypeError },
+  {
+    name: 'lists of different lengths',
+    call: (e) => e.copyBatch([u8(1), u8(1)], [u8(1)]),
+    code: 'ERR_DMACOPY_LENGTH_MISMATCH',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'a destination shorter than its source',
+    call: (e) => e.copyBatch([u8(3)], [u8(4)]),
+    code: 'ERR_DMACOPY_LENGTH_MISMATCH',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'region dst shorter than src',
+    call: (e) => e.copyBatch(u8(3), u8(4), { folioSize: 1 }),
+    code: 'ERR_DMACOPY_LENGTH_MISMATCH',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'a detached destination',
+    call: (e) => e.copyBatch([detachedView()], [u8(0)]),
+    code: 'ERR_DMACOPY_DETACHED',
+    kind: DmacopyTypeError,
+  },
   { name: 'a detached source', call: (e) => e.copyBatch([u8(8)], [detachedView()]), code: 'ERR_DMACOPY_DETACHED', kind: DmacopyTypeError },
   {
     name: 'a resizable ArrayBuffer',
-    call: (e) => e.copyBatch([new Uint8Array(new (ArrayBuffer as never as new (n: number, o: object) => ArrayBuffer)(8, { maxByteLength: 16 }))], [u8(8)]),
+    call: (e) =>
+      e.copyBatch(
+        [new Uint8Array(new (ArrayBuffer as never as new (n: number, o: object) => ArrayBuffer)(8, { maxByteLength: 16 }))],
+        [u8(8)],
+      ),
     code: 'ERR_DMACOPY_RESIZABLE',
     kind: DmacopyTypeError,
   },
   {
     name: 'a growable SharedArrayBuffer',
-    call: (e) => e.copyBatch([u8(8)], [new Uint8Array(new (SharedArrayBuffer as never as new (n: number, o: object) => SharedArrayBuffer)(8, { maxByteLength: 16 }))]),
+    call: (e) =>
+      e.copyBatch(
+        [u8(8)],
+        [new Uint8Array(new (SharedArrayBuffer as never as new (n: number, o: object) => SharedArrayBuffer)(8, { maxByteLength: 16 }))],
+      ),
     code: 'ERR_DMACOPY_RESIZABLE',
     kind: DmacopyTypeError,
   },
@@ -71,15 +124,63 @@ const CASES: Case[] = [
     code: 'ERR_DMACOPY_OVERLAP',
     kind: DmacopyRangeError,
   },
-  { name: 'region form overlapping itself', call: (e) => { const b = u8(100); return e.copyBatch(b.subarray(10, 60), b.subarray(0, 50), { folioSize: 10 }); }, code: 'ERR_DMACOPY_OVERLAP', kind: DmacopyRangeError },
-  { name: 'folioSize zero', call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: 0 }), code: 'ERR_DMACOPY_OUT_OF_RANGE', kind: DmacopyRangeError },
-  { name: 'folioSize negative', call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: -4096 }), code: 'ERR_DMACOPY_OUT_OF_RANGE', kind: DmacopyRangeError },
-  { name: 'folioSize NaN', call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: Number.NaN }), code: 'ERR_DMACOPY_OUT_OF_RANGE', kind: DmacopyRangeError },
-  { name: 'folioSize fractional', call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: 1.5 }), code: 'ERR_DMACOPY_OUT_OF_RANGE', kind: DmacopyRangeError },
-  { name: 'folioSize a string', call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: '4096' as never }), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'folioSize with the list form', call: (e) => e.copyBatch([u8(8)], [u8(8)], { folioSize: 4 }), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'an unknown copy option', call: (e) => e.copyBatch([u8(8)], [u8(8)], { foliosize: 4 } as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
-  { name: 'options that are a number', call: (e) => e.copyBatch([u8(8)], [u8(8)], 5 as never), code: 'ERR_DMACOPY_INVALID_ARG', kind: DmacopyTypeError },
+  {
+    name: 'region form overlapping itself',
+    call: (e) => {
+      const b = u8(100);
+      return e.copyBatch(b.subarray(10, 60), b.subarray(0, 50), { folioSize: 10 });
+    },
+    code: 'ERR_DMACOPY_OVERLAP',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'folioSize zero',
+    call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: 0 }),
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'folioSize negative',
+    call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: -4096 }),
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'folioSize NaN',
+    call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: Number.NaN }),
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'folioSize fractional',
+    call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: 1.5 }),
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+    kind: DmacopyRangeError,
+  },
+  {
+    name: 'folioSize a string',
+    call: (e) => e.copyBatch(u8(8), u8(8), { folioSize: '4096' as never }),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'folioSize with the list form',
+    call: (e) => e.copyBatch([u8(8)], [u8(8)], { folioSize: 4 }),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'an unknown copy option',
+    call: (e) => e.copyBatch([u8(8)], [u8(8)], { foliosize: 4 } as never),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'options that are a number',
+    call: (e) => e.copyBatch([u8(8)], [u8(8)], 5 as never),
+    code: 'ERR_DMACOPY_INVALID_ARG',
+    kind: DmacopyTypeError,
+  },
 ];
 
 const ENGINE_CASES: { name: string; options: unknown; code: string }[] = [
@@ -151,7 +252,9 @@ describe('bad input', () => {
   it('a rejected batch copies nothing', async () => {
     const dst = new Uint8Array(100).fill(7);
     const src = new Uint8Array(100).fill(1);
-    await expect(engine.copyBatch([dst.subarray(0, 50), dst.subarray(49, 99)], [src.subarray(0, 50), src.subarray(50, 100)])).rejects.toMatchObject({
+    await expect(
+      engine.copyBatch([dst.subarray(0, 50), dst.subarray(49, 99)], [src.subarray(0, 50), src.subarray(50, 100)]),
+    ).rejects.toMatchObject({
       code: 'ERR_DMACOPY_OVERLAP',
     });
     expect(dst.every((b) => b === 7)).toBe(true);
@@ -182,12 +285,22 @@ describe('bad input', () => {
     for (const [, table, code] of bad) {
       expect(() => ne.copy(0, 0, bufs, 0, table, bounds)).toThrow(expect.objectContaining({ code }));
     }
-    expect(() => ne.copy(0, 0, 'x' as never, 0, new Float64Array(5), bounds)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
-    expect(() => ne.copy(0, 0, [new Uint16Array(4)] as never, 0, new Float64Array(5), bounds)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
-    expect(() => ne.copy(0, 0, bufs, 0, new Float64Array([0, 0, 1, 0, 1]), new Float64Array([0, 0, 0, 0]))).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_OUT_OF_RANGE' }));
-    expect(() => ne.copy(0, 0, bufs, 0, [1, 2, 3, 4, 5] as never, bounds)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
+    expect(() => ne.copy(0, 0, 'x' as never, 0, new Float64Array(5), bounds)).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }),
+    );
+    expect(() => ne.copy(0, 0, [new Uint16Array(4)] as never, 0, new Float64Array(5), bounds)).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }),
+    );
+    expect(() => ne.copy(0, 0, bufs, 0, new Float64Array([0, 0, 1, 0, 1]), new Float64Array([0, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_OUT_OF_RANGE' }),
+    );
+    expect(() => ne.copy(0, 0, bufs, 0, [1, 2, 3, 4, 5] as never, bounds)).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }),
+    );
     ne.close();
-    expect(() => ne.copy(0, 0, bufs, 0, new Float64Array([0, 0, 1, 0, 1]), bounds)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_CLOSED' }));
+    expect(() => ne.copy(0, 0, bufs, 0, new Float64Array([0, 0, 1, 0, 1]), bounds)).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_CLOSED' }),
+    );
   });
 
   it('100,000 rejected calls leave memory flat', async () => {

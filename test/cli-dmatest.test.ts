@@ -6,14 +6,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatDmatestCommand, runDmatestCommand, timeUserPath, type DmatestCliOptions } from '../lib/commands/dmatest';
+import { type DmatestCliOptions, formatDmatestCommand, runDmatestCommand, timeUserPath } from '../lib/commands/dmatest';
 import type { DmatestIo } from '../lib/dmatest';
 import { ROOT } from './helpers';
 
 const FIX = path.join(__dirname, 'fixtures', 'dmatest');
 const BIN = path.join(ROOT, 'bin', 'dmacopy.js');
 const tmp: string[] = [];
-afterAll(() => tmp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function setup() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-cli-dmatest-'));
@@ -48,7 +50,10 @@ function fakeKernel(params: string, log: string, failures = 0) {
           const iterations = Number(fs.readFileSync(path.join(params, 'iterations'), 'utf8'));
           for (const c of added) {
             for (let t = 0; t < threads; t++) {
-              fs.appendFileSync(log, `[ 99.0${t}] dmatest: ${c}-copy${t}: summary ${iterations} tests, ${failures} failures 2371.25 iops 18970 KB/s (0)\n`);
+              fs.appendFileSync(
+                log,
+                `[ 99.0${t}] dmatest: ${c}-copy${t}: summary ${iterations} tests, ${failures} failures 2371.25 iops 18970 KB/s (0)\n`,
+              );
             }
           }
           fs.writeFileSync(file, 'N\n');
@@ -61,14 +66,25 @@ function fakeKernel(params: string, log: string, failures = 0) {
 }
 
 const base = (s: ReturnType<typeof setup>, more: Partial<DmatestCliOptions> = {}): DmatestCliOptions => ({
-  channel: ['dma0chan0'], iterations: 20, bufferSize: 4096, threads: 2, sysfsRoot: s.sysfsRoot, kernelLog: s.log, ...more,
+  channel: ['dma0chan0'],
+  iterations: 20,
+  bufferSize: 4096,
+  threads: 2,
+  sysfsRoot: s.sysfsRoot,
+  kernelLog: s.log,
+  ...more,
 });
 
 describe('dmacopy dmatest (injected root and kernel)', () => {
   it('writes the parameters (channel last, then run) and puts the kernel summary beside cpu and emulated', async () => {
     const s = setup();
     const k = fakeKernel(s.params, s.log);
-    const r = await runDmatestCommand(base(s, { polled: true }), { isRoot: () => true, io: k.io, pollIntervalMs: 5, paths: ['cpu', 'emulated'] });
+    const r = await runDmatestCommand(base(s, { polled: true }), {
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 5,
+      paths: ['cpu', 'emulated'],
+    });
     const names = k.writes.map(([n]) => n);
     expect(names.slice(-2)).toEqual(['channel', 'run']);
     expect(k.writes).toContainEqual(['test_buf_size', '4096']);
@@ -96,7 +112,11 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
     expect(k.writes.filter(([n]) => n === 'channel')).toEqual([['channel', '']]);
     const s2 = setup();
     const k2 = fakeKernel(s2.params, s2.log);
-    const r2 = await runDmatestCommand(base(s2, { channel: ['dma0chan0', 'dma1chan0'], userPaths: false }), { isRoot: () => true, io: k2.io, pollIntervalMs: 5 });
+    const r2 = await runDmatestCommand(base(s2, { channel: ['dma0chan0', 'dma1chan0'], userPaths: false }), {
+      isRoot: () => true,
+      io: k2.io,
+      pollIntervalMs: 5,
+    });
     expect(k2.writes.filter(([n]) => n === 'channel').map(([, v]) => v)).toEqual(['dma0chan0', 'dma1chan0']);
     expect(r2.dmatest.totals.map((t) => t.channel)).toEqual(['dma0chan0', 'dma1chan0']);
     expect(r2.userPaths).toEqual([]);
@@ -105,14 +125,26 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
   it('refuses without root, without the module, and without a channel', async () => {
     const s = setup();
     const k = fakeKernel(s.params, s.log);
-    await expect(runDmatestCommand(base(s), { isRoot: () => false, io: k.io })).rejects.toMatchObject({ code: 'ERR_DMACOPY_PERMISSION', message: expect.stringContaining('root') });
+    await expect(runDmatestCommand(base(s), { isRoot: () => false, io: k.io })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_PERMISSION',
+      message: expect.stringContaining('root'),
+    });
     expect(k.writes).toEqual([]);
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-nomod-'));
     tmp.push(empty);
-    await expect(runDmatestCommand(base(s, { sysfsRoot: empty }), { isRoot: () => true })).rejects.toMatchObject({ code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE', message: expect.stringContaining('modprobe dmatest') });
-    await expect(runDmatestCommand(base(s, { channel: [] }), { isRoot: () => true })).rejects.toMatchObject({ code: 'ERR_DMACOPY_INVALID_ARG' });
-    await expect(runDmatestCommand(base(s, { channel: ['all', 'dma0chan0'] }), { isRoot: () => true })).rejects.toMatchObject({ code: 'ERR_DMACOPY_INVALID_ARG' });
-    await expect(runDmatestCommand(base(s, { channel: ['eth0'] }), { isRoot: () => true })).rejects.toMatchObject({ code: 'ERR_DMACOPY_INVALID_ARG' });
+    await expect(runDmatestCommand(base(s, { sysfsRoot: empty }), { isRoot: () => true })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      message: expect.stringContaining('modprobe dmatest'),
+    });
+    await expect(runDmatestCommand(base(s, { channel: [] }), { isRoot: () => true })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_INVALID_ARG',
+    });
+    await expect(runDmatestCommand(base(s, { channel: ['all', 'dma0chan0'] }), { isRoot: () => true })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_INVALID_ARG',
+    });
+    await expect(runDmatestCommand(base(s, { channel: ['eth0'] }), { isRoot: () => true })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_INVALID_ARG',
+    });
   });
 
   it('an unavailable user path is reported, not thrown', async () => {

@@ -6,17 +6,22 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatInfo, gatherInfo, readCapSysRawio, readCpuFeatures, submissionFor } from '../lib/commands/info';
 import { currentNumaNode } from '../lib/backends';
+import { formatInfo, gatherInfo, readCapSysRawio, readCpuFeatures, submissionFor } from '../lib/commands/info';
 import { listDevices, selectQueues } from '../lib/discovery';
 import { listDmaChannels } from '../lib/dma-channels';
 import { ROOT } from './helpers';
 
 const FIX = path.join(__dirname, 'fixtures', 'sysfs');
 const BIN = path.join(ROOT, 'bin', 'dmacopy.js');
-const SHAPES = fs.readdirSync(FIX).filter((d) => fs.existsSync(path.join(FIX, d, 'sys'))).sort();
+const SHAPES = fs
+  .readdirSync(FIX)
+  .filter((d) => fs.existsSync(path.join(FIX, d, 'sys')))
+  .sort();
 const tmp: string[] = [];
-afterAll(() => tmp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function cli(args: string[], env: Record<string, string | undefined> = {}) {
   const e = { ...process.env, ...env };
@@ -78,7 +83,9 @@ describe('dmacopy info text', () => {
         }
       }
       for (const c of info.dmaChannels) expect(text).toContain(c.name);
-      expect(text).toMatch(info.auto.backend === 'dsa' ? /backend 'auto' will use: dsa, \d+ queues?/ : /backend 'auto' will use: cpu, 3 threads/);
+      expect(text).toMatch(
+        info.auto.backend === 'dsa' ? /backend 'auto' will use: dsa, \d+ queues?/ : /backend 'auto' will use: cpu, 3 threads/,
+      );
       expect(text).toMatch(/CPU features: MOVDIR64B (yes|no), ENQCMD (yes|no), WAITPKG (yes|no)/);
     });
   }

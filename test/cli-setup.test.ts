@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROFILES, checkProfile, planSetup, type Runner } from '../lib/accel-config';
+import { checkProfile, PROFILES, planSetup, type Runner } from '../lib/accel-config';
 import { runSetup, type SetupCliOptions } from '../lib/commands/setup';
 import { listDevices } from '../lib/discovery';
 import { ROOT } from './helpers';
@@ -14,7 +14,9 @@ import { ROOT } from './helpers';
 const FIX = path.join(__dirname, 'fixtures', 'sysfs');
 const BIN = path.join(ROOT, 'bin', 'dmacopy.js');
 const tmp: string[] = [];
-afterAll(() => tmp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
+});
 
 const roots = (shape: string) => ({ sysfsRoot: path.join(FIX, shape, 'sys'), devRoot: path.join(FIX, shape, 'dev') });
 
@@ -40,7 +42,17 @@ async function run(o: SetupCliOptions, deps: { failAt?: string; root?: boolean; 
   return { promise, calls: r.calls, text: () => text };
 }
 
-const SHARED_WQ = ['--group-id=0', '--mode=shared', '--wq-size=32', '--threshold=28', '--priority=10', '--block-on-fault=0', '--type=user', '--name=dmacopy', '--driver-name=user'];
+const SHARED_WQ = [
+  '--group-id=0',
+  '--mode=shared',
+  '--wq-size=32',
+  '--threshold=28',
+  '--priority=10',
+  '--block-on-fault=0',
+  '--type=user',
+  '--name=dmacopy',
+  '--driver-name=user',
+];
 
 describe('setup command sequences', () => {
   it('shared profile on a disabled device: engines, wq, enable-device, enable-wq, in that order', async () => {
@@ -65,7 +77,17 @@ describe('setup command sequences', () => {
     const r = await run({ profile: 'dedicated', device: 'dsa0', ...roots('device-disabled') });
     await r.promise;
     const wq = r.calls.find((c) => c[1] === 'config-wq') as string[];
-    expect(wq.slice(2)).toEqual(['dsa0/wq0.0', '--group-id=0', '--mode=dedicated', '--wq-size=32', '--priority=10', '--block-on-fault=0', '--type=user', '--name=dmacopy', '--driver-name=user']);
+    expect(wq.slice(2)).toEqual([
+      'dsa0/wq0.0',
+      '--group-id=0',
+      '--mode=dedicated',
+      '--wq-size=32',
+      '--priority=10',
+      '--block-on-fault=0',
+      '--type=user',
+      '--name=dmacopy',
+      '--driver-name=user',
+    ]);
     expect(wq.some((a) => a.startsWith('--threshold'))).toBe(false);
   });
 
@@ -76,7 +98,17 @@ describe('setup command sequences', () => {
     const forced = await run({ profile: 'shared', device: 'dsa0', wq: 'wq0.0', force: true, ...roots('spr-4dev') });
     await forced.promise;
     const seq = forced.calls.map((c) => c[1]);
-    expect(seq).toEqual(['disable-wq', 'disable-device', 'config-engine', 'config-engine', 'config-engine', 'config-engine', 'config-wq', 'enable-device', 'enable-wq']);
+    expect(seq).toEqual([
+      'disable-wq',
+      'disable-device',
+      'config-engine',
+      'config-engine',
+      'config-engine',
+      'config-engine',
+      'config-wq',
+      'enable-device',
+      'enable-wq',
+    ]);
     expect(forced.calls[0]?.slice(1)).toEqual(['disable-wq', 'dsa0/wq0.0']);
     expect(forced.text()).toContain('stops its other enabled queues (wq0.1)');
   });
@@ -119,7 +151,10 @@ describe('setup refusals', () => {
   });
   it('without accel-config: ERR_DMACOPY_BACKEND_UNAVAILABLE naming apt-get install accel-config', async () => {
     const r = await run({ profile: 'shared', device: 'dsa0', ...roots('device-disabled') }, { tool: undefined });
-    await expect(r.promise).rejects.toMatchObject({ code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE', message: expect.stringContaining('apt-get install accel-config') });
+    await expect(r.promise).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      message: expect.stringContaining('apt-get install accel-config'),
+    });
     expect(r.calls).toEqual([]);
   });
   it('a device that does not exist: ERR_DMACOPY_DEVICE', async () => {
@@ -127,7 +162,13 @@ describe('setup refusals', () => {
     await expect(r.promise).rejects.toMatchObject({ code: 'ERR_DMACOPY_DEVICE' });
   });
   it('bad names and profiles: ERR_DMACOPY_INVALID_ARG', async () => {
-    for (const o of [{ profile: 'nope' }, { device: 'iax1' }, { device: 'dsa0', wq: 'wq1.0' }, { device: 'dsa0', wq: 'wq0.9' }, { profile: 'shared', file: 'x.json' }]) {
+    for (const o of [
+      { profile: 'nope' },
+      { device: 'iax1' },
+      { device: 'dsa0', wq: 'wq1.0' },
+      { device: 'dsa0', wq: 'wq0.9' },
+      { profile: 'shared', file: 'x.json' },
+    ]) {
       const r = await run({ ...o, ...roots('device-disabled') });
       await expect(r.promise).rejects.toMatchObject({ code: 'ERR_DMACOPY_INVALID_ARG' });
       expect(r.calls).toEqual([]);
@@ -148,12 +189,35 @@ describe('profiles from a file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-setup-'));
     tmp.push(dir);
     const good = path.join(dir, 'good.json');
-    fs.writeFileSync(good, JSON.stringify({ name: 'big', mode: 'shared', wqSize: 64, threshold: 60, priority: 15, engines: 2, wqName: 'svc-a', blockOnFault: 1, maxTransferSize: 2097152 }));
+    fs.writeFileSync(
+      good,
+      JSON.stringify({
+        name: 'big',
+        mode: 'shared',
+        wqSize: 64,
+        threshold: 60,
+        priority: 15,
+        engines: 2,
+        wqName: 'svc-a',
+        blockOnFault: 1,
+        maxTransferSize: 2097152,
+      }),
+    );
     const r = await run({ file: good, device: 'dsa0', ...roots('device-disabled') });
     await r.promise;
     expect(r.calls.filter((c) => c[1] === 'config-engine').length).toBe(2);
     expect(r.calls.find((c) => c[1] === 'config-wq')?.slice(2)).toEqual([
-      'dsa0/wq0.0', '--group-id=0', '--mode=shared', '--wq-size=64', '--threshold=60', '--priority=15', '--block-on-fault=1', '--max-transfer-size=2097152', '--type=user', '--name=svc-a', '--driver-name=user',
+      'dsa0/wq0.0',
+      '--group-id=0',
+      '--mode=shared',
+      '--wq-size=64',
+      '--threshold=60',
+      '--priority=15',
+      '--block-on-fault=1',
+      '--max-transfer-size=2097152',
+      '--type=user',
+      '--name=svc-a',
+      '--driver-name=user',
     ]);
     expect(() => checkProfile({ mode: 'shared', wqSize: 32, threshold: 32 })).toThrow(/at least 1 below/);
     expect(() => checkProfile({ mode: 'dedicated', threshold: 4 })).toThrow(/shared queues only/);
@@ -171,23 +235,52 @@ describe('profiles from a file', () => {
     const plan = planSetup({ profile: checkProfile({ mode: 'dedicated', engines: 64 }), device: 'dsa0', devices, ...r });
     expect(plan.steps.filter((s) => s.args[0] === 'config-engine').length).toBe(4);
     expect(plan.warnings.join(' ')).toContain('using 4');
-    expect(() => planSetup({ profile: checkProfile({ mode: 'dedicated', wqSize: 4096 }), device: 'dsa0', devices, ...r })).toThrow(/max_work_queues_size/);
+    expect(() => planSetup({ profile: checkProfile({ mode: 'dedicated', wqSize: 4096 }), device: 'dsa0', devices, ...r })).toThrow(
+      /max_work_queues_size/,
+    );
   });
 });
 
 describe('dmacopy setup CLI', () => {
   const cli = (args: string[], env: NodeJS.ProcessEnv = process.env, prefix: string[] = []) => {
-    const r = spawnSync(prefix[0] ?? process.execPath, [...prefix.slice(1), ...(prefix.length ? [process.execPath] : []), BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000, env });
+    const r = spawnSync(prefix[0] ?? process.execPath, [...prefix.slice(1), ...(prefix.length ? [process.execPath] : []), BIN, ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env,
+    });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   it('--dry-run --json: one valid JSON document on stdout', () => {
     const r = roots('spr-4dev');
-    const res = cli(['setup', '--dry-run', '--json', '--profile', 'dedicated', '--device', 'dsa2', '--sysfs-root', r.sysfsRoot, '--dev-root', r.devRoot]);
+    const res = cli([
+      'setup',
+      '--dry-run',
+      '--json',
+      '--profile',
+      'dedicated',
+      '--device',
+      'dsa2',
+      '--sysfs-root',
+      r.sysfsRoot,
+      '--dev-root',
+      r.devRoot,
+    ]);
     expect(res.status).toBe(0);
     const j = JSON.parse(res.stdout);
     expect(j.dryRun).toBe(true);
     expect(j.plan.wq).toBe('dsa2/wq2.0');
-    expect(j.plan.steps.map((s: { args: string[] }) => s.args[0])).toEqual(['disable-wq', 'disable-device', 'config-engine', 'config-engine', 'config-engine', 'config-engine', 'config-wq', 'enable-device', 'enable-wq']);
+    expect(j.plan.steps.map((s: { args: string[] }) => s.args[0])).toEqual([
+      'disable-wq',
+      'disable-device',
+      'config-engine',
+      'config-engine',
+      'config-engine',
+      'config-engine',
+      'config-wq',
+      'enable-device',
+      'enable-wq',
+    ]);
   });
   it('a real run planned from a fixture tree is refused (accel-config would touch the real /sys)', () => {
     const r = roots('device-disabled');
@@ -199,7 +292,9 @@ describe('dmacopy setup CLI', () => {
   it('without the tool on PATH: the apt-get remedy, exit 2', () => {
     const res = cli(['setup', '--device', 'dsa0'], { ...process.env, PATH: '/nonexistent' });
     expect(res.status).toBe(2);
-    expect(res.stderr).toMatch(/dmacopy: (accel-config is not installed.*apt-get install accel-config.*\(ERR_DMACOPY_BACKEND_UNAVAILABLE\)|configuring DSA work queues needs root.*\(ERR_DMACOPY_PERMISSION\))/);
+    expect(res.stderr).toMatch(
+      /dmacopy: (accel-config is not installed.*apt-get install accel-config.*\(ERR_DMACOPY_BACKEND_UNAVAILABLE\)|configuring DSA work queues needs root.*\(ERR_DMACOPY_PERMISSION\))/,
+    );
   });
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
   const isRoot = process.getuid?.() === 0;

@@ -2,7 +2,7 @@
 // (inline, threaded async, threaded sync, non-temporal), checked against Buffer.copy.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Engine, copyBatch, openEngine } from '../lib/index';
+import { copyBatch, type Engine, openEngine } from '../lib/index';
 import { bytesOf, fillPattern } from './helpers';
 
 type ViewKind = 'u8' | 'buffer' | 'dataview' | 'u16' | 'f64';
@@ -36,8 +36,13 @@ function buildBatch(folios: fc.infer<typeof folioArb>[], seed: number, shared: b
     srcSize[which] = s + f.len;
     return { d, s, which };
   });
-  const srcBufs = [new Uint8Array(srcSize[0] as number), shared ? new Uint8Array(new SharedArrayBuffer(srcSize[1] as number)) : new Uint8Array(srcSize[1] as number)];
-  srcBufs.forEach((b, i) => fillPattern(b, seed + i));
+  const srcBufs = [
+    new Uint8Array(srcSize[0] as number),
+    shared ? new Uint8Array(new SharedArrayBuffer(srcSize[1] as number)) : new Uint8Array(srcSize[1] as number),
+  ];
+  srcBufs.forEach((b, i) => {
+    fillPattern(b, seed + i);
+  });
   const dst = new Uint8Array(dstSize);
   fillPattern(dst, seed + 7);
   const expected = Buffer.from(dst);
@@ -68,17 +73,23 @@ describe('copyBatch copies byte-exact', () => {
 
   it('list form, every engine and call style (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(folioArb, { maxLength: 40 }), fc.integer(), fc.boolean(), fc.integer({ min: 0, max: 5 }), async (folios, seed, shared, pick) => {
-        const { dst, expected, dsts, srcs } = buildBatch(folios, seed, shared);
-        const engine = [threaded, inline, streaming][pick % 3] as Engine;
-        const report = pick >= 3 ? engine.copyBatchSync(dsts, srcs) : await engine.copyBatch(dsts, srcs);
-        expect(Buffer.compare(Buffer.from(dst), expected)).toBe(0);
-        const total = folios.reduce((a, f) => a + f.len, 0);
-        expect(report.bytes).toBe(total);
-        expect(report.cpuBytes).toBe(total);
-        expect(report.folios).toBe(folios.length);
-        expect(report.offloadedBytes).toBe(0);
-      }),
+      fc.asyncProperty(
+        fc.array(folioArb, { maxLength: 40 }),
+        fc.integer(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 5 }),
+        async (folios, seed, shared, pick) => {
+          const { dst, expected, dsts, srcs } = buildBatch(folios, seed, shared);
+          const engine = [threaded, inline, streaming][pick % 3] as Engine;
+          const report = pick >= 3 ? engine.copyBatchSync(dsts, srcs) : await engine.copyBatch(dsts, srcs);
+          expect(Buffer.compare(Buffer.from(dst), expected)).toBe(0);
+          const total = folios.reduce((a, f) => a + f.len, 0);
+          expect(report.bytes).toBe(total);
+          expect(report.cpuBytes).toBe(total);
+          expect(report.folios).toBe(folios.length);
+          expect(report.offloadedBytes).toBe(0);
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -175,7 +186,11 @@ describe('large list-form batches are validated and submitted in chunks', () => 
 
   for (const backend of ['cpu', 'emulated'] as const) {
     it(`${backend}: async and sync copies are byte-exact and counted once`, async () => {
-      const engine = await openEngine({ backend, minOffloadBytes: 0, ...(backend === 'emulated' ? { emulator: { seed: 4, jitterUs: 5 } } : {}) });
+      const engine = await openEngine({
+        backend,
+        minOffloadBytes: 0,
+        ...(backend === 'emulated' ? { emulator: { seed: 4, jitterUs: 5 } } : {}),
+      });
       for (const sync of [false, true]) {
         const { src, dst, srcs, dsts } = lists(256);
         const r = sync ? engine.copyBatchSync(dsts, srcs) : await engine.copyBatch(dsts, srcs);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { formatDevices, listDevices, parseOpCap, selectQueues, type DsaDevice, type DsaQueue } from '../lib/discovery';
+import { type DsaDevice, type DsaQueue, formatDevices, listDevices, parseOpCap, selectQueues } from '../lib/discovery';
 
 const FIX = path.join(__dirname, 'fixtures', 'sysfs');
 const roots = (shape: string) => ({ sysfsRoot: path.join(FIX, shape, 'sys'), devRoot: path.join(FIX, shape, 'dev') });
@@ -49,10 +49,27 @@ describe('spr-4dev: one Sapphire Rapids socket', () => {
   it('reads queue attributes', () => {
     const dwq = queue(devices, 'wq0.0');
     expect(dwq).toMatchObject({
-      device: 'dsa0', mode: 'dedicated', type: 'user', state: 'enabled', size: 16, threshold: 0, blockOnFault: true,
-      maxTransferSize: 2097152, maxBatchSize: 32, queueName: 'dmacopy_dwq', driverName: 'user', clients: 0,
-      devicePath: path.join(roots('spr-4dev').devRoot, 'dsa', 'wq0.0'), nodeExists: true, accessible: true, numaNode: 0,
-      usable: true, reason: null, remedy: null, problem: null, problems: [],
+      device: 'dsa0',
+      mode: 'dedicated',
+      type: 'user',
+      state: 'enabled',
+      size: 16,
+      threshold: 0,
+      blockOnFault: true,
+      maxTransferSize: 2097152,
+      maxBatchSize: 32,
+      queueName: 'dmacopy_dwq',
+      driverName: 'user',
+      clients: 0,
+      devicePath: path.join(roots('spr-4dev').devRoot, 'dsa', 'wq0.0'),
+      nodeExists: true,
+      accessible: true,
+      numaNode: 0,
+      usable: true,
+      reason: null,
+      remedy: null,
+      problem: null,
+      problems: [],
     });
     const swq = queue(devices, 'wq0.1');
     expect(swq).toMatchObject({ mode: 'shared', size: 64, threshold: 60, clients: 3, usable: true });
@@ -69,7 +86,10 @@ describe('spr-4dev: one Sapphire Rapids socket', () => {
     expect(idle.problem).toBe('queue-disabled');
     expect(idle.problems.map((p) => p.code)).toContain('not-user-type');
     expect(idle.problems.map((p) => p.code)).toContain('no-device-node');
-    const usable = devices.flatMap((d) => d.queues).filter((q) => q.usable).map((q) => q.name);
+    const usable = devices
+      .flatMap((d) => d.queues)
+      .filter((q) => q.usable)
+      .map((q) => q.name);
     expect(usable).toEqual(['wq0.0', 'wq0.1', 'wq2.0', 'wq4.0', 'wq6.0']);
   });
 
@@ -145,12 +165,15 @@ describe('each reason', () => {
     expect(q.remedy).toMatch(/udev rule/);
   });
 
-  it.skipIf(typeof process.getuid !== 'function' || process.getuid() === 0)('no permission (real chmod in a temp copy, non-root only)', () => {
-    const dir = tmpCopy('spr-4dev');
-    fs.chmodSync(path.join(dir, 'dev/dsa/wq4.0'), 0o400);
-    const d = listDevices({ sysfsRoot: path.join(dir, 'sys'), devRoot: path.join(dir, 'dev') });
-    expect(queue(d, 'wq4.0').problem).toBe('permission');
-  });
+  it.skipIf(typeof process.getuid !== 'function' || process.getuid() === 0)(
+    'no permission (real chmod in a temp copy, non-root only)',
+    () => {
+      const dir = tmpCopy('spr-4dev');
+      fs.chmodSync(path.join(dir, 'dev/dsa/wq4.0'), 0o400);
+      const d = listDevices({ sysfsRoot: path.join(dir, 'sys'), devRoot: path.join(dir, 'dev') });
+      expect(queue(d, 'wq4.0').problem).toBe('permission');
+    },
+  );
 
   it('no PASID/SVA', () => {
     const q = queue(list('no-pasid'), 'wq0.0');
@@ -184,7 +207,14 @@ describe('garbage tolerance', () => {
 
   it('reports each bad value', () => {
     const dev0 = d[0] as DsaDevice;
-    expect(dev0).toMatchObject({ version: null, numaNode: -1, genCap: null, cacheControl: false, maxTransferSize: null, maxBatchSize: null });
+    expect(dev0).toMatchObject({
+      version: null,
+      numaNode: -1,
+      genCap: null,
+      cacheControl: false,
+      maxTransferSize: null,
+      maxBatchSize: null,
+    });
     expect(queue(d, 'wq0.0').mode).toBe('unknown'); // "banana" is not dedicated (unlike accfg_wq_get_mode)
     expect(queue(d, 'wq0.0').reason).toContain('mode="banana"');
     expect(queue(d, 'wq0.1').reason).toContain('mode=empty');
@@ -199,7 +229,11 @@ describe('garbage tolerance', () => {
     expect(d[1]?.memmoveSupported).toBe(false);
     expect(d[2]?.state).toBe('unknown');
     expect(queue(d, 'wq4.0').problem).toBe('device-state-unknown');
-    expect(queue(d, 'wq4.0').problems.map((p) => p.reason).join(' ')).toContain('pasid_enabled=empty');
+    expect(
+      queue(d, 'wq4.0')
+        .problems.map((p) => p.reason)
+        .join(' '),
+    ).toContain('pasid_enabled=empty');
   });
 
   it('property: random bytes in any sysfs file never throw', () => {
@@ -217,7 +251,10 @@ describe('garbage tolerance', () => {
     const originals = new Map(files.map((f) => [f, fs.readFileSync(f)]));
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 0, max: files.length - 1 }), fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(null))), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: files.length - 1 }), fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(null))), {
+          minLength: 1,
+          maxLength: 6,
+        }),
         (edits) => {
           for (const [i, bytes] of edits) {
             const f = files[i] as string;
@@ -263,10 +300,13 @@ describe('op_cap parsing', () => {
     expect(parseOpCap(undefined)).toBeNull();
   });
   it('property: never throws', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 120 }), (s) => {
-      const v = parseOpCap(s);
-      expect(v === null || typeof v === 'bigint').toBe(true);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 120 }), (s) => {
+        const v = parseOpCap(s);
+        expect(v === null || typeof v === 'bigint').toBe(true);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -309,11 +349,15 @@ describe('roots', () => {
     const file = path.join(dir, 'file');
     fs.writeFileSync(file, 'x');
     expect(() => listDevices({ sysfsRoot: file })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_SYSFS', path: file }));
-    expect(() => listDevices({ sysfsRoot: roots('spr-4dev').sysfsRoot, devRoot: file })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_SYSFS' }));
+    expect(() => listDevices({ sysfsRoot: roots('spr-4dev').sysfsRoot, devRoot: file })).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_SYSFS' }),
+    );
   });
 
   it('rejects bad option types', () => {
-    expect(() => listDevices({ sysfsRoot: 42 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG', name: 'DmacopyTypeError' }));
+    expect(() => listDevices({ sysfsRoot: 42 as unknown as string })).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG', name: 'DmacopyTypeError' }),
+    );
     expect(() => listDevices({ sysfsRoot: '' })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
   });
 });
@@ -366,11 +410,34 @@ function crossCheckUnavailable(): string | null {
   return null;
 }
 
-interface AccfgWq { dev: string; state: string; mode: string; type: string; size: number; clients?: number }
-interface AccfgDev { dev: string; state: string; numa_node: number; version: string; groups?: Array<{ grouped_workqueues?: AccfgWq[] }>; 'ungrouped workqueues'?: AccfgWq[] }
+interface AccfgWq {
+  dev: string;
+  state: string;
+  mode: string;
+  type: string;
+  size: number;
+  clients?: number;
+}
+interface AccfgDev {
+  dev: string;
+  state: string;
+  numa_node: number;
+  version: string;
+  groups?: Array<{ grouped_workqueues?: AccfgWq[] }>;
+  'ungrouped workqueues'?: AccfgWq[];
+}
 
-function accelConfigList(sysDir: string): { status: number | null; signal: NodeJS.Signals | null; devices: AccfgDev[] | null; stderr: string } {
-  const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount --make-rprivate / && mount --bind "$1" /sys && exec accel-config list -i', 'sh', sysDir], { encoding: 'utf8', timeout: 20000 });
+function accelConfigList(sysDir: string): {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  devices: AccfgDev[] | null;
+  stderr: string;
+} {
+  const r = spawnSync(
+    'unshare',
+    ['-m', 'sh', '-c', 'mount --make-rprivate / && mount --bind "$1" /sys && exec accel-config list -i', 'sh', sysDir],
+    { encoding: 'utf8', timeout: 20000 },
+  );
   let devices: AccfgDev[] | null = null;
   if (r.status === 0) devices = r.stdout.trim() === '' ? [] : (JSON.parse(r.stdout) as AccfgDev[]);
   return { status: r.status, signal: r.signal, devices, stderr: r.stderr };
@@ -385,7 +452,19 @@ const unavailable = crossCheckUnavailable();
 if (unavailable) console.log(`[discovery] accel-config cross-check skipped: ${unavailable}`);
 
 describe.skipIf(unavailable !== null)('cross-check with accel-config list', () => {
-  const shapes = ['spr-4dev', 'device-disabled', 'device-halted', 'wq-disabled', 'numa-minus-one', 'missing-dev-node', 'dedicated-owned', 'no-pasid', 'no-memmove', 'two-sockets', 'empty-bus'];
+  const shapes = [
+    'spr-4dev',
+    'device-disabled',
+    'device-halted',
+    'wq-disabled',
+    'numa-minus-one',
+    'missing-dev-node',
+    'dedicated-owned',
+    'no-pasid',
+    'no-memmove',
+    'two-sockets',
+    'empty-bus',
+  ];
 
   for (const shape of shapes) {
     it(`${shape}: devices, queues, state, mode, type and size agree`, () => {
@@ -409,7 +488,13 @@ describe.skipIf(unavailable !== null)('cross-check with accel-config list', () =
         expect(d.queues.map((q) => q.name)).toEqual(tw.map((w) => w.dev));
         for (const q of d.queues) {
           const w = tw.find((x) => x.dev === q.name) as AccfgWq;
-          expect({ name: q.name, state: q.state, mode: q.mode, type: q.type, size: q.size }).toEqual({ name: w.dev, state: w.state, mode: w.mode, type: w.type, size: w.size });
+          expect({ name: q.name, state: q.state, mode: q.mode, type: q.type, size: q.size }).toEqual({
+            name: w.dev,
+            state: w.state,
+            mode: w.mode,
+            type: w.type,
+            size: w.size,
+          });
           if (w.clients !== undefined) expect(q.clients).toBe(w.clients);
         }
       }

@@ -7,7 +7,9 @@ import { formatDmaChannels, listDmaChannels } from '../lib/dma-channels';
 
 const SYS = path.join(__dirname, 'fixtures', 'sysfs', 'dma-channels', 'sys');
 const tmp: string[] = [];
-afterAll(() => tmp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
+});
 
 describe('listDmaChannels', () => {
   it('reads channels, their device and driver links, in numeric order', () => {

@@ -2,11 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatDmatestRun, parseDmatestLog, runDmatest, totalsByChannel, type DmatestIo } from '../lib/dmatest';
+import { type DmatestIo, formatDmatestRun, parseDmatestLog, runDmatest, totalsByChannel } from '../lib/dmatest';
 
 const FIX = path.join(__dirname, 'fixtures', 'dmatest');
 const tmp: string[] = [];
-afterAll(() => tmp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
+});
 
 /** A temp copy of the fixture parameters dir and a kernel log file that starts with old dmatest lines. */
 function setup(): { params: string; log: string; sysfsRoot: string } {
@@ -50,7 +52,10 @@ function fakeKernel(params: string, log: string, opts: { finish?: boolean; refus
             let seq = 5000;
             for (const c of added.map((a) => a || 'dma0chan0')) {
               for (let t = 0; t < threads; t++) {
-                fs.appendFileSync(log, `6,${seq++},9000000,-;dmatest: ${c}-copy${t}: summary ${iterations} tests, 0 failures 2371.25 iops 18970 KB/s (0)\n`);
+                fs.appendFileSync(
+                  log,
+                  `6,${seq++},9000000,-;dmatest: ${c}-copy${t}: summary ${iterations} tests, 0 failures 2371.25 iops 18970 KB/s (0)\n`,
+                );
               }
             }
             fs.appendFileSync(log, `6,${seq++},9000001,-;dmatest: otherchan-copy0: summary 5 tests, 0 failures 1.00 iops 1 KB/s (0)\n`);
@@ -71,21 +76,53 @@ describe('runDmatest', () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log);
     const run = await runDmatest({
-      channels: ['dma0chan0', 'dma1chan0'], iterations: 50, threadsPerChan: 2, testBufSize: 4096, timeoutMs: 2000,
-      polled: true, noverify: true, paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, pollIntervalMs: 10,
+      channels: ['dma0chan0', 'dma1chan0'],
+      iterations: 50,
+      threadsPerChan: 2,
+      testBufSize: 4096,
+      timeoutMs: 2000,
+      polled: true,
+      noverify: true,
+      paramsDir: params,
+      kernelLog: log,
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 10,
     });
     expect(k.writes).toEqual([
-      ['timeout', '2000'], ['iterations', '50'], ['threads_per_chan', '2'], ['test_buf_size', '4096'], ['dmatest', '0'],
-      ['polled', 'Y'], ['noverify', 'Y'], ['norandom', 'N'], ['channel', 'dma0chan0'], ['channel', 'dma1chan0'], ['run', '1'],
+      ['timeout', '2000'],
+      ['iterations', '50'],
+      ['threads_per_chan', '2'],
+      ['test_buf_size', '4096'],
+      ['dmatest', '0'],
+      ['polled', 'Y'],
+      ['noverify', 'Y'],
+      ['norandom', 'N'],
+      ['channel', 'dma0chan0'],
+      ['channel', 'dma1chan0'],
+      ['run', '1'],
     ]);
     expect(run.written).toEqual(k.writes);
     const names = k.writes.map(([n]) => n);
     expect(names.lastIndexOf('channel')).toBe(names.length - 2);
-    expect(names.indexOf('channel')).toBeGreaterThan(Math.max(...['timeout', 'iterations', 'threads_per_chan', 'test_buf_size', 'polled', 'noverify', 'norandom'].map((n) => names.indexOf(n))));
+    expect(names.indexOf('channel')).toBeGreaterThan(
+      Math.max(
+        ...['timeout', 'iterations', 'threads_per_chan', 'test_buf_size', 'polled', 'noverify', 'norandom'].map((n) => names.indexOf(n)),
+      ),
+    );
     expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe('50\n');
     expect(run.timedOut).toBe(false);
     expect(run.summaries.map((s) => s.thread)).toEqual(['dma0chan0-copy0', 'dma0chan0-copy1', 'dma1chan0-copy0', 'dma1chan0-copy1']);
-    expect(run.summaries[0]).toMatchObject({ channel: 'dma0chan0', operation: 'copy', threadIndex: 0, tests: 50, failures: 0, iops: 2371.25, kbPerSec: 18970, status: 0 });
+    expect(run.summaries[0]).toMatchObject({
+      channel: 'dma0chan0',
+      operation: 'copy',
+      threadIndex: 0,
+      tests: 50,
+      failures: 0,
+      iops: 2371.25,
+      kbPerSec: 18970,
+      status: 0,
+    });
     expect(run.totals).toEqual([
       { channel: 'dma0chan0', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
       { channel: 'dma1chan0', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
@@ -100,7 +137,10 @@ describe('runDmatest', () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log);
     const run = await runDmatest({ channels: [], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, pollIntervalMs: 10 });
-    expect(k.writes.slice(-2)).toEqual([['channel', ''], ['run', '1']]);
+    expect(k.writes.slice(-2)).toEqual([
+      ['channel', ''],
+      ['run', '1'],
+    ]);
     expect(run.summaries.map((s) => s.thread)).toEqual(['dma0chan0-copy0', 'otherchan-copy0']); // all that the kernel logged
   });
 
@@ -115,11 +155,27 @@ describe('runDmatest', () => {
       }
     }, 10);
     try {
-      const run = await runDmatest({ channels: ['dma3chan0'], iterations: 10, sysfsRoot, kernelLog: log, isRoot: () => true, pollIntervalMs: 10 });
+      const run = await runDmatest({
+        channels: ['dma3chan0'],
+        iterations: 10,
+        sysfsRoot,
+        kernelLog: log,
+        isRoot: () => true,
+        pollIntervalMs: 10,
+      });
       expect(fs.readFileSync(path.join(params, 'channel'), 'utf8')).toBe('dma3chan0\n');
       expect(run.summaries).toHaveLength(1);
       expect(run.errors).toEqual([
-        expect.objectContaining({ thread: 'dma3chan0-copy0', channel: 'dma3chan0', test: 4, message: 'data error', srcOff: 16, dstOff: 32, len: 48, code: 0 }),
+        expect.objectContaining({
+          thread: 'dma3chan0-copy0',
+          channel: 'dma3chan0',
+          test: 4,
+          message: 'data error',
+          srcOff: 16,
+          dstOff: 32,
+          len: 48,
+          code: 0,
+        }),
       ]);
       expect(formatDmatestRun(run)).toMatch(/dma3chan0-copy0 test #4: data error/);
     } finally {
@@ -139,7 +195,14 @@ describe('runDmatest', () => {
   it.skipIf(!kmsgReadable)('reads the real /dev/kmsg without blocking (nothing new from a fake run)', async () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log);
-    const run = await runDmatest({ channels: ['dma0chan0'], paramsDir: params, kernelLog: '/dev/kmsg', isRoot: () => true, io: k.io, pollIntervalMs: 10 });
+    const run = await runDmatest({
+      channels: ['dma0chan0'],
+      paramsDir: params,
+      kernelLog: '/dev/kmsg',
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 10,
+    });
     expect(run.timedOut).toBe(false);
     expect(run.summaries.every((s) => s.channel === 'dma0chan0')).toBe(true);
   });
@@ -147,27 +210,35 @@ describe('runDmatest', () => {
   it('refuses without root, naming the remedy', async () => {
     const { params } = setup();
     await expect(runDmatest({ channels: ['dma0chan0'], paramsDir: params, isRoot: () => false })).rejects.toMatchObject({
-      code: 'ERR_DMACOPY_PERMISSION', message: expect.stringMatching(/root.*sudo/s),
+      code: 'ERR_DMACOPY_PERMISSION',
+      message: expect.stringMatching(/root.*sudo/s),
     });
   });
 
   it('refuses without the module, naming modprobe dmatest', async () => {
     await expect(runDmatest({ channels: ['dma0chan0'], sysfsRoot: '/nonexistent-dmacopy', isRoot: () => true })).rejects.toMatchObject({
-      code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE', message: expect.stringContaining('modprobe dmatest'),
+      code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      message: expect.stringContaining('modprobe dmatest'),
     });
   });
 
   it('refuses to start while a test is running', async () => {
     const { params, log } = setup();
     fs.writeFileSync(path.join(params, 'run'), 'Y\n');
-    await expect(runDmatest({ channels: ['dma0chan0'], paramsDir: params, kernelLog: log, isRoot: () => true })).rejects.toMatchObject({ code: 'ERR_DMACOPY_DEVICE' });
+    await expect(runDmatest({ channels: ['dma0chan0'], paramsDir: params, kernelLog: log, isRoot: () => true })).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_DEVICE',
+    });
   });
 
   it('reports a channel the kernel refuses', async () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log, { refuseChannel: 'dma9chan9' });
-    await expect(runDmatest({ channels: ['dma9chan9'], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io })).rejects.toMatchObject({
-      code: 'ERR_DMACOPY_DEVICE', errno: 'EINVAL', message: expect.stringContaining('refused channel "dma9chan9"'),
+    await expect(
+      runDmatest({ channels: ['dma9chan9'], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io }),
+    ).rejects.toMatchObject({
+      code: 'ERR_DMACOPY_DEVICE',
+      errno: 'EINVAL',
+      message: expect.stringContaining('refused channel "dma9chan9"'),
     });
     expect(k.writes.map(([n]) => n)).not.toContain('run');
   });
@@ -175,7 +246,15 @@ describe('runDmatest', () => {
   it('stops the run at the deadline and says so', async () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log, { finish: false });
-    const run = await runDmatest({ channels: ['dma0chan0'], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, waitMs: 60, pollIntervalMs: 10 });
+    const run = await runDmatest({
+      channels: ['dma0chan0'],
+      paramsDir: params,
+      kernelLog: log,
+      isRoot: () => true,
+      io: k.io,
+      waitMs: 60,
+      pollIntervalMs: 10,
+    });
     expect(run.timedOut).toBe(true);
     expect(fs.readFileSync(path.join(params, 'run'), 'utf8')).toBe('0\n');
     expect(formatDmatestRun(run)).toMatch(/DID NOT FINISH/);
@@ -187,7 +266,9 @@ describe('runDmatest', () => {
     const k = fakeKernel(params, log);
     await runDmatest({ channels: ['dma0chan0'], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, pollIntervalMs: 10 });
     expect(k.writes.map(([n]) => n)).not.toContain('polled');
-    await expect(runDmatest({ channels: ['dma0chan0'], polled: true, paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io })).rejects.toMatchObject({
+    await expect(
+      runDmatest({ channels: ['dma0chan0'], polled: true, paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io }),
+    ).rejects.toMatchObject({
       code: 'ERR_DMACOPY_BACKEND_UNAVAILABLE',
     });
   });
@@ -195,8 +276,12 @@ describe('runDmatest', () => {
   it('validates its options', async () => {
     const base = { isRoot: () => true, paramsDir: '/nonexistent' };
     for (const bad of [
-      { channels: 'dma0chan0' }, { channels: ['eth0'] }, { channels: ['dma0chan0', 'dma0chan0'] },
-      { channels: [], iterations: 0 }, { channels: [], threadsPerChan: 1.5 }, { channels: [], polled: 'yes' },
+      { channels: 'dma0chan0' },
+      { channels: ['eth0'] },
+      { channels: ['dma0chan0', 'dma0chan0'] },
+      { channels: [], iterations: 0 },
+      { channels: [], threadsPerChan: 1.5 },
+      { channels: [], polled: 'yes' },
     ]) {
       await expect(runDmatest({ ...base, ...(bad as object) } as never)).rejects.toMatchObject({ code: 'ERR_DMACOPY_INVALID_ARG' });
     }
@@ -207,10 +292,28 @@ describe('parseDmatestLog', () => {
   it('parses dmesg output with fixed-point iops and result lines', () => {
     const { summaries, errors } = parseDmatestLog(fs.readFileSync(path.join(FIX, 'dmesg.txt'), 'utf8'));
     expect(summaries).toEqual([
-      expect.objectContaining({ thread: 'dma0chan0-copy0', channel: 'dma0chan0', tests: 1000, failures: 0, iops: 2371.25, kbPerSec: 18970, status: 0 }),
-      expect.objectContaining({ thread: 'dma0chan1-copy0', channel: 'dma0chan1', tests: 1000, failures: 1, iops: 2210.03, kbPerSec: 17680, status: 0 }),
+      expect.objectContaining({
+        thread: 'dma0chan0-copy0',
+        channel: 'dma0chan0',
+        tests: 1000,
+        failures: 0,
+        iops: 2371.25,
+        kbPerSec: 18970,
+        status: 0,
+      }),
+      expect.objectContaining({
+        thread: 'dma0chan1-copy0',
+        channel: 'dma0chan1',
+        tests: 1000,
+        failures: 1,
+        iops: 2210.03,
+        kbPerSec: 17680,
+        status: 0,
+      }),
     ]);
-    expect(errors).toEqual([expect.objectContaining({ thread: 'dma0chan1-copy0', test: 7, message: 'data error', srcOff: 0x1f0, dstOff: 0x2a0, len: 0x3c00 })]);
+    expect(errors).toEqual([
+      expect.objectContaining({ thread: 'dma0chan1-copy0', test: 7, message: 'data error', srcOff: 0x1f0, dstOff: 0x2a0, len: 0x3c00 }),
+    ]);
   });
 
   it('parses the older integer-iops format', () => {
@@ -219,12 +322,17 @@ describe('parseDmatestLog', () => {
       ['dma0chan0-copy0', 400000, 17848, 151006],
       ['dma0chan0-copy1', 400000, 17790, 150500],
     ]);
-    expect(totalsByChannel(summaries)).toEqual([{ channel: 'dma0chan0', threads: 2, tests: 800000, failures: 0, iops: 35638, kbPerSec: 301506 }]);
+    expect(totalsByChannel(summaries)).toEqual([
+      { channel: 'dma0chan0', threads: 2, tests: 800000, failures: 0, iops: 35638, kbPerSec: 301506 },
+    ]);
   });
 
   it('parses /dev/kmsg records and ignores continuation lines', () => {
     const { summaries } = parseDmatestLog(fs.readFileSync(path.join(FIX, 'kmsg.txt'), 'utf8'));
-    expect(summaries.map((s) => [s.thread, s.iops])).toEqual([['dma1chan0-copy0', 1450.1], ['dma1chan0-copy1', 1466]]);
+    expect(summaries.map((s) => [s.thread, s.iops])).toEqual([
+      ['dma1chan0-copy0', 1450.1],
+      ['dma1chan0-copy1', 1466],
+    ]);
   });
 
   it('parses the doc example, bare and journal lines; ignores everything else', () => {

@@ -30,7 +30,16 @@ interface Totals {
 /** Runs randomized batches (sizes, offsets, alignments, folio counts) with guard bytes around every destination. */
 async function campaign(engine: Engine, seed: number, batches: number, concurrency: number, maxFolio = 40_000): Promise<Totals> {
   const rnd = mulberry(seed);
-  const t: Totals = { batches: 0, bytes: 0, mismatches: 0, guardHits: 0, fallbacks: { timeout: 0, error: 0, pageFault: 0, submit: 0 }, outOfOrder: 0, offloaded: 0, cpu: 0 };
+  const t: Totals = {
+    batches: 0,
+    bytes: 0,
+    mismatches: 0,
+    guardHits: 0,
+    fallbacks: { timeout: 0, error: 0, pageFault: 0, submit: 0 },
+    outOfOrder: 0,
+    offloaded: 0,
+    cpu: 0,
+  };
   const GUARD = 64;
   const one = async (b: number) => {
     const n = 1 + Math.floor(rnd() * 12);
@@ -135,7 +144,16 @@ describe('software DSA device', () => {
         engines: 2,
         jitterUs: 30,
         maxTransferSize: 8192,
-        faults: { pageFault: 0.05, backward: 0.3, error: 0.02, hang: 0.004, late: 0.004, lateMs: 30, retry: mode === 'shared' ? 0.05 : 0, disable: 0.001 },
+        faults: {
+          pageFault: 0.05,
+          backward: 0.3,
+          error: 0.02,
+          hang: 0.004,
+          late: 0.004,
+          lateMs: 30,
+          retry: mode === 'shared' ? 0.05 : 0,
+          disable: 0.001,
+        },
       });
       const t = await campaign(engine, mode === 'shared' ? 2 : 1, 1000, 8);
       const s = engine.stats();

@@ -2,8 +2,8 @@
 // own addon instance, and a process may exit with copies in flight without crashing.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { openEngine } from '../lib/index';
 import { batchesInFlight } from '../lib/engine';
+import { openEngine } from '../lib/index';
 import { DIST, fillPattern, runNode } from './helpers';
 
 const gc = (globalThis as { gc?: (o?: object) => void | Promise<void> }).gc;
@@ -50,7 +50,9 @@ describe('lifecycle', () => {
     const closing = engine.close();
     expect(engine.closed).toBe(true);
     await expect(engine.copyBatch([new Uint8Array(1)], [new Uint8Array(1)])).rejects.toMatchObject({ code: 'ERR_DMACOPY_CLOSED' });
-    expect(() => engine.copyBatchSync([new Uint8Array(1)], [new Uint8Array(1)])).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_CLOSED' }));
+    expect(() => engine.copyBatchSync([new Uint8Array(1)], [new Uint8Array(1)])).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_CLOSED' }),
+    );
     await closing;
     for (const j of jobs) {
       await j.p;
@@ -69,7 +71,12 @@ describe('lifecycle', () => {
     const all = [];
     for (let i = 0; i < n; i++) {
       const s = src.subarray(i * 1024, (i + 1) * 1024);
-      all.push(engine.copyBatch([dst.subarray(i * 1024, i * 1024 + 512), dst.subarray(i * 1024 + 512, (i + 1) * 1024)], [s.subarray(0, 512), s.subarray(512)]));
+      all.push(
+        engine.copyBatch(
+          [dst.subarray(i * 1024, i * 1024 + 512), dst.subarray(i * 1024 + 512, (i + 1) * 1024)],
+          [s.subarray(0, 512), s.subarray(512)],
+        ),
+      );
     }
     const reports = await Promise.all(all);
     expect(reports.every((r) => r.bytes === 1024)).toBe(true);

@@ -80,14 +80,20 @@ describe('diagnostics_channel', () => {
     ];
     for (const [name, fn] of subs) dc.subscribe(name, fn);
     try {
-      const engine = await openEngine({ backend: 'emulated', minOffloadBytes: 0, timeoutMs: 5, emulator: { queues: 2, seed: 8, faults: { error: 0.5, hang: 0.2 } } });
+      const engine = await openEngine({
+        backend: 'emulated',
+        minOffloadBytes: 0,
+        timeoutMs: 5,
+        emulator: { queues: 2, seed: 8, faults: { error: 0.5, hang: 0.2 } },
+      });
       const src = new Uint8Array(1 << 20);
       const dst = new Uint8Array(1 << 20);
       for (let i = 0; i < 4; i++) await engine.copyBatch(dst, src, { folioSize: 4096 });
       await engine.close();
       expect(seen.start?.length).toBe(4);
       expect(seen.end?.length).toBe(4);
-      expect((seen.end?.[0] as { report: { bytes: number } }).report.bytes).toBe(1 << 20);
+      const first = seen.end?.[0] as { report: { bytes: number } } | undefined;
+      expect(first?.report.bytes).toBe(1 << 20);
       expect(seen.fallback?.length).toBeGreaterThan(0);
       expect(seen.quarantine?.length).toBeGreaterThan(0);
     } finally {

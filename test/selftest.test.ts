@@ -25,26 +25,57 @@ describe('runSelftest', () => {
     expect(a.backend).toBe('emulated');
     expect(a.fallbacks.error + a.fallbacks.pageFault).toBeGreaterThan(0);
     expect(a.offloadedBytes).toBeGreaterThan(0);
-    expect(a.replay).toBe('dmacopy selftest --backend emulated --batches 25 --seed 42 --max-folios 12 --max-folio-bytes 32768 --faults pageFault=0.1,error=0.05,retry=0.05');
+    expect(a.replay).toBe(
+      'dmacopy selftest --backend emulated --batches 25 --seed 42 --max-folios 12 --max-folio-bytes 32768 --faults pageFault=0.1,error=0.05,retry=0.05',
+    );
     const b = await runSelftest({ backend: 'emulated', seed: 42, faults, ...small, batches: 25 });
-    expect({ bytes: b.bytes, folios: b.folios, sync: b.syncBatches, region: b.regionBatches }).toEqual({ bytes: a.bytes, folios: a.folios, sync: a.syncBatches, region: a.regionBatches });
+    expect({ bytes: b.bytes, folios: b.folios, sync: b.syncBatches, region: b.regionBatches }).toEqual({
+      bytes: a.bytes,
+      folios: a.folios,
+      sync: a.syncBatches,
+      region: a.regionBatches,
+    });
   });
 
   it('detects a wrong destination byte, a changed guard byte and a changed source byte', async () => {
     const dst = await runSelftest({
-      backend: 'cpu', seed: 3, ...small, batches: 3,
-      tamper: (b, d) => { if (b === 1) d[d.length - 64 - 1] ^= 0xff; }, // the last byte of the last destination
+      backend: 'cpu',
+      seed: 3,
+      ...small,
+      batches: 3,
+      tamper: (b, d) => {
+        if (b === 1) d[d.length - 64 - 1] ^= 0xff;
+      }, // the last byte of the last destination
     });
     expect(dst.ok).toBe(false);
     expect(dst.mismatches.destination).toBe(1);
     expect(dst.failures[0]).toMatchObject({ batch: 1, kind: 'destination', bytes: 1 });
 
-    const guard = await runSelftest({ backend: 'cpu', seed: 3, ...small, batches: 3, tamper: (b, d) => { if (b === 2) { d[0] ^= 1; d[d.length - 1] ^= 1; } } });
+    const guard = await runSelftest({
+      backend: 'cpu',
+      seed: 3,
+      ...small,
+      batches: 3,
+      tamper: (b, d) => {
+        if (b === 2) {
+          d[0] ^= 1;
+          d[d.length - 1] ^= 1;
+        }
+      },
+    });
     expect(guard.ok).toBe(false);
     expect(guard.mismatches.guard).toBe(2);
     expect(guard.failures.map((f) => f.kind).sort()).toEqual(['guard-after', 'guard-before']);
 
-    const src = await runSelftest({ backend: 'cpu', seed: 3, ...small, batches: 3, tamper: (b, _d, s) => { if (b === 0) s[0] ^= 1; } });
+    const src = await runSelftest({
+      backend: 'cpu',
+      seed: 3,
+      ...small,
+      batches: 3,
+      tamper: (b, _d, s) => {
+        if (b === 0) s[0] ^= 1;
+      },
+    });
     expect(src.ok).toBe(false);
     expect(src.mismatches.source).toBe(1);
   });
@@ -66,7 +97,19 @@ describe('dmacopy selftest CLI', () => {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   it('--backend emulated --faults … --json: valid JSON, exit 0, seed reported', () => {
-    const r = cli(['--backend', 'emulated', '--batches', '10', '--seed', '9', '--max-folios', '8', '--faults', 'pageFault=0.05,error=0.01', '--json']);
+    const r = cli([
+      '--backend',
+      'emulated',
+      '--batches',
+      '10',
+      '--seed',
+      '9',
+      '--max-folios',
+      '8',
+      '--faults',
+      'pageFault=0.05,error=0.01',
+      '--json',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
@@ -80,7 +123,13 @@ describe('dmacopy selftest CLI', () => {
     expect(r.stdout).toMatch(/^replay\s+dmacopy selftest --backend cpu --batches 3 --seed \d+/m);
   });
   it('bad usage: exit 2, dmacopy: message (CODE), nothing on stdout', () => {
-    for (const args of [['--batches', '0'], ['--faults', 'error=0.1'], ['--backend', 'gpu'], ['--seed', '-1'], ['--backend', 'emulated', '--faults', 'x=1']]) {
+    for (const args of [
+      ['--batches', '0'],
+      ['--faults', 'error=0.1'],
+      ['--backend', 'gpu'],
+      ['--seed', '-1'],
+      ['--backend', 'emulated', '--faults', 'x=1'],
+    ]) {
       const r = cli(args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stdout).toBe('');

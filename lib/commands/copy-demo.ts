@@ -1,11 +1,11 @@
 // `dmacopy copy-demo`: copy a batch, verify every byte, print the report.
 import { constants as bufferConstants } from 'node:buffer';
 import type { Command } from 'commander';
-import { DmacopyRangeError, DmacopyTypeError } from '../errors';
-import { strictUsage } from './usage';
 import { openEngine } from '../engine';
+import { DmacopyRangeError, DmacopyTypeError } from '../errors';
 import type { Backend, CopyReport } from '../types';
 import { formatBytes, positiveInt } from './format';
+import { strictUsage } from './usage';
 
 export function formatReport(r: CopyReport): string {
   const gbps = r.elapsedNs > 0 ? r.bytes / r.elapsedNs : 0;
@@ -70,7 +70,6 @@ async function copyDemo(o: CopyDemoOptions): Promise<number> {
   }
 }
 
-
 export function register(program: Command): void {
   const cmd = program.command('copy-demo');
   strictUsage(cmd)
@@ -85,7 +84,11 @@ export function register(program: Command): void {
         throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `--form must be region or list, got '${opts.form}'`);
       }
       const maxMib = Math.floor(bufferConstants.MAX_LENGTH / (1024 * 1024));
-      if (opts.sizeMib > maxMib) throw new DmacopyRangeError('ERR_DMACOPY_OUT_OF_RANGE', `--size-mib must be at most ${maxMib} (the largest Buffer), got ${opts.sizeMib}`);
+      if (opts.sizeMib > maxMib)
+        throw new DmacopyRangeError(
+          'ERR_DMACOPY_OUT_OF_RANGE',
+          `--size-mib must be at most ${maxMib} (the largest Buffer), got ${opts.sizeMib}`,
+        );
       process.exitCode = await copyDemo(opts);
     });
 }

@@ -4,8 +4,9 @@
 import type { Command } from 'commander';
 import { dsaAvailable } from '../backends';
 import { type DmatestIo, type DmatestRun, formatDmatestRun, runDmatest } from '../dmatest';
-import { openEngine } from '../engine';
+import { type Engine, openEngine } from '../engine';
 import { invalidArg } from '../errors';
+import { columnWidths } from '../text-table';
 import type { ResolvedBackend } from '../types';
 import { formatBytes, positiveInt } from './format';
 import { applyRoots, strictUsage } from './usage';
@@ -36,10 +37,15 @@ const USER_BYTES_CAP = 1024 ** 3;
  * Copies one buffer of bufferSize bytes `iterations` times on each of `threads` concurrent loops,
  * through an engine of the given backend that sends every batch to that backend (minOffloadBytes 0).
  */
-export async function timeUserPath(backend: ResolvedBackend, bufferSize: number, iterations: number, threads: number): Promise<UserPathResult> {
+export async function timeUserPath(
+  backend: ResolvedBackend,
+  bufferSize: number,
+  iterations: number,
+  threads: number,
+): Promise<UserPathResult> {
   const perThread = Math.max(1, Math.min(iterations, Math.floor(USER_BYTES_CAP / threads / bufferSize)));
   const result: UserPathResult = { path: backend, ops: 0, bytes: 0, elapsedMs: 0, iops: 0, kbPerSec: 0, verified: true };
-  let engine;
+  let engine: Engine;
   try {
     engine = await openEngine({ backend, minOffloadBytes: 0, ...(backend === 'cpu' ? { cpuThreads: Math.max(1, threads) } : {}) });
   } catch (err) {
@@ -101,11 +107,16 @@ export interface DmatestDeps {
 
 export async function runDmatestCommand(o: DmatestCliOptions, deps: DmatestDeps = {}): Promise<DmatestCommandResult> {
   const channels = o.channel ?? [];
-  if (channels.length === 0) throw invalidArg('--channel', 'give --channel <dmaNchanM> (repeat it for several; `--channel all` tests every available channel); `dmacopy info` lists them');
+  if (channels.length === 0)
+    throw invalidArg(
+      '--channel',
+      'give --channel <dmaNchanM> (repeat it for several; `--channel all` tests every available channel); `dmacopy info` lists them',
+    );
   const all = channels.includes('all');
   if (all && channels.length > 1) throw invalidArg('--channel', '--channel all cannot be combined with named channels');
   for (const c of channels) {
-    if (c !== 'all' && !/^dma\d{1,9}chan\d{1,9}$/.test(c)) throw invalidArg('--channel', `--channel takes a channel name such as dma0chan0, got '${c}'`);
+    if (c !== 'all' && !/^dma\d{1,9}chan\d{1,9}$/.test(c))
+      throw invalidArg('--channel', `--channel takes a channel name such as dma0chan0, got '${c}'`);
   }
   const run = await runDmatest({
     channels: all ? [] : channels,
@@ -133,18 +144,40 @@ export async function runDmatestCommand(o: DmatestCliOptions, deps: DmatestDeps 
 
 export function formatDmatestCommand(r: DmatestCommandResult): string {
   const lines: string[] = [formatDmatestRun(r.dmatest).trimEnd(), ''];
-  lines.push(`Side by side, ${formatBytes(r.bufferSize)} buffers (dmatest varies offsets and lengths within the buffer unless norandom; dmacopy copies the whole buffer):`);
+  lines.push(
+    `Side by side, ${formatBytes(r.bufferSize)} buffers (dmatest varies offsets and lengths within the buffer unless norandom; dmacopy copies the whole buffer):`,
+  );
   const rows: string[][] = [['PATH', 'COPIES', 'FAILURES', 'IOPS', 'KB/S', 'NOTE']];
-  for (const t of r.dmatest.totals) rows.push([`kernel ${t.channel}`, String(t.tests), String(t.failures), t.iops.toFixed(2), String(t.kbPerSec), `dmatest, ${t.threads} thread${t.threads === 1 ? '' : 's'}`]);
+  for (const t of r.dmatest.totals)
+    rows.push([
+      `kernel ${t.channel}`,
+      String(t.tests),
+      String(t.failures),
+      t.iops.toFixed(2),
+      String(t.kbPerSec),
+      `dmatest, ${t.threads} thread${t.threads === 1 ? '' : 's'}`,
+    ]);
   if (r.dmatest.totals.length === 0) rows.push(['kernel', '-', '-', '-', '-', 'no dmatest summary']);
   for (const u of r.userPaths) {
     if (u.error !== undefined && u.ops === 0) rows.push([`dmacopy ${u.path}`, '-', '-', '-', '-', `unavailable: ${u.error}`]);
-    else rows.push([`dmacopy ${u.path}`, String(u.ops), u.verified ? '0' : 'yes', u.iops.toFixed(2), String(u.kbPerSec), u.error ?? (u.verified ? 'verified' : 'MISMATCH')]);
+    else
+      rows.push([
+        `dmacopy ${u.path}`,
+        String(u.ops),
+        u.verified ? '0' : 'yes',
+        u.iops.toFixed(2),
+        String(u.kbPerSec),
+        u.error ?? (u.verified ? 'verified' : 'MISMATCH'),
+      ]);
   }
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  const widths = columnWidths(rows);
   for (const row of rows) {
-    lines.push(`  ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : i === row.length - 1 ? c : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()}`);
+    lines.push(
+      `  ${row
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : i === row.length - 1 ? c : c.padStart(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd()}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -175,7 +208,8 @@ export function register(program: Command): void {
       const r = await runDmatestCommand(o);
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else process.stdout.write(formatDmatestCommand(r));
-      const failed = r.dmatest.timedOut || r.dmatest.totals.some((t) => t.failures > 0) || r.userPaths.some((u) => !u.verified && u.ops > 0);
+      const failed =
+        r.dmatest.timedOut || r.dmatest.totals.some((t) => t.failures > 0) || r.userPaths.some((u) => !u.verified && u.ops > 0);
       process.exitCode = failed ? 1 : 0;
     });
   strictUsage(cmd);

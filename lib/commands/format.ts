@@ -18,4 +18,3 @@ export function formatBytes(n: number): string {
   }
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[u]}`;
 }
-

@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { currentNumaNode } from '../backends';
 import { defaultCpuThreads } from '../defaults';
 import { type DsaDevice, type DsaQueue, formatDevices, listDevices, resolveRoots, selectQueues } from '../discovery';
 import { type DmaChannel, formatDmaChannels, listDmaChannels } from '../dma-channels';
-import { currentNumaNode } from '../backends';
 import { nativeBinding, nativeLoadError } from '../native';
 import { applyRoots, strictUsage } from './usage';
 
@@ -80,7 +80,12 @@ export function readCpuFeatures(cpuinfoPath = '/proc/cpuinfo'): CpuFeatures {
   }
   const line = /^flags\s*:(.*)$/m.exec(text);
   const flags = new Set((line?.[1] ?? '').trim().split(/\s+/));
-  return { movdir64b: flags.has('movdir64b'), enqcmd: flags.has('enqcmd'), waitpkg: flags.has('waitpkg'), source: line ? cpuinfoPath : null };
+  return {
+    movdir64b: flags.has('movdir64b'),
+    enqcmd: flags.has('enqcmd'),
+    waitpkg: flags.has('waitpkg'),
+    source: line ? cpuinfoPath : null,
+  };
 }
 
 /** CAP_SYS_RAWIO (bit 17) of CapEff in /proc/self/status; null when unreadable. */
@@ -95,7 +100,11 @@ export function readCapSysRawio(statusPath = '/proc/self/status'): boolean | nul
 }
 
 /** The submission path a queue would get: what the native UserWorkQueue decides with submission 'auto'. */
-export function submissionFor(q: Pick<DsaQueue, 'name' | 'mode' | 'usable'>, cpu: CpuFeatures, capSysRawio: boolean | null): QueueSubmission {
+export function submissionFor(
+  q: Pick<DsaQueue, 'name' | 'mode' | 'usable'>,
+  cpu: CpuFeatures,
+  capSysRawio: boolean | null,
+): QueueSubmission {
   const instruction: QueueSubmission['instruction'] = q.mode === 'shared' ? 'ENQCMD' : q.mode === 'dedicated' ? 'MOVDIR64B' : null;
   const base = { queue: q.name, mode: q.mode, usable: q.usable, instruction };
   if (instruction === null) return { ...base, path: 'write', why: 'queue mode unknown: write() (the kernel submits)' };
@@ -110,7 +119,11 @@ export function submissionFor(q: Pick<DsaQueue, 'name' | 'mode' | 'usable'>, cpu
   if (!hasInsn) {
     return { ...base, path: 'write', why: `the CPU lacks ${instruction} (needed for a ${q.mode} queue's portal): write()` };
   }
-  return { ...base, path: 'portal', why: `CAP_SYS_RAWIO and ${instruction}: mmap the portal and submit with ${instruction}, write() if the mmap fails` };
+  return {
+    ...base,
+    path: 'portal',
+    why: `CAP_SYS_RAWIO and ${instruction}: mmap the portal and submit with ${instruction}, write() if the mmap fails`,
+  };
 }
 
 export function gatherInfo(options: GatherOptions = {}): HostInfo {
@@ -188,14 +201,17 @@ export function formatInfo(info: HostInfo): string {
     } else {
       out.push('Submission path per usable queue:');
       const w = Math.max(...usable.map((s) => s.queue.length));
-      for (const s of usable) out.push(`  ${s.queue.padEnd(w)}  ${s.path === 'portal' ? `portal (${s.instruction})` : 'write()'}: ${s.why}`);
+      for (const s of usable)
+        out.push(`  ${s.queue.padEnd(w)}  ${s.path === 'portal' ? `portal (${s.instruction})` : 'write()'}: ${s.why}`);
     }
   }
   out.push('');
   out.push(formatDmaChannels(info.dmaChannels).trimEnd());
   out.push('');
   const src = info.cpu.source === null ? ' (could not read /proc/cpuinfo)' : '';
-  out.push(`CPU features: MOVDIR64B ${yesNo(info.cpu.movdir64b)}, ENQCMD ${yesNo(info.cpu.enqcmd)}, WAITPKG ${yesNo(info.cpu.waitpkg)}${src}`);
+  out.push(
+    `CPU features: MOVDIR64B ${yesNo(info.cpu.movdir64b)}, ENQCMD ${yesNo(info.cpu.enqcmd)}, WAITPKG ${yesNo(info.cpu.waitpkg)}${src}`,
+  );
   out.push(
     `  MOVDIR64B submits to dedicated queues, ENQCMD to shared queues (portal path); WAITPKG lets waits use UMONITOR/UMWAIT (${info.cpu.waitpkg ? 'used' : 'pause/yield instead'}).`,
   );
@@ -225,7 +241,9 @@ interface InfoCliOptions {
 export function register(program: Command): void {
   const cmd = program
     .command('info')
-    .description('show DSA devices and queues (usable or why not), dmaengine channels, CPU features, submission paths and what backend auto uses')
+    .description(
+      'show DSA devices and queues (usable or why not), dmaengine channels, CPU features, submission paths and what backend auto uses',
+    )
     .option('--sysfs-root <dir>', 'directory standing for /sys (default: $DMACOPY_SYSFS_ROOT or /sys)')
     .option('--dev-root <dir>', 'directory standing for /dev (default: $DMACOPY_DEV_ROOT or /dev)')
     .option('--json', 'print the report as JSON')

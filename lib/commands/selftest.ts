@@ -54,7 +54,8 @@ export function register(program: Command): void {
       if (!['auto', 'cpu', 'emulated', 'dsa'].includes(o.backend)) {
         throw invalidArg('--backend', `--backend must be auto, cpu, emulated or dsa, got '${o.backend}'`);
       }
-      if (o.faults !== undefined && o.backend !== 'emulated') throw invalidArg('--faults', '--faults needs --backend emulated (the software device injects them)');
+      if (o.faults !== undefined && o.backend !== 'emulated')
+        throw invalidArg('--faults', '--faults needs --backend emulated (the software device injects them)');
       applyRoots(o);
       const r = await runSelftest({
         backend: o.backend as Backend,

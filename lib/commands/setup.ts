@@ -4,16 +4,17 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import {
-  type Runner,
-  type SetupPlan,
-  PROFILES,
   commandLine,
   defaultRunner,
   findAccelConfig,
   loadProfileFile,
   missingToolError,
   notRootError,
+  PROFILES,
   planSetup,
+  type Runner,
+  type SetupPlan,
+  type SetupProfile,
 } from '../accel-config';
 import { listDevices, resolveRoots } from '../discovery';
 import { DmacopyError, invalidArg } from '../errors';
@@ -56,20 +57,33 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
     if (!o.json) out(`${t}\n`);
   };
   if (o.profile !== undefined && o.file !== undefined) throw invalidArg('--file', 'give --profile or --file, not both');
-  let profile;
+  let profile: SetupProfile | undefined;
   if (o.file !== undefined) profile = loadProfileFile(o.file);
   else {
     const name = o.profile ?? 'shared';
     profile = PROFILES[name];
-    if (!profile) throw invalidArg('--profile', `unknown profile '${name}': expected one of ${Object.keys(PROFILES).join(', ')} (or --file profile.json)`);
+    if (!profile)
+      throw invalidArg(
+        '--profile',
+        `unknown profile '${name}': expected one of ${Object.keys(PROFILES).join(', ')} (or --file profile.json)`,
+      );
   }
-  if (o.group !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(o.group)) throw invalidArg('--group', `--group must be a group name, got '${o.group}'`);
+  if (o.group !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(o.group))
+    throw invalidArg('--group', `--group must be a group name, got '${o.group}'`);
   const roots = resolveRoots({ sysfsRoot: o.sysfsRoot, devRoot: o.devRoot });
   const devices = listDevices(roots);
-  const plan = planSetup({ profile, device: o.device, wq: o.wq, devices, sysfsRoot: roots.sysfsRoot, devRoot: roots.devRoot, group: o.group });
+  const plan = planSetup({
+    profile,
+    device: o.device,
+    wq: o.wq,
+    devices,
+    sysfsRoot: roots.sysfsRoot,
+    devRoot: roots.devRoot,
+    group: o.group,
+  });
   const tool = (deps.tool ?? (() => findAccelConfig()))();
   const isRoot = deps.isRoot ?? (() => typeof process.getuid === 'function' && process.getuid() === 0);
-  const toolName = tool ?? 'accel-config';  // run by full path, printed as accel-config
+  const toolName = tool ?? 'accel-config'; // run by full path, printed as accel-config
   const dryRun = o.dryRun === true;
 
   if (!dryRun) {
@@ -77,10 +91,16 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
     if (tool === undefined) throw missingToolError();
     if (path.resolve(roots.sysfsRoot) !== '/sys' && !deps.runner) {
       // accel-config always works on the real /sys: a plan made from another tree must not run against it.
-      throw invalidArg('--sysfs-root', `accel-config configures the real /sys, but the plan was made from ${roots.sysfsRoot}: use --dry-run with --sysfs-root/DMACOPY_SYSFS_ROOT`);
+      throw invalidArg(
+        '--sysfs-root',
+        `accel-config configures the real /sys, but the plan was made from ${roots.sysfsRoot}: use --dry-run with --sysfs-root/DMACOPY_SYSFS_ROOT`,
+      );
     }
     if (!devices.some((d) => d.name === plan.device)) {
-      throw new DmacopyError('ERR_DMACOPY_DEVICE', `${plan.device} does not exist under ${path.join(roots.sysfsRoot, 'bus', 'dsa', 'devices')}: nothing to configure (\`dmacopy info\` lists the devices; is the idxd driver loaded?)`);
+      throw new DmacopyError(
+        'ERR_DMACOPY_DEVICE',
+        `${plan.device} does not exist under ${path.join(roots.sysfsRoot, 'bus', 'dsa', 'devices')}: nothing to configure (\`dmacopy info\` lists the devices; is the idxd driver loaded?)`,
+      );
     }
     if (plan.disruptive && !o.force) {
       throw new DmacopyError(
@@ -93,7 +113,8 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
   print(`Profile ${profile.name}: ${profile.description}`);
   print(`Target: ${plan.wq} (${plan.devicePath})`);
   for (const w of plan.warnings) print(`warning: ${w}`);
-  if (dryRun && tool === undefined) print('note: accel-config is not installed: install it with `apt-get install accel-config` before running this for real');
+  if (dryRun && tool === undefined)
+    print('note: accel-config is not installed: install it with `apt-get install accel-config` before running this for real');
   print(dryRun ? '\nPlan (dry run: nothing is run):' : '\nRunning:');
 
   const ran: SetupOutcome['ran'] = [];
@@ -121,7 +142,11 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
   }
   const outcome: SetupOutcome = { dryRun, tool: tool ?? null, plan, ran, ok };
   if (o.json) out(`${JSON.stringify(outcome, null, 2)}\n`);
-  if (!ok) throw new DmacopyError('ERR_DMACOPY_DEVICE', `accel-config failed at \`${ran[ran.length - 1]?.command}\` (exit ${ran[ran.length - 1]?.status})`);
+  if (!ok)
+    throw new DmacopyError(
+      'ERR_DMACOPY_DEVICE',
+      `accel-config failed at \`${ran[ran.length - 1]?.command}\` (exit ${ran[ran.length - 1]?.status})`,
+    );
   return outcome;
 }
 

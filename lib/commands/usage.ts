@@ -18,8 +18,12 @@ export function strictUsage(cmd: Command): Command {
 /** Sets the discovery roots for this process, so discovery, the engine's 'auto' and 'dsa' see the same tree. */
 export function applyRoots(o: { sysfsRoot?: string; devRoot?: string }): void {
   // An empty root would silently mean the real /sys or /dev: say so instead.
-  for (const [flag, v] of [['--sysfs-root', o.sysfsRoot], ['--dev-root', o.devRoot]] as const) {
-    if (v !== undefined && v.trim() === '') throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${flag} must name a directory, got an empty string`);
+  for (const [flag, v] of [
+    ['--sysfs-root', o.sysfsRoot],
+    ['--dev-root', o.devRoot],
+  ] as const) {
+    if (v !== undefined && v.trim() === '')
+      throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${flag} must name a directory, got an empty string`);
   }
   if (o.sysfsRoot !== undefined) process.env.DMACOPY_SYSFS_ROOT = o.sysfsRoot;
   if (o.devRoot !== undefined) process.env.DMACOPY_DEV_ROOT = o.devRoot;
