@@ -1,5 +1,8 @@
 #include "completion_engine.h"
 
+#include "cpu_features.h"
+#include "portal.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -141,7 +144,7 @@ void CompletionEngine::run() {
       continue;
     }
     if (idle < 96) {
-      std::this_thread::yield();
+      if (!wait_on_a_record()) std::this_thread::yield();
       continue;
     }
     publish_stats();
@@ -646,6 +649,23 @@ void CompletionEngine::post_events() {
     }
   }
   dirty_.clear();
+}
+
+// Where the CPU has WAITPKG, the middle stage of the idle backoff waits on an outstanding
+// completion record instead of yielding: UMONITOR arms its cache line and UMWAIT (C0.1, the
+// lighter state, for a quick wake) sleeps until the device writes it or a short TSC deadline
+// passes. Only one record can be watched, so the deadline bounds the wait for the others.
+bool CompletionEngine::wait_on_a_record() {
+  if (!waitpkg_) return false;
+  for (auto& ch : channels_) {
+    if (ch->active.empty()) continue;
+    const dsa_completion_record* cr = ch->arena->record(ch->active.front());
+    const volatile uint8_t* status = &cr->status;
+    umonitor(status);
+    if (*status == 0) umwait(1, tsc_deadline_after_ns(kUmwaitNs));  // re-checked after arming
+    return true;
+  }
+  return false;
 }
 
 bool CompletionEngine::busy() const {

@@ -18,6 +18,7 @@
 
 #include "completion_arena.h"
 #include "completion_event.h"
+#include "cpu_features.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
 #include "work_queue.h"
@@ -161,6 +162,10 @@ class CompletionEngine {
   void post_events();
   void publish_stats();
   bool busy() const;
+  // Idle backoff with UMONITOR/UMWAIT on one outstanding record; false when not possible.
+  bool wait_on_a_record();
+  const bool waitpkg_ = cpu_features().waitpkg;
+  static constexpr uint64_t kUmwaitNs = 5000;
 
   std::vector<std::unique_ptr<Channel>> channels_;
   CpuCopier* cpu_;
