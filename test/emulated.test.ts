@@ -121,7 +121,7 @@ describe('software DSA device', () => {
   });
 
   it('out-of-order completion is counted and never resolves a batch early', async () => {
-    const engine = await emulated({ seed: 42, jitterUs: 100, engines: 4, queues: 2 });
+    const engine = await emulated({ seed: 42, jitterUs: 100, engines: 4, queues: 2 }, { timeoutMs: 10_000 });
     const src = new Uint8Array(4 << 20);
     fillPattern(src, 3);
     const dst = new Uint8Array(4 << 20);
@@ -190,7 +190,7 @@ describe('software DSA device', () => {
   });
 
   it('a shared queue that keeps answering retry falls back to the CPU', async () => {
-    const engine = await emulated({ seed: 9, mode: 'shared', wqSize: 8, queues: 1, faults: { retry: 0.9 } });
+    const engine = await emulated({ seed: 9, mode: 'shared', wqSize: 8, queues: 1, faults: { retry: 0.9 } }, { timeoutMs: 10_000 });
     const src = new Uint8Array(512 * 1024);
     fillPattern(src, 4);
     const dst = new Uint8Array(512 * 1024);
@@ -232,7 +232,7 @@ describe('software DSA device', () => {
   });
 
   it('copyBatchSync waits natively and reports device and CPU bytes', async () => {
-    const engine = await emulated({ seed: 2, queues: 2, faults: { error: 0.1 } });
+    const engine = await emulated({ seed: 2, queues: 2, faults: { error: 0.1 } }, { timeoutMs: 10_000 });
     const src = new Uint8Array(1 << 20);
     fillPattern(src, 13);
     const dst = new Uint8Array(1 << 20);
