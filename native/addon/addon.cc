@@ -23,7 +23,8 @@ void AddonData::set_event_handler(Napi::Env env, Napi::Function handler) {
 }
 
 EventChannel& AddonData::events(Napi::Env env) {
-  if (!events_) throw coded_error(env, "ERR_DMACOPY_INTERNAL", "no event handler registered before an asynchronous copy");
+  if (!events_)
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "no event handler registered before an asynchronous copy");
   return *events_;
 }
 
@@ -36,7 +37,8 @@ void AddonData::unregister_engine(const std::shared_ptr<EngineCore>& core) {
 namespace {
 
 Napi::Value SetEventHandler(const Napi::CallbackInfo& info) {
-  if (!info[0].IsFunction()) throw coded_type_error(info.Env(), "ERR_DMACOPY_INVALID_ARG", "handler must be a function");
+  if (!info[0].IsFunction())
+    throw coded_type_error(info.Env(), "ERR_DMACOPY_INVALID_ARG", "handler must be a function");
   AddonData::of(info.Env()).set_event_handler(info.Env(), info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }

@@ -8,7 +8,8 @@ namespace dmacopy_addon {
 
 std::vector<dmacopy::BufferSpan> buffer_spans(const Napi::Value& value) {
   Napi::Env env = value.Env();
-  if (!value.IsArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers must be an array of Uint8Array");
+  if (!value.IsArray())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers must be an array of Uint8Array");
   Napi::Array arr = value.As<Napi::Array>();
   const uint32_t n = arr.Length();
   std::vector<dmacopy::BufferSpan> spans;
@@ -21,9 +22,11 @@ std::vector<dmacopy::BufferSpan> buffer_spans(const Napi::Value& value) {
     void* data = nullptr;
     bool is_typed = false;
     NAPI_THROW_IF_FAILED(env, napi_is_typedarray(env, v, &is_typed), spans);
-    if (!is_typed) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers[" + std::to_string(i) + "] must be a Uint8Array");
+    if (!is_typed)
+      throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers[" + std::to_string(i) + "] must be a Uint8Array");
     NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr), spans);
-    if (type != napi_uint8_array) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers[" + std::to_string(i) + "] must be a Uint8Array");
+    if (type != napi_uint8_array)
+      throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "buffers[" + std::to_string(i) + "] must be a Uint8Array");
     if (data == nullptr) length = 0;  // detached, or an empty buffer
     spans.push_back({static_cast<uint8_t*>(data), length});
   }
@@ -41,12 +44,14 @@ DoubleTable double_table(const Napi::Value& value, const char* what) {
 uint32_t uint32_arg(const Napi::Value& value, const char* what) {
   double d = number_arg(value, what);
   if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d)))
-    throw coded_range_error(value.Env(), "ERR_DMACOPY_OUT_OF_RANGE", std::string(what) + " must be an integer from 0 to 2^32-1");
+    throw coded_range_error(value.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
+                            std::string(what) + " must be an integer from 0 to 2^32-1");
   return static_cast<uint32_t>(d);
 }
 
 double number_arg(const Napi::Value& value, const char* what) {
-  if (!value.IsNumber()) throw coded_type_error(value.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(what) + " must be a number");
+  if (!value.IsNumber())
+    throw coded_type_error(value.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(what) + " must be a number");
   return value.As<Napi::Number>().DoubleValue();
 }
 

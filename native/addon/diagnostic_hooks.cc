@@ -15,10 +15,12 @@ namespace dmacopy_addon {
 // memcpyBound(dst: Uint8Array, src: Uint8Array, threads, chunk) -> nanoseconds
 Napi::Value MemcpyBound(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dst and src must be Uint8Arrays");
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dst and src must be Uint8Arrays");
   Napi::Uint8Array dst = info[0].As<Napi::Uint8Array>();
   Napi::Uint8Array src = info[1].As<Napi::Uint8Array>();
-  if (dst.ByteLength() < src.ByteLength()) throw coded_range_error(env, "ERR_DMACOPY_LENGTH_MISMATCH", "dst is shorter than src");
+  if (dst.ByteLength() < src.ByteLength())
+    throw coded_range_error(env, "ERR_DMACOPY_LENGTH_MISMATCH", "dst is shorter than src");
   uint32_t threads = uint32_arg(info[2], "threads");
   uint32_t chunk = uint32_arg(info[3], "chunk");
   uint64_t ns = dmacopy::memcpy_bound_ns(dst.Data(), src.Data(), src.ByteLength(), threads, chunk);
@@ -27,7 +29,8 @@ Napi::Value MemcpyBound(const Napi::CallbackInfo& info) {
 
 Napi::Value NaiveCopy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dst and src must be Uint8Arrays");
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dst and src must be Uint8Arrays");
   Napi::Uint8Array dst = info[0].As<Napi::Uint8Array>();
   Napi::Uint8Array src = info[1].As<Napi::Uint8Array>();
   const size_t len = src.ByteLength();

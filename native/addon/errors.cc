@@ -25,15 +25,15 @@ Napi::Error plan_error(Napi::Env env, const dmacopy::PlanStatus& status) {
   switch (status.error) {
     case PlanError::DstOverlap:
     case PlanError::SrcDstOverlap:
-      return coded_range_error(env, "ERR_DMACOPY_OVERLAP", status.message + ": give every folio its own destination bytes");
+      return coded_range_error(env, "ERR_DMACOPY_OVERLAP",
+                               status.message + ": give every folio its own destination bytes");
     case PlanError::OutOfBounds:
-      return coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", status.message + " (was the buffer detached or shrunk?)");
+      return coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE",
+                               status.message + " (was the buffer detached or shrunk?)");
     case PlanError::BadBufferIndex:
     case PlanError::BadNumber:
-    case PlanError::BadBounds:
-      return coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", status.message);
-    case PlanError::None:
-      break;
+    case PlanError::BadBounds: return coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", status.message);
+    case PlanError::None: break;
   }
   return coded_error(env, "ERR_DMACOPY_INTERNAL", "batch plan failed without a reason: please report this");
 }

@@ -20,9 +20,17 @@ namespace dmacopy_addon {
 
 // Fields of one event as JavaScript receives them, in a Float64Array (lib/native.ts mirrors this).
 enum EventField : size_t {
-  kEvOp, kEvWork, kEvCompleted, kEvDeviceBytes, kEvCpuBytes,
-  kEvFallbackTimeout, kEvFallbackError, kEvFallbackPageFault, kEvFallbackSubmit,
-  kEvOutOfOrder, kEvPageFaultRetries,
+  kEvOp,
+  kEvWork,
+  kEvCompleted,
+  kEvDeviceBytes,
+  kEvCpuBytes,
+  kEvFallbackTimeout,
+  kEvFallbackError,
+  kEvFallbackPageFault,
+  kEvFallbackSubmit,
+  kEvOutOfOrder,
+  kEvPageFaultRetries,
   kEventFields
 };
 

@@ -82,7 +82,8 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   c.engines = static_cast<uint32_t>(number_or(q, "engines", c.engines));
   c.wq_size = static_cast<uint32_t>(number_or(q, "wqSize", c.wq_size));
   c.mode = mode_of(q);
-  c.max_transfer_size = static_cast<uint64_t>(number_or(q, "maxTransferSize", static_cast<double>(c.max_transfer_size)));
+  c.max_transfer_size =
+      static_cast<uint64_t>(number_or(q, "maxTransferSize", static_cast<double>(c.max_transfer_size)));
   c.max_batch_size = static_cast<uint32_t>(number_or(q, "maxBatchSize", c.max_batch_size));
   c.seed = static_cast<uint64_t>(number_or(q, "seed", static_cast<double>(c.seed)));
   c.latency_us = static_cast<uint32_t>(number_or(q, "latencyUs", c.latency_us));
@@ -118,7 +119,7 @@ std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
   c.device_state_path = string_or(q, "deviceStatePath", "");
   c.device_errors_path = string_or(q, "deviceErrorsPath", "");
   std::string path = string_or(q, "submission", "auto");
-  c.submission = path == "portal" ? dmacopy::SubmissionPath::Portal
+  c.submission = path == "portal"  ? dmacopy::SubmissionPath::Portal
                  : path == "write" ? dmacopy::SubmissionPath::Write
                                    : dmacopy::SubmissionPath::Auto;
   c.probe_timeout_ms = static_cast<uint32_t>(number_or(q, "probeTimeoutMs", c.probe_timeout_ms));
@@ -142,20 +143,22 @@ void EngineCore::shutdown() {
 }
 
 Napi::Function NativeEngine::Define(Napi::Env env) {
-  return DefineClass(env, "NativeEngine",
-                     {InstanceMethod<&NativeEngine::Copy>("copy"), InstanceMethod<&NativeEngine::Stats>("stats"),
-                      InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues"),
-                      InstanceMethod<&NativeEngine::EndBatch>("endBatch"),
-                      InstanceMethod<&NativeEngine::RegisterSync>("registerSync"),
-                      InstanceMethod<&NativeEngine::WaitSync>("waitSync")});
+  return DefineClass(
+      env, "NativeEngine",
+      {InstanceMethod<&NativeEngine::Copy>("copy"), InstanceMethod<&NativeEngine::Stats>("stats"),
+       InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues"),
+       InstanceMethod<&NativeEngine::EndBatch>("endBatch"), InstanceMethod<&NativeEngine::RegisterSync>("registerSync"),
+       InstanceMethod<&NativeEngine::WaitSync>("waitSync")});
 }
 
 NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
+  if (!info[0].IsObject())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
   Napi::Object opts = info[0].As<Napi::Object>();
   uint32_t threads = uint32_arg(opts.Get("threads"), "threads");
-  if (threads < 1 || threads > 1024) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
+  if (threads < 1 || threads > 1024)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
   double nt = number_arg(opts.Get("nonTemporalMinBytes"), "nonTemporalMinBytes");
   core_ = std::make_shared<EngineCore>();
   core_->cpu = std::make_unique<dmacopy::CpuEngine>(threads);
@@ -166,7 +169,8 @@ NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   if (dv.IsObject()) {
     Napi::Object d = dv.As<Napi::Object>();
     std::string kind = string_or(d, "kind", "");
-    if (!d.Get("queues").IsArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
+    if (!d.Get("queues").IsArray())
+      throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
     Napi::Array qs = d.Get("queues").As<Napi::Array>();
     std::vector<std::unique_ptr<dmacopy::WorkQueue>> queues;
     for (uint32_t i = 0; i < qs.Length(); ++i) {
@@ -208,30 +212,34 @@ NativeEngine::~NativeEngine() {
 
 Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (core_->closed) throw coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
+  if (core_->closed)
+    throw coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
   const uint32_t mode = uint32_arg(info[0], "mode");
   const double op_id = number_arg(info[1], "opId");
   std::vector<BufferSpan> spans = buffer_spans(info[2]);
   const uint32_t form = uint32_arg(info[3], "form");
   DoubleTable table = double_table(info[4], "table");
   DoubleTable bounds = double_table(info[5], "bounds");
-  if (mode > kAsync || form > kRegionForm) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
+  if (mode > kAsync || form > kRegionForm)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
   if (bounds.length < 4 || bounds.length % 2 != 0)
     throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "bounds must hold at least two (folio, offset) pairs");
 
   std::vector<CopyRegion> folios;
   dmacopy::PlanStatus st;
   if (form == kListForm) {
-    if (table.length % dmacopy::kListFields != 0) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "list table length must be a multiple of 5");
+    if (table.length % dmacopy::kListFields != 0)
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "list table length must be a multiple of 5");
     st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
   } else {
-    if (table.length != dmacopy::kRegionFields) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "region table must hold 6 numbers");
+    if (table.length != dmacopy::kRegionFields)
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "region table must hold 6 numbers");
     st = dmacopy::plan_region(spans.data(), spans.size(), table.data, folios);
   }
   // A chunk of a larger batch is checked against the chunks before it, not only itself.
   const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   if (st.ok()) {
-    st = chunked                ? trackers_[static_cast<uint64_t>(op_id)].add(folios)
+    st = chunked               ? trackers_[static_cast<uint64_t>(op_id)].add(folios)
          : form == kRegionForm ? dmacopy::check_region_overlap(folios)
                                : dmacopy::check_overlaps(folios);
   }
@@ -252,7 +260,6 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     counts[w] = static_cast<uint32_t>(pieces->work_begin[w + 1] - pieces->work_begin[w]);
     if (counts[w] != 0) ++busy_works;
   }
-
 
   auto make_job = [&](size_t w) {
     CpuJob job;
@@ -415,7 +422,8 @@ Napi::Value NativeEngine::WaitSync(const Napi::CallbackInfo& info) {
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
   const double expected = number_arg(info[1], "expected");
   auto it = sync_waiters_.find(op);
-  if (it == sync_waiters_.end()) throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");
+  if (it == sync_waiters_.end())
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");
   EventRecord totals = it->second->wait_for(static_cast<uint64_t>(expected));
   AddonData::of(env).events(env).unregister_sync(op);
   sync_waiters_.erase(it);

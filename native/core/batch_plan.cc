@@ -24,8 +24,7 @@ PlanStatus fail(PlanError e, size_t folio, std::string msg) {
 }
 
 // Resolves (buffer index, offset, length) to a pointer, or explains why it does not fit.
-PlanError resolve(const BufferSpan* bufs, size_t nbufs, uint64_t buf, uint64_t off, uint64_t len,
-                  uint8_t*& ptr) {
+PlanError resolve(const BufferSpan* bufs, size_t nbufs, uint64_t buf, uint64_t off, uint64_t len, uint8_t*& ptr) {
   if (buf >= nbufs) return PlanError::BadBufferIndex;
   const BufferSpan& b = bufs[buf];
   if (off > b.len || len > b.len - off) return PlanError::OutOfBounds;
@@ -57,7 +56,8 @@ PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, 
     const double* f = table + i * kListFields;
     uint64_t v[kListFields];
     for (size_t j = 0; j < kListFields; ++j) {
-      if (!to_index(f[j], v[j])) return fail(PlanError::BadNumber, i, "folio table holds a value that is not a safe integer");
+      if (!to_index(f[j], v[j]))
+        return fail(PlanError::BadNumber, i, "folio table holds a value that is not a safe integer");
     }
     uint8_t* dst = nullptr;
     uint8_t* src = nullptr;
@@ -66,8 +66,10 @@ PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, 
       uint64_t off = side == 0 ? v[1] : v[3];
       PlanError e = resolve(bufs, nbufs, buf, off, v[4], side == 0 ? dst : src);
       if (e != PlanError::None) {
-        return fail(e, i, std::string(side_name(side)) + " of folio " + std::to_string(i) +
-                              (e == PlanError::BadBufferIndex ? " names an unknown buffer" : " runs past the end of its buffer"));
+        return fail(
+            e, i,
+            std::string(side_name(side)) + " of folio " + std::to_string(i) +
+                (e == PlanError::BadBufferIndex ? " names an unknown buffer" : " runs past the end of its buffer"));
       }
     }
     out.push_back(CopyRegion{dst, src, static_cast<size_t>(v[4])});
@@ -75,11 +77,11 @@ PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, 
   return {};
 }
 
-PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table,
-                       std::vector<CopyRegion>& out) {
+PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table, std::vector<CopyRegion>& out) {
   uint64_t v[kRegionFields];
   for (size_t j = 0; j < kRegionFields; ++j) {
-    if (!to_index(table[j], v[j])) return fail(PlanError::BadNumber, 0, "region table holds a value that is not a safe integer");
+    if (!to_index(table[j], v[j]))
+      return fail(PlanError::BadNumber, 0, "region table holds a value that is not a safe integer");
   }
   const uint64_t total = v[4];
   const uint64_t folio = v[5];
@@ -117,7 +119,8 @@ PlanStatus check_overlaps(const std::vector<CopyRegion>& folios) {
   for (size_t i = 1; i < dsts.size(); ++i) {
     if (dsts[i].begin < dsts[i - 1].end) {
       size_t a = std::min(dsts[i].folio, dsts[i - 1].folio), b = std::max(dsts[i].folio, dsts[i - 1].folio);
-      return fail(PlanError::DstOverlap, b, "destinations of folios " + std::to_string(a) + " and " + std::to_string(b) + " overlap");
+      return fail(PlanError::DstOverlap, b,
+                  "destinations of folios " + std::to_string(a) + " and " + std::to_string(b) + " overlap");
     }
   }
   if (!sorted_by_begin(srcs)) std::sort(srcs.begin(), srcs.end(), by_begin);
@@ -129,7 +132,8 @@ PlanStatus check_overlaps(const std::vector<CopyRegion>& folios) {
     if (j == dsts.size()) break;
     if (dsts[j].begin < s.end) {
       return fail(PlanError::SrcDstOverlap, dsts[j].folio,
-                  "destination of folio " + std::to_string(dsts[j].folio) + " overlaps the source of folio " + std::to_string(s.folio));
+                  "destination of folio " + std::to_string(dsts[j].folio) + " overlaps the source of folio " +
+                      std::to_string(s.folio));
     }
   }
   return {};
@@ -145,8 +149,7 @@ PlanStatus check_region_overlap(const std::vector<CopyRegion>& folios) {
   return {};
 }
 
-PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k,
-                       WorkPieces& out) {
+PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out) {
   const size_t n = folios.size();
   out.pieces.clear();
   out.work_begin.assign(k + 1, 0);

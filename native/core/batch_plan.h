@@ -21,12 +21,12 @@ struct BufferSpan {
 
 enum class PlanError : uint8_t {
   None,
-  BadNumber,      // not a finite non-negative integer below 2^53
-  BadBufferIndex, // names a buffer that was not passed
-  OutOfBounds,    // offset + length past the end of the buffer
-  DstOverlap,     // two destinations share bytes
-  SrcDstOverlap,  // a destination shares bytes with a source
-  BadBounds,      // the work boundaries are not increasing or do not cover the batch
+  BadNumber,       // not a finite non-negative integer below 2^53
+  BadBufferIndex,  // names a buffer that was not passed
+  OutOfBounds,     // offset + length past the end of the buffer
+  DstOverlap,      // two destinations share bytes
+  SrcDstOverlap,   // a destination shares bytes with a source
+  BadBounds,       // the work boundaries are not increasing or do not cover the batch
 };
 
 struct PlanStatus {
@@ -43,12 +43,10 @@ constexpr size_t kListFields = 5;
 constexpr size_t kRegionFields = 6;
 
 // Validates a list-form table of n folios and appends one region per folio to out.
-PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, size_t n,
-                     std::vector<CopyRegion>& out);
+PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, size_t n, std::vector<CopyRegion>& out);
 
 // Validates a region-form table and appends one region per folio to out.
-PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table,
-                       std::vector<CopyRegion>& out);
+PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table, std::vector<CopyRegion>& out);
 
 // Rejects destinations that overlap each other or any source. Completion order is not defined
 // (threads and DSA engines run in parallel), so such batches would give nondeterministic bytes.
@@ -68,7 +66,6 @@ struct WorkPieces {
 // Cuts folios at the work boundaries. bounds holds k+1 (folio index, byte offset in that folio)
 // pairs as doubles: work w runs from bounds[w] to bounds[w+1]; the first must be (0, 0) and the
 // last (n, 0). Zero-length pieces are dropped (a zero-length folio is a no-op).
-PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k,
-                       WorkPieces& out);
+PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out);
 
 }  // namespace dmacopy

@@ -26,10 +26,10 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-constexpr uint32_t kFeedChunk = 16;              // descriptors per submit_many
-constexpr uint64_t kDeadlineCheckNs = 20000;     // deadline scan period per channel
-constexpr uint64_t kHealthCheckNs = 100000;      // healthy() period while descriptors are outstanding
-constexpr uint64_t kPublishNs = 1000000;         // stats snapshot period while busy
+constexpr uint32_t kFeedChunk = 16;           // descriptors per submit_many
+constexpr uint64_t kDeadlineCheckNs = 20000;  // deadline scan period per channel
+constexpr uint64_t kHealthCheckNs = 100000;   // healthy() period while descriptors are outstanding
+constexpr uint64_t kPublishNs = 1000000;      // stats snapshot period while busy
 
 // Next piece of a work, from its cursor (regions are non-empty: submit_work filtered them).
 bool next_piece_of(WorkState* w, uint8_t** dst, const uint8_t** src, uint32_t* len) {
@@ -304,7 +304,7 @@ bool CompletionEngine::feed(Channel& ch) {
         to_cpu(pieces[k], kSubmit);
         continue;
       }
-      uint32_t slot = ch.arena->acquire();  // zeroed record
+      uint32_t slot = ch.arena->acquire();     // zeroed record
       if (slot == CompletionArena::kNoSlot) {  // cannot happen: arena capacity == window
         ch.retry.push_front(pieces[k]);
         break;
@@ -426,8 +426,8 @@ void CompletionEngine::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     ch.st.device_bytes += done;
     w->acc.device_bytes += done;
     mark(w);
-    MemmoveRemainder rem = memmove_remainder(reinterpret_cast<uintptr_t>(o.p.src),
-                                             reinterpret_cast<uintptr_t>(o.p.dst), o.p.len, c);
+    MemmoveRemainder rem =
+        memmove_remainder(reinterpret_cast<uintptr_t>(o.p.src), reinterpret_cast<uintptr_t>(o.p.dst), o.p.len, c);
     if (rem.len == 0) {
       ++ch.st.completed;
       ++w->acc.completed;

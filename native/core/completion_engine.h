@@ -18,44 +18,44 @@
 
 #include "completion_arena.h"
 #include "completion_event.h"
-#include "cpu_features.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
+#include "cpu_features.h"
 #include "work_queue.h"
 
 namespace dmacopy {
 
 struct DsaEngineOptions {
-  bool cache_control = false;        // set IDXD_OP_FLAG_CC (only if the queue reports cache_control)
-  uint32_t page_fault_retries = 2;   // device continuations of one descriptor before the CPU finishes it
-  uint32_t retry_spins = 8;          // shared-queue Retry: re-submissions (with growing pause backoff) before the CPU
-  uint32_t quarantine_after = 3;     // consecutive bad events (timeout drains, errors, unhealthy) on a channel
-  uint32_t max_window = 4096;        // cap on descriptors in flight per channel (also capped by queue size)
-  uint32_t idle_sleep_us = 50;       // poller sleep while descriptors are outstanding but quiet
+  bool cache_control = false;       // set IDXD_OP_FLAG_CC (only if the queue reports cache_control)
+  uint32_t page_fault_retries = 2;  // device continuations of one descriptor before the CPU finishes it
+  uint32_t retry_spins = 8;         // shared-queue Retry: re-submissions (with growing pause backoff) before the CPU
+  uint32_t quarantine_after = 3;    // consecutive bad events (timeout drains, errors, unhealthy) on a channel
+  uint32_t max_window = 4096;       // cap on descriptors in flight per channel (also capped by queue size)
+  uint32_t idle_sleep_us = 50;      // poller sleep while descriptors are outstanding but quiet
 };
 
 struct ChannelStats {
   std::string name;
-  uint64_t submitted = 0;            // descriptors accepted by the queue (incl. page-fault continuations)
-  uint64_t completed = 0;            // descriptors completed successfully by the device
+  uint64_t submitted = 0;  // descriptors accepted by the queue (incl. page-fault continuations)
+  uint64_t completed = 0;  // descriptors completed successfully by the device
   uint64_t device_bytes = 0, cpu_bytes = 0;
   uint64_t fallback_timeout = 0, fallback_error = 0, fallback_page_fault = 0, fallback_submit = 0;
-  uint64_t page_faults = 0;          // PAGE_FAULT_NOBOF records seen
-  uint64_t page_fault_retries = 0;   // ... continued on the device
-  uint64_t errors = 0;               // error statuses seen
-  uint64_t retries = 0;              // Retry answers from a shared queue
-  uint64_t timeouts = 0;             // deadline drains
-  uint64_t unhealthy = 0;            // drains because healthy() was false or submit said Disabled
+  uint64_t page_faults = 0;         // PAGE_FAULT_NOBOF records seen
+  uint64_t page_fault_retries = 0;  // ... continued on the device
+  uint64_t errors = 0;              // error statuses seen
+  uint64_t retries = 0;             // Retry answers from a shared queue
+  uint64_t timeouts = 0;            // deadline drains
+  uint64_t unhealthy = 0;           // drains because healthy() was false or submit said Disabled
   uint64_t drains = 0;
   uint64_t out_of_order = 0;
-  uint64_t max_in_flight = 0;        // highest number of descriptors outstanding at once
+  uint64_t max_in_flight = 0;  // highest number of descriptors outstanding at once
   bool quarantined = false;
 };
 
 struct DsaEngineStats {
-  uint64_t works = 0;                // works accepted by submit_work
-  uint64_t descriptors = 0;          // descriptors (pieces) those works were split into
-  uint64_t completed = 0;            // pieces that reached their final state
+  uint64_t works = 0;        // works accepted by submit_work
+  uint64_t descriptors = 0;  // descriptors (pieces) those works were split into
+  uint64_t completed = 0;    // pieces that reached their final state
   uint64_t submitted = 0, device_completed = 0, device_bytes = 0, cpu_bytes = 0;
   uint64_t fallback_timeout = 0, fallback_error = 0, fallback_page_fault = 0, fallback_submit = 0;
   uint64_t page_faults = 0, page_fault_retries = 0, errors = 0, retries = 0, timeouts = 0, unhealthy = 0;
@@ -67,16 +67,16 @@ struct DsaEngineStats {
 struct WorkState {
   uint64_t op_id = 0;
   uint32_t work = 0;
-  uint64_t deadline_ns = 0;        // CLOCK_MONOTONIC, 0 = none
-  uint32_t limit = 0;              // bytes per descriptor, fixed when the count was returned
-  uint32_t total = 0;              // descriptors the caller waits for
-  uint32_t finished = 0;           // reached their final state
-  size_t channel = 0;              // SIZE_MAX: no healthy channel, the CPU does everything
+  uint64_t deadline_ns = 0;  // CLOCK_MONOTONIC, 0 = none
+  uint32_t limit = 0;        // bytes per descriptor, fixed when the count was returned
+  uint32_t total = 0;        // descriptors the caller waits for
+  uint32_t finished = 0;     // reached their final state
+  size_t channel = 0;        // SIZE_MAX: no healthy channel, the CPU does everything
   std::vector<CopyRegion> regions;
-  size_t next_region = 0;          // lazy piece generation cursor
+  size_t next_region = 0;  // lazy piece generation cursor
   uint64_t next_offset = 0;
   bool expired = false;
-  bool dirty = false;              // acc holds counts not yet posted
+  bool dirty = false;  // acc holds counts not yet posted
   CompletionEvent acc;
 };
 
@@ -110,8 +110,8 @@ class CompletionEngine {
   };
   struct Outstanding {
     Piece p;
-    uint64_t seq;        // submission order on this channel
-    uint32_t pos;        // index in Channel::active
+    uint64_t seq;  // submission order on this channel
+    uint32_t pos;  // index in Channel::active
   };
   enum Reason : uint8_t { kTimeout, kError, kPageFault, kSubmit };
   struct CpuJob {
@@ -125,28 +125,28 @@ class CompletionEngine {
     uint32_t limit = 0;
     bool cc = false;
     std::unique_ptr<CompletionArena> arena;
-    std::vector<Outstanding> by_slot;   // indexed by arena slot
-    std::vector<uint32_t> active;       // outstanding slots, dense
-    std::deque<Piece> retry;            // pieces to (re)submit before new ones
-    std::deque<WorkState*> backlog;     // works with pieces not generated yet
+    std::vector<Outstanding> by_slot;  // indexed by arena slot
+    std::vector<uint32_t> active;      // outstanding slots, dense
+    std::deque<Piece> retry;           // pieces to (re)submit before new ones
+    std::deque<WorkState*> backlog;    // works with pieces not generated yet
     uint64_t next_seq = 0;
     uint32_t consecutive_bad = 0;
     uint64_t last_health_ns = 0;
     uint64_t last_deadline_ns = 0;
-    uint64_t generation = 0;            // bumped by every reset
+    uint64_t generation = 0;  // bumped by every reset
     std::atomic<bool> quarantined{false};
     ChannelStats st;
   };
 
   void run();
   bool sweep(uint64_t now);
-  bool take_news();                 // inbox works and CPU completions
-  void route(WorkState* w);         // to its channel's backlog, another healthy one, or the CPU
+  bool take_news();          // inbox works and CPU completions
+  void route(WorkState* w);  // to its channel's backlog, another healthy one, or the CPU
   bool next_piece(Channel& ch, Piece* out);
   void add_outstanding(Channel& ch, uint32_t slot, const Piece& p);
   void remove_outstanding(Channel& ch, uint32_t slot);
-  bool feed(Channel& ch);           // backlog → queue, within the window
-  bool scan(Channel& ch);           // every outstanding record, any order
+  bool feed(Channel& ch);  // backlog → queue, within the window
+  bool scan(Channel& ch);  // every outstanding record, any order
   bool check_deadlines(Channel& ch, uint64_t now);
   void on_complete(Channel& ch, uint32_t slot, bool out_of_order);
   void account_device_success(Channel& ch, WorkState* w, uint32_t len);
@@ -158,7 +158,7 @@ class CompletionEngine {
   void to_cpu(const Piece& p, Reason why);
   void flush_cpu();
   void account_cpu(const std::vector<CpuJob>& jobs);
-  void mark(WorkState* w);          // w has counts to post this sweep
+  void mark(WorkState* w);  // w has counts to post this sweep
   void post_events();
   void publish_stats();
   bool busy() const;
@@ -184,15 +184,15 @@ class CompletionEngine {
   std::thread thread_;
 
   // Poller-only state.
-  std::vector<CpuJob> cpu_pending_;     // collected this sweep, sent as one copy_async
-  uint64_t cpu_outstanding_ = 0;        // pieces at the CPU
+  std::vector<CpuJob> cpu_pending_;  // collected this sweep, sent as one copy_async
+  uint64_t cpu_outstanding_ = 0;     // pieces at the CPU
   std::vector<WorkState*> dirty_;
   std::vector<CompletionEvent> events_;
-  std::vector<uint32_t> done_;          // scan scratch
+  std::vector<uint32_t> done_;  // scan scratch
   std::vector<WorkState*> inbox_local_;
   std::vector<std::vector<CpuJob>*> cpu_done_local_;
   uint64_t live_works_ = 0;
-  DsaEngineStats totals_;               // poller-owned running totals (channels filled on publish)
+  DsaEngineStats totals_;  // poller-owned running totals (channels filled on publish)
 
   mutable std::mutex stats_mu_;
   DsaEngineStats published_;

@@ -10,15 +10,15 @@ namespace dmacopy {
 struct CompletionEvent {
   uint64_t op_id = 0;
   uint32_t work = 0;
-  uint32_t completed = 0;            // descriptors that reached their final state (device or CPU)
-  uint64_t device_bytes = 0;         // bytes the device copied (incl. the done part of page faults)
-  uint64_t cpu_bytes = 0;            // bytes the CPU fallback copied
-  uint32_t fallback_timeout = 0;     // descriptors finished by the CPU, by reason
+  uint32_t completed = 0;         // descriptors that reached their final state (device or CPU)
+  uint64_t device_bytes = 0;      // bytes the device copied (incl. the done part of page faults)
+  uint64_t cpu_bytes = 0;         // bytes the CPU fallback copied
+  uint32_t fallback_timeout = 0;  // descriptors finished by the CPU, by reason
   uint32_t fallback_error = 0;
   uint32_t fallback_page_fault = 0;
   uint32_t fallback_submit = 0;
-  uint32_t out_of_order = 0;         // completions seen while an earlier descriptor of the queue was outstanding
-  uint32_t page_fault_retries = 0;   // page faults continued on the device
+  uint32_t out_of_order = 0;        // completions seen while an earlier descriptor of the queue was outstanding
+  uint32_t page_fault_retries = 0;  // page faults continued on the device
 };
 
 class EventSink {

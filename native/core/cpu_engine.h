@@ -35,8 +35,8 @@ struct CpuJob {
   uint64_t op_id = 0;
   uint32_t work = 0;
   StoreKind store = StoreKind::Cached;
-  CpuJobSink* sink = nullptr;           // progress reports (may be null)
-  std::function<void()> done;           // called after the last byte (may be empty)
+  CpuJobSink* sink = nullptr;  // progress reports (may be null)
+  std::function<void()> done;  // called after the last byte (may be empty)
 };
 
 struct CpuEngineStats {

@@ -72,10 +72,10 @@ inline void store_status(dsa_completion_record* cr, uint8_t status) {
 }
 
 struct CompletionInfo {
-  uint8_t status = 0;           // status & DSA_COMP_STATUS_MASK (never compare the raw byte)
-  bool fault_on_write = false;  // status & DSA_COMP_STATUS_WRITE
-  uint8_t result = 0;           // memmove: 0 = ran forward, else backward (do not advance)
-  uint32_t bytes_completed = 0; // batch: descriptors completed
+  uint8_t status = 0;            // status & DSA_COMP_STATUS_MASK (never compare the raw byte)
+  bool fault_on_write = false;   // status & DSA_COMP_STATUS_WRITE
+  uint8_t result = 0;            // memmove: 0 = ran forward, else backward (do not advance)
+  uint32_t bytes_completed = 0;  // batch: descriptors completed
   uint64_t fault_addr = 0;
 };
 

@@ -63,8 +63,7 @@ inline bool umwait(uint32_t state, uint64_t tsc_deadline) {
       ".byte 0xf2, 0x48, 0x0f, 0xae, 0xf1\n\t"  // umwait %ecx (deadline in edx:eax)
       "setc %0"
       : "=r"(cf)
-      : "c"(state), "a"(static_cast<uint32_t>(tsc_deadline)),
-        "d"(static_cast<uint32_t>(tsc_deadline >> 32))
+      : "c"(state), "a"(static_cast<uint32_t>(tsc_deadline)), "d"(static_cast<uint32_t>(tsc_deadline >> 32))
       : "memory", "cc");
   return cf != 0;
 }

@@ -18,9 +18,29 @@ namespace dmacopy {
 namespace {
 
 enum CtrIdx {
-  kSubmitted, kAccepted, kCompleted, kSucceeded, kDropped, kRetryFull, kRetryInjected, kRejectedDisabled,
-  kPageFaults, kBackward, kErrors, kHangs, kLates, kDisables, kAborted, kDrains, kReopens, kInvalid,
-  kUnreportable, kReordered, kBatches, kBatchMembers, kCtrCount
+  kSubmitted,
+  kAccepted,
+  kCompleted,
+  kSucceeded,
+  kDropped,
+  kRetryFull,
+  kRetryInjected,
+  kRejectedDisabled,
+  kPageFaults,
+  kBackward,
+  kErrors,
+  kHangs,
+  kLates,
+  kDisables,
+  kAborted,
+  kDrains,
+  kReopens,
+  kInvalid,
+  kUnreportable,
+  kReordered,
+  kBatches,
+  kBatchMembers,
+  kCtrCount
 };
 
 uint64_t now_ns() {
@@ -45,8 +65,19 @@ uint64_t draw_u64(uint64_t seed, uint64_t seq, uint32_t member, uint32_t what) {
   return mix(seed ^ mix(seq * 0x100000001b3ull + member) ^ (uint64_t(what) << 56) ^ 0x5bd1e995ull);
 }
 
-enum What : uint32_t { kWDisable = 1, kWHang, kWError, kWFault, kWLate, kWJitter, kWRetry, kWFaultBytes, kWFaultDir,
-                       kWFaultWrite, kWErrCode };
+enum What : uint32_t {
+  kWDisable = 1,
+  kWHang,
+  kWError,
+  kWFault,
+  kWLate,
+  kWJitter,
+  kWRetry,
+  kWFaultBytes,
+  kWFaultDir,
+  kWFaultWrite,
+  kWErrCode
+};
 
 bool all_zero(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; ++i)
@@ -203,13 +234,27 @@ bool SoftDevice::reopen() {
 SoftDeviceCounters SoftDevice::counters() const {
   auto g = [this](int i) { return ctr_.v[i].load(std::memory_order_relaxed); };
   SoftDeviceCounters c;
-  c.submitted = g(kSubmitted); c.accepted = g(kAccepted); c.completed = g(kCompleted);
-  c.succeeded = g(kSucceeded); c.dropped = g(kDropped); c.retry_full = g(kRetryFull);
-  c.retry_injected = g(kRetryInjected); c.rejected_disabled = g(kRejectedDisabled);
-  c.page_faults = g(kPageFaults); c.backward_faults = g(kBackward); c.errors = g(kErrors);
-  c.hangs = g(kHangs); c.lates = g(kLates); c.disables = g(kDisables); c.aborted = g(kAborted);
-  c.drains = g(kDrains); c.reopens = g(kReopens); c.invalid = g(kInvalid);
-  c.unreportable = g(kUnreportable); c.reordered = g(kReordered); c.batches = g(kBatches);
+  c.submitted = g(kSubmitted);
+  c.accepted = g(kAccepted);
+  c.completed = g(kCompleted);
+  c.succeeded = g(kSucceeded);
+  c.dropped = g(kDropped);
+  c.retry_full = g(kRetryFull);
+  c.retry_injected = g(kRetryInjected);
+  c.rejected_disabled = g(kRejectedDisabled);
+  c.page_faults = g(kPageFaults);
+  c.backward_faults = g(kBackward);
+  c.errors = g(kErrors);
+  c.hangs = g(kHangs);
+  c.lates = g(kLates);
+  c.disables = g(kDisables);
+  c.aborted = g(kAborted);
+  c.drains = g(kDrains);
+  c.reopens = g(kReopens);
+  c.invalid = g(kInvalid);
+  c.unreportable = g(kUnreportable);
+  c.reordered = g(kReordered);
+  c.batches = g(kBatches);
   c.batch_members = g(kBatchMembers);
   return c;
 }
@@ -268,8 +313,8 @@ void SoftDevice::engine_main(Engine& e) {
     if (!e.incoming.empty() || stop_.load()) continue;
     e.sleeping = true;
     uint64_t wait_ns = next_due == UINT64_MAX ? 10000000ull : std::min<uint64_t>(next_due - now, 10000000ull);
-    bool woken = e.cv.wait_for(lk, std::chrono::nanoseconds(wait_ns),
-                               [&] { return !e.incoming.empty() || stop_.load(); });
+    bool woken =
+        e.cv.wait_for(lk, std::chrono::nanoseconds(wait_ns), [&] { return !e.incoming.empty() || stop_.load(); });
     e.sleeping = false;
     // Woken by work: spin a little before sleeping again. Timed out: go straight back to sleep
     // (after checking due descriptors), so an idle device costs nothing.
@@ -292,8 +337,8 @@ void SoftDevice::note_completion_order(uint64_t seq) {
   }
 }
 
-void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes,
-                              uint64_t fault_addr, bool top_level) {
+void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
+                              bool top_level) {
   const uint8_t code = status & DSA_COMP_STATUS_MASK;
   const bool success = code == DSA_COMP_SUCCESS;
   const bool crav = d.flags & IDXD_OP_FLAG_CRAV;

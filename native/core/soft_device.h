@@ -36,20 +36,20 @@ struct SoftFaults {
   double hang = 0;        // probability a descriptor never completes (until drain)
   double late = 0;        // probability a descriptor completes only after late_ms
   uint32_t late_ms = 20;
-  double retry = 0;       // shared queue: probability a submission gets a spurious Retry
-  double disable = 0;     // probability per descriptor that the queue gets disabled when it runs
+  double retry = 0;    // shared queue: probability a submission gets a spurious Retry
+  double disable = 0;  // probability per descriptor that the queue gets disabled when it runs
 };
 
 struct SoftDeviceConfig {
   std::string name = "soft0.0";
-  uint32_t engines = 2;                     // engine threads
-  uint32_t wq_size = 128;                   // descriptors the queue holds in flight
+  uint32_t engines = 2;    // engine threads
+  uint32_t wq_size = 128;  // descriptors the queue holds in flight
   WqMode mode = WqMode::Dedicated;
-  uint64_t max_transfer_size = 2u << 20;    // bytes per descriptor
-  uint32_t max_batch_size = 32;             // 0/1: BATCH is rejected with BAD_OPCODE
+  uint64_t max_transfer_size = 2u << 20;  // bytes per descriptor
+  uint32_t max_batch_size = 32;           // 0/1: BATCH is rejected with BAD_OPCODE
   uint64_t seed = 1;
-  uint32_t latency_us = 0;                  // base latency of every descriptor
-  uint32_t jitter_us = 0;                   // + uniform [0, jitter_us] per descriptor
+  uint32_t latency_us = 0;  // base latency of every descriptor
+  uint32_t jitter_us = 0;   // + uniform [0, jitter_us] per descriptor
   SoftFaults faults;
 };
 
@@ -69,12 +69,12 @@ struct SoftDeviceCounters {
   uint64_t hangs = 0;
   uint64_t lates = 0;
   uint64_t disables = 0;
-  uint64_t aborted = 0;            // descriptors thrown away by drain()
+  uint64_t aborted = 0;  // descriptors thrown away by drain()
   uint64_t drains = 0;
   uint64_t reopens = 0;
-  uint64_t invalid = 0;            // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
-  uint64_t unreportable = 0;       // failures the device could not report (no CRAV)
-  uint64_t reordered = 0;          // completed after a later-accepted descriptor completed
+  uint64_t invalid = 0;       // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
+  uint64_t unreportable = 0;  // failures the device could not report (no CRAV)
+  uint64_t reordered = 0;     // completed after a later-accepted descriptor completed
   uint64_t batches = 0;
   uint64_t batch_members = 0;
 };
@@ -138,8 +138,8 @@ class SoftDevice {
   std::atomic<bool> swerr_{false};
   std::atomic<bool> stop_{false};
   std::atomic<uint32_t> in_flight_{0};
-  uint64_t next_seq_ = 0;        // guarded by mu_
-  uint64_t submit_attempts_ = 0; // guarded by mu_
+  uint64_t next_seq_ = 0;         // guarded by mu_
+  uint64_t submit_attempts_ = 0;  // guarded by mu_
   std::atomic<uint64_t> max_completed_seq_{0};
   std::atomic<bool> any_completed_{false};
   std::vector<std::unique_ptr<Engine>> engines_;

@@ -105,9 +105,7 @@ void sleep_us(long us) {
   }
 }
 
-const char* needed_instruction_name(WqMode mode) {
-  return mode == WqMode::Dedicated ? "MOVDIR64B" : "ENQCMD";
-}
+const char* needed_instruction_name(WqMode mode) { return mode == WqMode::Dedicated ? "MOVDIR64B" : "ENQCMD"; }
 
 }  // namespace
 
@@ -176,7 +174,8 @@ OpenResult classify_open_errno(int err, const std::string& path, WqMode mode) {
       r.reason = "opening " + path + " is not permitted (EPERM)";
       r.remedy =
           "a security module, seccomp filter or the container's device cgroup denies the node; "
-          "allow it (e.g. docker --device " + path + ")";
+          "allow it (e.g. docker --device " +
+          path + ")";
       break;
     case EBUSY:
       r.code = OpenErrorCode::Busy;
@@ -373,16 +372,17 @@ OpenResult UserWorkQueue::open_locked() {
     if (map == MAP_FAILED) {
       int e = errno;
       r.mmap_errno = e;
-      std::string why = e == EPERM ? "mmap of the portal refused (EPERM): the process lacks CAP_SYS_RAWIO "
-                                     "(required since the INTEL-SA-01084 fix)"
+      std::string why = e == EPERM    ? "mmap of the portal refused (EPERM): the process lacks CAP_SYS_RAWIO "
+                                        "(required since the INTEL-SA-01084 fix)"
                         : e == ENODEV ? "the node does not support mmap (ENODEV)"
                                       : "mmap of the portal failed: " + errno_text(e);
       if (config_.submission == SubmissionPath::Portal) {
         ::close(fd);
-        return fail(OpenErrorCode::PortalUnavailable, e, "portal submission forced, but " + why,
-                    e == EPERM ? "grant CAP_SYS_RAWIO (e.g. setcap cap_sys_rawio+ep \"$(readlink -f \"$(command -v node)\")\") "
-                                 "or use submission 'auto'/'write'"
-                               : "use submission 'auto' or 'write'");
+        return fail(
+            OpenErrorCode::PortalUnavailable, e, "portal submission forced, but " + why,
+            e == EPERM ? "grant CAP_SYS_RAWIO (e.g. setcap cap_sys_rawio+ep \"$(readlink -f \"$(command -v node)\")\") "
+                         "or use submission 'auto'/'write'"
+                       : "use submission 'auto' or 'write'");
       }
       r.path = SubmissionPath::Write;
       r.path_note = why + ": write() submission";
@@ -472,7 +472,9 @@ OpenResult UserWorkQueue::run_probe() {
     r.code = OpenErrorCode::ProbeSubmitFailed;
     r.err = last_errno_;
     r.reason = std::string("the NOOP probe could not be submitted (") +
-               (s == SubmitStatus::Retry ? "queue stayed full" : s == SubmitStatus::Disabled ? "queue disabled" : "error") +
+               (s == SubmitStatus::Retry      ? "queue stayed full"
+                : s == SubmitStatus::Disabled ? "queue disabled"
+                                              : "error") +
                (last_errno_ ? ": " + errno_text(last_errno_) : std::string()) + ")" +
                (status_reason().empty() ? "" : ": " + status_reason());
     r.remedy = "check the queue and device state (accel-config list) and dmesg for idxd errors";
@@ -513,8 +515,9 @@ size_t UserWorkQueue::submit_many(const dsa_hw_desc* descs, size_t n, SubmitStat
   SubmitStatus dummy;
   if (!stopped) stopped = &dummy;
   if (forked()) {
-    set_reason("this process is a fork() child of the queue's owner: inherited queues cannot submit "
-               "(no PASID, the kernel refuses the fd); reopen() opens a fresh one");
+    set_reason(
+        "this process is a fork() child of the queue's owner: inherited queues cannot submit "
+        "(no PASID, the kernel refuses the fd); reopen() opens a fresh one");
     *stopped = SubmitStatus::Disabled;
     return 0;
   }
@@ -636,9 +639,10 @@ size_t UserWorkQueue::submit_write(const dsa_hw_desc* descs, size_t n, SubmitSta
     if (e == EAGAIN || e == EWOULDBLOCK) {
       *stopped = SubmitStatus::Retry;  // shared queue full after the kernel's ENQCMDS retries
     } else if (e == EPERM) {
-      disable("write() refused with EPERM: the fd belongs to another address space (a fork() child using an "
-              "inherited queue?); reopen() from this process",
-              e);
+      disable(
+          "write() refused with EPERM: the fd belongs to another address space (a fork() child using an "
+          "inherited queue?); reopen() from this process",
+          e);
       *stopped = SubmitStatus::Disabled;
     } else if (e == EIO || e == ENXIO || e == ENODEV || e == ESHUTDOWN || e == EBADF) {
       disable("write() failed with " + errno_text(e) + ": the queue or device is disabled", e);
@@ -673,13 +677,15 @@ bool UserWorkQueue::healthy() {
   }
   if (r > 0 && p.revents) {
     if (p.revents & POLLNVAL)
-      mark_unhealthy("the queue fd is no longer valid (POLLNVAL; kernels with 8dfa57aabff6 report this, via a "
-                     "-EPERM poll mask, to a process other than the opener)");
+      mark_unhealthy(
+          "the queue fd is no longer valid (POLLNVAL; kernels with 8dfa57aabff6 report this, via a "
+          "-EPERM poll mask, to a process other than the opener)");
     else if ((p.revents & POLLIN) && swerr_at_open_ && !(p.revents & (POLLERR | POLLHUP))) {
       // A software error was already latched at open: POLLIN cannot tell a new one apart.
     } else if (p.revents & POLLIN)
-      mark_unhealthy("the device reported a software error (poll: POLLIN, SWERR valid; device-wide): a "
-                     "descriptor was dropped or invalid; see dmesg and the device 'errors' attribute");
+      mark_unhealthy(
+          "the device reported a software error (poll: POLLIN, SWERR valid; device-wide): a "
+          "descriptor was dropped or invalid; see dmesg and the device 'errors' attribute");
     else mark_unhealthy("poll() on the queue fd reported an error (revents 0x" + std::to_string(p.revents) + ")");
     if (unhealthy_.load(std::memory_order_relaxed)) return false;
   }

@@ -45,19 +45,19 @@ const char* to_string(PortalInstruction i);
 
 // Everything discovery read from sysfs and /dev for one queue, plus options.
 struct UserQueueConfig {
-  std::string device_path;          // "/dev/dsa/wq0.0" (under DMACOPY_DEV_ROOT in tests)
-  WqInfo info;                      // name, mode, size, max_transfer_size, max_batch_size,
-                                    // cache_control (device gen_cap bit 2), block_on_fault,
-                                    // numa_node
-  std::string wq_state_path;        // optional: ".../wq0.0/state"; "" = no sysfs checks
-  std::string device_state_path;    // optional: ".../dsa0/state"
-  std::string device_errors_path;   // optional: ".../dsa0/errors" (SWERR words); a change after
-                                    // open marks the queue unhealthy (see healthy())
+  std::string device_path;         // "/dev/dsa/wq0.0" (under DMACOPY_DEV_ROOT in tests)
+  WqInfo info;                     // name, mode, size, max_transfer_size, max_batch_size,
+                                   // cache_control (device gen_cap bit 2), block_on_fault,
+                                   // numa_node
+  std::string wq_state_path;       // optional: ".../wq0.0/state"; "" = no sysfs checks
+  std::string device_state_path;   // optional: ".../dsa0/state"
+  std::string device_errors_path;  // optional: ".../dsa0/errors" (SWERR words); a change after
+                                   // open marks the queue unhealthy (see healthy())
   SubmissionPath submission = SubmissionPath::Auto;
-  bool probe = true;                // submit a NOOP at open and wait for its completion
+  bool probe = true;  // submit a NOOP at open and wait for its completion
   uint32_t probe_timeout_ms = 500;
-  uint32_t health_recheck_ms = 5;   // sysfs state files are re-read at most this often
-  uint32_t enqcmd_retries = 8;      // ENQCMD attempts per submit before returning Retry
+  uint32_t health_recheck_ms = 5;  // sysfs state files are re-read at most this often
+  uint32_t enqcmd_retries = 8;     // ENQCMD attempts per submit before returning Retry
   // A write() that stops inside a descriptor (never seen from idxd, which accepts whole
   // descriptors, but possible on a stand-in node) is completed within this time; otherwise the
   // byte stream is torn and the queue is disabled until reopen().
@@ -74,33 +74,33 @@ struct UserQueueConfig {
 // Why open()/reopen() failed, typed so discovery and `dmacopy info` can print a remedy.
 enum class OpenErrorCode : uint8_t {
   None,
-  NoNode,                   // ENOENT/ENOTDIR: no /dev/dsa/wqD.Q
-  Permission,               // EACCES (or EPERM from open): node permissions
-  Busy,                     // EBUSY: dedicated queue already opened by another process
-  NoSva,                    // EOPNOTSUPP/EINVAL/ENODEV/ENXIO at open: no SVA/PASID bind
-  OpenFailed,               // any other open() errno
-  QueueNotEnabled,          // sysfs wq state is not "enabled"
-  DeviceNotEnabled,         // sysfs device state is not "enabled" (disabled, halted)
-  PortalUnavailable,        // submission=portal forced, but mmap failed (EPERM: no CAP_SYS_RAWIO)
-  PortalInstructionMissing, // submission=portal forced, but the CPU lacks MOVDIR64B/ENQCMD
-  ProbeSubmitFailed,        // the NOOP probe could not be submitted
-  ProbeTimeout,             // the NOOP probe did not complete before probe_timeout_ms
-  ProbeFailed,              // the NOOP probe completed with an error status
+  NoNode,                    // ENOENT/ENOTDIR: no /dev/dsa/wqD.Q
+  Permission,                // EACCES (or EPERM from open): node permissions
+  Busy,                      // EBUSY: dedicated queue already opened by another process
+  NoSva,                     // EOPNOTSUPP/EINVAL/ENODEV/ENXIO at open: no SVA/PASID bind
+  OpenFailed,                // any other open() errno
+  QueueNotEnabled,           // sysfs wq state is not "enabled"
+  DeviceNotEnabled,          // sysfs device state is not "enabled" (disabled, halted)
+  PortalUnavailable,         // submission=portal forced, but mmap failed (EPERM: no CAP_SYS_RAWIO)
+  PortalInstructionMissing,  // submission=portal forced, but the CPU lacks MOVDIR64B/ENQCMD
+  ProbeSubmitFailed,         // the NOOP probe could not be submitted
+  ProbeTimeout,              // the NOOP probe did not complete before probe_timeout_ms
+  ProbeFailed,               // the NOOP probe completed with an error status
 };
 const char* to_string(OpenErrorCode c);
 
 struct OpenResult {
   bool ok = false;
   OpenErrorCode code = OpenErrorCode::None;
-  int err = 0;                 // errno of the failing call (0 for probe/state failures)
-  std::string reason;          // one line: what went wrong
-  std::string remedy;          // one line: what the operator can do ("" when ok)
+  int err = 0;         // errno of the failing call (0 for probe/state failures)
+  std::string reason;  // one line: what went wrong
+  std::string remedy;  // one line: what the operator can do ("" when ok)
   // What is in use on success (and what was decided before a probe failure):
   SubmissionPath path = SubmissionPath::Auto;  // Portal or Write once decided
   PortalInstruction instruction = PortalInstruction::None;
-  int mmap_errno = 0;          // why the portal was not mapped (0: mapped or not tried)
-  std::string path_note;       // why this path, e.g. "mmap of the portal refused (EPERM) ...: write() submission"
-  uint8_t probe_status = 0;    // completion status byte of the probe (masked), 0 if none
+  int mmap_errno = 0;        // why the portal was not mapped (0: mapped or not tried)
+  std::string path_note;     // why this path, e.g. "mmap of the portal refused (EPERM) ...: write() submission"
+  uint8_t probe_status = 0;  // completion status byte of the probe (masked), 0 if none
   // poll() already reported a software error at open. idxd reports the DEVICE's last SWERR
   // (sw_err.valid stays set until the next error), so an old error from any client would
   // otherwise make this queue look broken forever: POLLIN is then not used by healthy(), and
@@ -130,8 +130,8 @@ class UserWorkQueue : public WorkQueue {
   int last_errno() const override { return last_errno_; }
 
   bool is_open() const { return fd_ >= 0; }
-  int fd() const { return fd_; }                           // diagnostics and tests
-  SubmissionPath path() const { return path_; }            // Portal or Write while open
+  int fd() const { return fd_; }                 // diagnostics and tests
+  SubmissionPath path() const { return path_; }  // Portal or Write while open
   PortalInstruction instruction() const { return insn_; }
   // Why the queue is disabled, closed or unhealthy ("" if it is none of these).
   std::string status_reason() const;

@@ -76,8 +76,8 @@ double run(std::vector<std::unique_ptr<WorkQueue>> qs, size_t region, size_t per
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   eng.close();
   double rate = double(submitted) / s;
-  std::printf("%-44s %10.0f descriptors/s  %7.1f ns/descriptor  (%llu descriptors, %.2f s)\n", label, rate,
-              1e9 / rate, (unsigned long long)submitted, s);
+  std::printf("%-44s %10.0f descriptors/s  %7.1f ns/descriptor  (%llu descriptors, %.2f s)\n", label, rate, 1e9 / rate,
+              (unsigned long long)submitted, s);
   return rate;
 }
 

@@ -20,12 +20,12 @@
 
 using namespace dmacopy;
 
-#define FUZZ_CHECK(c)                                                          \
-  do {                                                                         \
-    if (!(c)) {                                                                \
+#define FUZZ_CHECK(c)                                                              \
+  do {                                                                             \
+    if (!(c)) {                                                                    \
       fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #c, __FILE__, __LINE__); \
-      abort();                                                                 \
-    }                                                                          \
+      abort();                                                                     \
+    }                                                                              \
   } while (0)
 
 namespace {
@@ -96,7 +96,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool region = p.ConsumeBool();
   if (region) {
     double t[kRegionFields];
-    for (double& v : t) v = p.ConsumeBool() ? static_cast<double>(p.ConsumeIntegralInRange<uint64_t>(0, bufs.size() + 1)) : pick_double(p, hint);
+    for (double& v : t)
+      v = p.ConsumeBool() ? static_cast<double>(p.ConsumeIntegralInRange<uint64_t>(0, bufs.size() + 1))
+                          : pick_double(p, hint);
     t[0] = p.ConsumeBool() ? static_cast<double>(p.ConsumeIntegralInRange<size_t>(0, bufs.size())) : t[0];
     t[2] = p.ConsumeBool() ? static_cast<double>(p.ConsumeIntegralInRange<size_t>(0, bufs.size())) : t[2];
     st = plan_region(bufs.data(), bufs.size(), t, folios);

@@ -17,12 +17,12 @@
 
 using namespace dmacopy;
 
-#define FUZZ_CHECK(c)                                                          \
-  do {                                                                         \
-    if (!(c)) {                                                                \
+#define FUZZ_CHECK(c)                                                              \
+  do {                                                                             \
+    if (!(c)) {                                                                    \
       fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #c, __FILE__, __LINE__); \
-      abort();                                                                 \
-    }                                                                          \
+      abort();                                                                     \
+    }                                                                              \
   } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -77,7 +77,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     alignas(64) static dsa_hw_desc list[40];
     alignas(32) static dsa_completion_record rec;
     const size_t mis = p.ConsumeIntegralInRange<size_t>(0, 64);
-    const dsa_hw_desc* l = reinterpret_cast<const dsa_hw_desc*>(reinterpret_cast<const uint8_t*>(list) + (mis == 64 ? 0 : mis));
+    const dsa_hw_desc* l =
+        reinterpret_cast<const dsa_hw_desc*>(reinterpret_cast<const uint8_t*>(list) + (mis == 64 ? 0 : mis));
     const uint32_t count = p.ConsumeIntegralInRange<uint32_t>(0, 40);
     const uint32_t max_bs = p.ConsumeIntegral<uint32_t>();
     dsa_hw_desc d;

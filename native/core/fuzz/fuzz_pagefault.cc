@@ -16,12 +16,12 @@
 
 using namespace dmacopy;
 
-#define FUZZ_CHECK(c)                                                          \
-  do {                                                                         \
-    if (!(c)) {                                                                \
+#define FUZZ_CHECK(c)                                                              \
+  do {                                                                             \
+    if (!(c)) {                                                                    \
       fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #c, __FILE__, __LINE__); \
-      abort();                                                                 \
-    }                                                                          \
+      abort();                                                                     \
+    }                                                                              \
   } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // bytes_completed as the device reports it (may be anything: the math must clamp).
     uint32_t reported = p.ConsumeBool() ? p.ConsumeIntegral<uint32_t>() : p.ConsumeIntegralInRange<uint32_t>(0, len);
     done = reported < len ? reported : len;
-    if (backward) std::memmove(reinterpret_cast<void*>(d + len - done), reinterpret_cast<const void*>(s + len - done), done);
+    if (backward)
+      std::memmove(reinterpret_cast<void*>(d + len - done), reinterpret_cast<const void*>(s + len - done), done);
     else std::memmove(reinterpret_cast<void*>(d), reinterpret_cast<const void*>(s), done);
     cr.status = DSA_COMP_PAGE_FAULT_NOBOF | (p.ConsumeBool() ? DSA_COMP_STATUS_WRITE : 0);
     cr.result = backward ? static_cast<uint8_t>(p.ConsumeIntegralInRange<int>(1, 255)) : 0;

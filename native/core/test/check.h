@@ -51,28 +51,28 @@ inline int run_all(const char* file) {
 
 #define DMACOPY_CAT2(a, b) a##b
 #define DMACOPY_CAT(a, b) DMACOPY_CAT2(a, b)
-#define TEST(name)                                                                          \
-  static void DMACOPY_CAT(test_fn_, __LINE__)();                                            \
+#define TEST(name)                                                                                        \
+  static void DMACOPY_CAT(test_fn_, __LINE__)();                                                          \
   static dmacopy_test::Registrar DMACOPY_CAT(test_reg_, __LINE__)(name, DMACOPY_CAT(test_fn_, __LINE__)); \
   static void DMACOPY_CAT(test_fn_, __LINE__)()
 
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
+#define CHECK(cond)                                                                     \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      ++dmacopy_test::failures_in_case();                                            \
-    }                                                                                \
+      ++dmacopy_test::failures_in_case();                                               \
+    }                                                                                   \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                                          \
-  do {                                                                                          \
-    auto va_ = (a);                                                                             \
-    auto vb_ = (b);                                                                             \
-    if (!(va_ == vb_)) {                                                                        \
-      std::fprintf(stderr, "    %s:%d: CHECK_EQ(%s, %s) failed: %lld vs %lld\n", __FILE__, __LINE__, \
-                   #a, #b, static_cast<long long>(va_), static_cast<long long>(vb_));           \
-      ++dmacopy_test::failures_in_case();                                                       \
-    }                                                                                           \
+#define CHECK_EQ(a, b)                                                                                       \
+  do {                                                                                                       \
+    auto va_ = (a);                                                                                          \
+    auto vb_ = (b);                                                                                          \
+    if (!(va_ == vb_)) {                                                                                     \
+      std::fprintf(stderr, "    %s:%d: CHECK_EQ(%s, %s) failed: %lld vs %lld\n", __FILE__, __LINE__, #a, #b, \
+                   static_cast<long long>(va_), static_cast<long long>(vb_));                                \
+      ++dmacopy_test::failures_in_case();                                                                    \
+    }                                                                                                        \
   } while (0)
 
 #define DMACOPY_TEST_MAIN \

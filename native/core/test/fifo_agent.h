@@ -26,10 +26,10 @@
 namespace dmacopy_test {
 
 struct AgentOptions {
-  bool complete = true;        // false: read descriptors but never write a record (timeouts)
+  bool complete = true;               // false: read descriptors but never write a record (timeouts)
   uint8_t status = DSA_COMP_SUCCESS;  // status to report for every descriptor
-  size_t read_chunk = 4096;    // bytes per read() (odd values exercise reassembly)
-  int pipe_size = 0;           // F_SETPIPE_SZ on the FIFO (0: leave the default 64 KiB)
+  size_t read_chunk = 4096;           // bytes per read() (odd values exercise reassembly)
+  int pipe_size = 0;                  // F_SETPIPE_SZ on the FIFO (0: leave the default 64 KiB)
   bool start_paused = false;
 };
 

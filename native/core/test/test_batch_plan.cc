@@ -93,8 +93,8 @@ TEST("overlap check agrees with brute force on random layouts") {
 }
 
 TEST("split_works cuts folios at byte boundaries and covers every byte once") {
-  std::vector<CopyRegion> f = {{a.data(), b.data(), 4096}, {a.data() + 4096, b.data() + 4096, 0},
-                               {a.data() + 8192, b.data() + 8192, 8192}};
+  std::vector<CopyRegion> f = {
+      {a.data(), b.data(), 4096}, {a.data() + 4096, b.data() + 4096, 0}, {a.data() + 8192, b.data() + 8192, 8192}};
   double bounds[] = {0, 0, 2, 2048, 3, 0};
   WorkPieces wp;
   CHECK(split_works(f, bounds, 2, wp).ok());

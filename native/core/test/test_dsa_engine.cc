@@ -150,7 +150,8 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   DsaEngine eng(make_queues({c}, &raw), nullptr, &sink);
   std::vector<uint8_t> src(100000), dst(100000, 0);
   for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 13 + 5);
-  CopyRegion regs[3] = {{dst.data(), src.data(), 10000}, {dst.data() + 10000, src.data() + 10000, 0},
+  CopyRegion regs[3] = {{dst.data(), src.data(), 10000},
+                        {dst.data() + 10000, src.data() + 10000, 0},
                         {dst.data() + 20000, src.data() + 20000, 80000}};
   uint32_t n = eng.submit_work(0, 1, 0, regs, 3, 0);
   CHECK_EQ(n, 3u + 20u);
@@ -165,7 +166,7 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   CHECK_EQ(st.submitted, uint64_t(n));
   CHECK(st.channels[0].max_in_flight <= 8);
   eng.close();
-  eng.close();  // idempotent
+  eng.close();                                         // idempotent
   CHECK_EQ(eng.submit_work(0, 2, 0, regs, 1, 0), 0u);  // after close: done synchronously
   CHECK(raw[0]->device().counters().dropped == 0);
 }
@@ -270,12 +271,13 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
               (unsigned long long)(d0.hangs + d1.hangs), (unsigned long long)(d0.lates + d1.lates),
               (unsigned long long)(d0.disables + d1.disables), (unsigned long long)d1.retry_injected,
               (unsigned long long)(d0.reordered + d1.reordered), (unsigned long long)(d0.aborted + d1.aborted));
-  std::printf("  engine: fb timeout %llu error %llu pf %llu submit %llu, pf retries %llu, ooo %llu, timeouts %llu, "
-              "unhealthy %llu, retries %llu\n",
-              (unsigned long long)st.fallback_timeout, (unsigned long long)st.fallback_error,
-              (unsigned long long)st.fallback_page_fault, (unsigned long long)st.fallback_submit,
-              (unsigned long long)st.page_fault_retries, (unsigned long long)st.out_of_order,
-              (unsigned long long)st.timeouts, (unsigned long long)st.unhealthy, (unsigned long long)st.retries);
+  std::printf(
+      "  engine: fb timeout %llu error %llu pf %llu submit %llu, pf retries %llu, ooo %llu, timeouts %llu, "
+      "unhealthy %llu, retries %llu\n",
+      (unsigned long long)st.fallback_timeout, (unsigned long long)st.fallback_error,
+      (unsigned long long)st.fallback_page_fault, (unsigned long long)st.fallback_submit,
+      (unsigned long long)st.page_fault_retries, (unsigned long long)st.out_of_order, (unsigned long long)st.timeouts,
+      (unsigned long long)st.unhealthy, (unsigned long long)st.retries);
   // Every injected fault is visible in the device counters and in the engine's report.
   CHECK(d0.page_faults + d1.page_faults > 0);
   CHECK(d0.errors + d1.errors > 0);

@@ -141,7 +141,7 @@ TEST("completion arena: aligned records, free list, graveyard until drain") {
   CHECK_EQ(a.in_use_count(), 5u);
   uint32_t again = a.acquire();
   CHECK_EQ(again, s[0]);
-  CHECK_EQ(load_status(a.record(again)), 0);  // zeroed on acquire
+  CHECK_EQ(load_status(a.record(again)), 0);        // zeroed on acquire
   CHECK_EQ(a.acquire(), CompletionArena::kNoSlot);  // buried slots are not handed out
   a.recycle_graveyard();
   CHECK_EQ(a.free_count(), 2u);

@@ -169,8 +169,8 @@ TEST("cpu features: the mask only removes, never adds") {
 TEST("cpu features: TSC calibration and status waits") {
 #if defined(__x86_64__)
   uint64_t per_us = tsc_ticks_per_us();
-  CHECK(per_us > 100);      // > 100 MHz
-  CHECK(per_us < 100000);   // < 100 GHz
+  CHECK(per_us > 100);     // > 100 MHz
+  CHECK(per_us < 100000);  // < 100 GHz
   uint64_t now = read_tsc();
   uint64_t dl = tsc_deadline_after_ns(1000000);
   CHECK(dl > now + per_us * 900);
@@ -399,7 +399,7 @@ TEST("fifo: a torn write that cannot be completed disables the queue until reope
   cfg.write_fn = [&](int fd, const void* b, size_t n) -> ssize_t {
     if (!tear) return ::write(fd, b, n);
     if (torn_calls++ == 0) return ::write(fd, b, n < 80 ? n : 80);  // one descriptor and a quarter
-    errno = EAGAIN;  // and the rest never goes
+    errno = EAGAIN;                                                 // and the rest never goes
     return -1;
   };
   UserWorkQueue q(cfg);
