@@ -23,7 +23,7 @@ import {
   prepareBatch,
   prepareListSlice,
 } from './validate';
-import { BatchOp, zeroFallbacks } from './work';
+import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
 const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
 const ENGINE_OPTION_KEYS = new Set([
@@ -555,10 +555,7 @@ export class Engine {
     t.descriptors += r.descriptors;
     t.offloadedBytes += r.offloadedBytes;
     t.cpuBytes += r.cpuBytes;
-    t.fallbacks.timeout += r.fallbacks.timeout;
-    t.fallbacks.error += r.fallbacks.error;
-    t.fallbacks.pageFault += r.fallbacks.pageFault;
-    t.fallbacks.submit += r.fallbacks.submit;
+    addFallbacks(t.fallbacks, r.fallbacks);
     t.outOfOrder += r.outOfOrder;
   }
 }

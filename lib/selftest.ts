@@ -8,7 +8,7 @@ import { openEngine } from './engine';
 import { invalidArg } from './errors';
 import type { Backend, CopyReport, EmulatorFaults, EmulatorOptions, FallbackCounts, ResolvedBackend } from './types';
 import { checkNonNegative, checkPositiveInt, describe } from './validate';
-import { zeroFallbacks } from './work';
+import { addFallbacks, zeroFallbacks } from './work';
 
 export interface SelftestOptions {
   /** Default 'auto'. */
@@ -310,10 +310,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
         result.offloadedBytes += report.offloadedBytes;
         result.cpuBytes += report.cpuBytes;
         result.outOfOrder += report.outOfOrder;
-        result.fallbacks.timeout += report.fallbacks.timeout;
-        result.fallbacks.error += report.fallbacks.error;
-        result.fallbacks.pageFault += report.fallbacks.pageFault;
-        result.fallbacks.submit += report.fallbacks.submit;
+        addFallbacks(result.fallbacks, report.fallbacks);
       }
 
       options.tamper?.(b, dst, src);

@@ -22,6 +22,14 @@ export function zeroFallbacks(): FallbackCounts {
   return { timeout: 0, error: 0, pageFault: 0, submit: 0 };
 }
 
+/** Adds one set of fallback counts into another (reports into totals). */
+export function addFallbacks(into: FallbackCounts, from: FallbackCounts): void {
+  into.timeout += from.timeout;
+  into.error += from.error;
+  into.pageFault += from.pageFault;
+  into.submit += from.submit;
+}
+
 export class BatchOp {
   readonly works: Work[] = [];
   /** Works whose pending counter is still above zero. */
