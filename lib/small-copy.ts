@@ -10,9 +10,8 @@ export const SMALL_MAX_BYTES = 64 * 1024;
 
 type View = ArrayBufferView;
 
-function plainBuffer(v: View): boolean {
-  const ab = v.buffer as ArrayBuffer & { resizable?: boolean };
-  return ab instanceof ArrayBuffer && ab.resizable !== true;
+function plainBuffer(ab: ArrayBufferLike): boolean {
+  return ab instanceof ArrayBuffer && (ab as ArrayBuffer & { resizable?: boolean }).resizable !== true;
 }
 
 function viewLength(v: View): number {
@@ -46,19 +45,30 @@ const offs: number[] = [];
 const lens: number[] = [];
 
 function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
+  try {
+    return scanPairs(dsts, srcs, n);
+  } finally {
+    bufs.length = 0; // never keep the caller's buffers alive in the scratch array
+  }
+}
+
+function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
   let bytes = 0;
   for (let i = 0; i < n; i++) {
     const d = dsts[i];
     const s = srcs[i];
     if (!ArrayBuffer.isView(d) || !ArrayBuffer.isView(s)) return -1;
     const len = viewLength(s);
-    if (len === 0 || viewLength(d) < len || !plainBuffer(d) || !plainBuffer(s)) return -1;
+    // Each getter is read once: .buffer costs tens of ns on Node 20.
+    const db = d.buffer;
+    const sb = s.buffer;
+    if (len === 0 || viewLength(d) < len || !plainBuffer(db) || !plainBuffer(sb)) return -1;
     bytes += len;
     if (bytes > SMALL_MAX_BYTES) return -1;
     // Slot 2i: the destination, 2i+1: the source.
-    bufs[2 * i] = d.buffer;
+    bufs[2 * i] = db;
     offs[2 * i] = d.byteOffset;
-    bufs[2 * i + 1] = s.buffer;
+    bufs[2 * i + 1] = sb;
     offs[2 * i + 1] = s.byteOffset;
     lens[i] = len;
   }

@@ -7,63 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type DmatestCliOptions, formatDmatestCommand, runDmatestCommand, timeUserPath } from '../lib/commands/dmatest';
-import type { DmatestIo } from '../lib/dmatest';
+import { fakeKernel, setupDmatest as setup } from './fake-dmatest';
 import { ROOT } from './helpers';
 
-const FIX = path.join(__dirname, 'fixtures', 'dmatest');
 const BIN = path.join(ROOT, 'bin', 'dmacopy.js');
 const tmp: string[] = [];
 afterAll(() => {
   for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
 });
-
-function setup() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-cli-dmatest-'));
-  tmp.push(dir);
-  fs.cpSync(path.join(FIX, 'sys'), path.join(dir, 'sys'), { recursive: true });
-  const log = path.join(dir, 'kern.log');
-  fs.copyFileSync(path.join(FIX, 'dmesg-old.txt'), log);
-  return { sysfsRoot: path.join(dir, 'sys'), params: path.join(dir, 'sys/module/dmatest/parameters'), log };
-}
-
-/** Stands in for the kernel: records writes; `run` = 1 logs one summary per thread and channel, then reads back N. */
-function fakeKernel(params: string, log: string, failures = 0) {
-  const writes: Array<[string, string]> = [];
-  const added: string[] = [];
-  const io: DmatestIo = {
-    async read(file) {
-      try {
-        return fs.readFileSync(file, 'utf8').replace(/\n$/, '');
-      } catch {
-        return undefined;
-      }
-    },
-    async write(file, value) {
-      const name = path.basename(file);
-      fs.writeFileSync(file, `${value}\n`, { flag: 'r+' });
-      writes.push([name, value]);
-      if (name === 'channel') added.push(value);
-      if (name === 'run' && value === '1') {
-        fs.writeFileSync(file, 'Y\n');
-        setTimeout(() => {
-          const threads = Number(fs.readFileSync(path.join(params, 'threads_per_chan'), 'utf8'));
-          const iterations = Number(fs.readFileSync(path.join(params, 'iterations'), 'utf8'));
-          for (const c of added) {
-            for (let t = 0; t < threads; t++) {
-              fs.appendFileSync(
-                log,
-                `[ 99.0${t}] dmatest: ${c}-copy${t}: summary ${iterations} tests, ${failures} failures 2371.25 iops 18970 KB/s (0)\n`,
-              );
-            }
-          }
-          fs.writeFileSync(file, 'N\n');
-        }, 20);
-      }
-    },
-    exists: (file) => fs.existsSync(file),
-  };
-  return { io, writes };
-}
 
 const base = (s: ReturnType<typeof setup>, more: Partial<DmatestCliOptions> = {}): DmatestCliOptions => ({
   channel: ['dma0chan0'],

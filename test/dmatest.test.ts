@@ -1,75 +1,14 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type DmatestIo, formatDmatestRun, parseDmatestLog, runDmatest, totalsByChannel } from '../lib/dmatest';
+import { describe, expect, it } from 'vitest';
+import { formatDmatestRun, parseDmatestLog, runDmatest, totalsByChannel } from '../lib/dmatest';
+import { setupDmatest as setup, fakeKernel as sharedFakeKernel } from './fake-dmatest';
+
+/** The /dev/kmsg record format, as the library reads the kernel log by default. */
+const fakeKernel = (params: string, log: string, opts: { finish?: boolean; refuseChannel?: string } = {}) =>
+  sharedFakeKernel(params, log, { ...opts, format: 'kmsg' });
 
 const FIX = path.join(__dirname, 'fixtures', 'dmatest');
-const tmp: string[] = [];
-afterAll(() => {
-  for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });
-});
-
-/** A temp copy of the fixture parameters dir and a kernel log file that starts with old dmatest lines. */
-function setup(): { params: string; log: string; sysfsRoot: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-dmatest-'));
-  tmp.push(dir);
-  fs.cpSync(path.join(FIX, 'sys'), path.join(dir, 'sys'), { recursive: true });
-  const log = path.join(dir, 'kern.log');
-  fs.copyFileSync(path.join(FIX, 'dmesg-old.txt'), log); // earlier runs: must not be reported
-  return { params: path.join(dir, 'sys/module/dmatest/parameters'), log, sysfsRoot: path.join(dir, 'sys') };
-}
-
-/**
- * Stands in for the kernel: real files, records every write, and when `run` is set to 1 it "runs" the added
- * channels: logs one summary per thread and flips `run` back to N.
- */
-function fakeKernel(params: string, log: string, opts: { finish?: boolean; refuseChannel?: string } = {}) {
-  const writes: Array<[string, string]> = [];
-  const added: string[] = [];
-  const io: DmatestIo = {
-    async read(file) {
-      try {
-        return fs.readFileSync(file, 'utf8').replace(/\n$/, '');
-      } catch {
-        return undefined;
-      }
-    },
-    async write(file, value) {
-      const name = path.basename(file);
-      if (name === 'channel' && value === opts.refuseChannel) throw Object.assign(new Error('EINVAL'), { code: 'EINVAL' });
-      const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
-      fs.writeSync(fd, `${value}\n`);
-      fs.closeSync(fd);
-      writes.push([name, value]);
-      if (name === 'channel') added.push(value);
-      if (name === 'run' && value === '1') {
-        fs.writeFileSync(file, 'Y\n');
-        if (opts.finish !== false) {
-          setTimeout(() => {
-            const threads = Number(fs.readFileSync(path.join(params, 'threads_per_chan'), 'utf8'));
-            const iterations = Number(fs.readFileSync(path.join(params, 'iterations'), 'utf8'));
-            let seq = 5000;
-            for (const c of added.map((a) => a || 'dma0chan0')) {
-              for (let t = 0; t < threads; t++) {
-                fs.appendFileSync(
-                  log,
-                  `6,${seq++},9000000,-;dmatest: ${c}-copy${t}: summary ${iterations} tests, 0 failures 2371.25 iops 18970 KB/s (0)\n`,
-                );
-              }
-            }
-            fs.appendFileSync(log, `6,${seq++},9000001,-;dmatest: otherchan-copy0: summary 5 tests, 0 failures 1.00 iops 1 KB/s (0)\n`);
-            fs.writeFileSync(file, 'N\n');
-          }, 30);
-        }
-      }
-    },
-    exists(file) {
-      return fs.existsSync(file);
-    },
-  };
-  return { io, writes };
-}
 
 describe('runDmatest', () => {
   it('writes the parameters, channel last, then run; parses only the new summary lines', async () => {

@@ -18,15 +18,9 @@
 #include "batch_plan.h"
 #include "overlap_tracker.h"
 
-using namespace dmacopy;
+#include "fuzz_check.h"
 
-#define FUZZ_CHECK(c)                                                              \
-  do {                                                                             \
-    if (!(c)) {                                                                    \
-      fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #c, __FILE__, __LINE__); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
+using namespace dmacopy;
 
 namespace {
 

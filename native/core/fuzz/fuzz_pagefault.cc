@@ -14,15 +14,9 @@
 
 #include "dsa_hw.h"
 
-using namespace dmacopy;
+#include "fuzz_check.h"
 
-#define FUZZ_CHECK(c)                                                              \
-  do {                                                                             \
-    if (!(c)) {                                                                    \
-      fprintf(stderr, "FUZZ_CHECK failed: %s at %s:%d\n", #c, __FILE__, __LINE__); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
+using namespace dmacopy;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider p(data, size);
