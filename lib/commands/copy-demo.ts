@@ -1,5 +1,6 @@
 // `dmacopy copy-demo`: copy a batch, verify every byte, print the report.
 import { constants as bufferConstants } from 'node:buffer';
+import os from 'node:os';
 import type { Command } from 'commander';
 import { openEngine } from '../engine';
 import { DmacopyRangeError, DmacopyTypeError } from '../errors';
@@ -31,12 +32,36 @@ interface CopyDemoOptions {
   json?: boolean;
 }
 
+const MiB = 1024 * 1024;
+
+/**
+ * The largest --size-mib this process can run, read from the runtime and the machine: each of the
+ * two buffers within Node's Buffer limit (4 GiB on Node 20, 2^53 - 1 bytes since Node 22, where
+ * memory is the only real bound), and both together within this machine's memory.
+ */
+export function maxSizeMib(): number {
+  return Math.floor(Math.min(bufferConstants.MAX_LENGTH, os.totalmem() / 2) / MiB);
+}
+
+/** Buffer.alloc* with the allocation failure (a plain RangeError) turned into the CLI's usage error. */
+function allocate(size: number, unsafe: boolean): Buffer {
+  try {
+    return unsafe ? Buffer.allocUnsafe(size) : Buffer.alloc(size);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_OUT_OF_RANGE',
+      `could not allocate the ${formatBytes(size)} buffers for --size-mib ${size / MiB} (${err.message}): choose a smaller --size-mib`,
+    );
+  }
+}
+
 async function copyDemo(o: CopyDemoOptions): Promise<number> {
-  const size = o.sizeMib * 1024 * 1024;
-  const src = Buffer.allocUnsafe(size);
+  const size = o.sizeMib * MiB;
+  const src = allocate(size, true);
   // A pattern that differs in every 4 KiB page, so a folio copied to the wrong place shows.
   for (let off = 0; off < size; off += 4) src.writeUInt32LE(((off >>> 2) * 2654435761) >>> 0, off);
-  const dst = Buffer.alloc(size);
+  const dst = allocate(size, false);
   // Touch every destination page first, so the report times the copy, not first-touch page faults.
   dst.fill(1);
   const engine = await openEngine({ backend: o.backend });
@@ -83,11 +108,11 @@ export function register(program: Command): void {
       if (opts.form !== 'region' && opts.form !== 'list') {
         throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `--form must be region or list, got '${opts.form}'`);
       }
-      const maxMib = Math.floor(bufferConstants.MAX_LENGTH / (1024 * 1024));
+      const maxMib = maxSizeMib();
       if (opts.sizeMib > maxMib)
         throw new DmacopyRangeError(
           'ERR_DMACOPY_OUT_OF_RANGE',
-          `--size-mib must be at most ${maxMib} (the largest Buffer), got ${opts.sizeMib}`,
+          `--size-mib must be at most ${maxMib} (a source and a destination of that size must fit in one Buffer each and together in this machine's memory), got ${opts.sizeMib}`,
         );
       process.exitCode = await copyDemo(opts);
     });

@@ -3,8 +3,9 @@ import { InvalidArgumentError } from 'commander';
 
 export function positiveInt(name: string) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    // Decimal digits only: Number() would also take 0x1000, 1e3, ' 12' and '0b1'.
+    const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, in decimal digits`);
     return n;
   };
 }

@@ -6,7 +6,17 @@
 namespace dmacopy_addon {
 
 EventChannel::EventChannel(Napi::Env env, Napi::Function handler) {
-  tsfn_ = Napi::ThreadSafeFunction::New(env, handler, "dmacopy-completions", 0, 1);
+  // The runtime may destroy the function on its own at environment teardown, before or after
+  // AddonData goes. Since Node 23 it even frees the instance data from inside that teardown,
+  // holding the function's lock: a Release() from there deadlocked every process at exit.
+  // The finalizer records that the function is gone, so nothing touches it afterwards.
+  std::shared_ptr<Queue> q = queue_;
+  tsfn_ = Napi::ThreadSafeFunction::New(env, handler, "dmacopy-completions", 0, 1, [q](Napi::Env) {
+    std::lock_guard<std::mutex> lock(q->mu);
+    q->closed = true;
+    q->function_gone = true;
+    q->pending.clear();
+  });
   tsfn_.Unref(env);  // an idle engine must not keep the process alive
 }
 
@@ -27,7 +37,8 @@ EventRecord SyncWaiter::wait_for(uint64_t expected) {
 }
 
 bool EventChannel::enqueue_locked(const EventRecord& record) {
-  if (queue_->closed) return false;
+  // A synchronous waiter blocks a native caller, not JavaScript: it gets its events even after
+  // the channel to JavaScript closed, or it would wait forever.
   if (!queue_->sync_waiters.empty()) {
     auto it = queue_->sync_waiters.find(static_cast<uint64_t>(record.f[kEvOp]));
     if (it != queue_->sync_waiters.end()) {
@@ -35,6 +46,7 @@ bool EventChannel::enqueue_locked(const EventRecord& record) {
       return false;
     }
   }
+  if (queue_->closed) return false;
   const bool was_empty = queue_->pending.empty();
   if (!was_empty) {
     EventRecord& last = queue_->pending.back();
@@ -113,13 +125,23 @@ void EventChannel::deliver(const std::shared_ptr<Queue>& queue, Napi::Env env, N
   handler.Call({arr});
 }
 
-void EventChannel::ref(Napi::Env env) { tsfn_.Ref(env); }
-void EventChannel::unref(Napi::Env env) { tsfn_.Unref(env); }
+// JS thread only, like the finalizer, so the function cannot go between the check and the call.
+void EventChannel::ref(Napi::Env env) {
+  if (!function_gone()) tsfn_.Ref(env);
+}
+void EventChannel::unref(Napi::Env env) {
+  if (!function_gone()) tsfn_.Unref(env);
+}
+
+bool EventChannel::function_gone() {
+  std::lock_guard<std::mutex> lock(queue_->mu);
+  return queue_->function_gone;
+}
 
 void EventChannel::close() {
   {
     std::lock_guard<std::mutex> lock(queue_->mu);
-    if (queue_->closed) return;
+    if (queue_->closed) return;  // closed before, or the runtime already destroyed the function
     queue_->closed = true;
     queue_->pending.clear();
   }

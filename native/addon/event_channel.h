@@ -82,7 +82,9 @@ class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink
     std::vector<EventRecord> pending;
     std::unordered_map<uint64_t, SyncWaiter*> sync_waiters;
     bool closed = false;
+    bool function_gone = false;  // the runtime finalized the thread-safe function
   };
+  bool function_gone();
   // Queues one record; returns true if JavaScript must be woken. Caller holds queue_->mu.
   bool enqueue_locked(const EventRecord& record);
   void wake();
