@@ -303,7 +303,7 @@ describe('bad input', () => {
     );
   });
 
-  it('100,000 rejected calls leave memory flat', async () => {
+  it('rejected calls leave memory flat (rounds of 100,000)', async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
     const d = new Uint8Array(64);
     const run = async (n: number) => {
@@ -315,19 +315,27 @@ describe('bad input', () => {
         }
       }
     };
-    // The first round warms up: V8 grows its heap and code space once (by 40 MiB of RSS under
-    // vitest on Node 22, 5 on Node 20) and keeps it. A leak grows with every call, so it is the
-    // second 100,000 that is measured, natively (RSS) and in JavaScript (heap and external).
+    // RSS moves in one-time steps that are not leaks: V8 and malloc grow their spaces once and
+    // keep them (40 MiB within one round under vitest on Node 22, at a varying round; 5 MiB on
+    // Node 20). A leak grows in every round. So: a warm-up round, then three measured rounds of
+    // 100,000, and the quietest of them must stay under 8 MiB (84 bytes a call); the JavaScript
+    // heap plus external memory must not grow across all three.
     const usage = () => {
       gc?.();
       const m = process.memoryUsage();
       return { rss: m.rss, js: m.heapUsed + m.external };
     };
     await run(100_000);
-    const before = usage();
-    await run(100_000);
-    const after = usage();
-    expect(after.rss - before.rss).toBeLessThan(16 * 1024 * 1024); // < 168 bytes a call
-    expect(after.js - before.js).toBeLessThan(4 * 1024 * 1024);
+    const start = usage();
+    const rssGrowth: number[] = [];
+    let last = start;
+    for (let round = 0; round < 3; round++) {
+      await run(100_000);
+      const now = usage();
+      rssGrowth.push(now.rss - last.rss);
+      last = now;
+    }
+    expect(Math.min(...rssGrowth)).toBeLessThan(8 * 1024 * 1024);
+    expect(last.js - start.js).toBeLessThan(4 * 1024 * 1024);
   });
 });
