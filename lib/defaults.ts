@@ -29,3 +29,33 @@ export function defaultNonTemporalMinBytes(): number {
   }
   return 16 * 1024 * 1024;
 }
+
+/** A work's device deadline before the CPU finishes it, in ms (the native side adds 1 ms per MiB of
+ *  the work, so only a device slower than ~1 GB/s is abandoned). */
+export const DEFAULT_TIMEOUT_MS = 1000;
+
+/** Page faults continued on the device (after touching the page) before the CPU takes the rest:
+ *  one retry covers a page the kernel had swapped or not yet populated; a second that still
+ *  faults means something is wrong with the mapping. */
+export const PAGE_FAULT_RETRIES = 2;
+
+/** Consecutive failures (timeouts, errors, unhealthy states) before a queue is quarantined. */
+export const QUARANTINE_AFTER = 3;
+
+/** Where sysfs does not say: the DSA 1.0 maximum transfer size of Sapphire Rapids devices. */
+export const DSA_MAX_TRANSFER_SIZE = 2 * 1024 * 1024;
+
+/** The software DSA device's shape when options.emulator leaves it out: a small SPR-like queue. */
+export const EMULATOR_DEFAULTS = {
+  /** Queues (each its own software device) when neither emulator.queues nor channels is given. */
+  queues: 2,
+  engines: 2,
+  wqSize: 128,
+  maxTransferSize: DSA_MAX_TRANSFER_SIZE,
+  maxBatchSize: 32,
+  seed: 1,
+  latencyUs: 0,
+  jitterUs: 0,
+  /** How late a 'late' fault completes. */
+  lateMs: 20,
+} as const;

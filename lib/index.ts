@@ -1,11 +1,12 @@
 // dmacopy: batch memory-folio copies through Intel DSA work queues, or a multi-threaded native
 // CPU copy everywhere else. See README.md for the API and docs/architecture.md for the design.
-import { type Engine, openEngine } from './engine';
+import { type Engine, openEngine } from './engine/engine';
 import type { CopyOptions, CopyReport } from './types';
 
-export { Engine, openEngine } from './engine';
+export { Engine, openEngine } from './engine/engine';
 export type { DmacopyErrorCode } from './errors';
 export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
+export { nativeLoadError } from './native/loader';
 export {
   DEFAULT_LATENCY_BUCKETS,
   enableMetrics,
@@ -14,8 +15,7 @@ export {
   type MetricsOptions,
   type MetricsRegistry,
   type PromClientModule,
-} from './metrics';
-export { nativeLoadError } from './native';
+} from './observe/metrics';
 export type {
   Backend,
   CopyOptions,

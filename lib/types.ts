@@ -125,11 +125,28 @@ export interface EngineStats {
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
   /** What the path policy measured and decided. */
-  policy: import('./policy').PolicyStats;
+  policy: PolicyStats;
   /** Backend 'auto': why it chose the backend it chose. */
   autoReason?: string;
   /** Native counters: CPU jobs, and per DSA channel submissions, completions, drains, quarantines. */
   native?: object;
   /** Backend 'dsa': how each queue opened (submission path, instruction, or why not). */
   queues?: { name: string; ok: boolean; reason: string; remedy: string; path: string; instruction: string }[];
+}
+
+/** What the path policy measured and decided (engine.stats().policy). */
+export interface PolicyStats {
+  /** Batches below this many bytes are copied inline on the calling thread. */
+  inlineMaxBytes: number;
+  /** 'fixed' when minOffloadBytes was given, else 'measured' once tuned ('default' before). */
+  inlineSource: 'fixed' | 'default' | 'measured';
+  /** Measured rates in GB/s (0 until measured). */
+  inlineGBps: number;
+  threadedGBps: number;
+  deviceGBps: number;
+  /** Measured cost of handing a batch to the threads and hearing back, in ns. */
+  hopNs: number;
+  /** Fraction of each large device batch copied by the CPU threads beside the device. */
+  cpuShare: number;
+  cpuShareSource: 'off' | 'fixed' | 'measured' | 'default';
 }

@@ -8,7 +8,7 @@
 'use strict';
 const os = require('node:os');
 const dmacopy = require('..');
-const bench = require('../dist/bench/index.js');
+const bench = require('../dist/cli/bench/index.js');
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);

@@ -19,16 +19,8 @@
 
 const DEFAULT_BATCHES_PER_ROUND = 120;
 
-function mulberry(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The project's one PRNG (lib/cli/prng.ts), from the compiled dist/.
+const { prng } = require('../dist/cli/prng.js');
 
 function mix(a, b) {
   let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x7f4a7c15, 0xc2b2ae35)) >>> 0;
@@ -40,7 +32,7 @@ function mix(a, b) {
 
 /** Seeded helpers over one PRNG. */
 function rng(seed) {
-  const r = mulberry(seed);
+  const r = prng(seed);
   const api = {
     f: r,
     int: (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)), // inclusive

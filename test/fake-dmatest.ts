@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
-import type { DmatestIo } from '../lib/dmatest';
+import type { DmatestIo } from '../../lib/host/dmatest';
+import { FIXTURES } from './helpers';
 
-const FIX = path.join(__dirname, 'fixtures', 'dmatest');
+const FIX = path.join(FIXTURES, 'dmatest');
 const tmp: string[] = [];
 afterAll(() => {
   for (const d of tmp) fs.rmSync(d, { recursive: true, force: true });

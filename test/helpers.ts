@@ -4,6 +4,7 @@ import path from 'node:path';
 
 export const ROOT = path.join(__dirname, '..');
 export const DIST = path.join(ROOT, 'dist', 'index.js');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 /** Fills a buffer with a pattern that differs per seed and per offset (no two folios alike). */
 export function fillPattern(buf: Uint8Array, seed: number): void {

@@ -1,0 +1,181 @@
+// The copy paths a bench compares: what a Node user has (a Buffer.copy loop, a TypedArray.set
+// loop), the CPU engine with 1..N threads, the software DSA device, real DSA queues when this
+// host has usable ones, and 'auto' (default engine options) — plus the native memcpy bound, a
+// plain multi-threaded C memcpy of the same bytes with the same chunking.
+import { type Engine, openEngine } from '../../engine/engine';
+import { nativeBinding } from '../../native/loader';
+import type { EngineOptions } from '../../types';
+import type { Form, Mode } from './cells';
+
+/** The buffers of one cell: dst/src are the cell's bytes; the views exist in list form. */
+export interface CellBuffers {
+  form: Form;
+  folioSize: number;
+  folios: number;
+  dst: Buffer;
+  src: Buffer;
+  dstViews: Buffer[];
+  srcViews: Buffer[];
+}
+
+export type PathKind = 'baseline' | 'engine' | 'bound';
+
+export interface BenchPath {
+  name: string;
+  kind: PathKind;
+  /** Threads the path copies with (the memcpy bound it is compared with uses as many). */
+  threads: number;
+  /** Modes measured: baselines and the bound are plain synchronous calls ('sync'). */
+  modes: Mode[];
+  /**
+   * Copies the cell's src into dst. May return a promise (awaited inside the timed region) or
+   * the number of nanoseconds the copy took when the path times itself (the memcpy bound).
+   */
+  run(b: CellBuffers, mode: Mode): Promise<unknown> | number | undefined;
+  close?(): Promise<void>;
+  stats?(): unknown;
+  /** copyBatchSync on throughput cells too (by default only 'auto' is measured there). */
+  syncOnLarge?: boolean;
+  /** Measured once per (folio size, batch): it has no list form. */
+  formIndependent?: boolean;
+}
+
+export function bufferCopyPath(): BenchPath {
+  return {
+    name: 'Buffer.copy',
+    kind: 'baseline',
+    threads: 1,
+    modes: ['sync'],
+    run(b) {
+      if (b.form === 'list') {
+        const d = b.dstViews;
+        const s = b.srcViews;
+        for (let i = 0; i < s.length; i++) (s[i] as Buffer).copy(d[i] as Buffer);
+      } else {
+        const f = b.folioSize;
+        const end = b.src.length;
+        for (let o = 0; o < end; o += f) b.src.copy(b.dst, o, o, Math.min(o + f, end));
+      }
+      return undefined;
+    },
+  };
+}
+
+export function typedArraySetPath(): BenchPath {
+  return {
+    name: 'TypedArray.set',
+    kind: 'baseline',
+    threads: 1,
+    modes: ['sync'],
+    run(b) {
+      if (b.form === 'list') {
+        const d = b.dstViews;
+        const s = b.srcViews;
+        for (let i = 0; i < s.length; i++) (d[i] as Buffer).set(s[i] as Buffer);
+      } else {
+        const f = b.folioSize;
+        const end = b.src.length;
+        for (let o = 0; o < end; o += f) b.dst.set(b.src.subarray(o, Math.min(o + f, end)), o);
+      }
+      return undefined;
+    },
+  };
+}
+
+export function memcpyBoundPath(threads: number): BenchPath {
+  const binding = nativeBinding();
+  if (!binding) throw new Error('the native addon did not load: no memcpy bound');
+  return {
+    name: `memcpy x${threads}`,
+    kind: 'bound',
+    threads,
+    modes: ['sync'],
+    formIndependent: true,
+    run(b) {
+      return binding.memcpyBound(b.dst, b.src, threads, b.folioSize);
+    },
+  };
+}
+
+/** An engine path: copyBatch ('await') and copyBatchSync ('sync') in the cell's form. */
+export function enginePath(name: string, engine: Engine, threads: number, modes: Mode[] = ['await', 'sync']): BenchPath {
+  return {
+    name,
+    kind: 'engine',
+    threads,
+    modes,
+    run(b, mode) {
+      const list = b.form === 'list';
+      if (mode === 'sync') {
+        if (list) engine.copyBatchSync(b.dstViews, b.srcViews);
+        else engine.copyBatchSync(b.dst, b.src, { folioSize: b.folioSize });
+        return undefined;
+      }
+      return list ? engine.copyBatch(b.dstViews, b.srcViews) : engine.copyBatch(b.dst, b.src, { folioSize: b.folioSize });
+    },
+    close: () => engine.close(),
+    stats: () => engine.stats(),
+  };
+}
+
+export interface OpenedPaths {
+  paths: BenchPath[];
+  /** Paths that could not be opened, and why (e.g. DSA queues that did not open). */
+  skipped: { name: string; reason: string }[];
+}
+
+export interface PathSelection {
+  /** CPU engine thread counts (default 1..availableParallelism). */
+  cpuThreads: number[];
+  /** Open a 'dsa' path (usable queues were found). */
+  dsa: boolean;
+  /** Only paths whose name starts with one of these (e.g. ['auto', 'Buffer.copy']); default all. */
+  only?: string[];
+}
+
+function wanted(name: string, only: string[] | undefined): boolean {
+  return only === undefined || only.some((p) => name === p || name.startsWith(p));
+}
+
+/** Opens every selected path. Baselines first: every ratio is taken against them. */
+export async function openPaths(sel: PathSelection): Promise<OpenedPaths> {
+  const paths: BenchPath[] = [bufferCopyPath()];
+  const skipped: { name: string; reason: string }[] = [];
+  if (wanted('TypedArray.set', sel.only)) paths.push(typedArraySetPath());
+  const native = nativeBinding() !== undefined;
+  const tryOpen = async (name: string, options: EngineOptions, threads: number, modes?: Mode[]) => {
+    if (!wanted(name, sel.only)) return;
+    try {
+      const engine = await openEngine(options);
+      paths.push(enginePath(name, engine, threads, modes));
+    } catch (err) {
+      skipped.push({ name, reason: (err as Error).message });
+    }
+  };
+  if (native) {
+    for (const k of sel.cpuThreads) await tryOpen(`cpu x${k}`, { backend: 'cpu', cpuThreads: k, minOffloadBytes: 0 }, k);
+    // The software device: latency 0, no faults; its engines are threads on these same cores.
+    await tryOpen('emulated', { backend: 'emulated', minOffloadBytes: 0, emulator: { latencyUs: 0 } }, Math.max(...sel.cpuThreads));
+    if (sel.dsa) await tryOpen('dsa', { backend: 'dsa', minOffloadBytes: 0 }, Math.max(...sel.cpuThreads));
+    else if (wanted('dsa', sel.only)) skipped.push({ name: 'dsa', reason: 'no usable DSA work queue on this host' });
+  } else {
+    skipped.push({ name: 'cpu/emulated/dsa', reason: 'the native addon did not load' });
+  }
+  if (wanted('auto', sel.only)) {
+    try {
+      const engine = await openEngine();
+      paths.push(enginePath('auto', engine, engine.stats().cpuThreads));
+    } catch (err) {
+      skipped.push({ name: 'auto', reason: (err as Error).message });
+    }
+  }
+  if (native) {
+    const ks = [...new Set(paths.map((p) => p.threads))].sort((a, b) => a - b);
+    for (const k of ks) paths.push(memcpyBoundPath(k));
+  }
+  return { paths, skipped };
+}
+
+export async function closePaths(paths: readonly BenchPath[]): Promise<void> {
+  for (const p of paths) await p.close?.();
+}

@@ -1,0 +1,232 @@
+// One bench run: plans the cells, opens the paths, measures every (cell, path, mode) in turn,
+// fills the ratios (to the Buffer.copy loop of the same cell and to the memcpy bound with the
+// path's thread count, both measured in this run), evaluates the targets, and returns a report
+// that the table, --json and --svg are all made from.
+import os from 'node:os';
+import { listDevices } from '../../host/discovery';
+import { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConfig } from './cells';
+import { type HostRecord, hostRecord } from './host';
+import { FULL_SETTINGS, type MeasureSettings, measure, QUICK_SETTINGS, type Row } from './measure';
+import { measureMemory } from './memory';
+import { type BenchPath, type CellBuffers, closePaths, openPaths } from './paths';
+import { GiB, sizeLabel } from './stats';
+import { evaluateTargets, type MemoryResult, type TargetResult } from './targets';
+
+export interface BenchOptions {
+  quick?: boolean;
+  /** Extra folio sizes in bytes (4 KiB, 64 KiB and 2 MiB are always measured). */
+  folioSizes?: number[];
+  /** The large batch in bytes (default 256 MiB). */
+  totalBytes?: number;
+  /** Batch sizes in folios (default 1, 8, 64, 512; the large total is always added). */
+  batches?: number[];
+  forms?: Form[];
+  /** Only the paths whose name starts with one of these (Buffer.copy and the bounds are always kept). */
+  only?: string[];
+  /** CPU engine thread counts 1..maxThreads (default os.availableParallelism()). */
+  maxThreads?: number;
+  /** Measure peak memory of a large batch in a child process. Default: full runs only. */
+  memory?: boolean;
+  memoryBytes?: number;
+  settings?: Partial<MeasureSettings>;
+  /** Replaces the planned cells (scripts measuring one cell). */
+  cells?: Cell[];
+  /** Replaces the paths the run would open (tests). Buffer.copy should be among them. */
+  paths?: BenchPath[];
+  /** Added to the opened paths (tests: a deliberately broken path). */
+  extraPaths?: BenchPath[];
+  /** Called before each measurement and once at the end (done === total). */
+  onProgress?: (done: number, total: number, label: string) => void;
+}
+
+export interface BenchReport {
+  tool: 'dmacopy bench';
+  version: 1;
+  startedAt: string;
+  durationMs: number;
+  host: HostRecord;
+  config: SweepConfig & MeasureSettings & { paths: string[]; memory: boolean };
+  rows: Row[];
+  skipped: { name: string; reason: string }[];
+  /** engine.stats() of each engine path after the run (the auto policy's decisions among them). */
+  engines: Record<string, unknown>;
+  targets: TargetResult[];
+  memory: MemoryResult | null;
+  /** One line per row whose copies did not verify or whose path threw. */
+  failures: string[];
+  notes: string[];
+  /** Every measured copy verified and no path threw. */
+  ok: boolean;
+}
+
+interface Task {
+  cell: Cell;
+  path: BenchPath;
+  mode: Mode;
+}
+
+/** Source pattern: 1 MiB of random bytes tiled, each 4 KiB page stamped with its index, so a copy from the wrong place is caught. */
+function fillPattern(src: Buffer): void {
+  const tile = Buffer.allocUnsafe(Math.min(src.length, 1 << 20));
+  for (let i = 0; i < tile.length; i++) tile[i] = (Math.random() * 255 + 1) | 0;
+  for (let o = 0; o < src.length; o += tile.length) tile.copy(src, o, 0, Math.min(tile.length, src.length - o));
+  for (let o = 0; o + 4 <= src.length; o += 4096) src.writeUInt32LE(((o / 4096) * 2654435761 + 1) >>> 0, o);
+}
+
+export function planTasks(cells: readonly Cell[], paths: readonly BenchPath[], forms: readonly Form[]): Task[] {
+  const tasks: Task[] = [];
+  for (const cell of cells) {
+    for (const path of paths) {
+      if (path.formIndependent && cell.form !== forms[0]) continue;
+      for (const mode of path.modes) {
+        // copyBatchSync on large batches: for 'auto' only (the others add nothing new there).
+        if (path.kind === 'engine' && mode === 'sync' && cell.kind === 'throughput' && path.name !== 'auto' && !path.syncOnLarge) continue;
+        tasks.push({ cell, path, mode });
+      }
+    }
+  }
+  return tasks;
+}
+
+/**
+ * Fills vsBufferCopy (Buffer.copy loop of the same cell and form) and vsMemcpyBound (the fastest
+ * memcpy bound of the same bytes and chunking with at most the row's thread count) of every row.
+ */
+export function fillRatios(rows: Row[]): void {
+  const base = new Map<string, Row>();
+  const bounds = new Map<string, Row[]>();
+  for (const r of rows) {
+    if (r.path === 'Buffer.copy' && r.verified) base.set(`${r.folioSize}/${r.folios}/${r.form}`, r);
+    if (r.pathKind === 'bound' && r.verified) {
+      const k = `${r.folioSize}/${r.folios}`;
+      bounds.set(k, [...(bounds.get(k) ?? []), r]);
+    }
+  }
+  for (const r of rows) {
+    const b = base.get(`${r.folioSize}/${r.folios}/${r.form}`);
+    let m: Row | undefined;
+    for (const x of bounds.get(`${r.folioSize}/${r.folios}`) ?? []) {
+      if (x.threads <= r.threads && (!m || x.medianNs < m.medianNs)) m = x;
+    }
+    r.vsBufferCopy = b && Number.isFinite(r.medianNs) ? b.medianNs / r.medianNs : null;
+    r.vsMemcpyBound = m && Number.isFinite(r.medianNs) ? m.medianNs / r.medianNs : null;
+    if (m) r.boundThreads = m.threads;
+  }
+}
+
+/** Cells where the k-thread memcpy bound came out slower than with fewer threads: say so. */
+export function boundNotes(rows: readonly Row[]): string[] {
+  const notes: string[] = [];
+  const byCell = new Map<string, Row[]>();
+  for (const r of rows)
+    if (r.pathKind === 'bound' && r.kind === 'throughput')
+      byCell.set(`${r.folioSize}/${r.folios}`, [...(byCell.get(`${r.folioSize}/${r.folios}`) ?? []), r]);
+  for (const list of byCell.values()) {
+    const sorted = [...list].sort((a, b) => a.threads - b.threads);
+    const top = sorted[sorted.length - 1];
+    const best = sorted.reduce((a, b) => (b.medianNs < a.medianNs ? b : a));
+    if (top && best !== top && top.medianNs > best.medianNs * 1.1) {
+      notes.push(
+        `${sizeLabel(top.bytes)} of ${sizeLabel(top.folioSize)}: the ${top.threads}-thread memcpy bound (${top.gbps.toFixed(2)} GB/s) was slower than the ${best.threads}-thread one (${best.gbps.toFixed(2)} GB/s); ratios use the faster`,
+      );
+    }
+  }
+  return notes;
+}
+
+export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
+  const t0 = Date.now();
+  const startedAt = new Date().toISOString();
+  const quick = o.quick ?? false;
+  const settings: MeasureSettings = { ...(quick ? QUICK_SETTINGS : FULL_SETTINGS), ...o.settings };
+  const cfg = sweepConfig({ quick, folioSizes: o.folioSizes, totalBytes: o.totalBytes, batches: o.batches, forms: o.forms });
+  const host = hostRecord();
+  const notes: string[] = [];
+  const maxThreads = o.maxThreads ?? os.availableParallelism();
+  let opened: { paths: BenchPath[]; skipped: { name: string; reason: string }[] };
+  if (o.paths) {
+    opened = { paths: [...o.paths], skipped: [] };
+  } else {
+    let dsa = false;
+    try {
+      dsa = listDevices().some((d) => d.queues.some((q) => q.usable));
+    } catch {
+      dsa = false;
+    }
+    opened = await openPaths({ cpuThreads: Array.from({ length: maxThreads }, (_, i) => i + 1), dsa, only: o.only });
+  }
+  const paths = [...opened.paths, ...(o.extraPaths ?? [])];
+  const rows: Row[] = [];
+  const engines: Record<string, unknown> = {};
+  let memory: MemoryResult | null = null;
+  const memoryWanted = o.memory ?? !quick;
+  try {
+    const cells = o.cells ?? planCells(cfg);
+    const tasks = planTasks(cells, paths, cfg.forms);
+    const maxBytes = Math.max(0, ...cells.map((c) => c.bytes));
+    const src = Buffer.allocUnsafeSlow(maxBytes);
+    const dst = Buffer.allocUnsafeSlow(maxBytes);
+    fillPattern(src);
+    dst.fill(0);
+    let current: CellBuffers | undefined;
+    let currentCell: Cell | undefined;
+    for (let i = 0; i < tasks.length; i++) {
+      const t = tasks[i] as Task;
+      const c = t.cell;
+      o.onProgress?.(
+        i,
+        tasks.length,
+        `${sizeLabel(c.folioSize)} x ${c.folios} ${c.form} ${t.path.name}${t.path.kind === 'engine' ? ` ${t.mode}` : ''}`,
+      );
+      if (currentCell !== c) {
+        currentCell = c;
+        const cd = dst.subarray(0, c.bytes);
+        const cs = src.subarray(0, c.bytes);
+        const dstViews: Buffer[] = [];
+        const srcViews: Buffer[] = [];
+        if (c.form === 'list') {
+          for (let k = 0; k < c.folios; k++) {
+            dstViews.push(cd.subarray(k * c.folioSize, (k + 1) * c.folioSize));
+            srcViews.push(cs.subarray(k * c.folioSize, (k + 1) * c.folioSize));
+          }
+        }
+        current = { form: c.form, folioSize: c.folioSize, folios: c.folios, dst: cd, src: cs, dstViews, srcViews };
+      }
+      rows.push(await measure(t.path, t.mode, c, current as CellBuffers, settings));
+    }
+    o.onProgress?.(tasks.length, tasks.length, 'done');
+    for (const p of paths) if (p.stats) engines[p.name] = p.stats();
+  } finally {
+    await closePaths(paths);
+  }
+  if (memoryWanted) memory = await measureMemory(o.memoryBytes ?? GiB);
+  fillRatios(rows);
+  const failures = rows
+    .filter((r) => !r.verified)
+    .map(
+      (r) =>
+        `${r.path} ${r.mode} ${r.form} ${sizeLabel(r.folioSize)} x ${r.folios}: ${r.error ?? `${r.mismatches} of the measured copies differ from the source (first at byte ${r.firstBadOffset})`}`,
+    );
+  notes.push(...boundNotes(rows));
+  const auto = engines.auto as { autoReason?: string; backend?: string } | undefined;
+  if (auto) notes.push(`auto chose backend '${auto.backend}'${auto.autoReason ? `: ${auto.autoReason}` : ''}`);
+  if (host.loadAverage[0] !== undefined && host.loadAverage[0] > host.cores * 0.5) {
+    notes.push(`the host was busy when the run started (1-minute load ${host.loadAverage[0]} on ${host.cores} cores): figures are noisy`);
+  }
+  return {
+    tool: 'dmacopy bench',
+    version: 1,
+    startedAt,
+    durationMs: Date.now() - t0,
+    host,
+    config: { ...cfg, ...settings, paths: paths.map((p) => p.name), memory: memoryWanted },
+    rows,
+    skipped: opened.skipped,
+    engines,
+    targets: evaluateTargets(rows, memory),
+    memory,
+    failures,
+    notes,
+    ok: failures.length === 0 && (memory === null || memory.error !== undefined || memory.verified),
+  };
+}

@@ -1,0 +1,30 @@
+// Makes commander's own usage errors (unknown option, bad option value, excess argument) take the
+// CLI's error path: `dmacopy: message (ERR_DMACOPY_INVALID_ARG)` on stderr, exit code 2 (main()).
+import type { Command } from 'commander';
+import { DmacopyTypeError } from '../../errors';
+
+export function strictUsage(cmd: Command): Command {
+  return cmd
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: () => {} })
+    .exitOverride((err) => {
+      if (err.exitCode === 0) return; // --help: commander exits 0 after this returns
+      const message = err.message.replace(/^error: /, '');
+      const where = cmd.parent ? `dmacopy ${cmd.name()}` : 'dmacopy';
+      throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${message} (see \`${where} --help\`)`);
+    });
+}
+
+/** Sets the discovery roots for this process, so discovery, the engine's 'auto' and 'dsa' see the same tree. */
+export function applyRoots(o: { sysfsRoot?: string; devRoot?: string }): void {
+  // An empty root would silently mean the real /sys or /dev: say so instead.
+  for (const [flag, v] of [
+    ['--sysfs-root', o.sysfsRoot],
+    ['--dev-root', o.devRoot],
+  ] as const) {
+    if (v !== undefined && v.trim() === '')
+      throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${flag} must name a directory, got an empty string`);
+  }
+  if (o.sysfsRoot !== undefined) process.env.DMACOPY_SYSFS_ROOT = o.sysfsRoot;
+  if (o.devRoot !== undefined) process.env.DMACOPY_DEV_ROOT = o.devRoot;
+}

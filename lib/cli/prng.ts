@@ -1,0 +1,14 @@
+// The one seeded PRNG of dmacopy's randomized checks (selftest, the fault campaign, the tests):
+// a failure is replayed from the seed it printed.
+
+/** mulberry32: small, fast, good enough to spread sizes and offsets; reproducible from the seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,162 @@
+// Turns engine options into what the native layer opens: the CPU pool alone, a software DSA
+// device (backend 'emulated'), or the /dev/dsa queues discovery found (backend 'dsa').
+import fs from 'node:fs';
+import path from 'node:path';
+import { DSA_MAX_TRANSFER_SIZE, EMULATOR_DEFAULTS } from '../defaults';
+import { DmacopyError, invalidArg, outOfRange } from '../errors';
+import { type DsaQueue, listDevices, resolveRoots, selectQueues } from '../host/discovery';
+import type { NativeSoftQueue, NativeUserQueue } from '../native/abi';
+import type { EmulatorFaults, EmulatorOptions } from '../types';
+import { checkIntInRange, checkNonNegative, describe } from './validate';
+
+const EMULATOR_KEYS = new Set([
+  'queues',
+  'engines',
+  'wqSize',
+  'mode',
+  'maxTransferSize',
+  'maxBatchSize',
+  'seed',
+  'latencyUs',
+  'jitterUs',
+  'faults',
+]);
+const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable']);
+
+function probability(v: unknown, name: string): number {
+  if (v === undefined) return 0;
+  if (typeof v !== 'number') throw invalidArg(name, `${name} must be a probability from 0 to 1, got ${describe(v)}`);
+  if (!(v >= 0 && v <= 1)) throw outOfRange(name, `${name} must be a probability from 0 to 1, got ${v}`);
+  return v;
+}
+
+/** Validates the software device settings and expands them to one native queue per channel. */
+export function emulatorQueues(emulator: unknown, channels: number | undefined): NativeSoftQueue[] {
+  const e = (emulator ?? {}) as EmulatorOptions;
+  if (typeof e !== 'object' || e === null) throw invalidArg('options.emulator', `emulator must be an object, got ${describe(emulator)}`);
+  for (const k of Object.keys(e)) {
+    if (!EMULATOR_KEYS.has(k))
+      throw invalidArg(`options.emulator.${k}`, `unknown emulator setting '${k}': expected one of ${[...EMULATOR_KEYS].join(', ')}`);
+  }
+  const f = (e.faults ?? {}) as EmulatorFaults;
+  if (typeof f !== 'object' || f === null) throw invalidArg('options.emulator.faults', 'emulator.faults must be an object');
+  for (const k of Object.keys(f)) {
+    if (!FAULT_KEYS.has(k))
+      throw invalidArg(`options.emulator.faults.${k}`, `unknown fault '${k}': expected one of ${[...FAULT_KEYS].join(', ')}`);
+  }
+  const mode = e.mode ?? 'dedicated';
+  if (mode !== 'dedicated' && mode !== 'shared')
+    throw invalidArg('options.emulator.mode', `emulator.mode must be 'dedicated' or 'shared', got ${describe(mode)}`);
+  const queues =
+    e.queues === undefined ? (channels ?? EMULATOR_DEFAULTS.queues) : checkIntInRange(e.queues, 'options.emulator.queues', 1, 64);
+  const seed = e.seed === undefined ? EMULATOR_DEFAULTS.seed : checkNonNegative(e.seed, 'options.emulator.seed');
+  if (!Number.isInteger(seed)) throw outOfRange('options.emulator.seed', 'emulator.seed must be an integer');
+  const faults: Required<EmulatorFaults> = {
+    pageFault: probability(f.pageFault, 'options.emulator.faults.pageFault'),
+    backward: probability(f.backward, 'options.emulator.faults.backward'),
+    error: probability(f.error, 'options.emulator.faults.error'),
+    hang: probability(f.hang, 'options.emulator.faults.hang'),
+    late: probability(f.late, 'options.emulator.faults.late'),
+    lateMs: f.lateMs === undefined ? EMULATOR_DEFAULTS.lateMs : checkIntInRange(f.lateMs, 'options.emulator.faults.lateMs', 1, 600_000),
+    retry: probability(f.retry, 'options.emulator.faults.retry'),
+    disable: probability(f.disable, 'options.emulator.faults.disable'),
+  };
+  const base = {
+    engines: e.engines === undefined ? EMULATOR_DEFAULTS.engines : checkIntInRange(e.engines, 'options.emulator.engines', 1, 64),
+    wqSize: e.wqSize === undefined ? EMULATOR_DEFAULTS.wqSize : checkIntInRange(e.wqSize, 'options.emulator.wqSize', 1, 4096),
+    mode,
+    maxTransferSize:
+      e.maxTransferSize === undefined
+        ? EMULATOR_DEFAULTS.maxTransferSize
+        : checkIntInRange(e.maxTransferSize, 'options.emulator.maxTransferSize', 64, 2 ** 32),
+    maxBatchSize:
+      e.maxBatchSize === undefined
+        ? EMULATOR_DEFAULTS.maxBatchSize
+        : checkIntInRange(e.maxBatchSize, 'options.emulator.maxBatchSize', 1, 4096),
+    latencyUs:
+      e.latencyUs === undefined ? EMULATOR_DEFAULTS.latencyUs : checkIntInRange(e.latencyUs, 'options.emulator.latencyUs', 0, 10_000_000),
+    jitterUs:
+      e.jitterUs === undefined ? EMULATOR_DEFAULTS.jitterUs : checkIntInRange(e.jitterUs, 'options.emulator.jitterUs', 0, 10_000_000),
+    faults,
+  };
+  // Each queue is its own software device, with its own seed, so queues do not fault in lockstep.
+  return Array.from({ length: queues }, (_, i) => ({ ...base, name: `soft${i}.0`, seed: seed + i * 7919 }));
+}
+
+/**
+ * The NUMA node of the CPU this thread runs on (Linux: the processor field of /proc/self/stat and
+ * the cpuN/nodeM link in sysfs), or undefined when it cannot be told.
+ */
+export function currentNumaNode(sysfsRoot = '/sys'): number | undefined {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the parenthesised command name; processor is field 39 overall.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpu = Number(fields[36]);
+    if (!Number.isInteger(cpu)) return undefined;
+    const entries = fs.readdirSync(path.join(sysfsRoot, 'devices/system/cpu', `cpu${cpu}`));
+    const node = entries.find((e) => /^node\d+$/.test(e));
+    return node === undefined ? undefined : Number(node.slice(4));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The usable /dev/dsa queues for an engine, or an error listing why there are none. By default
+ * only queues of devices on the calling CPU's NUMA node (all nodes when it has none, or with
+ * spread: true), so copies do not cross the socket interconnect twice.
+ */
+export function userQueues(options: {
+  channels?: number;
+  numaNode?: number;
+  spread?: boolean;
+  submission?: 'auto' | 'portal' | 'write';
+}): NativeUserQueue[] {
+  const roots = resolveRoots({});
+  const devices = listDevices(roots);
+  const numaNode = options.numaNode ?? currentNumaNode(roots.sysfsRoot);
+  const picked = selectQueues(devices, { numaNode, spread: options.spread ?? false });
+  if (picked.length === 0) {
+    const all = devices.flatMap((d) => d.queues);
+    const why =
+      all.length === 0
+        ? `no DSA devices under ${path.join(roots.sysfsRoot, 'bus/dsa/devices')}`
+        : all.map((q) => `${q.name}: ${q.reason ?? 'unusable'}${q.remedy ? ` (${q.remedy})` : ''}`).join('; ');
+    throw new DmacopyError(
+      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      `no usable DSA work queue: ${why}. Run \`dmacopy info\` for details, or use backend 'cpu'`,
+    );
+  }
+  const byName = new Map(devices.map((d) => [d.name, d]));
+  const limit = options.channels ?? picked.length;
+  return picked.slice(0, limit).map((q: DsaQueue) => {
+    const dev = byName.get(q.device);
+    const devDir = path.join(roots.sysfsRoot, 'bus/dsa/devices', q.device);
+    const wqDir = path.join(roots.sysfsRoot, 'bus/dsa/devices', q.name);
+    return {
+      name: q.name,
+      devicePath: q.devicePath,
+      mode: q.mode === 'shared' ? 'shared' : 'dedicated',
+      size: q.mode === 'shared' ? (q.threshold ?? q.size ?? 1) : (q.size ?? 1),
+      maxTransferSize: q.maxTransferSize ?? dev?.maxTransferSize ?? DSA_MAX_TRANSFER_SIZE,
+      maxBatchSize: q.maxBatchSize ?? 0,
+      cacheControl: dev?.cacheControl ?? false,
+      blockOnFault: q.blockOnFault ?? false,
+      numaNode: q.numaNode,
+      wqStatePath: path.join(wqDir, 'state'),
+      deviceStatePath: path.join(devDir, 'state'),
+      deviceErrorsPath: path.join(devDir, 'errors'),
+      submission: options.submission ?? 'auto',
+    } satisfies NativeUserQueue;
+  });
+}
+
+/** True when discovery finds at least one usable queue (cheap: a few small sysfs reads). */
+export function dsaAvailable(): boolean {
+  try {
+    return selectQueues(listDevices(resolveRoots({})), { spread: true }).length > 0;
+  } catch {
+    return false;
+  }
+}

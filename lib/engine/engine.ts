@@ -1,0 +1,612 @@
+// The Engine: one set of channels (CPU threads now; DSA queues when those backends are open),
+// opened once and reused for every batch. copyBatch validates, picks the path by size, splits
+// the batch into works and resolves when every work's pending counter reached zero.
+
+import {
+  DEFAULT_MIN_OFFLOAD_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  defaultCpuThreads,
+  defaultNonTemporalMinBytes,
+  MIN_WORK_BYTES,
+  PAGE_FAULT_RETRIES,
+  QUARANTINE_AFTER,
+} from '../defaults';
+import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
+import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativeQueueOpenResult } from '../native/abi';
+import { nativeBinding, nativeLoadError } from '../native/loader';
+import { publishEnd, publishQuarantine, publishStart } from '../observe/diagnostics';
+import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
+import { dsaAvailable, emulatorQueues, userQueues } from './backends';
+import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
+import { copyInJs } from './js-copy';
+import { Policy } from './policy';
+import { copySmall, smallBatchBytes } from './small-copy';
+import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
+import {
+  checkIntInRange,
+  checkListShape,
+  checkNonNegative,
+  describe,
+  LIST_CHUNK,
+  type PreparedBatch,
+  prepareBatch,
+  prepareListSlice,
+} from './validate';
+import { addFallbacks, BatchOp, zeroFallbacks } from './work';
+
+const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
+const ENGINE_OPTION_KEYS = new Set([
+  'backend',
+  'channels',
+  'cpuThreads',
+  'timeoutMs',
+  'minOffloadBytes',
+  'nonTemporalMinBytes',
+  'emulator',
+  'cacheControl',
+  'submission',
+  'numaNode',
+  'cpuShare',
+  'spread',
+]);
+
+interface ResolvedOptions {
+  backend: ResolvedBackend;
+  channels: number;
+  cpuThreads: number;
+  timeoutMs: number;
+  minOffloadBytes: number;
+  nonTemporalMinBytes: number;
+  dsa?: NativeDsaConfig;
+  /** minOffloadBytes as the caller gave it (undefined: tuned by the policy). */
+  fixedMinOffloadBytes?: number;
+  cpuShare?: number | 'auto';
+  /** Why 'auto' chose what it chose. */
+  autoReason?: string;
+}
+
+let warnedJsFallback = false;
+let nextEngineId = 1;
+
+function resolveOptions(options: unknown): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object')
+    throw invalidArg('options', `openEngine options must be an object, got ${describe(options)}`);
+  const o = options as EngineOptions;
+  for (const key of Object.keys(o)) {
+    if (!ENGINE_OPTION_KEYS.has(key)) {
+      throw invalidArg(`options.${key}`, `unknown engine option '${key}': expected one of ${[...ENGINE_OPTION_KEYS].join(', ')}`);
+    }
+  }
+  const backend = o.backend ?? 'auto';
+  if (typeof backend !== 'string' || !BACKENDS.includes(backend as Backend)) {
+    throw invalidArg('options.backend', `backend must be one of ${BACKENDS.join(', ')}, got ${describe(backend)}`);
+  }
+  if (o.emulator !== undefined && backend !== 'emulated') {
+    throw invalidArg('options.emulator', "emulator settings apply to backend 'emulated' only");
+  }
+  if (o.cacheControl !== undefined && typeof o.cacheControl !== 'boolean')
+    throw invalidArg('options.cacheControl', 'cacheControl must be a boolean');
+  if (o.submission !== undefined && !['auto', 'portal', 'write'].includes(o.submission as string)) {
+    throw invalidArg('options.submission', `submission must be 'auto', 'portal' or 'write', got ${describe(o.submission)}`);
+  }
+  const numaNode = o.numaNode === undefined ? undefined : checkIntInRange(o.numaNode, 'options.numaNode', 0, 4096);
+  const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkIntInRange(o.cpuThreads, 'options.cpuThreads', 1, 256);
+  const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);
+  const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
+  if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
+  const minOffloadBytes =
+    o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
+  const nonTemporalMinBytes =
+    o.nonTemporalMinBytes === undefined
+      ? defaultNonTemporalMinBytes()
+      : checkNonNegative(o.nonTemporalMinBytes, 'options.nonTemporalMinBytes');
+  let cpuShare: number | 'auto' | undefined;
+  if (o.cpuShare !== undefined) {
+    if (o.cpuShare === 'auto') cpuShare = 'auto';
+    else if (typeof o.cpuShare !== 'number')
+      throw invalidArg('options.cpuShare', `cpuShare must be a fraction from 0 to 0.9 or 'auto', got ${describe(o.cpuShare)}`);
+    else if (!(o.cpuShare >= 0 && o.cpuShare <= 0.9))
+      throw outOfRange('options.cpuShare', `cpuShare must be from 0 to 0.9, got ${o.cpuShare}`);
+    else cpuShare = o.cpuShare;
+  }
+  const common = {
+    cpuThreads,
+    timeoutMs,
+    minOffloadBytes,
+    nonTemporalMinBytes,
+    fixedMinOffloadBytes: o.minOffloadBytes === undefined ? undefined : minOffloadBytes,
+  };
+  const dsaOptions = { cacheControl: o.cacheControl ?? false, pageFaultRetries: PAGE_FAULT_RETRIES, quarantineAfter: QUARANTINE_AFTER };
+  if (backend === 'emulated') {
+    const queues = emulatorQueues(o.emulator, requestedChannels);
+    // The software device already runs on these cores: no CPU share unless asked for.
+    return {
+      ...common,
+      backend: 'emulated',
+      channels: queues.length,
+      cpuShare: cpuShare ?? 0,
+      dsa: { kind: 'emulated', queues, options: dsaOptions },
+    };
+  }
+  if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
+    try {
+      if (o.spread !== undefined && typeof o.spread !== 'boolean') throw invalidArg('options.spread', 'spread must be a boolean');
+      const queues = userQueues({ channels: requestedChannels, numaNode, spread: o.spread, submission: o.submission });
+      return {
+        ...common,
+        backend: 'dsa',
+        channels: queues.length,
+        cpuShare: cpuShare ?? 'auto',
+        dsa: { kind: 'user', queues, options: dsaOptions },
+      };
+    } catch (err) {
+      if (backend === 'dsa') throw err;
+      return { ...common, backend: 'cpu', channels: requestedChannels ?? cpuThreads, autoReason: (err as Error).message };
+    }
+  }
+  return {
+    ...common,
+    backend: 'cpu',
+    channels: requestedChannels ?? cpuThreads,
+    autoReason: backend === 'auto' ? 'no usable DSA work queue on this host' : undefined,
+  };
+}
+
+export class Engine {
+  readonly #options: ResolvedOptions;
+  readonly #native: NativeEngine | undefined;
+  readonly #inFlight = new Set<BatchOp>();
+  readonly #policy: Policy;
+  /** Identifies this engine in diagnostics_channel messages. */
+  readonly id = nextEngineId++;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #totals = {
+    batches: 0,
+    inlineBatches: 0,
+    bytes: 0,
+    folios: 0,
+    descriptors: 0,
+    offloadedBytes: 0,
+    cpuBytes: 0,
+    fallbacks: zeroFallbacks(),
+    outOfOrder: 0,
+  };
+
+  /** @internal use openEngine() */
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#policy = new Policy(
+      {
+        minOffloadBytes: options.fixedMinOffloadBytes,
+        defaultMinOffloadBytes: options.minOffloadBytes,
+        cpuShare: options.cpuShare,
+        device: options.dsa !== undefined,
+      },
+      options.cpuThreads,
+    );
+    const binding = nativeBinding();
+    if (binding) {
+      ensureEventChannel(); // completions (and device engines at open) need this thread's channel
+      this.#native = new binding.NativeEngine({
+        threads: options.cpuThreads,
+        nonTemporalMinBytes: options.nonTemporalMinBytes,
+        timeoutMs: options.timeoutMs,
+        dsa: options.dsa,
+      });
+      if (options.dsa?.kind === 'user') this.#checkOpened(options.dsa);
+    } else if (options.dsa) {
+      throw new DmacopyError(
+        'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+        `the '${options.backend}' backend needs the native addon, which did not load: ${nativeLoadError()?.message}`,
+      );
+    } else if (!warnedJsFallback) {
+      warnedJsFallback = true;
+      process.emitWarning(
+        `dmacopy: the native engine could not load (${nativeLoadError()?.message}); copies run in JavaScript on the calling thread`,
+        { code: 'DMACOPY_NO_NATIVE' },
+      );
+    }
+  }
+
+  /** Every /dev/dsa queue failed to open: say why, per queue, and release what was opened. */
+  #checkOpened(dsa: NativeDsaConfig): void {
+    const results = (this.#native as NativeEngine).queues();
+    this.#queueResults = results.map((r, i) => ({ name: (dsa.queues[i] as { name: string }).name, ...r }));
+    if (results.some((r) => r.ok)) return;
+    (this.#native as NativeEngine).close();
+    const why = this.#queueResults.map((r) => `${r.name}: ${r.reason}${r.remedy ? ` (${r.remedy})` : ''}`).join('; ');
+    throw new DmacopyError('ERR_DMACOPY_DEVICE', `no DSA work queue could be opened: ${why}`);
+  }
+
+  #queueResults: (NativeQueueOpenResult & { name: string })[] = [];
+
+  get backend(): ResolvedBackend {
+    return this.#options.backend;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Copies folio i of srcs to folio i of dsts (list form), or one src into one dst region by
+   * region with { folioSize } (region form). Resolves when every byte is in place.
+   */
+  async copyBatch(
+    dsts: readonly ArrayBufferView[] | ArrayBufferView,
+    srcs: readonly ArrayBufferView[] | ArrayBufferView,
+    options?: CopyOptions,
+  ): Promise<CopyReport> {
+    if (this.#closed) throw closedError();
+    const small = this.#smallBatch(dsts, srcs, options);
+    if (small.inline) return this.#copySmall(dsts, srcs, options, small.bytes);
+    const list = checkListShape(dsts, srcs, options);
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
+      return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
+    const batch = prepareBatch(dsts, srcs, options);
+    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+    this.#publishStart(batch.bytes, batch.folios, false);
+    return this.#copyAsync(batch);
+  }
+
+  /** The same as copyBatch, blocking the calling thread until the bytes are there. */
+  copyBatchSync(
+    dsts: readonly ArrayBufferView[] | ArrayBufferView,
+    srcs: readonly ArrayBufferView[] | ArrayBufferView,
+    options?: CopyOptions,
+  ): CopyReport {
+    if (this.#closed) throw closedError();
+    const small = this.#smallBatch(dsts, srcs, options);
+    if (small.inline) return this.#copySmall(dsts, srcs, options, small.bytes);
+    const list = checkListShape(dsts, srcs, options);
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
+    const batch = prepareBatch(dsts, srcs, options);
+    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+    this.#publishStart(batch.bytes, batch.folios, false);
+    const plan = this.#plan(batch);
+    const op = this.#newOp(batch, plan.k);
+    try {
+      const totals = new Float64Array(EVENT_FIELDS);
+      const id = this.#options.dsa ? nextOpId() : 0;
+      const counts = this.#native.copy(
+        CopyMode.Sync,
+        id,
+        batch.buffers,
+        batch.form,
+        batch.table,
+        plan.bounds,
+        totals,
+        false,
+        plan.cpuWorksFrom,
+      );
+      op.report.descriptors = sum(counts);
+      if (this.#options.dsa) {
+        // Device copies: the native layer summed this op's events while the caller waited.
+        op.applyTotals(totals);
+        op.completeAll(0);
+      } else {
+        op.completeAll(batch.bytes);
+      }
+    } catch (err) {
+      const error = fromNative(err);
+      op.abort(error);
+      publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+      throw error;
+    }
+    this.#observe(op, plan);
+    this.#account(op.report, false);
+    return op.report;
+  }
+
+  stats(): EngineStats {
+    const t = this.#totals;
+    return {
+      backend: this.#options.backend,
+      channels: this.#options.channels,
+      cpuThreads: this.#options.cpuThreads,
+      batches: t.batches,
+      inlineBatches: t.inlineBatches,
+      bytes: t.bytes,
+      folios: t.folios,
+      descriptors: t.descriptors,
+      offloadedBytes: t.offloadedBytes,
+      cpuBytes: t.cpuBytes,
+      fallbacks: { ...t.fallbacks },
+      outOfOrder: t.outOfOrder,
+      inFlight: this.#inFlight.size,
+      jsFallback: this.#native === undefined,
+      minOffloadBytes: this.#policy.stats().inlineMaxBytes,
+      policy: this.#policy.stats(),
+      nonTemporalMinBytes: this.#options.nonTemporalMinBytes,
+      autoReason: this.#options.autoReason,
+      native: this.#native?.stats(),
+      queues: this.#queueResults.length ? this.#queueResults : undefined,
+    };
+  }
+
+  /** Waits for every batch in flight, then stops the engine's threads. Later calls reject with ERR_DMACOPY_CLOSED. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      await Promise.allSettled([...this.#inFlight].map((op) => op.done));
+      this.#native?.close();
+    })();
+    return this.#closing;
+  }
+
+  #worksFor(batch: PreparedBatch): number {
+    const byBytes = Math.max(1, Math.floor(batch.bytes / Math.max(MIN_WORK_BYTES, SPLIT_UNIT)));
+    return Math.min(this.#options.channels, byBytes);
+  }
+
+  /**
+   * How a batch is cut: works per channel, plus (device engines) the CPU's share beside the
+   * device, weighted so both sides finish together.
+   */
+  #plan(batch: PreparedBatch): { k: number; bounds: Float64Array; cpuWorksFrom: number; cpuShareBytes: number } {
+    const kDev = this.#worksFor(batch);
+    if (!this.#options.dsa) return { k: kDev, bounds: workBounds(batch, kDev), cpuWorksFrom: kDev, cpuShareBytes: 0 };
+    const { cpuWorks, weights } = this.#policy.deviceSplit(batch.bytes, kDev);
+    const k = kDev + cpuWorks;
+    const starts = cpuWorks > 0 ? boundaryBytes(batch.bytes, k, weights) : [];
+    const cpuShareBytes = cpuWorks > 0 ? batch.bytes - (starts[kDev - 1] ?? 0) : 0;
+    return { k, bounds: workBounds(batch, k, weights), cpuWorksFrom: kDev, cpuShareBytes };
+  }
+
+  /** Feeds what a finished batch measured back into the policy. */
+  #observe(op: BatchOp, plan: { k: number; cpuWorksFrom: number; cpuShareBytes: number }): void {
+    const r = op.report;
+    if (!this.#options.dsa) {
+      this.#policy.observeThreaded(r.bytes, r.elapsedNs);
+      return;
+    }
+    let devNs = 0;
+    let cpuNs = 0;
+    op.works.forEach((w, i) => {
+      if (i < plan.cpuWorksFrom) devNs = Math.max(devNs, w.doneNs);
+      else cpuNs = Math.max(cpuNs, w.doneNs);
+    });
+    if (devNs === 0) devNs = r.elapsedNs;
+    this.#policy.observeDevice(r.offloadedBytes, devNs, plan.cpuShareBytes, cpuNs);
+    // Quarantines follow timeouts and errors only, so the channel list is read only then.
+    if (r.fallbacks.timeout + r.fallbacks.error + r.fallbacks.submit > 0) this.#noteQuarantines();
+  }
+
+  readonly #quarantined = new Set<string>();
+
+  #noteQuarantines(): void {
+    const channels = (this.#native?.stats().dsa?.channels ?? []) as { name: string; quarantined: boolean }[];
+    for (const c of channels) {
+      if (!c.quarantined || this.#quarantined.has(c.name)) continue;
+      this.#quarantined.add(c.name);
+      publishQuarantine({ engineId: this.id, backend: this.#options.backend, channel: c.name });
+    }
+  }
+
+  /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
+  #newOp(batch: PreparedBatch, k: number): BatchOp {
+    const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
+    op.done.catch(() => {}); // the caller gets the error thrown, not this promise
+    return op;
+  }
+
+  /**
+   * Whether a batch qualifies for the small-batch path (see small-copy.ts) and, if so, the policy's
+   * inline decision for it. The decision is taken once per batch: the policy counts batches and
+   * sometimes explores the other path, and asking again would undo that choice.
+   */
+  #smallBatch(dsts: unknown, srcs: unknown, options: unknown): { bytes: number; inline: boolean | undefined } {
+    const bytes = smallBatchBytes(dsts, srcs, options);
+    return { bytes, inline: bytes < 0 ? undefined : this.#policy.useInline(bytes) };
+  }
+
+  /** The small-batch path: validated and copied in place on the calling thread. */
+  #copySmall(dsts: unknown, srcs: unknown, options: unknown, bytes: number): CopyReport {
+    const t0 = process.hrtime.bigint();
+    this.#publishStart(bytes, 0, true);
+    copySmall(dsts, srcs);
+    const folioSize = (options as CopyOptions | undefined)?.folioSize;
+    const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
+    const report: CopyReport = {
+      backend: this.#options.backend,
+      bytes,
+      folios,
+      descriptors: folios,
+      channels: 1,
+      offloadedBytes: 0,
+      cpuBytes: bytes,
+      fallbacks: zeroFallbacks(),
+      outOfOrder: 0,
+      elapsedNs: Number(process.hrtime.bigint() - t0),
+    };
+    this.#account(report, true);
+    return report;
+  }
+
+  #publishStart(bytes: number, folios: number, inline: boolean): void {
+    publishStart({
+      engineId: this.id,
+      backend: this.#options.backend,
+      bytes,
+      folios,
+      path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads',
+    });
+  }
+
+  #copyInline(batch: PreparedBatch): CopyReport {
+    this.#publishStart(batch.bytes, batch.folios, true);
+    const op = this.#newOp(batch, 1);
+    if (this.#native) {
+      const bounds = new Float64Array([0, 0, batch.folios, 0]);
+      try {
+        op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
+      } catch (err) {
+        const error = fromNative(err);
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: 'inline', error });
+        throw error;
+      }
+    } else {
+      copyInJs(batch);
+      op.report.descriptors = batch.folios;
+    }
+    op.completeAll(batch.bytes);
+    this.#policy.observeInline(batch.bytes, op.report.elapsedNs);
+    this.#account(op.report, true);
+    return op.report;
+  }
+
+  #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
+    const plan = this.#plan(batch);
+    const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
+      this.#inFlight.delete(settled);
+      untrack(settled);
+    });
+    this.#inFlight.add(op);
+    track(op);
+    try {
+      const counts = (this.#native as NativeEngine).copy(
+        CopyMode.Async,
+        op.id,
+        batch.buffers,
+        batch.form,
+        batch.table,
+        plan.bounds,
+        undefined,
+        false,
+        plan.cpuWorksFrom,
+      );
+      op.start(counts);
+    } catch (err) {
+      op.abort(fromNative(err));
+      return op.done;
+    }
+    return op.done.then(
+      (report) => {
+        this.#observe(op, plan);
+        this.#account(report, false);
+        return report;
+      },
+      (error: Error) => {
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * A large list-form batch: each chunk of views is validated and submitted while the threads
+   * (or queues) already copy the chunks before it, so reading thousands of views overlaps the
+   * copy instead of preceding it. Overlap is checked natively against every earlier chunk. If a
+   * later chunk is refused, nothing more is submitted, the earlier chunks finish, and the batch
+   * rejects saying which folios may have been copied.
+   */
+  #copyChunked(dsts: unknown[], srcs: unknown[], sync: boolean): Promise<CopyReport> | CopyReport {
+    const native = this.#native as NativeEngine;
+    const n = dsts.length;
+    const op = new BatchOp(nextOpId(), this.#options.backend, [], 0, n, this.#options.channels, (settled) => {
+      this.#inFlight.delete(settled);
+      if (!sync) untrack(settled);
+    });
+    op.sealed = false;
+    if (sync) {
+      op.done.catch(() => {});
+      native.registerSync(op.id);
+    } else {
+      this.#inFlight.add(op);
+      track(op);
+    }
+    this.#publishStart(0, n, false); // bytes are known only once every chunk was read
+    let failure: Error | undefined;
+    for (let start = 0; start < n; start += LIST_CHUNK) {
+      try {
+        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK));
+        op.pin(chunk.buffers);
+        const counts = native.copy(
+          CopyMode.Async,
+          op.id,
+          chunk.buffers,
+          chunk.form,
+          chunk.table,
+          workBounds(chunk, this.#worksFor(chunk)),
+          undefined,
+          true,
+        );
+        op.add(counts);
+        op.report.bytes += chunk.bytes;
+      } catch (err) {
+        failure = fromNative(err);
+        if (start > 0) failure.message += ` (folios 0 to ${start - 1} were submitted before this and may have been copied)`;
+        break;
+      }
+    }
+    native.endBatch(op.id);
+    if (sync) {
+      const totals = new Float64Array(EVENT_FIELDS);
+      native.waitSync(op.id, op.report.descriptors, totals);
+      if (failure) {
+        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error: failure });
+        throw failure;
+      }
+      op.applyTotals(totals);
+      op.completeAll(0);
+      this.#account(op.report, false);
+      return op.report;
+    }
+    op.seal(failure);
+    return op.done.then((report) => {
+      this.#account(report, false);
+      return report;
+    });
+  }
+
+  #account(r: CopyReport, inline: boolean): void {
+    publishEnd({ engineId: this.id, backend: r.backend, path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', report: r });
+    const t = this.#totals;
+    t.batches++;
+    if (inline) t.inlineBatches++;
+    t.bytes += r.bytes;
+    t.folios += r.folios;
+    t.descriptors += r.descriptors;
+    t.offloadedBytes += r.offloadedBytes;
+    t.cpuBytes += r.cpuBytes;
+    addFallbacks(t.fallbacks, r.fallbacks);
+    t.outOfOrder += r.outOfOrder;
+  }
+}
+
+/** Native re-checks throw plain TypeError/RangeError with a code; give them the library's classes. */
+function fromNative(err: unknown): Error {
+  if (!(err instanceof Error)) return new DmacopyError('ERR_DMACOPY_INTERNAL', String(err));
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_DMACOPY_') || err instanceof DmacopyError) return err;
+  if (err instanceof DmacopyTypeError || err instanceof DmacopyRangeError) return err;
+  const Cls = err instanceof RangeError ? DmacopyRangeError : err instanceof TypeError ? DmacopyTypeError : DmacopyError;
+  return new Cls(code as DmacopyErrorCode, err.message);
+}
+
+function sum(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] as number;
+  return s;
+}
+
+/** Opens an engine. Channels (threads, queues) are opened once here and reused by every batch. */
+export async function openEngine(options?: EngineOptions): Promise<Engine> {
+  const resolved = resolveOptions(options);
+  try {
+    return new Engine(resolved);
+  } catch (err) {
+    // 'auto' found queues but none opened (permissions, probe): the CPU engine, saying why.
+    if ((options?.backend ?? 'auto') !== 'auto' || resolved.backend !== 'dsa') throw err;
+    const { dsa: _dsa, cpuShare: _share, ...rest } = resolved;
+    return new Engine({ ...rest, backend: 'cpu', channels: options?.channels ?? resolved.cpuThreads, autoReason: (err as Error).message });
+  }
+}
+
+/** @internal for tests: batches in flight across all engines of this thread. */
+export function batchesInFlight(): number {
+  return registryInFlight();
+}

@@ -1,0 +1,110 @@
+// The path policy, tuned from what this engine measures rather than from fixed constants:
+//  - inline or threads: a batch is copied on the calling thread when the thread hop would cost
+//    more than the threads save. The break-even size comes from measured inline throughput,
+//    threaded throughput and hop latency (exploring near the threshold now and then);
+//  - the CPU share beside a device (DTO's split): a fraction of each large device batch goes to
+//    the CPU threads, sized so both finish together, from measured device and CPU rates.
+import type { PolicyStats } from '../types';
+import { SPLIT_UNIT } from './split';
+
+const EWMA = 0.2;
+const MIN_INLINE = 16 * 1024;
+const MAX_INLINE = 8 * 1024 * 1024;
+/** Device batches smaller than this are not worth splitting with the CPU. */
+const MIN_SHARED_BATCH = 1024 * 1024;
+const MAX_CPU_SHARE = 0.9;
+
+function ewma(old: number, sample: number): number {
+  return old === 0 ? sample : old + EWMA * (sample - old);
+}
+
+export class Policy {
+  #inlineMax: number;
+  readonly #inlineFixed: boolean;
+  #inlineRate = 0; // bytes per ns
+  #threadedRate = 0;
+  #hopNs = 0;
+  #deviceRate = 0;
+  #cpuShare: number;
+  readonly #cpuShareMode: 'off' | 'fixed' | 'auto';
+  #tuned = false;
+  #batches = 0;
+
+  constructor(
+    options: { minOffloadBytes?: number; defaultMinOffloadBytes: number; cpuShare?: number | 'auto'; device: boolean },
+    private readonly cpuThreads: number,
+  ) {
+    this.#inlineFixed = options.minOffloadBytes !== undefined;
+    this.#inlineMax = options.minOffloadBytes ?? options.defaultMinOffloadBytes;
+    const share = options.device ? (options.cpuShare ?? 0) : 0;
+    this.#cpuShareMode = share === 'auto' ? 'auto' : share > 0 ? 'fixed' : 'off';
+    this.#cpuShare = typeof share === 'number' ? share : 0;
+  }
+
+  /** Inline or not. Near the threshold, one batch in 16 takes the other path to keep measuring. */
+  useInline(bytes: number): boolean {
+    this.#batches++;
+    const inline = bytes < this.#inlineMax;
+    if (this.#inlineFixed || bytes < MIN_INLINE / 2 || bytes > 2 * this.#inlineMax) return inline;
+    if (this.#batches % 16 === 0) return !inline;
+    return inline;
+  }
+
+  observeInline(bytes: number, ns: number): void {
+    if (bytes < MIN_INLINE || ns <= 0) return;
+    this.#inlineRate = ewma(this.#inlineRate, bytes / ns);
+    this.#retune();
+  }
+
+  /** A batch that went through the CPU threads (async or sync): elapsed includes the hop. */
+  observeThreaded(bytes: number, ns: number): void {
+    if (ns <= 0) return;
+    if (bytes >= 4 * 1024 * 1024) this.#threadedRate = ewma(this.#threadedRate, bytes / ns);
+    else if (this.#threadedRate > 0 && bytes <= 1024 * 1024) this.#hopNs = ewma(this.#hopNs, Math.max(0, ns - bytes / this.#threadedRate));
+    this.#retune();
+  }
+
+  /** A device batch: device works' bytes and the time the slowest of them took; CPU share alike. */
+  observeDevice(deviceBytes: number, deviceNs: number, cpuBytes: number, cpuNs: number): void {
+    if (deviceBytes > 0 && deviceNs > 0) this.#deviceRate = ewma(this.#deviceRate, deviceBytes / deviceNs);
+    if (cpuBytes > 0 && cpuNs > 0) this.#threadedRate = ewma(this.#threadedRate, (cpuBytes / cpuNs) * this.cpuThreads);
+    if (this.#cpuShareMode !== 'auto' || this.#deviceRate === 0) return;
+    // Both sides finish together when the CPU gets its rate's share of the bytes.
+    const cpuRate = this.#threadedRate || this.#inlineRate * this.cpuThreads;
+    if (cpuRate > 0) this.#cpuShare = Math.min(MAX_CPU_SHARE, cpuRate / (cpuRate + this.#deviceRate));
+  }
+
+  /** How many CPU works to add beside the device works, and the weight of each work. */
+  deviceSplit(bytes: number, deviceWorks: number): { cpuWorks: number; weights: number[] | undefined } {
+    if (this.#cpuShare <= 0 || bytes < MIN_SHARED_BATCH) return { cpuWorks: 0, weights: undefined };
+    const cpuWorks = this.cpuThreads;
+    const weights = [
+      ...Array.from({ length: deviceWorks }, () => (1 - this.#cpuShare) / deviceWorks),
+      ...Array.from({ length: cpuWorks }, () => this.#cpuShare / cpuWorks),
+    ];
+    return { cpuWorks, weights };
+  }
+
+  #retune(): void {
+    if (this.#inlineFixed || this.#inlineRate === 0 || this.#threadedRate === 0 || this.#hopNs === 0) return;
+    // Inline time b/ri equals threaded time hop + b/rt at b = hop / (1/ri - 1/rt).
+    const gain = 1 / this.#inlineRate - 1 / this.#threadedRate;
+    const breakEven = gain > 0 ? this.#hopNs / gain : MAX_INLINE;
+    this.#inlineMax = Math.round(Math.min(MAX_INLINE, Math.max(MIN_INLINE, breakEven)) / SPLIT_UNIT) * SPLIT_UNIT;
+    this.#tuned = true;
+  }
+
+  stats(): PolicyStats {
+    return {
+      inlineMaxBytes: this.#inlineMax,
+      inlineSource: this.#inlineFixed ? 'fixed' : this.#tuned ? 'measured' : 'default',
+      inlineGBps: this.#inlineRate,
+      threadedGBps: this.#threadedRate,
+      deviceGBps: this.#deviceRate,
+      hopNs: Math.round(this.#hopNs),
+      cpuShare: this.#cpuShare,
+      cpuShareSource:
+        this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#deviceRate ? 'measured' : 'default',
+    };
+  }
+}

@@ -1,0 +1,223 @@
+// Argument validation and the numeric batch table handed to the native layer. Runs on every call,
+// so the list-form loop touches each view once, groups views by their ArrayBuffer (usually a
+// handful of buffers for thousands of folios) and allocates nothing per folio.
+import { DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
+import { TableForm } from '../native/abi';
+import type { CopyOptions } from '../types';
+
+export interface PreparedBatch {
+  form: TableForm;
+  /** One full-length Uint8Array per distinct ArrayBuffer; holding it keeps the memory alive. */
+  buffers: Uint8Array[];
+  /** List form: 5 doubles per folio (dst buffer, dst offset, src buffer, src offset, length).
+   *  Region form: 6 doubles (dst buffer, dst offset, src buffer, src offset, total, folio size). */
+  table: Float64Array;
+  folios: number;
+  bytes: number;
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+type AnyBuffer = ArrayBufferLike & { resizable?: boolean; growable?: boolean };
+
+/** Builds the per-call buffer list: index of each distinct ArrayBuffer, with its checks done once. */
+class BufferTable {
+  readonly views: Uint8Array[] = [];
+  private readonly index = new Map<ArrayBufferLike, number>();
+
+  indexOf(view: ArrayBufferView, where: string): number {
+    const ab = view.buffer;
+    const known = this.index.get(ab);
+    if (known !== undefined) return known;
+    checkBuffer(ab as AnyBuffer, where);
+    const i = this.views.length;
+    // A Uint8Array over the whole buffer: the native layer reads its real base and length.
+    this.views.push(view instanceof Uint8Array && view.byteOffset === 0 && view.byteLength === ab.byteLength ? view : new Uint8Array(ab));
+    this.index.set(ab, i);
+    return i;
+  }
+}
+
+function checkBuffer(ab: AnyBuffer, where: string): void {
+  if (ab.resizable === true || ab.growable === true) {
+    throw new DmacopyTypeError(
+      'ERR_DMACOPY_RESIZABLE',
+      `${where} is a view over a resizable ArrayBuffer or growable SharedArrayBuffer, which could shrink under an in-flight copy: copy from or into a fixed-length buffer`,
+      { argument: where },
+    );
+  }
+  if (ab.byteLength === 0 && isDetached(ab)) {
+    throw new DmacopyTypeError(
+      'ERR_DMACOPY_DETACHED',
+      `${where} is a view over a detached ArrayBuffer (it was transferred): pass a buffer this thread still owns`,
+      { argument: where },
+    );
+  }
+}
+
+function isDetached(ab: ArrayBufferLike): boolean {
+  // Node 20 has no ArrayBuffer.prototype.detached; constructing a view is the portable test.
+  try {
+    new Uint8Array(ab, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function checkView(v: unknown, where: string): ArrayBufferView {
+  if (!ArrayBuffer.isView(v)) {
+    throw invalidArg(where, `${where} must be a Buffer, TypedArray or DataView, got ${describe(v)}`);
+  }
+  return v;
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return `an instance of ${(v as object).constructor?.name ?? 'Object'}`;
+  return `${typeof v} ${String(v).slice(0, 40)}`;
+}
+
+function checkCopyOptions(options: unknown): CopyOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object') throw invalidArg('options', `options must be an object, got ${describe(options)}`);
+  for (const key of Object.keys(options)) {
+    if (key !== 'folioSize') throw invalidArg(`options.${key}`, `unknown copy option '${key}': the only option is folioSize`);
+  }
+  return options as CopyOptions;
+}
+
+/** Validates a list-form or region-form call and builds its table. Throws typed errors. */
+export function prepareBatch(dsts: unknown, srcs: unknown, options: unknown): PreparedBatch {
+  const opts = checkCopyOptions(options);
+  if (Array.isArray(dsts)) {
+    if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
+    if (opts.folioSize !== undefined)
+      throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
+    return prepareList(dsts, srcs);
+  }
+  if (ArrayBuffer.isView(dsts)) {
+    if (!ArrayBuffer.isView(srcs)) throw invalidArg('src', `src must be a Buffer, TypedArray or DataView like dst, got ${describe(srcs)}`);
+    return prepareRegion(dsts, srcs, opts.folioSize);
+  }
+  throw invalidArg('dsts', `dsts must be an array of views (list form) or one view (region form), got ${describe(dsts)}`);
+}
+
+/** Folios per chunk when a large list-form batch is validated and submitted piece by piece. */
+export const LIST_CHUNK = 4096;
+
+/** Checks the shape of a list-form call without reading the views (that happens per chunk). */
+export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): { dsts: unknown[]; srcs: unknown[] } | undefined {
+  if (!Array.isArray(dsts)) return undefined;
+  const opts = checkCopyOptions(options);
+  if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
+  if (opts.folioSize !== undefined)
+    throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
+  if (srcs.length !== dsts.length) {
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_LENGTH_MISMATCH',
+      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
+    );
+  }
+  return { dsts, srcs };
+}
+
+function prepareList(dsts: unknown[], srcs: unknown[]): PreparedBatch {
+  if (srcs.length !== dsts.length) {
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_LENGTH_MISMATCH',
+      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
+    );
+  }
+  return prepareListSlice(dsts, srcs, 0, dsts.length);
+}
+
+/** Validates folios [start, end) of a list-form call and builds their table (buffer indexes local to the slice). */
+export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number): PreparedBatch {
+  const n = end - start;
+  const buffers = new BufferTable();
+  const table = new Float64Array(n * 5);
+  let bytes = 0;
+  // Consecutive folios usually share their buffers: remember the last ones to skip the Map.
+  let lastDstAb: ArrayBufferLike | undefined;
+  let lastDstIdx = -1;
+  let lastSrcAb: ArrayBufferLike | undefined;
+  let lastSrcIdx = -1;
+  for (let i = start, j = 0; i < end; i++, j += 5) {
+    const d = dsts[i];
+    const s = srcs[i];
+    if (!ArrayBuffer.isView(d)) checkView(d, `dsts[${i}]`);
+    if (!ArrayBuffer.isView(s)) checkView(s, `srcs[${i}]`);
+    const dv = d as ArrayBufferView;
+    const sv = s as ArrayBufferView;
+    // For Uint8Arrays (Buffers included) .length is several times cheaper than .byteLength on
+    // Node 20, and this loop runs once per folio.
+    const len = sv instanceof Uint8Array ? sv.length : sv.byteLength;
+    if ((dv instanceof Uint8Array ? dv.length : dv.byteLength) < len) {
+      throw new DmacopyRangeError(
+        'ERR_DMACOPY_LENGTH_MISMATCH',
+        `dsts[${i}] has ${dv.byteLength} bytes but srcs[${i}] has ${len}: each destination must be at least as long as its source`,
+        { argument: `dsts[${i}]` },
+      );
+    }
+    const dab = dv.buffer;
+    if (dab !== lastDstAb) {
+      lastDstIdx = buffers.indexOf(dv, `dsts[${i}]`);
+      lastDstAb = dab;
+    }
+    const sab = sv.buffer;
+    if (sab !== lastSrcAb) {
+      lastSrcIdx = buffers.indexOf(sv, `srcs[${i}]`);
+      lastSrcAb = sab;
+    }
+    table[j] = lastDstIdx;
+    table[j + 1] = dv.byteOffset;
+    table[j + 2] = lastSrcIdx;
+    table[j + 3] = sv.byteOffset;
+    table[j + 4] = len;
+    bytes += len;
+  }
+  return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
+}
+
+function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): PreparedBatch {
+  const bytes = src.byteLength;
+  if (dst.byteLength < bytes) {
+    throw new DmacopyRangeError(
+      'ERR_DMACOPY_LENGTH_MISMATCH',
+      `dst has ${dst.byteLength} bytes but src has ${bytes}: the destination must be at least as long as the source`,
+      { argument: 'dst' },
+    );
+  }
+  let folio = bytes;
+  if (folioSize !== undefined) {
+    if (typeof folioSize !== 'number')
+      throw invalidArg('options.folioSize', `folioSize must be a number of bytes, got ${describe(folioSize)}`);
+    if (!Number.isSafeInteger(folioSize) || folioSize < 1) {
+      throw outOfRange('options.folioSize', `folioSize must be a positive integer number of bytes (e.g. 4096), got ${folioSize}`);
+    }
+    folio = folioSize;
+  }
+  const buffers = new BufferTable();
+  const di = buffers.indexOf(dst, 'dst');
+  const si = buffers.indexOf(src, 'src');
+  const table = new Float64Array([di, dst.byteOffset, si, src.byteOffset, bytes, Math.max(folio, 1)]);
+  const folios = bytes === 0 ? 0 : Math.ceil(bytes / Math.max(folio, 1));
+  return { form: TableForm.Region, buffers: buffers.views, table, folios, bytes };
+}
+
+/** An integer from min to max inclusive (min may be 0 or negative: the name says range, not sign). */
+export function checkIntInRange(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidArg(name, `${name} must be a number, got ${describe(value)}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw outOfRange(name, `${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function checkNonNegative(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw invalidArg(name, `${name} must be a number, got ${describe(value)}`);
+  if (!(value >= 0) || value > MAX_SAFE) throw outOfRange(name, `${name} must be a non-negative number, got ${value}`);
+  return value;
+}

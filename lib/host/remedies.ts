@@ -1,0 +1,175 @@
+// The one catalogue of operator advice: for every reason a DSA queue cannot be used (what
+// discovery reads in sysfs, and what opening /dev/dsa/wqD.Q reports from the native side as a
+// code and an errno), the one line an operator can act on. Discovery, `dmacopy info`, the engine's
+// open errors and `dmacopy setup` all take their words from here, so they cannot disagree.
+
+/** Why a queue cannot be used, as discovery reads it in sysfs (most fundamental first). */
+export type QueueProblemCode =
+  | 'device-disabled'
+  | 'device-halted'
+  | 'device-state-unknown'
+  | 'queue-disabled'
+  | 'queue-not-enabled'
+  | 'kernel-type'
+  | 'not-user-type'
+  | 'bad-sysfs-value'
+  | 'no-pasid'
+  | 'no-memmove'
+  | 'dedicated-owned'
+  | 'no-device-node'
+  | 'permission';
+
+/** Why opening a queue's node failed, as the native side reports it (to_string(OpenErrorCode) in user_queue.cc). */
+export type OpenProblemCode =
+  | 'no-node'
+  | 'permission'
+  | 'busy'
+  | 'no-sva'
+  | 'open-failed'
+  | 'queue-not-enabled'
+  | 'device-not-enabled'
+  | 'portal-unavailable'
+  | 'portal-instruction-missing'
+  | 'probe-submit-failed'
+  | 'probe-timeout'
+  | 'probe-failed';
+
+export type RemedyCode = QueueProblemCode | OpenProblemCode;
+
+/** What a remedy may name: the device (dsaN), the queue (wqN.M) and its node (/dev/dsa/wqN.M). */
+export interface RemedyContext {
+  device?: string;
+  queue?: string;
+  devicePath?: string;
+  /** The group the permission advice gives access to. Default 'dsa'. */
+  group?: string;
+}
+
+/** The udev rule that gives a group the /dev/dsa queue nodes, permanently. */
+export function udevRule(group = 'dsa'): string {
+  return `SUBSYSTEM=="dsa", KERNEL=="*wq*", GROUP="${group}", MODE="0660"`;
+}
+
+/** The accel-config line that makes a queue a shared user queue named dmacopy (as `dmacopy setup`'s default profile). */
+function configWq(where: string): string {
+  return `accel-config config-wq --type=user --mode=shared --driver-name=user --name=dmacopy --wq-size=32 --threshold=28 --group-id=0 --priority=10 ${where}`;
+}
+
+/** The one line of advice for a problem code. */
+export function remedyFor(code: RemedyCode, ctx: RemedyContext = {}): string {
+  const dev = ctx.device ?? '<dsaN>';
+  const where = ctx.device && ctx.queue ? `${ctx.device}/${ctx.queue}` : (ctx.queue ?? '<dsaN/wqN.M>');
+  const node = ctx.devicePath ?? '/dev/dsa/<wqN.M>';
+  const group = ctx.group ?? 'dsa';
+  switch (code) {
+    case 'device-disabled':
+      return `configure and enable it with accel-config (e.g. \`accel-config load-config -c <profile> -e\`, or \`accel-config enable-device ${dev}\` then enable its queues); \`dmacopy setup\` prints the steps`;
+    case 'device-halted':
+      return `check \`dmesg\` for idxd errors, then reset it: \`accel-config disable-device ${dev}\` and \`accel-config enable-device ${dev}\` (re-enable its queues afterwards), or reload the idxd driver or reboot`;
+    case 'device-state-unknown':
+    case 'device-not-enabled':
+      return `check \`dmesg\` and \`accel-config list\`; re-enable the device with \`accel-config enable-device ${dev}\``;
+    case 'queue-disabled':
+      return `configure it as a user queue and enable it: \`${configWq(where)}\` then \`accel-config enable-wq ${where}\` (\`dmacopy setup\` prints a profile)`;
+    case 'queue-not-enabled':
+      return `wait for it to settle or re-enable it: \`accel-config disable-wq ${where}\` then \`accel-config enable-wq ${where}\`; check \`dmesg\``;
+    case 'kernel-type':
+      return `use a user queue, or reconfigure this one: \`accel-config disable-wq ${where}\`, \`accel-config config-wq --type=user --driver-name=user ${where}\`, \`accel-config enable-wq ${where}\`; kernel queues can be exercised with \`dmacopy dmatest\``;
+    case 'not-user-type':
+      return `configure it as a user queue: \`accel-config config-wq --type=user --driver-name=user ${where}\` then \`accel-config enable-wq ${where}\``;
+    case 'bad-sysfs-value':
+      return "the idxd sysfs tree looks inconsistent: check `accel-config list`, `dmesg` and the kernel's idxd driver; reconfigure the queue with accel-config";
+    case 'no-pasid':
+    case 'no-sva':
+      return 'boot with `intel_iommu=on,sm_on` (scalable mode, kernel built with CONFIG_INTEL_IOMMU_SVM), then enable the device and queue again';
+    case 'no-memmove':
+      return 'use a queue on another device';
+    case 'dedicated-owned':
+    case 'busy':
+      return `use a shared queue, stop the process holding ${node} (\`fuser -v ${node}\`), or configure another dedicated queue`;
+    case 'no-device-node':
+    case 'no-node':
+      return `the queue must be enabled as a user queue bound to the "user" driver for the kernel to create it; check udev, and in a container pass the node through (e.g. \`--device ${node}\`); DMACOPY_DEV_ROOT (or --dev-root) must name the directory holding dsa/wqD.Q, normally /dev`;
+    case 'permission':
+      return `grant access with a group: \`chgrp ${group} ${node} && chmod 0660 ${node}\` and add the user to ${group}, made permanent by the udev rule \`${udevRule(group)}\`; or run as root`;
+    case 'open-failed':
+      return 'check `dmesg` for idxd errors and the queue with `accel-config list`';
+    case 'portal-unavailable':
+      return "mapping the portal needs CAP_SYS_RAWIO: use submission 'auto' or 'write' (write() works unprivileged), or see `dmacopy setup` for the capability and its trade-off";
+    case 'portal-instruction-missing':
+      return "this CPU lacks MOVDIR64B/ENQCMD: use submission 'auto' or 'write'";
+    case 'probe-submit-failed':
+    case 'probe-timeout':
+    case 'probe-failed':
+      return 'check the queue and device state (`accel-config list`) and `dmesg` for idxd errors; a halted device needs a reset (`accel-config disable-device`/`enable-device`)';
+  }
+}
+
+/** What the open of a queue's node reported, in words: the native side gives a code and an errno only. */
+export function openReason(code: OpenProblemCode, errno: number, devicePath: string, probeStatus = 0): string {
+  const err = errno > 0 ? ` (${errnoName(errno)})` : '';
+  switch (code) {
+    case 'no-node':
+      return `the device node ${devicePath} does not exist${err}`;
+    case 'permission':
+      return `this process may not open ${devicePath} for reading and writing${err}`;
+    case 'busy':
+      return `${devicePath} is a dedicated queue already opened by another process${err}`;
+    case 'no-sva':
+      return `opening ${devicePath} failed to bind shared virtual addressing (PASID)${err}`;
+    case 'open-failed':
+      return `opening ${devicePath} failed${err}`;
+    case 'queue-not-enabled':
+      return `the queue behind ${devicePath} is not enabled`;
+    case 'device-not-enabled':
+      return `the device behind ${devicePath} is not enabled (disabled or halted)`;
+    case 'portal-unavailable':
+      return `the portal of ${devicePath} could not be mapped${err}`;
+    case 'portal-instruction-missing':
+      return 'the portal path was forced but this CPU has no MOVDIR64B/ENQCMD';
+    case 'probe-submit-failed':
+      return `the NOOP probe could not be submitted to ${devicePath}${err}`;
+    case 'probe-timeout':
+      return `the NOOP probe on ${devicePath} did not complete in time`;
+    case 'probe-failed':
+      return `the NOOP probe on ${devicePath} completed with status 0x${probeStatus.toString(16)}`;
+    default:
+      return `${devicePath}: ${code}${err}`;
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  6: 'ENXIO',
+  11: 'EAGAIN',
+  13: 'EACCES',
+  16: 'EBUSY',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  95: 'EOPNOTSUPP',
+};
+
+function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}
+
+/** The permission and capability steps `dmacopy setup` prints after configuring (it never runs them). */
+export function permissionSteps(devicePath: string, group: string): string[] {
+  return [
+    `1. Let a group open the queue (the node is root-only by default). Once, until the queue is re-enabled or the host reboots:`,
+    `     groupadd -f ${group} && usermod -aG ${group} <user>`,
+    `     chgrp ${group} ${devicePath} && chmod 0660 ${devicePath}`,
+    `   Permanently, with a udev rule (e.g. /etc/udev/rules.d/90-dmacopy-dsa.rules), then \`udevadm control --reload && udevadm trigger\`:`,
+    `     ${udevRule(group)}`,
+    `   In a container, pass the node through (e.g. \`--device ${devicePath}\`).`,
+    `2. Optional, the portal path: mmap of the queue's portal needs CAP_SYS_RAWIO (kernels with the INTEL-SA-01084 fix). Without it dmacopy submits with write(), which works unprivileged:`,
+    `     setcap cap_sys_rawio+ep "$(readlink -f "$(which node)")"`,
+    `   Trade-off: the portal saves one system call per group of descriptors (MOVDIR64B/ENQCMD straight to the device),`,
+    `   but the capability goes to EVERY script that node binary runs, and CAP_SYS_RAWIO is close to root (raw I/O ports, MSRs, /dev/mem).`,
+    `   Node also runs in secure mode with a file capability (NODE_OPTIONS and similar variables are ignored). Prefer a dedicated copy of`,
+    `   the node binary for the service, or systemd \`AmbientCapabilities=CAP_SYS_RAWIO\` on its unit; keep write() when in doubt.`,
+    `3. Check: \`dmacopy info\` should list the queue as usable, and \`dmacopy selftest --backend dsa\` should pass.`,
+  ];
+}

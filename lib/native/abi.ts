@@ -1,0 +1,135 @@
+// The ABI between lib/ and the native addon: event layout, copy modes, table forms and the shapes
+// of what crosses (options, queue configurations, results). native/addon mirrors each of these;
+// a change here is a change there.
+import type { EmulatorFaults } from '../types';
+
+/** Doubles per completion event (native/addon/event_channel.h EventField). */
+export const EVENT_FIELDS = 11;
+export const enum EventField {
+  Op = 0,
+  Work = 1,
+  Completed = 2,
+  DeviceBytes = 3,
+  CpuBytes = 4,
+  FallbackTimeout = 5,
+  FallbackError = 6,
+  FallbackPageFault = 7,
+  FallbackSubmit = 8,
+  OutOfOrder = 9,
+  PageFaultRetries = 10,
+}
+
+export const enum CopyMode {
+  Inline = 0,
+  Sync = 1,
+  Async = 2,
+}
+
+export const enum TableForm {
+  List = 0,
+  Region = 1,
+}
+
+export interface NativeEngineOptions {
+  threads: number;
+  nonTemporalMinBytes: number;
+  timeoutMs?: number;
+  dsa?: NativeDsaConfig;
+}
+
+export interface NativeQueueOpenResult {
+  ok: boolean;
+  code: string;
+  errno: number;
+  reason: string;
+  remedy: string;
+  path: string;
+  instruction: string;
+  pathNote: string;
+}
+
+export interface NativeEngineStats {
+  cpuJobs: number;
+  cpuRegions: number;
+  cpuBytes: number;
+  cpuThreads: number;
+  inFlightJobs: number;
+  dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
+}
+
+export interface NativeEngine {
+  copy(
+    mode: CopyMode,
+    opId: number,
+    buffers: Uint8Array[],
+    form: TableForm,
+    table: Float64Array,
+    bounds: Float64Array,
+    /** Synchronous device copies: receives the sum of the op's events (event layout). */
+    totals?: Float64Array,
+    /** A chunk of a larger batch: overlap is checked against the earlier chunks of opId. */
+    chunked?: boolean,
+    /** Device engines: works from this index on run on the CPU threads beside the device. */
+    cpuWorksFrom?: number,
+  ): Uint32Array;
+  endBatch(opId: number): void;
+  registerSync(opId: number): void;
+  waitSync(opId: number, expected: number, totals: Float64Array): void;
+  stats(): NativeEngineStats;
+  queues(): NativeQueueOpenResult[];
+  close(): void;
+}
+
+export interface NativeBinding {
+  NativeEngine: new (options: NativeEngineOptions) => NativeEngine;
+  setEventHandler(handler: (events: Float64Array) => void): void;
+  refEvents(): void;
+  unrefEvents(): void;
+  eventFields: number;
+  /** Benchmark yardstick: a plain multi-threaded memcpy of src into dst; returns nanoseconds. */
+  memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
+  /** CPUID leaf 7 bits the DSA path needs (after DMACOPY_CPU_FEATURES_MASK), and kernel ENQCMD support. */
+  cpuFeatures(): { movdir64b: boolean; enqcmd: boolean; waitpkg: boolean; movdiri: boolean; kernelEnqcmd: boolean };
+  /** Regression demo: the dcbm "wait for the last descriptor only" strategy on the software device. */
+  naiveCopy(
+    dst: Uint8Array,
+    src: Uint8Array,
+    folioSize: number,
+    device?: { seed?: number; jitterUs?: number; engines?: number },
+  ): { returnedOk: boolean; incompleteFolios: number; folios: number };
+}
+
+export interface NativeSoftQueue {
+  name: string;
+  engines: number;
+  wqSize: number;
+  mode: 'dedicated' | 'shared';
+  maxTransferSize: number;
+  maxBatchSize: number;
+  seed: number;
+  latencyUs: number;
+  jitterUs: number;
+  faults: Required<EmulatorFaults>;
+}
+
+export interface NativeUserQueue {
+  name: string;
+  devicePath: string;
+  mode: 'dedicated' | 'shared';
+  size: number;
+  maxTransferSize: number;
+  maxBatchSize: number;
+  cacheControl: boolean;
+  blockOnFault: boolean;
+  numaNode: number;
+  wqStatePath: string;
+  deviceStatePath: string;
+  deviceErrorsPath: string;
+  submission: 'auto' | 'portal' | 'write';
+}
+
+export interface NativeDsaConfig {
+  kind: 'emulated' | 'user';
+  queues: NativeSoftQueue[] | NativeUserQueue[];
+  options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number };
+}

@@ -1,0 +1,47 @@
+// Node's diagnostics_channel events, so APM tools and the metrics integration can observe
+// batches without wrapping the API. Messages are built only when someone subscribes.
+import dc from 'node:diagnostics_channel';
+import type { CopyReport, ResolvedBackend } from '../types';
+
+/** Published when a batch is accepted: { engineId, backend, bytes, folios, path }. */
+export const batchStart = dc.channel('dmacopy:batch:start');
+/** Published when a batch settles: { engineId, backend, path, report } or { engineId, backend, path, error }. */
+export const batchEnd = dc.channel('dmacopy:batch:end');
+/** Published when any descriptor of a batch was finished by the CPU: { engineId, backend, fallbacks }. */
+export const batchFallback = dc.channel('dmacopy:batch:fallback');
+/** Published when a device channel gets quarantined: { engineId, backend, channel }. */
+export const queueQuarantine = dc.channel('dmacopy:queue:quarantine');
+
+export type BatchPath = 'inline' | 'threads' | 'device';
+
+export interface BatchStartMessage {
+  engineId: number;
+  backend: ResolvedBackend;
+  bytes: number;
+  folios: number;
+  path: BatchPath;
+}
+
+export interface BatchEndMessage {
+  engineId: number;
+  backend: ResolvedBackend;
+  path: BatchPath;
+  report?: CopyReport;
+  error?: Error;
+}
+
+export function publishStart(m: BatchStartMessage): void {
+  if (batchStart.hasSubscribers) batchStart.publish(m);
+}
+
+export function publishEnd(m: BatchEndMessage): void {
+  if (batchEnd.hasSubscribers) batchEnd.publish(m);
+  const f = m.report?.fallbacks;
+  if (f && batchFallback.hasSubscribers && f.timeout + f.error + f.pageFault + f.submit > 0) {
+    batchFallback.publish({ engineId: m.engineId, backend: m.backend, fallbacks: f });
+  }
+}
+
+export function publishQuarantine(m: { engineId: number; backend: ResolvedBackend; channel: string }): void {
+  if (queueQuarantine.hasSubscribers) queueQuarantine.publish(m);
+}
