@@ -10,7 +10,6 @@ export type DmacopyErrorCode =
   | 'ERR_DMACOPY_OVERLAP' // destinations overlap each other or a source
   | 'ERR_DMACOPY_CLOSED' // the engine was closed
   | 'ERR_DMACOPY_BACKEND_UNAVAILABLE' // the requested backend cannot run on this host
-  | 'ERR_DMACOPY_NATIVE_UNAVAILABLE' // the native addon could not be loaded
   | 'ERR_DMACOPY_SYSFS' // a sysfs or /dev root given for discovery cannot be used
   | 'ERR_DMACOPY_DEVICE' // a device or queue could not be opened or used
   | 'ERR_DMACOPY_PERMISSION' // the operation needs privileges the process lacks

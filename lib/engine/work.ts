@@ -114,14 +114,7 @@ export class BatchOp {
       this.abort(new DmacopyError('ERR_DMACOPY_INTERNAL', `completion count for batch ${this.id} went below zero: please report this`));
       return;
     }
-    const r = this.report;
-    r.offloadedBytes += ev[o + EventField.DeviceBytes] as number;
-    r.cpuBytes += ev[o + EventField.CpuBytes] as number;
-    r.fallbacks.timeout += ev[o + EventField.FallbackTimeout] as number;
-    r.fallbacks.error += ev[o + EventField.FallbackError] as number;
-    r.fallbacks.pageFault += ev[o + EventField.FallbackPageFault] as number;
-    r.fallbacks.submit += ev[o + EventField.FallbackSubmit] as number;
-    r.outOfOrder += ev[o + EventField.OutOfOrder] as number;
+    this.#addCounts(ev, o);
     if (completed === 0) return;
     work.pending -= completed;
     if (work.pending === 0) {
@@ -132,14 +125,19 @@ export class BatchOp {
 
   /** Applies the summed events of a synchronous device copy (event layout, op and work ignored). */
   applyTotals(t: Float64Array): void {
+    this.#addCounts(t, 0);
+  }
+
+  /** Adds the byte, fallback and ordering counts of the event at offset o to the report. */
+  #addCounts(ev: Float64Array, o: number): void {
     const r = this.report;
-    r.offloadedBytes += t[EventField.DeviceBytes] as number;
-    r.cpuBytes += t[EventField.CpuBytes] as number;
-    r.fallbacks.timeout += t[EventField.FallbackTimeout] as number;
-    r.fallbacks.error += t[EventField.FallbackError] as number;
-    r.fallbacks.pageFault += t[EventField.FallbackPageFault] as number;
-    r.fallbacks.submit += t[EventField.FallbackSubmit] as number;
-    r.outOfOrder += t[EventField.OutOfOrder] as number;
+    r.offloadedBytes += ev[o + EventField.DeviceBytes] as number;
+    r.cpuBytes += ev[o + EventField.CpuBytes] as number;
+    r.fallbacks.timeout += ev[o + EventField.FallbackTimeout] as number;
+    r.fallbacks.error += ev[o + EventField.FallbackError] as number;
+    r.fallbacks.pageFault += ev[o + EventField.FallbackPageFault] as number;
+    r.fallbacks.submit += ev[o + EventField.FallbackSubmit] as number;
+    r.outOfOrder += ev[o + EventField.OutOfOrder] as number;
   }
 
   /** Marks every descriptor done at once (synchronous and inline copies). */
