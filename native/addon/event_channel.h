@@ -14,7 +14,7 @@
 #include <unordered_map>
 
 #include "completion_event.h"
-#include "cpu_engine.h"
+#include "cpu_copy_pool.h"
 
 namespace dmacopy_addon {
 
@@ -53,7 +53,7 @@ class SyncWaiter {
   double totals_[16] = {};
 };
 
-class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink {
+class EventChannel final : public dmacopy::CpuProgressSink, public dmacopy::EventSink {
  public:
   EventChannel(Napi::Env env, Napi::Function handler);
   ~EventChannel() override;

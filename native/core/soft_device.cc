@@ -5,14 +5,9 @@
 #include <cstring>
 #include <ctime>
 
+#include "clock.h"
 #include "dsa_hw.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define DMACOPY_PAUSE() _mm_pause()
-#else
-#define DMACOPY_PAUSE() __asm__ __volatile__("" ::: "memory")
-#endif
 
 namespace dmacopy {
 namespace {
@@ -42,12 +37,6 @@ enum CtrIdx {
   kBatchMembers,
   kCtrCount
 };
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
   x += 0x9e3779b97f4a7c15ull;
@@ -95,15 +84,15 @@ SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(cfg) {
   static_assert(sizeof(ctr_.v) / sizeof(ctr_.v[0]) == kCtrCount, "counter table size");
   for (auto& c : ctr_.v) c.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < cfg_.engines; ++i) {
-    auto e = std::make_unique<Engine>();
+    auto e = std::make_unique<ExecUnit>();
     // Nothing above wq_size is ever held, so these never reallocate on the hot path.
     e->incoming.reserve(cfg_.wq_size);
     e->local.reserve(cfg_.wq_size);
     engines_.push_back(std::move(e));
   }
   for (auto& e : engines_) {
-    Engine* ep = e.get();
-    ep->thread = std::thread([this, ep] { engine_main(*ep); });
+    ExecUnit* ep = e.get();
+    ep->thread = std::thread([this, ep] { unit_main(*ep); });
   }
 }
 
@@ -135,7 +124,7 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   bool wake_all = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? now_ns() : 0;
+    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? monotonic_ns() : 0;
     for (; ok < n; ++ok) {
       bump(kSubmitted);
       if (state_.load(std::memory_order_relaxed) != kEnabled) {
@@ -178,7 +167,7 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
         bump(kLates);
       }
       size_t ei = seq % engines_.size();
-      Engine& e = *engines_[ei];
+      ExecUnit& e = *engines_[ei];
       e.incoming.push_back(h);
       e.pending.store(uint32_t(e.incoming.size()), std::memory_order_release);
       in_flight_.fetch_add(1, std::memory_order_acq_rel);
@@ -259,7 +248,7 @@ SoftDeviceCounters SoftDevice::counters() const {
   return c;
 }
 
-void SoftDevice::engine_main(Engine& e) {
+void SoftDevice::unit_main(ExecUnit& e) {
   auto later = [](const Held& a, const Held& b) { return a.due_ns != b.due_ns ? a.due_ns > b.due_ns : a.seq > b.seq; };
   uint32_t idle = 0;
   while (!stop_.load(std::memory_order_acquire)) {
@@ -277,7 +266,7 @@ void SoftDevice::engine_main(Engine& e) {
         e.pending.store(0, std::memory_order_release);
       }
       if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) {
-        uint64_t now = e.local.front().due_ns == 0 ? 0 : now_ns();
+        uint64_t now = e.local.front().due_ns == 0 ? 0 : monotonic_ns();
         // Bounded per pass so a steady stream cannot starve drain() of the exec lock forever.
         for (int k = 0; k < 64 && !e.local.empty() && e.local.front().due_ns <= now; ++k) {
           if (state_.load(std::memory_order_acquire) != kEnabled) break;  // disabled mid-stream
@@ -297,10 +286,10 @@ void SoftDevice::engine_main(Engine& e) {
     // Idle: pause → yield → sleep until new work or the next due time.
     ++idle;
     if (idle < 256) {
-      DMACOPY_PAUSE();
+      cpu_relax();
       continue;
     }
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     if (next_due != UINT64_MAX && next_due <= now + 20000) {  // due within 20 us: stay awake
       std::this_thread::yield();
       continue;

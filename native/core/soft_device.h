@@ -108,7 +108,7 @@ class SoftDevice {
     uint64_t due_ns;
     Fate fate;
   };
-  struct Engine {
+  struct ExecUnit {
     std::mutex exec;                   // held while the engine executes; drain() waits on it
     std::vector<Held> incoming;        // guarded by SoftDevice::mu_
     std::vector<Held> local;           // min-heap by due time; guarded by exec
@@ -122,7 +122,7 @@ class SoftDevice {
   };
 
   Fate decide(uint64_t seq, uint32_t member) const;
-  void engine_main(Engine& e);
+  void unit_main(ExecUnit& e);
   // Executes a top-level descriptor (its record is written last, status with release).
   void execute(const Held& h);
   // Runs one memmove/noop (also a batch member). Returns the status it reported.
@@ -142,7 +142,7 @@ class SoftDevice {
   uint64_t submit_attempts_ = 0;  // guarded by mu_
   std::atomic<uint64_t> max_completed_seq_{0};
   std::atomic<bool> any_completed_{false};
-  std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<std::unique_ptr<ExecUnit>> engines_;
   Ctr ctr_;
 };
 

@@ -1,5 +1,7 @@
 #include "user_queue.h"
 
+#include "clock.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -306,14 +308,14 @@ OpenResult UserWorkQueue::check_sysfs_states() const {
 }
 
 OpenResult UserWorkQueue::open() {
-  OpenResult r = open_locked();
+  OpenResult r = open_or_reuse();
   open_result_ = r;
   if (r.ok) set_reason("");
   else set_reason(r.reason);
   return r;
 }
 
-OpenResult UserWorkQueue::open_locked() {
+OpenResult UserWorkQueue::open_or_reuse() {
   if (state_ == State::Open && !forked()) return open_result_;
   if (state_ != State::Closed) close_fd_and_portal();
   state_ = State::Closed;

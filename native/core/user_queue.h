@@ -146,7 +146,7 @@ class UserWorkQueue : public WorkQueue {
  private:
   enum class State : uint8_t { Closed, Open, Disabled };
 
-  OpenResult open_locked();
+  OpenResult open_or_reuse();
   OpenResult check_sysfs_states() const;
   OpenResult run_probe();
   void close_fd_and_portal();

@@ -1,4 +1,4 @@
-#include "native_engine.h"
+#include "engine_handle.h"
 
 #include <time.h>
 
@@ -18,7 +18,7 @@ namespace dmacopy_addon {
 
 using dmacopy::BufferSpan;
 using dmacopy::CopyRegion;
-using dmacopy::CpuJob;
+using dmacopy::CpuCopyJob;
 using dmacopy::StoreKind;
 
 namespace {
@@ -135,23 +135,23 @@ uint64_t work_deadline(double timeout_ms, uint64_t work_bytes) {
 
 }  // namespace
 
-void EngineCore::shutdown() {
+void EngineResources::shutdown() {
   closed = true;
-  // The DSA engine first: it drains its queues and may still hand fallbacks to the CPU engine.
+  // The DSA channels first: it drains its queues and may still hand fallbacks to the CPU copy pool.
   if (dsa) dsa->close();
   if (cpu) cpu->shutdown();
 }
 
-Napi::Function NativeEngine::Define(Napi::Env env) {
+Napi::Function EngineHandle::Define(Napi::Env env) {
   return DefineClass(
       env, "NativeEngine",
-      {InstanceMethod<&NativeEngine::Copy>("copy"), InstanceMethod<&NativeEngine::Stats>("stats"),
-       InstanceMethod<&NativeEngine::Close>("close"), InstanceMethod<&NativeEngine::Queues>("queues"),
-       InstanceMethod<&NativeEngine::EndBatch>("endBatch"), InstanceMethod<&NativeEngine::RegisterSync>("registerSync"),
-       InstanceMethod<&NativeEngine::WaitSync>("waitSync")});
+      {InstanceMethod<&EngineHandle::Copy>("copy"), InstanceMethod<&EngineHandle::Stats>("stats"),
+       InstanceMethod<&EngineHandle::Close>("close"), InstanceMethod<&EngineHandle::Queues>("queues"),
+       InstanceMethod<&EngineHandle::EndBatch>("endBatch"), InstanceMethod<&EngineHandle::RegisterSync>("registerSync"),
+       InstanceMethod<&EngineHandle::WaitSync>("waitSync")});
 }
 
-NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject())
     throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
@@ -160,8 +160,8 @@ NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   if (threads < 1 || threads > 1024)
     throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
   double nt = number_arg(opts.Get("nonTemporalMinBytes"), "nonTemporalMinBytes");
-  core_ = std::make_shared<EngineCore>();
-  core_->cpu = std::make_unique<dmacopy::CpuEngine>(threads);
+  core_ = std::make_shared<EngineResources>();
+  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads);
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
   core_->timeout_ms = number_or(opts, "timeoutMs", 1000);
 
@@ -187,7 +187,7 @@ NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
         throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "dsa.kind must be 'emulated' or 'user'");
       }
     }
-    dmacopy::DsaEngineOptions o;
+    dmacopy::DsaChannelOptions o;
     Napi::Value ov = d.Get("options");
     if (ov.IsObject()) {
       Napi::Object oo = ov.As<Napi::Object>();
@@ -199,18 +199,18 @@ NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);
-      core_->dsa = std::make_unique<dmacopy::DsaEngine>(std::move(queues), core_->cpu.get(), &events, o);
+      core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events, o);
     }
   }
   AddonData::of(env).register_engine(core_);
 }
 
-NativeEngine::~NativeEngine() {
+EngineHandle::~EngineHandle() {
   // The JS handle was collected; if close() was never called, threads still need joining.
   if (core_) core_->shutdown();
 }
 
-Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (core_->closed)
     throw coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
@@ -262,7 +262,7 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
   }
 
   auto make_job = [&](size_t w) {
-    CpuJob job;
+    CpuCopyJob job;
     job.table = shared_pieces;
     job.begin = pieces->work_begin[w];
     job.end = pieces->work_begin[w + 1];
@@ -288,7 +288,7 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
         counts[w] = static_cast<uint32_t>(e - b);
         expected += e - b;
         if (b == e) continue;
-        CpuJob job = make_job(w);
+        CpuCopyJob job = make_job(w);
         job.sink = &events;
         core_->cpu->submit(static_cast<unsigned>(w - cpu_works_from), std::move(job));
         continue;
@@ -316,17 +316,17 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
   if (mode == kInline) {
     for (size_t w = 0; w < k; ++w) {
       if (counts[w] == 0) continue;
-      CpuJob job = make_job(w);
+      CpuCopyJob job = make_job(w);
       core_->cpu->run_here(job);
     }
   } else if (mode == kSync) {
     // The calling thread copies the first busy work itself instead of idling while it waits.
     Latch latch(busy_works);
     bool caller_took_one = false;
-    CpuJob own;
+    CpuCopyJob own;
     for (size_t w = 0; w < k; ++w) {
       if (counts[w] == 0) continue;
-      CpuJob job = make_job(w);
+      CpuCopyJob job = make_job(w);
       job.done = [&latch] { latch.count_down(); };
       if (!caller_took_one) {
         own = std::move(job);
@@ -341,7 +341,7 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
     EventChannel& events = AddonData::of(env).events(env);
     for (size_t w = 0; w < k; ++w) {
       if (counts[w] == 0) continue;
-      CpuJob job = make_job(w);
+      CpuCopyJob job = make_job(w);
       job.sink = &events;
       core_->cpu->submit(static_cast<unsigned>(w), std::move(job));
     }
@@ -349,17 +349,17 @@ Napi::Value NativeEngine::Copy(const Napi::CallbackInfo& info) {
   return counts;
 }
 
-Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  dmacopy::CpuEngineStats s = core_->cpu->stats();
+  dmacopy::CpuCopyPoolStats s = core_->cpu->stats();
   o.Set("cpuJobs", Napi::Number::New(env, static_cast<double>(s.jobs)));
   o.Set("cpuRegions", Napi::Number::New(env, static_cast<double>(s.regions)));
   o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
   o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
   if (core_->dsa) {
-    dmacopy::DsaEngineStats d = core_->dsa->stats();
+    dmacopy::DsaChannelsStats d = core_->dsa->stats();
     auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
     Napi::Object ds = Napi::Object::New(env);
     ds.Set("works", num(d.works));
@@ -403,12 +403,12 @@ Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value NativeEngine::EndBatch(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::EndBatch(const Napi::CallbackInfo& info) {
   trackers_.erase(static_cast<uint64_t>(number_arg(info[0], "opId")));
   return info.Env().Undefined();
 }
 
-Napi::Value NativeEngine::RegisterSync(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::RegisterSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
   auto& waiter = sync_waiters_[op];
@@ -417,7 +417,7 @@ Napi::Value NativeEngine::RegisterSync(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value NativeEngine::WaitSync(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::WaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
   const double expected = number_arg(info[1], "expected");
@@ -434,7 +434,7 @@ Napi::Value NativeEngine::WaitSync(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value NativeEngine::Queues(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::Queues(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, core_->open_results.size());
   for (size_t i = 0; i < core_->open_results.size(); ++i) {
@@ -453,7 +453,7 @@ Napi::Value NativeEngine::Queues(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value NativeEngine::Close(const Napi::CallbackInfo& info) {
+Napi::Value EngineHandle::Close(const Napi::CallbackInfo& info) {
   // Joins the threads after they finished every queued job: nothing writes after this returns.
   core_->shutdown();
   AddonData::of(info.Env()).unregister_engine(core_);
