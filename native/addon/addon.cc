@@ -6,8 +6,8 @@
 
 #include "addon_data.h"
 #include "diagnostic_hooks.h"
-#include "errors.h"
 #include "engine_handle.h"
+#include "errors.h"
 
 namespace dmacopy_addon {
 

@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
-#include "event_channel.h"
 #include "engine_handle.h"
+#include "event_channel.h"
 
 namespace dmacopy_addon {
 

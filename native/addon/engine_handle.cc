@@ -1,9 +1,5 @@
 #include "engine_handle.h"
 
-#include <time.h>
-
-#include <condition_variable>
-#include <mutex>
 #include <string>
 
 #include "soft_device.h"
@@ -11,126 +7,112 @@
 #include "addon_data.h"
 #include "args.h"
 #include "batch_plan.h"
+#include "copy_executor.h"
 #include "errors.h"
 #include "event_channel.h"
 
 namespace dmacopy_addon {
 
 using dmacopy::BufferSpan;
+using dmacopy::CopyMode;
 using dmacopy::CopyRegion;
-using dmacopy::CpuCopyJob;
 using dmacopy::StoreKind;
 
 namespace {
 
-enum CopyMode : uint32_t { kInline = 0, kSync = 1, kAsync = 2 };
 enum TableForm : uint32_t { kListForm = 0, kRegionForm = 1 };
+constexpr uint32_t kSync = static_cast<uint32_t>(CopyMode::Sync);
+constexpr uint32_t kAsync = static_cast<uint32_t>(CopyMode::Async);
 
-// Counts down the jobs of a synchronous batch; the calling thread waits on it.
-class Latch {
- public:
-  explicit Latch(size_t n) : n_(n) {}
-  void count_down() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--n_ == 0) cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return n_ == 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t n_;
-};
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+// Option readers. lib/ validates and fills in every default (lib/defaults.ts) before it calls
+// in, so a value lib always sends is required here: a missing one is a bug, not a default.
+double required_number(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " is required");
+  return number_arg(v, key);
 }
 
-double number_or(const Napi::Object& o, const char* key, double dflt) {
+bool required_bool(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsUndefined() ? dflt : number_arg(v, key);
+  if (!v.IsBoolean())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
 }
 
-bool bool_or(const Napi::Object& o, const char* key, bool dflt) {
+std::string required_string(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsUndefined() ? dflt : v.ToBoolean().Value();
-}
-
-std::string string_or(const Napi::Object& o, const char* key, const std::string& dflt) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return dflt;
   if (!v.IsString()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
 
+Napi::Object required_object(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
 dmacopy::WqMode mode_of(const Napi::Object& o) {
-  std::string m = string_or(o, "mode", "dedicated");
+  std::string m = required_string(o, "mode");
   if (m == "dedicated") return dmacopy::WqMode::Dedicated;
   if (m == "shared") return dmacopy::WqMode::Shared;
   throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "mode must be 'dedicated' or 'shared'");
 }
 
-// One software DSA queue from the (already validated) emulator settings of lib/.
+// Writes an op's summed events into a Float64Array in event layout (ignored if `out` is not one).
+void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
+  if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return;
+  Napi::Float64Array arr = out.As<Napi::Float64Array>();
+  for (size_t i = 0; i < kEventFields && i < arr.ElementLength(); ++i) arr[i] = totals.f[i];
+}
+
+// One software DSA queue from the (already validated and completed) emulator settings of lib/.
 std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
+  auto u32 = [&](const char* key) { return static_cast<uint32_t>(required_number(q, key)); };
   dmacopy::SoftDeviceConfig c;
-  c.name = string_or(q, "name", c.name);
-  c.engines = static_cast<uint32_t>(number_or(q, "engines", c.engines));
-  c.wq_size = static_cast<uint32_t>(number_or(q, "wqSize", c.wq_size));
+  c.name = required_string(q, "name");
+  c.engines = u32("engines");
+  c.wq_size = u32("wqSize");
   c.mode = mode_of(q);
-  c.max_transfer_size =
-      static_cast<uint64_t>(number_or(q, "maxTransferSize", static_cast<double>(c.max_transfer_size)));
-  c.max_batch_size = static_cast<uint32_t>(number_or(q, "maxBatchSize", c.max_batch_size));
-  c.seed = static_cast<uint64_t>(number_or(q, "seed", static_cast<double>(c.seed)));
-  c.latency_us = static_cast<uint32_t>(number_or(q, "latencyUs", c.latency_us));
-  c.jitter_us = static_cast<uint32_t>(number_or(q, "jitterUs", c.jitter_us));
-  Napi::Value fv = q.Get("faults");
-  if (fv.IsObject()) {
-    Napi::Object f = fv.As<Napi::Object>();
-    c.faults.page_fault = number_or(f, "pageFault", 0);
-    c.faults.backward = number_or(f, "backward", 0);
-    c.faults.error = number_or(f, "error", 0);
-    c.faults.hang = number_or(f, "hang", 0);
-    c.faults.late = number_or(f, "late", 0);
-    c.faults.late_ms = static_cast<uint32_t>(number_or(f, "lateMs", c.faults.late_ms));
-    c.faults.retry = number_or(f, "retry", 0);
-    c.faults.disable = number_or(f, "disable", 0);
-  }
+  c.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  c.max_batch_size = u32("maxBatchSize");
+  c.seed = static_cast<uint64_t>(required_number(q, "seed"));
+  c.latency_us = u32("latencyUs");
+  c.jitter_us = u32("jitterUs");
+  Napi::Object f = required_object(q, "faults");
+  c.faults.page_fault = required_number(f, "pageFault");
+  c.faults.backward = required_number(f, "backward");
+  c.faults.error = required_number(f, "error");
+  c.faults.hang = required_number(f, "hang");
+  c.faults.late = required_number(f, "late");
+  c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
+  c.faults.retry = required_number(f, "retry");
+  c.faults.disable = required_number(f, "disable");
   return std::make_unique<dmacopy::SoftWorkQueue>(c);
 }
 
 // One /dev/dsa queue from what lib/discovery.ts read.
 std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
   dmacopy::UserQueueConfig c;
-  c.device_path = string_or(q, "devicePath", "");
-  c.info.name = string_or(q, "name", "");
+  c.device_path = required_string(q, "devicePath");
+  c.info.name = required_string(q, "name");
   c.info.mode = mode_of(q);
-  c.info.size = static_cast<uint32_t>(number_or(q, "size", 0));
-  c.info.max_transfer_size = static_cast<uint64_t>(number_or(q, "maxTransferSize", 0));
-  c.info.max_batch_size = static_cast<uint32_t>(number_or(q, "maxBatchSize", 0));
-  c.info.cache_control = bool_or(q, "cacheControl", false);
-  c.info.block_on_fault = bool_or(q, "blockOnFault", false);
-  c.info.numa_node = static_cast<int>(number_or(q, "numaNode", -1));
-  c.wq_state_path = string_or(q, "wqStatePath", "");
-  c.device_state_path = string_or(q, "deviceStatePath", "");
-  c.device_errors_path = string_or(q, "deviceErrorsPath", "");
-  std::string path = string_or(q, "submission", "auto");
+  c.info.size = static_cast<uint32_t>(required_number(q, "size"));
+  c.info.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  c.info.cache_control = required_bool(q, "cacheControl");
+  c.wq_state_path = required_string(q, "wqStatePath");
+  c.device_state_path = required_string(q, "deviceStatePath");
+  c.device_errors_path = required_string(q, "deviceErrorsPath");
+  std::string path = required_string(q, "submission");
+  if (path != "auto" && path != "portal" && path != "write")
+    throw coded_range_error(q.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "submission must be 'auto', 'portal' or 'write'");
   c.submission = path == "portal"  ? dmacopy::SubmissionPath::Portal
                  : path == "write" ? dmacopy::SubmissionPath::Write
                                    : dmacopy::SubmissionPath::Auto;
-  c.probe_timeout_ms = static_cast<uint32_t>(number_or(q, "probeTimeoutMs", c.probe_timeout_ms));
+  // Not a policy lib sets: the NOOP probe's bound stays the core's (user_queue.h) unless given.
+  Napi::Value probe = q.Get("probeTimeoutMs");
+  if (!probe.IsUndefined()) c.probe_timeout_ms = static_cast<uint32_t>(number_arg(probe, "probeTimeoutMs"));
   return std::make_unique<dmacopy::UserWorkQueue>(c);
-}
-
-// A work's device deadline: the engine's timeout, stretched for big works so that a slow but
-// healthy device is not abandoned (1 ms more per MiB, i.e. it must beat ~1 GB/s).
-uint64_t work_deadline(double timeout_ms, uint64_t work_bytes) {
-  double ms = timeout_ms + static_cast<double>(work_bytes) / (1024.0 * 1024.0);
-  return monotonic_ns() + static_cast<uint64_t>(ms * 1e6);
 }
 
 }  // namespace
@@ -160,15 +142,15 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
   if (threads < 1 || threads > 1024)
     throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
   double nt = number_arg(opts.Get("nonTemporalMinBytes"), "nonTemporalMinBytes");
+  const double timeout_ms = required_number(opts, "timeoutMs");
   core_ = std::make_shared<EngineResources>();
   core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads);
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
-  core_->timeout_ms = number_or(opts, "timeoutMs", 1000);
 
   Napi::Value dv = opts.Get("dsa");
   if (dv.IsObject()) {
     Napi::Object d = dv.As<Napi::Object>();
-    std::string kind = string_or(d, "kind", "");
+    std::string kind = required_string(d, "kind");
     if (!d.Get("queues").IsArray())
       throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
     Napi::Array qs = d.Get("queues").As<Napi::Array>();
@@ -188,20 +170,17 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
       }
     }
     dmacopy::DsaChannelOptions o;
-    Napi::Value ov = d.Get("options");
-    if (ov.IsObject()) {
-      Napi::Object oo = ov.As<Napi::Object>();
-      o.cache_control = bool_or(oo, "cacheControl", o.cache_control);
-      o.page_fault_retries = static_cast<uint32_t>(number_or(oo, "pageFaultRetries", o.page_fault_retries));
-      o.retry_spins = static_cast<uint32_t>(number_or(oo, "retrySpins", o.retry_spins));
-      o.quarantine_after = static_cast<uint32_t>(number_or(oo, "quarantineAfter", o.quarantine_after));
-    }
+    Napi::Object oo = required_object(d, "options");
+    o.cache_control = required_bool(oo, "cacheControl");
+    o.page_fault_retries = static_cast<uint32_t>(required_number(oo, "pageFaultRetries"));
+    o.quarantine_after = static_cast<uint32_t>(required_number(oo, "quarantineAfter"));
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);
-      core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events, o);
+      core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events.router(), o);
     }
   }
+  core_->executor = std::make_unique<dmacopy::CopyExecutor>(*core_->cpu, core_->dsa.get(), timeout_ms);
   AddonData::of(env).register_engine(core_);
 }
 
@@ -250,102 +229,24 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
 
   uint64_t total = 0;
   for (const CopyRegion& r : pieces->pieces) total += r.len;
-  const StoreKind store = total >= core_->non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
-  // The jobs co-own the piece table; an aliasing pointer avoids a second allocation.
-  std::shared_ptr<const std::vector<CopyRegion>> shared_pieces(pieces, &pieces->pieces);
+
+  dmacopy::CopyRequest req;
+  req.op_id = static_cast<uint64_t>(op_id);
+  req.mode = static_cast<CopyMode>(mode);
+  req.store = total >= core_->non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
+  // Device engines: works from cpuWorksFrom on are the CPU's share, run beside the device.
+  req.cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : k;
+  req.plan = std::move(pieces);
+  // Events go to this environment's channel (which lib/ installed first); an inline copy, and
+  // a synchronous one on the CPU alone, post none.
+  const bool needs_events = mode == kAsync || (core_->dsa && mode == kSync);
+  dmacopy::EventRouter* events = needs_events ? &AddonData::of(env).events(env).router() : nullptr;
 
   Napi::Uint32Array counts = Napi::Uint32Array::New(env, k);
-  size_t busy_works = 0;
-  for (size_t w = 0; w < k; ++w) {
-    counts[w] = static_cast<uint32_t>(pieces->work_begin[w + 1] - pieces->work_begin[w]);
-    if (counts[w] != 0) ++busy_works;
-  }
-
-  auto make_job = [&](size_t w) {
-    CpuCopyJob job;
-    job.table = shared_pieces;
-    job.begin = pieces->work_begin[w];
-    job.end = pieces->work_begin[w + 1];
-    job.op_id = static_cast<uint64_t>(op_id);
-    job.work = static_cast<uint32_t>(w);
-    job.store = store;
-    return job;
-  };
-
-  if (core_->dsa && mode != kInline) {
-    // Device path: one submit_work per work; its return value is that work's pending count.
-    // A synchronous call waits here for its own events instead of returning to JavaScript.
-    EventChannel& events = AddonData::of(env).events(env);
-    const uint64_t op = static_cast<uint64_t>(op_id);
-    SyncWaiter waiter;
-    if (mode == kSync) events.register_sync(op, &waiter);
-    // Works from cpu_works_from on are the CPU's share, run beside the device (DTO's split).
-    const uint32_t cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : static_cast<uint32_t>(k);
-    uint64_t expected = 0;
-    for (size_t w = 0; w < k; ++w) {
-      const size_t b = pieces->work_begin[w], e = pieces->work_begin[w + 1];
-      if (w >= cpu_works_from) {
-        counts[w] = static_cast<uint32_t>(e - b);
-        expected += e - b;
-        if (b == e) continue;
-        CpuCopyJob job = make_job(w);
-        job.sink = &events;
-        core_->cpu->submit(static_cast<unsigned>(w - cpu_works_from), std::move(job));
-        continue;
-      }
-      uint64_t work_bytes = 0;
-      for (size_t i = b; i < e; ++i) work_bytes += pieces->pieces[i].len;
-      uint32_t n = b == e ? 0
-                          : core_->dsa->submit_work(w, op, static_cast<uint32_t>(w), pieces->pieces.data() + b, e - b,
-                                                    work_deadline(core_->timeout_ms, work_bytes));
-      counts[w] = n;
-      expected += n;
-    }
-    if (mode == kSync) {
-      EventRecord totals = waiter.wait_for(expected);
-      events.unregister_sync(op);
-      // The sum of the op's events, in event layout, for lib/ to apply as one event.
-      if (info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-        Napi::Float64Array out = info[6].As<Napi::Float64Array>();
-        for (size_t i = 0; i < kEventFields && i < out.ElementLength(); ++i) out[i] = totals.f[i];
-      }
-    }
-    return counts;
-  }
-
-  if (mode == kInline) {
-    for (size_t w = 0; w < k; ++w) {
-      if (counts[w] == 0) continue;
-      CpuCopyJob job = make_job(w);
-      core_->cpu->run_here(job);
-    }
-  } else if (mode == kSync) {
-    // The calling thread copies the first busy work itself instead of idling while it waits.
-    Latch latch(busy_works);
-    bool caller_took_one = false;
-    CpuCopyJob own;
-    for (size_t w = 0; w < k; ++w) {
-      if (counts[w] == 0) continue;
-      CpuCopyJob job = make_job(w);
-      job.done = [&latch] { latch.count_down(); };
-      if (!caller_took_one) {
-        own = std::move(job);
-        caller_took_one = true;
-      } else {
-        core_->cpu->submit(static_cast<unsigned>(w), std::move(job));
-      }
-    }
-    if (caller_took_one) core_->cpu->run_here(own);
-    latch.wait();
-  } else {
-    EventChannel& events = AddonData::of(env).events(env);
-    for (size_t w = 0; w < k; ++w) {
-      if (counts[w] == 0) continue;
-      CpuCopyJob job = make_job(w);
-      job.sink = &events;
-      core_->cpu->submit(static_cast<unsigned>(w), std::move(job));
-    }
-  }
+  dmacopy::EventRecord totals{};
+  core_->executor->run(req, counts.Data(), events, &totals);
+  // Synchronous device copies: the sum of the op's events, for lib/ to apply as one event.
+  if (core_->dsa && mode == kSync) write_totals(info[6], totals);
   return counts;
 }
 
@@ -411,9 +312,9 @@ Napi::Value EngineHandle::EndBatch(const Napi::CallbackInfo& info) {
 Napi::Value EngineHandle::RegisterSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
-  auto& waiter = sync_waiters_[op];
-  waiter = std::make_unique<SyncWaiter>();
-  AddonData::of(env).events(env).register_sync(op, waiter.get());
+  dmacopy::EventRouter& router = AddonData::of(env).events(env).router();
+  sync_registrations_.erase(op);  // a stale registration of the same id is undone first
+  sync_registrations_.emplace(op, std::make_unique<dmacopy::SyncRegistration>(router, op));
   return env.Undefined();
 }
 
@@ -421,16 +322,12 @@ Napi::Value EngineHandle::WaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
   const double expected = number_arg(info[1], "expected");
-  auto it = sync_waiters_.find(op);
-  if (it == sync_waiters_.end())
+  auto it = sync_registrations_.find(op);
+  if (it == sync_registrations_.end())
     throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");
-  EventRecord totals = it->second->wait_for(static_cast<uint64_t>(expected));
-  AddonData::of(env).events(env).unregister_sync(op);
-  sync_waiters_.erase(it);
-  if (info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-    Napi::Float64Array out = info[2].As<Napi::Float64Array>();
-    for (size_t i = 0; i < kEventFields && i < out.ElementLength(); ++i) out[i] = totals.f[i];
-  }
+  dmacopy::EventRecord totals = it->second->waiter().wait_for(static_cast<uint64_t>(expected));
+  sync_registrations_.erase(it);  // unregisters
+  write_totals(info[2], totals);
   return env.Undefined();
 }
 
@@ -443,11 +340,11 @@ Napi::Value EngineHandle::Queues(const Napi::CallbackInfo& info) {
     o.Set("ok", Napi::Boolean::New(env, r.ok));
     o.Set("code", Napi::String::New(env, dmacopy::to_string(r.code)));
     o.Set("errno", Napi::Number::New(env, r.err));
-    o.Set("reason", Napi::String::New(env, r.reason));
-    o.Set("remedy", Napi::String::New(env, r.remedy));
     o.Set("path", Napi::String::New(env, dmacopy::to_string(r.path)));
     o.Set("instruction", Napi::String::New(env, dmacopy::to_string(r.instruction)));
-    o.Set("pathNote", Napi::String::New(env, r.path_note));
+    o.Set("mmapErrno", Napi::Number::New(env, r.mmap_errno));
+    o.Set("probeStatus", Napi::Number::New(env, r.probe_status));
+    o.Set("swerrAtOpen", Napi::Boolean::New(env, r.swerr_at_open));
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

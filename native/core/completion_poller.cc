@@ -11,7 +11,6 @@
 #include "clock.h"
 #include "dsa_hw.h"
 
-
 namespace dmacopy {
 namespace {
 

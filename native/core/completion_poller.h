@@ -189,7 +189,7 @@ class CompletionPoller {
 
   // Poller-only state.
   std::vector<FallbackPiece> cpu_pending_;  // collected this sweep, sent as one copy_async
-  uint64_t cpu_outstanding_ = 0;     // pieces at the CPU
+  uint64_t cpu_outstanding_ = 0;            // pieces at the CPU
   std::vector<WorkState*> dirty_;
   std::vector<CompletionEvent> events_;
   std::vector<uint32_t> done_;  // scan scratch

@@ -36,7 +36,7 @@ struct CpuCopyJob {
   uint32_t work = 0;
   StoreKind store = StoreKind::Cached;
   CpuProgressSink* sink = nullptr;  // progress reports (may be null)
-  std::function<void()> done;  // called after the last byte (may be empty)
+  std::function<void()> done;       // called after the last byte (may be empty)
 };
 
 struct CpuCopyPoolStats {

@@ -17,7 +17,7 @@ void copy_now(const CopyRegion* regions, size_t n) {
 }  // namespace
 
 DsaChannels::DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-                     DsaChannelOptions opts)
+                         DsaChannelOptions opts)
     : poller_(std::make_unique<CompletionPoller>(std::move(queues), cpu, sink, opts)) {}
 
 DsaChannels::~DsaChannels() { close(); }
@@ -27,7 +27,7 @@ const WqInfo& DsaChannels::channel_info(size_t c) const { return poller_->channe
 bool DsaChannels::channel_usable(size_t c) const { return poller_->channel_usable(c); }
 
 uint32_t DsaChannels::submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
-                                uint64_t deadline_ns, std::function<void()> on_finished) {
+                                  uint64_t deadline_ns, std::function<void()> on_finished) {
   const size_t nch = poller_->channels();
   if (nch == 0) {
     copy_now(regions, n);

@@ -16,8 +16,8 @@
 #include <memory>
 #include <vector>
 
-#include "completion_poller.h"
 #include "completion_event.h"
+#include "completion_poller.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
 #include "work_queue.h"
@@ -28,7 +28,7 @@ class DsaChannels {
  public:
   // cpu may be null (fallbacks then copy on the poller thread); sink may not.
   DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-            DsaChannelOptions opts = DsaChannelOptions());
+              DsaChannelOptions opts = DsaChannelOptions());
   ~DsaChannels();  // close()
   DsaChannels(const DsaChannels&) = delete;
   DsaChannels& operator=(const DsaChannels&) = delete;

@@ -8,7 +8,6 @@
 #include "clock.h"
 #include "dsa_hw.h"
 
-
 namespace dmacopy {
 namespace {
 
