@@ -204,14 +204,20 @@ export class Engine {
   /** Every /dev/dsa queue failed to open: say why, per queue, and release what was opened. */
   #checkOpened(dsa: NativeDsaConfig): void {
     const results = (this.#native as NativeEngine).queues();
-    this.#queueResults = results.map((r, i) => ({ name: (dsa.queues[i] as { name: string }).name, ...r }));
+    // Placeholder wording (code + errno) until lib's remedy catalogue words them.
+    this.#queueResults = results.map((r, i) => ({
+      name: (dsa.queues[i] as { name: string }).name,
+      ...r,
+      reason: r.ok ? '' : `${r.code}${r.errno ? ` (errno ${r.errno})` : ''}`,
+      remedy: '',
+    }));
     if (results.some((r) => r.ok)) return;
     (this.#native as NativeEngine).close();
-    const why = this.#queueResults.map((r) => `${r.name}: ${r.reason}${r.remedy ? ` (${r.remedy})` : ''}`).join('; ');
+    const why = this.#queueResults.map((r) => `${r.name}: ${r.reason}`).join('; ');
     throw new DmacopyError('ERR_DMACOPY_DEVICE', `no DSA work queue could be opened: ${why}`);
   }
 
-  #queueResults: (NativeQueueOpenResult & { name: string })[] = [];
+  #queueResults: (NativeQueueOpenResult & { name: string; reason: string; remedy: string })[] = [];
 
   get backend(): ResolvedBackend {
     return this.#options.backend;

@@ -62,7 +62,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));
   exports.Set("eventFields", Napi::Number::New(env, kEventFields));
   exports.Set("memcpyBound", Napi::Function::New<MemcpyBound>(env, "memcpyBound"));
-  exports.Set("naiveCopy", Napi::Function::New<NaiveCopy>(env, "naiveCopy"));
   exports.Set("cpuFeatures", Napi::Function::New<CpuFeatures>(env, "cpuFeatures"));
   return exports;
 }

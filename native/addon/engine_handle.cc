@@ -75,7 +75,7 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   c.wq_size = u32("wqSize");
   c.mode = mode_of(q);
   c.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
-  c.max_batch_size = u32("maxBatchSize");
+  // (maxBatchSize is not read: the engine never submits BATCH descriptors.)
   c.seed = static_cast<uint64_t>(required_number(q, "seed"));
   c.latency_us = u32("latencyUs");
   c.jitter_us = u32("jitterUs");

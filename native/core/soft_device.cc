@@ -32,8 +32,6 @@ enum CtrIdx {
   kInvalid,
   kUnreportable,
   kReordered,
-  kBatches,
-  kBatchMembers,
   kCtrCount
 };
 
@@ -242,8 +240,6 @@ SoftDeviceCounters SoftDevice::counters() const {
   c.invalid = g(kInvalid);
   c.unreportable = g(kUnreportable);
   c.reordered = g(kReordered);
-  c.batches = g(kBatches);
-  c.batch_members = g(kBatchMembers);
   return c;
 }
 
@@ -421,57 +417,9 @@ void SoftDevice::execute(const Held& h) {
     state_.store(kDisabled, std::memory_order_release);
     return;
   }
-  const dsa_hw_desc& d = h.desc;
-  if (d.opcode != DSA_OPCODE_BATCH) {
-    run_op(d, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
-    return;
-  }
-  bump(kBatches);
-  const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
-  if (crav && d.completion_addr % kCompletionAlign != 0) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_CRA_ALIGN, 0, 0, 0, true);
-    return;
-  }
-  if (d.rsvd != 0 || d.rsvd1 != 0 || d.priv != 0 || !all_zero(d.op_specific, sizeof d.op_specific)) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_NOZERO_RESERVE, 0, 0, 0, true);
-    return;
-  }
-  if (cfg_.max_batch_size <= 1) {  // batch not in op_cap
-    bump(kInvalid);
-    write_record(d, DSA_COMP_BAD_OPCODE, 0, 0, 0, true);
-    return;
-  }
-  if (d.desc_count < 2 || d.desc_count > cfg_.max_batch_size) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_DESC_CNT_ERANGE, 0, 0, 0, true);
-    return;
-  }
-  if (d.desc_list_addr % kDescListAlign != 0) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_DESCLIST_ALIGN, 0, 0, 0, true);
-    return;
-  }
-  const auto* list = reinterpret_cast<const dsa_hw_desc*>(static_cast<uintptr_t>(d.desc_list_addr));
-  bool all_ok = true;
-  for (uint32_t i = 0; i < d.desc_count; ++i) {
-    dsa_hw_desc m;
-    std::memcpy(static_cast<void*>(&m), &list[i], sizeof m);  // the device reads the list once
-    bump(kBatchMembers);
-    uint8_t st;
-    if (m.opcode == DSA_OPCODE_BATCH || m.opcode == DSA_OPCODE_DRAIN) {
-      bump(kInvalid);
-      write_record(m, DSA_COMP_BAD_OPCODE, 0, 0, 0, false);
-      st = DSA_COMP_BAD_OPCODE;
-    } else {
-      Fate f = decide(h.seq, i + 1);
-      if (f == Fate::Hang || f == Fate::Late || f == Fate::Disable) f = Fate::Normal;  // whole-batch fates only
-      st = run_op(m, f, h.seq, i + 1, false);
-    }
-    if (st != DSA_COMP_SUCCESS) all_ok = false;
-  }
-  write_record(d, all_ok ? DSA_COMP_SUCCESS : DSA_COMP_BATCH_FAIL, 0, d.desc_count, 0, true);
+  // Only MEMMOVE and NOOP are implemented (what the engine submits); anything else, BATCH
+  // included, completes with BAD_OPCODE.
+  run_op(h.desc, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
 }
 
 SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
@@ -479,9 +427,7 @@ SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
   info_.mode = cfg.mode;
   info_.size = dev_.config().wq_size;
   info_.max_transfer_size = cfg.max_transfer_size;
-  info_.max_batch_size = cfg.max_batch_size;
   info_.cache_control = true;
-  info_.block_on_fault = false;
 }
 
 SubmitStatus SoftWorkQueue::submit(const dsa_hw_desc& desc) {
