@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <mutex>
 #include <random>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "check.h"
+#include "clock.h"
 #include "dsa_channels.h"
 #include "naive_strategy.h"
 #include "soft_device.h"
@@ -19,12 +19,6 @@
 using namespace dmacopy;
 
 namespace {
-
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 // A CPU copy pool stand-in that copies on its own thread, like the real one.
 class ThreadCopier : public CpuCopier {
@@ -234,7 +228,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
         b.spans.push_back({off + mis, len});
         off += mis + len + 2 * kGuard;
       }
-      uint64_t deadline = mono_ns() + 15'000'000;  // 15 ms: hangs and lates must hit it
+      uint64_t deadline = monotonic_ns() + 15'000'000;  // 15 ms: hangs and lates must hit it
       ++op;
       uint32_t n = eng.submit_work(size_t(k), op, uint32_t(k), b.regs.data(), b.regs.size(), deadline);
       if (n == 0) {
