@@ -1,5 +1,7 @@
 #include "engine_handle.h"
 
+#include <exception>
+#include <new>
 #include <string>
 
 #include "soft_device.h"
@@ -244,7 +246,15 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
 
   Napi::Uint32Array counts = Napi::Uint32Array::New(env, k);
   dmacopy::EventRecord totals{};
-  core_->executor->run(req, counts.Data(), events, &totals);
+  try {
+    core_->executor->run(req, counts.Data(), events, &totals);
+  } catch (const std::bad_alloc&) {
+    // run() returns only after what it had queued finished: no copy outlives this call.
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "out of memory while queueing a copy; the batch was not completed");
+  } catch (const std::exception& e) {
+    // node-addon-api turns only Napi::Error into a JavaScript exception; anything else would abort.
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", std::string("copy failed: ") + e.what());
+  }
   // Synchronous device copies: the sum of the op's events, for lib/ to apply as one event.
   if (core_->dsa && mode == kSync) write_totals(info[6], totals);
   return counts;
