@@ -21,7 +21,7 @@
             "native/addon/diagnostic_hooks.cc",
             "native/addon/errors.cc",
             "native/addon/event_channel.cc",
-            "native/addon/native_engine.cc"
+            "native/addon/engine_handle.cc"
           ]
         }, {
           "sources": ["native/addon/unsupported.cc"]

@@ -52,7 +52,6 @@ export const EMULATOR_DEFAULTS = {
   engines: 2,
   wqSize: 128,
   maxTransferSize: DSA_MAX_TRANSFER_SIZE,
-  maxBatchSize: 32,
   seed: 1,
   latencyUs: 0,
   jitterUs: 0,

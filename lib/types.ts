@@ -62,7 +62,6 @@ export interface EmulatorOptions {
   wqSize?: number;
   mode?: 'dedicated' | 'shared';
   maxTransferSize?: number;
-  maxBatchSize?: number;
   /** Seeds every latency, jitter and fault decision, so a failing order replays. */
   seed?: number;
   latencyUs?: number;

@@ -4,8 +4,8 @@
 //   coalesced event -> JS promise resolution,
 // with 64-byte folios (pure per-descriptor overhead) and 4 KiB folios, reporting descriptors/s and
 // ns per descriptor (median of several repetitions, every copy verified outside the timed region).
-// Then the native engine's bookkeeping cost on its own, from build/bench_dsa_engine (built here
-// with the g++ command at the top of native/core/bench/bench_dsa_engine.cc when it is missing).
+// Then the native engine's bookkeeping cost on its own, from build/bench_dsa_channels (built here
+// with the g++ command at the top of native/core/bench/bench_dsa_channels.cc when it is missing).
 //
 //   node scripts/bench-descriptors.js [--mib 4] [--reps 5] [--no-native] [--json]
 // Targets: >= 1,000,000 descriptors/s end to end on 2 cores; <= 150 ns native bookkeeping per descriptor.
@@ -71,7 +71,7 @@ async function endToEnd(config, folioSize, bytes) {
 }
 
 function nativeBench() {
-  const exe = path.join(root, 'build', 'bench_dsa_engine');
+  const exe = path.join(root, 'build', 'bench_dsa_channels');
   if (!fs.existsSync(exe)) {
     const srcDir = path.join(root, 'native', 'core');
     const sources = fs
@@ -79,7 +79,7 @@ function nativeBench() {
       .filter((f) => f.endsWith('.cc'))
       .map((f) => path.join(srcDir, f));
     fs.mkdirSync(path.dirname(exe), { recursive: true });
-    const args = ['-std=c++17', '-O2', '-pthread', '-I', srcDir, '-o', exe, path.join(srcDir, 'bench', 'bench_dsa_engine.cc'), ...sources];
+    const args = ['-std=c++17', '-O2', '-pthread', '-I', srcDir, '-o', exe, path.join(srcDir, 'bench', 'bench_dsa_channels.cc'), ...sources];
     try {
       execFileSync('g++', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {

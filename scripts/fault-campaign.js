@@ -324,7 +324,6 @@ function engineConfig(R) {
       engines: R.int(1, 3),
       wqSize: R.pick([1, 2, 4, 16, 64, 128]),
       maxTransferSize: R.pick([64, 4096, 8192, 65536, 2 * 1024 * 1024]),
-      maxBatchSize: R.pick([1, 2, 8, 32]),
       jitterUs: R.pick([0, 0, 10, 50]),
       latencyUs: R.pick([0, 0, 5]),
       faults,

@@ -12,22 +12,27 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const coreDir = path.join(root, 'native', 'core');
 const testDir = path.join(coreDir, 'test');
+// Test-only code the core tests link (e.g. the deliberately wrong dcbm strategy): never shipped,
+// binding.gyp compiles native/core/*.cc only.
+const supportDir = path.join(testDir, 'support');
 const args = process.argv.slice(2);
 const sanitize = args.includes('--sanitize');
 const filter = args.find((a) => !a.startsWith('--'));
 const outDir = path.join(root, 'build', sanitize ? 'core-tests-san' : 'core-tests');
 fs.mkdirSync(outDir, { recursive: true });
 
-const sources = fs
-  .readdirSync(coreDir)
-  .filter((f) => f.endsWith('.cc'))
-  .map((f) => path.join(coreDir, f));
+const sources = [coreDir, supportDir].flatMap((dir) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cc'))
+    .map((f) => path.join(dir, f)),
+);
 const tests = fs
   .readdirSync(testDir)
   .filter((f) => /^test_.*\.cc$/.test(f) && (!filter || f.includes(filter)))
   .sort();
 const cxx = process.env.CXX || 'g++';
-const flags = ['-std=c++17', '-O2', '-g', '-pthread', '-Wall', '-Wextra', '-I', coreDir];
+const flags = ['-std=c++17', '-O2', '-g', '-pthread', '-Wall', '-Wextra', '-I', coreDir, '-I', supportDir];
 if (sanitize) flags.push('-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined');
 
 function run(argv) {
@@ -52,10 +57,12 @@ async function pool(jobs, width) {
 
 async function main() {
   const newestHeader = Math.max(
-    ...fs
-      .readdirSync(coreDir)
-      .filter((f) => f.endsWith('.h'))
-      .map((f) => fs.statSync(path.join(coreDir, f)).mtimeMs),
+    ...[coreDir, supportDir].flatMap((dir) =>
+      fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.h'))
+        .map((f) => fs.statSync(path.join(dir, f)).mtimeMs),
+    ),
   );
   const objects = sources.map((src) => path.join(outDir, path.basename(src).replace(/\.cc$/, '.o')));
   const stale = sources

@@ -13,13 +13,13 @@ OUT=build/core-tests-valgrind
 CORE=native/core
 CXX=${CXX:-g++}
 mkdir -p "$OUT"
-FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -pthread -I "$CORE")
+FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -pthread -I "$CORE" -I "$CORE/test/support")
 JOBS=$(nproc)
 
 echo "== building core objects ($OUT)"
 objs=()
 pids=()
-for src in "$CORE"/*.cc; do
+for src in "$CORE"/*.cc "$CORE"/test/support/*.cc; do  # support: test-only code, never shipped
   obj="$OUT/$(basename "$src" .cc).o"
   objs+=("$obj")
   if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find "$CORE" -maxdepth 1 -name '*.h' -newer "$obj" -print -quit)" ]; then

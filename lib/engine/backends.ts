@@ -5,22 +5,12 @@ import path from 'node:path';
 import { DSA_MAX_TRANSFER_SIZE, EMULATOR_DEFAULTS } from '../defaults';
 import { DmacopyError, invalidArg, outOfRange } from '../errors';
 import { type DsaQueue, listDevices, resolveRoots, selectQueues } from '../host/discovery';
-import type { NativeSoftQueue, NativeUserQueue } from '../native/abi';
+import { type OpenProblemCode, openReason, remedyFor } from '../host/remedies';
+import type { NativeQueueOpenResult, NativeSoftQueue, NativeUserQueue } from '../native/abi';
 import type { EmulatorFaults, EmulatorOptions } from '../types';
 import { checkIntInRange, checkNonNegative, describe } from './validate';
 
-const EMULATOR_KEYS = new Set([
-  'queues',
-  'engines',
-  'wqSize',
-  'mode',
-  'maxTransferSize',
-  'maxBatchSize',
-  'seed',
-  'latencyUs',
-  'jitterUs',
-  'faults',
-]);
+const EMULATOR_KEYS = new Set(['queues', 'engines', 'wqSize', 'mode', 'maxTransferSize', 'seed', 'latencyUs', 'jitterUs', 'faults']);
 const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable']);
 
 function probability(v: unknown, name: string): number {
@@ -69,10 +59,6 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
       e.maxTransferSize === undefined
         ? EMULATOR_DEFAULTS.maxTransferSize
         : checkIntInRange(e.maxTransferSize, 'options.emulator.maxTransferSize', 64, 2 ** 32),
-    maxBatchSize:
-      e.maxBatchSize === undefined
-        ? EMULATOR_DEFAULTS.maxBatchSize
-        : checkIntInRange(e.maxBatchSize, 'options.emulator.maxBatchSize', 1, 4096),
     latencyUs:
       e.latencyUs === undefined ? EMULATOR_DEFAULTS.latencyUs : checkIntInRange(e.latencyUs, 'options.emulator.latencyUs', 0, 10_000_000),
     jitterUs:
@@ -140,10 +126,7 @@ export function userQueues(options: {
       mode: q.mode === 'shared' ? 'shared' : 'dedicated',
       size: q.mode === 'shared' ? (q.threshold ?? q.size ?? 1) : (q.size ?? 1),
       maxTransferSize: q.maxTransferSize ?? dev?.maxTransferSize ?? DSA_MAX_TRANSFER_SIZE,
-      maxBatchSize: q.maxBatchSize ?? 0,
       cacheControl: dev?.cacheControl ?? false,
-      blockOnFault: q.blockOnFault ?? false,
-      numaNode: q.numaNode,
       wqStatePath: path.join(wqDir, 'state'),
       deviceStatePath: path.join(devDir, 'state'),
       deviceErrorsPath: path.join(devDir, 'errors'),
@@ -159,4 +142,30 @@ export function dsaAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** What opening one /dev/dsa queue gave, in words (EngineStats.queues). */
+export interface QueueOpenReport extends NativeQueueOpenResult {
+  name: string;
+  reason: string;
+  remedy: string;
+}
+
+/**
+ * The native open results (codes and errno only) of `queues`, in the same order, worded from the
+ * remedy catalogue: why each queue that failed could not be opened, and what to do about it.
+ */
+export function describeOpenResults(queues: readonly NativeUserQueue[], results: readonly NativeQueueOpenResult[]): QueueOpenReport[] {
+  return results.map((r, i) => {
+    const q = queues[i] as NativeUserQueue;
+    if (r.ok) return { ...r, name: q.name, reason: '', remedy: '' };
+    const code = r.code as OpenProblemCode;
+    const device = /^wq(\d+)\./.exec(q.name)?.[1]; // wqD.Q belongs to dsaD
+    return {
+      ...r,
+      name: q.name,
+      reason: openReason(code, r.errno, q.devicePath, r.probeStatus),
+      remedy: remedyFor(code, { device: device === undefined ? undefined : `dsa${device}`, queue: q.name, devicePath: q.devicePath }),
+    };
+  });
 }

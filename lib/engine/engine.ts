@@ -12,11 +12,11 @@ import {
   QUARANTINE_AFTER,
 } from '../defaults';
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
-import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativeQueueOpenResult } from '../native/abi';
+import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { publishEnd, publishQuarantine, publishStart } from '../observe/diagnostics';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
-import { dsaAvailable, emulatorQueues, userQueues } from './backends';
+import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
 import { Policy } from './policy';
@@ -213,14 +213,14 @@ export class Engine {
   /** Every /dev/dsa queue failed to open: say why, per queue, and release what was opened. */
   #checkOpened(dsa: NativeDsaConfig): void {
     const results = (this.#native as NativeEngine).queues();
-    this.#queueResults = results.map((r, i) => ({ name: (dsa.queues[i] as { name: string }).name, ...r }));
+    this.#queueResults = describeOpenResults(dsa.queues as NativeUserQueue[], results);
     if (results.some((r) => r.ok)) return;
     (this.#native as NativeEngine).close();
     const why = this.#queueResults.map((r) => `${r.name}: ${r.reason}${r.remedy ? ` (${r.remedy})` : ''}`).join('; ');
     throw new DmacopyError('ERR_DMACOPY_DEVICE', `no DSA work queue could be opened: ${why}`);
   }
 
-  #queueResults: (NativeQueueOpenResult & { name: string })[] = [];
+  #queueResults: QueueOpenReport[] = [];
 
   get backend(): ResolvedBackend {
     return this.#options.backend;

@@ -33,19 +33,20 @@ export const enum TableForm {
 export interface NativeEngineOptions {
   threads: number;
   nonTemporalMinBytes: number;
-  timeoutMs?: number;
+  timeoutMs: number;
   dsa?: NativeDsaConfig;
 }
 
+/** What opening one /dev/dsa queue gave: codes and numbers only (the native side words nothing). */
 export interface NativeQueueOpenResult {
   ok: boolean;
   code: string;
   errno: number;
-  reason: string;
-  remedy: string;
-  path: string;
+  path: 'auto' | 'portal' | 'write';
   instruction: string;
-  pathNote: string;
+  mmapErrno: number;
+  probeStatus: number;
+  swerrAtOpen: boolean;
 }
 
 export interface NativeEngineStats {
@@ -90,13 +91,6 @@ export interface NativeBinding {
   memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
   /** CPUID leaf 7 bits the DSA path needs (after DMACOPY_CPU_FEATURES_MASK), and kernel ENQCMD support. */
   cpuFeatures(): { movdir64b: boolean; enqcmd: boolean; waitpkg: boolean; movdiri: boolean; kernelEnqcmd: boolean };
-  /** Regression demo: the dcbm "wait for the last descriptor only" strategy on the software device. */
-  naiveCopy(
-    dst: Uint8Array,
-    src: Uint8Array,
-    folioSize: number,
-    device?: { seed?: number; jitterUs?: number; engines?: number },
-  ): { returnedOk: boolean; incompleteFolios: number; folios: number };
 }
 
 export interface NativeSoftQueue {
@@ -105,7 +99,6 @@ export interface NativeSoftQueue {
   wqSize: number;
   mode: 'dedicated' | 'shared';
   maxTransferSize: number;
-  maxBatchSize: number;
   seed: number;
   latencyUs: number;
   jitterUs: number;
@@ -118,10 +111,7 @@ export interface NativeUserQueue {
   mode: 'dedicated' | 'shared';
   size: number;
   maxTransferSize: number;
-  maxBatchSize: number;
   cacheControl: boolean;
-  blockOnFault: boolean;
-  numaNode: number;
   wqStatePath: string;
   deviceStatePath: string;
   deviceErrorsPath: string;

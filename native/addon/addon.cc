@@ -6,8 +6,8 @@
 
 #include "addon_data.h"
 #include "diagnostic_hooks.h"
+#include "engine_handle.h"
 #include "errors.h"
-#include "native_engine.h"
 
 namespace dmacopy_addon {
 
@@ -28,9 +28,9 @@ EventChannel& AddonData::events(Napi::Env env) {
   return *events_;
 }
 
-void AddonData::register_engine(const std::shared_ptr<EngineCore>& core) { engines_.push_back(core); }
+void AddonData::register_engine(const std::shared_ptr<EngineResources>& core) { engines_.push_back(core); }
 
-void AddonData::unregister_engine(const std::shared_ptr<EngineCore>& core) {
+void AddonData::unregister_engine(const std::shared_ptr<EngineResources>& core) {
   engines_.erase(std::remove(engines_.begin(), engines_.end(), core), engines_.end());
 }
 
@@ -56,13 +56,12 @@ Napi::Value UnrefEvents(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
-  exports.Set("NativeEngine", NativeEngine::Define(env));
+  exports.Set("NativeEngine", EngineHandle::Define(env));
   exports.Set("setEventHandler", Napi::Function::New<SetEventHandler>(env, "setEventHandler"));
   exports.Set("refEvents", Napi::Function::New<RefEvents>(env, "refEvents"));
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));
   exports.Set("eventFields", Napi::Number::New(env, kEventFields));
   exports.Set("memcpyBound", Napi::Function::New<MemcpyBound>(env, "memcpyBound"));
-  exports.Set("naiveCopy", Napi::Function::New<NaiveCopy>(env, "naiveCopy"));
   exports.Set("cpuFeatures", Napi::Function::New<CpuFeatures>(env, "cpuFeatures"));
   return exports;
 }

@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "engine_handle.h"
 #include "event_channel.h"
-#include "native_engine.h"
 
 namespace dmacopy_addon {
 
@@ -23,12 +23,12 @@ class AddonData {
   void set_event_handler(Napi::Env env, Napi::Function handler);
   EventChannel& events(Napi::Env env);
 
-  void register_engine(const std::shared_ptr<EngineCore>& core);
-  void unregister_engine(const std::shared_ptr<EngineCore>& core);
+  void register_engine(const std::shared_ptr<EngineResources>& core);
+  void unregister_engine(const std::shared_ptr<EngineResources>& core);
 
  private:
   std::unique_ptr<EventChannel> events_;
-  std::vector<std::shared_ptr<EngineCore>> engines_;
+  std::vector<std::shared_ptr<EngineResources>> engines_;
 };
 
 }  // namespace dmacopy_addon

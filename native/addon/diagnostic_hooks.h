@@ -1,4 +1,5 @@
-// Measurement and demonstration hooks for scripts/, the bench command and the regression tests.
+// Measurement hooks for scripts/ and the bench command. (The dcbm regression demo is test-only:
+// native/core/test/support/naive_strategy.*, never compiled into the addon.)
 // Not part of the public API.
 #pragma once
 #include <napi.h>
@@ -6,10 +7,6 @@
 namespace dmacopy_addon {
 // memcpyBound(dst, src, threads, chunk) -> nanoseconds of a plain multi-threaded memcpy.
 Napi::Value MemcpyBound(const Napi::CallbackInfo& info);
-// naiveCopy(dst, src, folioSize, { seed, jitterUs, engines }) -> { returnedOk, incompleteFolios, folios }:
-// the dcbm "wait for the last descriptor" strategy against the software device, with the
-// destination inspected the moment it returns.
-Napi::Value NaiveCopy(const Napi::CallbackInfo& info);
 // cpuFeatures() -> { movdir64b, enqcmd, waitpkg, movdiri, kernelEnqcmd }: what CPUID says (after
 // the DMACOPY_CPU_FEATURES_MASK override), and whether the kernel enables ENQCMD.
 Napi::Value CpuFeatures(const Napi::CallbackInfo& info);

@@ -5,6 +5,8 @@
 
 namespace dmacopy_addon {
 
+using namespace dmacopy;  // kEv* fields
+
 EventChannel::EventChannel(Napi::Env env, Napi::Function handler) {
   // The runtime may destroy the function on its own at environment teardown, before or after
   // AddonData goes. Since Node 23 it even frees the instance data from inside that teardown,
@@ -22,30 +24,9 @@ EventChannel::EventChannel(Napi::Env env, Napi::Function handler) {
 
 EventChannel::~EventChannel() { close(); }
 
-void SyncWaiter::add(const EventRecord& record) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = kEvCompleted; i < kEventFields; ++i) totals_[i] += record.f[i];
-  cv_.notify_all();
-}
-
-EventRecord SyncWaiter::wait_for(uint64_t expected) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return totals_[kEvCompleted] >= static_cast<double>(expected); });
-  EventRecord r{};
-  for (size_t i = kEvCompleted; i < kEventFields; ++i) r.f[i] = totals_[i];
-  return r;
-}
-
 bool EventChannel::enqueue_locked(const EventRecord& record) {
-  // A synchronous waiter blocks a native caller, not JavaScript: it gets its events even after
-  // the channel to JavaScript closed, or it would wait forever.
-  if (!queue_->sync_waiters.empty()) {
-    auto it = queue_->sync_waiters.find(static_cast<uint64_t>(record.f[kEvOp]));
-    if (it != queue_->sync_waiters.end()) {
-      it->second->add(record);
-      return false;
-    }
-  }
+  // (Synchronous waiters were served by the router before: they get their events even after
+  // the channel to JavaScript closed, or they would wait forever.)
   if (queue_->closed) return false;
   const bool was_empty = queue_->pending.empty();
   if (!was_empty) {
@@ -66,50 +47,11 @@ void EventChannel::wake() {
   tsfn_.NonBlockingCall([q](Napi::Env env, Napi::Function handler) { deliver(q, env, handler); });
 }
 
-void EventChannel::post(const EventRecord& record) {
-  std::lock_guard<std::mutex> lock(queue_->mu);
-  if (enqueue_locked(record)) wake();
-}
-
-void EventChannel::post(const dmacopy::CompletionEvent* ev, size_t n) {
+void EventChannel::post_records(const EventRecord* records, size_t n) {
   std::lock_guard<std::mutex> lock(queue_->mu);
   bool wake_js = false;
-  for (size_t i = 0; i < n; ++i) {
-    const dmacopy::CompletionEvent& e = ev[i];
-    EventRecord r;
-    r.f[kEvOp] = static_cast<double>(e.op_id);
-    r.f[kEvWork] = e.work;
-    r.f[kEvCompleted] = e.completed;
-    r.f[kEvDeviceBytes] = static_cast<double>(e.device_bytes);
-    r.f[kEvCpuBytes] = static_cast<double>(e.cpu_bytes);
-    r.f[kEvFallbackTimeout] = e.fallback_timeout;
-    r.f[kEvFallbackError] = e.fallback_error;
-    r.f[kEvFallbackPageFault] = e.fallback_page_fault;
-    r.f[kEvFallbackSubmit] = e.fallback_submit;
-    r.f[kEvOutOfOrder] = e.out_of_order;
-    r.f[kEvPageFaultRetries] = e.page_fault_retries;
-    wake_js = enqueue_locked(r) || wake_js;
-  }
+  for (size_t i = 0; i < n; ++i) wake_js = enqueue_locked(records[i]) || wake_js;
   if (wake_js) wake();
-}
-
-void EventChannel::register_sync(uint64_t op_id, SyncWaiter* waiter) {
-  std::lock_guard<std::mutex> lock(queue_->mu);
-  queue_->sync_waiters[op_id] = waiter;
-}
-
-void EventChannel::unregister_sync(uint64_t op_id) {
-  std::lock_guard<std::mutex> lock(queue_->mu);
-  queue_->sync_waiters.erase(op_id);
-}
-
-void EventChannel::job_progress(uint64_t op_id, uint32_t work, uint32_t regions, uint64_t bytes) {
-  EventRecord r{};
-  r.f[kEvOp] = static_cast<double>(op_id);
-  r.f[kEvWork] = work;
-  r.f[kEvCompleted] = regions;
-  r.f[kEvCpuBytes] = static_cast<double>(bytes);
-  post(r);
 }
 
 void EventChannel::deliver(const std::shared_ptr<Queue>& queue, Napi::Env env, Napi::Function handler) {

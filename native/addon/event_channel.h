@@ -10,63 +10,27 @@
 #include <mutex>
 #include <vector>
 
-#include <condition_variable>
-#include <unordered_map>
-
-#include "completion_event.h"
-#include "cpu_engine.h"
+#include "event_record.h"
+#include "event_router.h"
 
 namespace dmacopy_addon {
 
-// Fields of one event as JavaScript receives them, in a Float64Array (lib/native.ts mirrors this).
-enum EventField : size_t {
-  kEvOp,
-  kEvWork,
-  kEvCompleted,
-  kEvDeviceBytes,
-  kEvCpuBytes,
-  kEvFallbackTimeout,
-  kEvFallbackError,
-  kEvFallbackPageFault,
-  kEvFallbackSubmit,
-  kEvOutOfOrder,
-  kEvPageFaultRetries,
-  kEventFields
-};
+using dmacopy::EventRecord;
+using dmacopy::kEventFields;
 
-struct EventRecord {
-  double f[kEventFields];
-};
-
-// A synchronous copy (copyBatchSync) waits on the calling thread for its descriptors instead of
-// receiving events in JavaScript: its events are counted here and never queued.
-class SyncWaiter {
- public:
-  void add(const struct EventRecord& record);
-  // Blocks until `expected` descriptors completed (events may arrive before expected is known),
-  // then returns the sum of every event of the op.
-  struct EventRecord wait_for(uint64_t expected);
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  double totals_[16] = {};
-};
-
-class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink {
+// The downstream end of the core's EventRouter: events no synchronous caller claimed are queued
+// here and delivered to JavaScript. Engines post to router(), never to the channel directly.
+class EventChannel final : public dmacopy::EventRecordSink {
  public:
   EventChannel(Napi::Env env, Napi::Function handler);
   ~EventChannel() override;
 
-  // Any thread. Events for the same (op, work) that arrive back to back are merged.
-  void post(const EventRecord& record);
-  void job_progress(uint64_t op_id, uint32_t work, uint32_t regions, uint64_t bytes) override;
-  // EventSink: the DSA poller's coalesced events.
-  void post(const dmacopy::CompletionEvent* ev, size_t n) override;
+  // Where engines send their events (CPU jobs and the DSA poller): sync ops are summed there,
+  // everything else comes here.
+  dmacopy::EventRouter& router() { return router_; }
 
-  // Routes the events of op_id to `waiter` instead of JavaScript until unregistered.
-  void register_sync(uint64_t op_id, SyncWaiter* waiter);
-  void unregister_sync(uint64_t op_id);
+  // Any thread. Events for the same (op, work) that arrive back to back are merged.
+  void post_records(const EventRecord* records, size_t n) override;
 
   // JS thread: keep the event loop alive while copies are in flight, and only then.
   void ref(Napi::Env env);
@@ -80,7 +44,6 @@ class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink
   struct Queue {
     std::mutex mu;
     std::vector<EventRecord> pending;
-    std::unordered_map<uint64_t, SyncWaiter*> sync_waiters;
     bool closed = false;
     bool function_gone = false;  // the runtime finalized the thread-safe function
   };
@@ -92,6 +55,7 @@ class EventChannel final : public dmacopy::CpuJobSink, public dmacopy::EventSink
 
   std::shared_ptr<Queue> queue_ = std::make_shared<Queue>();
   Napi::ThreadSafeFunction tsfn_;
+  dmacopy::EventRouter router_{this};
 };
 
 }  // namespace dmacopy_addon

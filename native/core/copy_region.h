@@ -1,4 +1,4 @@
-// One contiguous copy: the unit the CPU engine, the DSA descriptor builder and the fallback
+// One contiguous copy: the unit the CPU copy pool, the DSA descriptor builder and the fallback
 // path all speak. Pointers are real process addresses that the Node-API layer derived from
 // buffers it validated; nothing here ever comes from JavaScript as a number.
 #pragma once

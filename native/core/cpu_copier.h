@@ -1,5 +1,5 @@
-// What the DSA engine needs from the CPU engine: copy these regions on some other thread and
-// call done() once every byte is in memory. The CPU engine (cpu_engine.*) implements it; tests
+// What the DSA channels needs from the CPU copy pool: copy these regions on some other thread and
+// call done() once every byte is in memory. The CPU copy pool (cpu_copy_pool.*) implements it; tests
 // use a synchronous one. done() may run on any thread, including the caller's.
 #pragma once
 

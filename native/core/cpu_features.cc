@@ -168,12 +168,6 @@ bool kernel_enables_enqcmd() {
 #endif
 }
 
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 uint64_t read_tsc() {
 #if DMACOPY_X86
   return __rdtsc();

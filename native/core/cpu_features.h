@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <string>
 
+#include "clock.h"  // monotonic_ns(), for the TSC calibration's callers
+
 namespace dmacopy {
 
 enum CpuFeatureBit : uint32_t {
@@ -59,9 +61,6 @@ void cpu_features_reload();
 std::string cpu_features_mask_error();
 
 // ---- Time -------------------------------------------------------------------------------
-
-// Monotonic nanoseconds (CLOCK_MONOTONIC).
-uint64_t monotonic_ns();
 
 // Raw time-stamp counter (0 on non-x86).
 uint64_t read_tsc();

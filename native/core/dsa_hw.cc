@@ -24,19 +24,6 @@ void build_noop(dsa_hw_desc* d, dsa_completion_record* cr) {
   d->completion_addr = reinterpret_cast<uintptr_t>(cr);
 }
 
-bool build_batch(dsa_hw_desc* d, const dsa_hw_desc* list, uint32_t count, uint32_t max_batch_size,
-                 dsa_completion_record* cr) {
-  if (reinterpret_cast<uintptr_t>(list) % kDescListAlign != 0) return false;
-  if (count < 2 || count > max_batch_size) return false;
-  std::memset(static_cast<void*>(d), 0, sizeof(*d));
-  d->opcode = DSA_OPCODE_BATCH;
-  d->flags = IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR;  // no BOF: reserved on batch descriptors
-  d->completion_addr = reinterpret_cast<uintptr_t>(cr);
-  d->desc_list_addr = reinterpret_cast<uintptr_t>(list);
-  d->desc_count = count;
-  return true;
-}
-
 CompletionInfo decode_completion(const dsa_completion_record* cr) {
   CompletionInfo c;
   uint8_t raw = load_status(cr);

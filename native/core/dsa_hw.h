@@ -27,7 +27,6 @@ static_assert(offsetof(dsa_completion_record, bytes_completed) == 4, "bytes_comp
 static_assert(offsetof(dsa_completion_record, fault_addr) == 8, "fault_addr offset");
 
 constexpr size_t kCompletionAlign = 32;  // misaligned records fail with DSA_COMP_CRA_ALIGN
-constexpr size_t kDescListAlign = 64;    // batch lists: DSA_COMP_DESCLIST_ALIGN otherwise
 constexpr uint32_t kMemmoveFlags = IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR;  // a record for every descriptor
 
 // Zeroes all 32 bytes of a record: the device only writes what an operation defines, and a
@@ -52,12 +51,6 @@ void build_memmove(dsa_hw_desc* d, void* dst, const void* src, uint32_t len, dsa
 
 // NOOP with a completion record: used to probe that a queue accepts work at all.
 void build_noop(dsa_hw_desc* d, dsa_completion_record* cr);
-
-// Batch of `count` member descriptors at `list` (64-byte aligned, each member with its own record).
-// Returns false (and leaves *d untouched) if the list is misaligned or count is not in
-// 2..max_batch_size, because the device would reject it anyway.
-bool build_batch(dsa_hw_desc* d, const dsa_hw_desc* list, uint32_t count, uint32_t max_batch_size,
-                 dsa_completion_record* cr);
 
 // The status byte as the device published it: an acquire load, so the rest of the record (and
 // the data the operation wrote) is visible once a non-zero status is seen.

@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include "clock.h"
+
 namespace dmacopy {
 
 uint8_t wait_for_status(const volatile uint8_t* status, uint64_t timeout_ns) {

@@ -13,13 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "clock.h"
 #include "cpu_features.h"
 
 namespace dmacopy {
 
 #if defined(__x86_64__)
-
-inline void cpu_relax() { asm volatile("pause" ::: "memory"); }
 
 // MOVDIR64B (%rdx), %rax: a posted 64-byte direct store of desc into the portal line at
 // `portal` (64-byte aligned). No feedback: on a dedicated queue the caller must respect the
@@ -70,7 +69,6 @@ inline bool umwait(uint32_t state, uint64_t tsc_deadline) {
 
 #else  // not x86-64: no portal instructions exist; callers never get here (features all off).
 
-inline void cpu_relax() {}
 inline void movdir64b(volatile void*, const void*) { __builtin_trap(); }
 inline bool enqcmd(volatile void*, const void*) { __builtin_trap(); }
 inline void umonitor(const volatile void*) { __builtin_trap(); }

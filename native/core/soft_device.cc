@@ -5,14 +5,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "clock.h"
 #include "dsa_hw.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define DMACOPY_PAUSE() _mm_pause()
-#else
-#define DMACOPY_PAUSE() __asm__ __volatile__("" ::: "memory")
-#endif
 
 namespace dmacopy {
 namespace {
@@ -38,16 +32,8 @@ enum CtrIdx {
   kInvalid,
   kUnreportable,
   kReordered,
-  kBatches,
-  kBatchMembers,
   kCtrCount
 };
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
   x += 0x9e3779b97f4a7c15ull;
@@ -95,15 +81,15 @@ SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(cfg) {
   static_assert(sizeof(ctr_.v) / sizeof(ctr_.v[0]) == kCtrCount, "counter table size");
   for (auto& c : ctr_.v) c.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < cfg_.engines; ++i) {
-    auto e = std::make_unique<Engine>();
+    auto e = std::make_unique<ExecUnit>();
     // Nothing above wq_size is ever held, so these never reallocate on the hot path.
     e->incoming.reserve(cfg_.wq_size);
     e->local.reserve(cfg_.wq_size);
     engines_.push_back(std::move(e));
   }
   for (auto& e : engines_) {
-    Engine* ep = e.get();
-    ep->thread = std::thread([this, ep] { engine_main(*ep); });
+    ExecUnit* ep = e.get();
+    ep->thread = std::thread([this, ep] { unit_main(*ep); });
   }
 }
 
@@ -135,7 +121,7 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   bool wake_all = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? now_ns() : 0;
+    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? monotonic_ns() : 0;
     for (; ok < n; ++ok) {
       bump(kSubmitted);
       if (state_.load(std::memory_order_relaxed) != kEnabled) {
@@ -178,7 +164,7 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
         bump(kLates);
       }
       size_t ei = seq % engines_.size();
-      Engine& e = *engines_[ei];
+      ExecUnit& e = *engines_[ei];
       e.incoming.push_back(h);
       e.pending.store(uint32_t(e.incoming.size()), std::memory_order_release);
       in_flight_.fetch_add(1, std::memory_order_acq_rel);
@@ -254,12 +240,10 @@ SoftDeviceCounters SoftDevice::counters() const {
   c.invalid = g(kInvalid);
   c.unreportable = g(kUnreportable);
   c.reordered = g(kReordered);
-  c.batches = g(kBatches);
-  c.batch_members = g(kBatchMembers);
   return c;
 }
 
-void SoftDevice::engine_main(Engine& e) {
+void SoftDevice::unit_main(ExecUnit& e) {
   auto later = [](const Held& a, const Held& b) { return a.due_ns != b.due_ns ? a.due_ns > b.due_ns : a.seq > b.seq; };
   uint32_t idle = 0;
   while (!stop_.load(std::memory_order_acquire)) {
@@ -277,7 +261,7 @@ void SoftDevice::engine_main(Engine& e) {
         e.pending.store(0, std::memory_order_release);
       }
       if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) {
-        uint64_t now = e.local.front().due_ns == 0 ? 0 : now_ns();
+        uint64_t now = e.local.front().due_ns == 0 ? 0 : monotonic_ns();
         // Bounded per pass so a steady stream cannot starve drain() of the exec lock forever.
         for (int k = 0; k < 64 && !e.local.empty() && e.local.front().due_ns <= now; ++k) {
           if (state_.load(std::memory_order_acquire) != kEnabled) break;  // disabled mid-stream
@@ -297,10 +281,10 @@ void SoftDevice::engine_main(Engine& e) {
     // Idle: pause → yield → sleep until new work or the next due time.
     ++idle;
     if (idle < 256) {
-      DMACOPY_PAUSE();
+      cpu_relax();
       continue;
     }
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     if (next_due != UINT64_MAX && next_due <= now + 20000) {  // due within 20 us: stay awake
       std::this_thread::yield();
       continue;
@@ -433,57 +417,9 @@ void SoftDevice::execute(const Held& h) {
     state_.store(kDisabled, std::memory_order_release);
     return;
   }
-  const dsa_hw_desc& d = h.desc;
-  if (d.opcode != DSA_OPCODE_BATCH) {
-    run_op(d, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
-    return;
-  }
-  bump(kBatches);
-  const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
-  if (crav && d.completion_addr % kCompletionAlign != 0) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_CRA_ALIGN, 0, 0, 0, true);
-    return;
-  }
-  if (d.rsvd != 0 || d.rsvd1 != 0 || d.priv != 0 || !all_zero(d.op_specific, sizeof d.op_specific)) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_NOZERO_RESERVE, 0, 0, 0, true);
-    return;
-  }
-  if (cfg_.max_batch_size <= 1) {  // batch not in op_cap
-    bump(kInvalid);
-    write_record(d, DSA_COMP_BAD_OPCODE, 0, 0, 0, true);
-    return;
-  }
-  if (d.desc_count < 2 || d.desc_count > cfg_.max_batch_size) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_DESC_CNT_ERANGE, 0, 0, 0, true);
-    return;
-  }
-  if (d.desc_list_addr % kDescListAlign != 0) {
-    bump(kInvalid);
-    write_record(d, DSA_COMP_DESCLIST_ALIGN, 0, 0, 0, true);
-    return;
-  }
-  const auto* list = reinterpret_cast<const dsa_hw_desc*>(static_cast<uintptr_t>(d.desc_list_addr));
-  bool all_ok = true;
-  for (uint32_t i = 0; i < d.desc_count; ++i) {
-    dsa_hw_desc m;
-    std::memcpy(static_cast<void*>(&m), &list[i], sizeof m);  // the device reads the list once
-    bump(kBatchMembers);
-    uint8_t st;
-    if (m.opcode == DSA_OPCODE_BATCH || m.opcode == DSA_OPCODE_DRAIN) {
-      bump(kInvalid);
-      write_record(m, DSA_COMP_BAD_OPCODE, 0, 0, 0, false);
-      st = DSA_COMP_BAD_OPCODE;
-    } else {
-      Fate f = decide(h.seq, i + 1);
-      if (f == Fate::Hang || f == Fate::Late || f == Fate::Disable) f = Fate::Normal;  // whole-batch fates only
-      st = run_op(m, f, h.seq, i + 1, false);
-    }
-    if (st != DSA_COMP_SUCCESS) all_ok = false;
-  }
-  write_record(d, all_ok ? DSA_COMP_SUCCESS : DSA_COMP_BATCH_FAIL, 0, d.desc_count, 0, true);
+  // Only MEMMOVE and NOOP are implemented (what the engine submits); anything else, BATCH
+  // included, completes with BAD_OPCODE.
+  run_op(h.desc, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
 }
 
 SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
@@ -491,9 +427,7 @@ SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
   info_.mode = cfg.mode;
   info_.size = dev_.config().wq_size;
   info_.max_transfer_size = cfg.max_transfer_size;
-  info_.max_batch_size = cfg.max_batch_size;
   info_.cache_control = true;
-  info_.block_on_fault = false;
 }
 
 SubmitStatus SoftWorkQueue::submit(const dsa_hw_desc& desc) {

@@ -46,7 +46,6 @@ struct SoftDeviceConfig {
   uint32_t wq_size = 128;  // descriptors the queue holds in flight
   WqMode mode = WqMode::Dedicated;
   uint64_t max_transfer_size = 2u << 20;  // bytes per descriptor
-  uint32_t max_batch_size = 32;           // 0/1: BATCH is rejected with BAD_OPCODE
   uint64_t seed = 1;
   uint32_t latency_us = 0;  // base latency of every descriptor
   uint32_t jitter_us = 0;   // + uniform [0, jitter_us] per descriptor
@@ -58,7 +57,7 @@ struct SoftDeviceCounters {
   uint64_t submitted = 0;          // submission attempts
   uint64_t accepted = 0;           // descriptors taken into the queue
   uint64_t completed = 0;          // top-level descriptors whose record was written
-  uint64_t succeeded = 0;          // memmove/noop (incl. batch members) completed with SUCCESS
+  uint64_t succeeded = 0;          // memmove/noop completed with SUCCESS
   uint64_t dropped = 0;            // dedicated queue overflow: silently dropped
   uint64_t retry_full = 0;         // shared queue full
   uint64_t retry_injected = 0;     // spurious Retry
@@ -75,8 +74,6 @@ struct SoftDeviceCounters {
   uint64_t invalid = 0;       // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
   uint64_t unreportable = 0;  // failures the device could not report (no CRAV)
   uint64_t reordered = 0;     // completed after a later-accepted descriptor completed
-  uint64_t batches = 0;
-  uint64_t batch_members = 0;
 };
 
 class SoftDevice {
@@ -108,7 +105,7 @@ class SoftDevice {
     uint64_t due_ns;
     Fate fate;
   };
-  struct Engine {
+  struct ExecUnit {
     std::mutex exec;                   // held while the engine executes; drain() waits on it
     std::vector<Held> incoming;        // guarded by SoftDevice::mu_
     std::vector<Held> local;           // min-heap by due time; guarded by exec
@@ -118,14 +115,14 @@ class SoftDevice {
     std::thread thread;
   };
   struct Ctr {  // atomics behind SoftDeviceCounters
-    std::atomic<uint64_t> v[22];
+    std::atomic<uint64_t> v[20];
   };
 
   Fate decide(uint64_t seq, uint32_t member) const;
-  void engine_main(Engine& e);
+  void unit_main(ExecUnit& e);
   // Executes a top-level descriptor (its record is written last, status with release).
   void execute(const Held& h);
-  // Runs one memmove/noop (also a batch member). Returns the status it reported.
+  // Runs one memmove/noop. Returns the status it reported.
   uint8_t run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32_t member, bool top_level);
   void write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
                     bool top_level);
@@ -142,7 +139,7 @@ class SoftDevice {
   uint64_t submit_attempts_ = 0;  // guarded by mu_
   std::atomic<uint64_t> max_completed_seq_{0};
   std::atomic<bool> any_completed_{false};
-  std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<std::unique_ptr<ExecUnit>> engines_;
   Ctr ctr_;
 };
 

@@ -1,5 +1,7 @@
 #include "user_queue.h"
 
+#include "clock.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -157,32 +159,20 @@ OpenResult classify_open_errno(int err, const std::string& path, WqMode mode) {
     case ENOTDIR:
       r.code = OpenErrorCode::NoNode;
       r.reason = "no device node " + path;
-      r.remedy =
-          "configure the queue as type 'user' and enable it (accel-config config-wq --type=user "
-          "--name=<name> ...; accel-config enable-device/enable-wq), or point DMACOPY_DEV_ROOT at the "
-          "directory that holds dsa/";
       break;
     case EACCES:
       r.code = OpenErrorCode::Permission;
       r.reason = "permission denied opening " + path;
-      r.remedy =
-          "give this user read/write access to the node: a udev rule for /dev/dsa/wq* (e.g. "
-          "MODE=\"0660\", GROUP=\"dsa\") plus membership in that group, or chgrp/chmod the node";
       break;
     case EPERM:
       r.code = OpenErrorCode::Permission;
       r.reason = "opening " + path + " is not permitted (EPERM)";
-      r.remedy =
-          "a security module, seccomp filter or the container's device cgroup denies the node; "
-          "allow it (e.g. docker --device " +
-          path + ")";
       break;
     case EBUSY:
       r.code = OpenErrorCode::Busy;
       r.reason = std::string(mode == WqMode::Dedicated ? "dedicated" : "") +
                  (mode == WqMode::Dedicated ? " queue " : "queue ") + path +
                  " is already opened by another process (a dedicated queue has one owner)";
-      r.remedy = "stop the other user of the queue (its sysfs 'clients' count shows it), or configure a shared queue";
       break;
     case EOPNOTSUPP:
     case EINVAL:
@@ -190,14 +180,10 @@ OpenResult classify_open_errno(int err, const std::string& path, WqMode mode) {
     case ENXIO:
       r.code = OpenErrorCode::NoSva;
       r.reason = "the kernel could not bind this process to the device for " + path + ": " + errno_text(err);
-      r.remedy =
-          "enable shared virtual addressing: boot with intel_iommu=on,sm_on, check pasid_enabled=1 on the "
-          "device, and make sure the queue is type 'user' and enabled";
       break;
     default:
       r.code = OpenErrorCode::OpenFailed;
       r.reason = "open " + path + " failed: " + errno_text(err);
-      r.remedy = "";
       break;
   }
   return r;
@@ -272,16 +258,12 @@ OpenResult UserWorkQueue::check_sysfs_states() const {
       r.code = OpenErrorCode::DeviceNotEnabled;
       r.err = errno;
       r.reason = "cannot read device state " + config_.device_state_path + ": " + errno_text(errno);
-      r.remedy = "the device may have been removed; re-run discovery";
       return r;
     }
     if (s != "enabled") {
       r.ok = false;
       r.code = OpenErrorCode::DeviceNotEnabled;
       r.reason = "device state is '" + s + "' (" + config_.device_state_path + ")";
-      r.remedy = s == "halted"
-                     ? "the device hit a fatal error: see dmesg; reset it (accel-config disable-device/enable-device)"
-                     : "enable the device: accel-config enable-device <dsaN>";
       return r;
     }
   }
@@ -291,14 +273,12 @@ OpenResult UserWorkQueue::check_sysfs_states() const {
       r.code = OpenErrorCode::QueueNotEnabled;
       r.err = errno;
       r.reason = "cannot read queue state " + config_.wq_state_path + ": " + errno_text(errno);
-      r.remedy = "the queue may have been removed; re-run discovery";
       return r;
     }
     if (s != "enabled") {
       r.ok = false;
       r.code = OpenErrorCode::QueueNotEnabled;
       r.reason = "queue state is '" + s + "' (" + config_.wq_state_path + ")";
-      r.remedy = "enable the queue: accel-config enable-wq <dsaN/wqN.M>";
       return r;
     }
   }
@@ -306,14 +286,14 @@ OpenResult UserWorkQueue::check_sysfs_states() const {
 }
 
 OpenResult UserWorkQueue::open() {
-  OpenResult r = open_locked();
+  OpenResult r = open_or_reuse();
   open_result_ = r;
   if (r.ok) set_reason("");
   else set_reason(r.reason);
   return r;
 }
 
-OpenResult UserWorkQueue::open_locked() {
+OpenResult UserWorkQueue::open_or_reuse() {
   if (state_ == State::Open && !forked()) return open_result_;
   if (state_ != State::Closed) close_fd_and_portal();
   state_ = State::Closed;
@@ -341,7 +321,6 @@ OpenResult UserWorkQueue::open_locked() {
     f.ok = false;
     f.code = OpenErrorCode::OpenFailed;
     f.reason = path + " is not a character device";
-    f.remedy = "point DMACOPY_DEV_ROOT (or --dev-root) at the directory holding dsa/wqD.Q device nodes, normally /dev";
     return f;
   }
 
@@ -350,14 +329,13 @@ OpenResult UserWorkQueue::open_locked() {
   const CpuFeatures cpu = cpu_features();
   const bool have_insn = mode == WqMode::Dedicated ? cpu.movdir64b : (cpu.enqcmd && kernel_enables_enqcmd());
   const PortalInstruction want = mode == WqMode::Dedicated ? PortalInstruction::Movdir64b : PortalInstruction::Enqcmd;
-  auto fail = [&](OpenErrorCode code, int err, std::string reason, std::string remedy) {
+  auto fail = [&](OpenErrorCode code, int err, std::string reason) {
     if (err) last_errno_ = err;
     OpenResult f = r;
     f.ok = false;
     f.code = code;
     f.err = err;
     f.reason = std::move(reason);
-    f.remedy = std::move(remedy);
     return f;
   };
 
@@ -366,26 +344,17 @@ OpenResult UserWorkQueue::open_locked() {
   void* map = MAP_FAILED;
   if (config_.submission == SubmissionPath::Write) {
     r.path = SubmissionPath::Write;
-    r.path_note = "write() submission (forced by configuration)";
   } else {
     map = mmap(nullptr, kPortalSize, PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) {
       int e = errno;
       r.mmap_errno = e;
-      std::string why = e == EPERM    ? "mmap of the portal refused (EPERM): the process lacks CAP_SYS_RAWIO "
-                                        "(required since the INTEL-SA-01084 fix)"
-                        : e == ENODEV ? "the node does not support mmap (ENODEV)"
-                                      : "mmap of the portal failed: " + errno_text(e);
+      std::string why = "mmap of the portal failed: " + errno_text(e);
       if (config_.submission == SubmissionPath::Portal) {
         ::close(fd);
-        return fail(
-            OpenErrorCode::PortalUnavailable, e, "portal submission forced, but " + why,
-            e == EPERM ? "grant CAP_SYS_RAWIO (e.g. setcap cap_sys_rawio+ep \"$(readlink -f \"$(command -v node)\")\") "
-                         "or use submission 'auto'/'write'"
-                       : "use submission 'auto' or 'write'");
+        return fail(OpenErrorCode::PortalUnavailable, e, "portal submission forced, but " + why);
       }
       r.path = SubmissionPath::Write;
-      r.path_note = why + ": write() submission";
     } else if (!have_insn) {
       munmap(map, kPortalSize);
       map = MAP_FAILED;
@@ -397,17 +366,14 @@ OpenResult UserWorkQueue::open_locked() {
         ::close(fd);
         return fail(OpenErrorCode::PortalInstructionMissing, 0,
                     std::string("portal submission forced for a ") +
-                        (mode == WqMode::Dedicated ? "dedicated" : "shared") + " queue, but " + why,
-                    "use submission 'auto' or 'write' (the write() path needs no special instruction)");
+                        (mode == WqMode::Dedicated ? "dedicated" : "shared") + " queue, but " + why);
       }
       r.path = SubmissionPath::Write;
-      r.path_note = "portal mappable, but " + why + ": write() submission";
     } else {
       // Mirror idxd's VM_DONTCOPY for any node (stand-ins too): a child never has the mapping.
       madvise(map, kPortalSize, MADV_DONTFORK);
       r.path = SubmissionPath::Portal;
       r.instruction = want;
-      r.path_note = std::string("portal mapped: ") + (want == PortalInstruction::Movdir64b ? "MOVDIR64B" : "ENQCMD");
     }
   }
 
@@ -441,7 +407,7 @@ OpenResult UserWorkQueue::open_locked() {
       // never be written late.
       close_fd_and_portal();
       state_ = State::Closed;
-      OpenResult f = fail(p.code, p.err, p.reason, p.remedy);
+      OpenResult f = fail(p.code, p.err, p.reason);
       f.probe_status = p.probe_status;
       return f;
     }
@@ -477,7 +443,6 @@ OpenResult UserWorkQueue::run_probe() {
                                               : "error") +
                (last_errno_ ? ": " + errno_text(last_errno_) : std::string()) + ")" +
                (status_reason().empty() ? "" : ": " + status_reason());
-    r.remedy = "check the queue and device state (accel-config list) and dmesg for idxd errors";
     return r;
   }
   uint64_t now = monotonic_ns();
@@ -486,9 +451,6 @@ OpenResult UserWorkQueue::run_probe() {
     r.ok = false;
     r.code = OpenErrorCode::ProbeTimeout;
     r.reason = "the NOOP probe did not complete within " + std::to_string(config_.probe_timeout_ms) + " ms";
-    r.remedy =
-        "the queue accepted work but did not complete it: check dmesg for idxd errors and the device/queue "
-        "state (accel-config list; a halted device needs a reset)";
     return r;
   }
   r.probe_status = st & DSA_COMP_STATUS_MASK;
@@ -498,7 +460,6 @@ OpenResult UserWorkQueue::run_probe() {
     r.ok = false;
     r.code = OpenErrorCode::ProbeFailed;
     r.reason = buf;
-    r.remedy = "see enum dsa_completion_status in <linux/idxd.h>; check dmesg and the queue configuration";
     return r;
   }
   r.ok = true;

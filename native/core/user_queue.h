@@ -46,9 +46,8 @@ const char* to_string(PortalInstruction i);
 // Everything discovery read from sysfs and /dev for one queue, plus options.
 struct UserQueueConfig {
   std::string device_path;         // "/dev/dsa/wq0.0" (under DMACOPY_DEV_ROOT in tests)
-  WqInfo info;                     // name, mode, size, max_transfer_size, max_batch_size,
-                                   // cache_control (device gen_cap bit 2), block_on_fault,
-                                   // numa_node
+  WqInfo info;                     // name, mode, size, max_transfer_size,
+                                   // cache_control (device gen_cap bit 2)
   std::string wq_state_path;       // optional: ".../wq0.0/state"; "" = no sysfs checks
   std::string device_state_path;   // optional: ".../dsa0/state"
   std::string device_errors_path;  // optional: ".../dsa0/errors" (SWERR words); a change after
@@ -71,7 +70,8 @@ struct UserQueueConfig {
   std::function<ssize_t(int fd, const void* buf, size_t len)> write_fn;
 };
 
-// Why open()/reopen() failed, typed so discovery and `dmacopy info` can print a remedy.
+// Why open()/reopen() failed, as a code (with errno in OpenResult::err): lib/ turns code and errno
+// into reason and remedy text.
 enum class OpenErrorCode : uint8_t {
   None,
   NoNode,                    // ENOENT/ENOTDIR: no /dev/dsa/wqD.Q
@@ -92,14 +92,14 @@ const char* to_string(OpenErrorCode c);
 struct OpenResult {
   bool ok = false;
   OpenErrorCode code = OpenErrorCode::None;
-  int err = 0;         // errno of the failing call (0 for probe/state failures)
-  std::string reason;  // one line: what went wrong
-  std::string remedy;  // one line: what the operator can do ("" when ok)
+  int err = 0;  // errno of the failing call (0 for probe/state failures)
+  // One line, what went wrong (facts only: core diagnostics and tests). Advice for operators
+  // lives in lib/ (the remedy catalogue), keyed by code and err; JavaScript never gets this.
+  std::string reason;
   // What is in use on success (and what was decided before a probe failure):
   SubmissionPath path = SubmissionPath::Auto;  // Portal or Write once decided
   PortalInstruction instruction = PortalInstruction::None;
   int mmap_errno = 0;        // why the portal was not mapped (0: mapped or not tried)
-  std::string path_note;     // why this path, e.g. "mmap of the portal refused (EPERM) ...: write() submission"
   uint8_t probe_status = 0;  // completion status byte of the probe (masked), 0 if none
   // poll() already reported a software error at open. idxd reports the DEVICE's last SWERR
   // (sw_err.valid stays set until the next error), so an old error from any client would
@@ -108,7 +108,7 @@ struct OpenResult {
   bool swerr_at_open = false;
 };
 
-// Pure errno -> typed reason/remedy for open() of the device node (exposed for tests/info).
+// Pure errno -> code (and a factual reason) for open() of the device node (exposed for tests).
 OpenResult classify_open_errno(int err, const std::string& device_path, WqMode mode);
 
 class UserWorkQueue : public WorkQueue {
@@ -146,7 +146,7 @@ class UserWorkQueue : public WorkQueue {
  private:
   enum class State : uint8_t { Closed, Open, Disabled };
 
-  OpenResult open_locked();
+  OpenResult open_or_reuse();
   OpenResult check_sysfs_states() const;
   OpenResult run_probe();
   void close_fd_and_portal();

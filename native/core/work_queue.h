@@ -27,10 +27,7 @@ struct WqInfo {
   WqMode mode = WqMode::Dedicated;
   uint32_t size = 0;               // descriptors the queue holds (dedicated: the in-flight bound)
   uint64_t max_transfer_size = 0;  // bytes per descriptor
-  uint32_t max_batch_size = 0;     // 0 or 1: no batch descriptors through this queue
   bool cache_control = false;      // the device honours IDXD_OP_FLAG_CC (gen_cap bit 2)
-  bool block_on_fault = false;     // the queue was configured with block_on_fault=1
-  int numa_node = -1;
 };
 
 class WorkQueue {

@@ -271,7 +271,11 @@ describe('bad input', () => {
   it('the native layer re-checks what it is given, whatever JavaScript sends', () => {
     const b = nativeBinding();
     if (!b) return;
-    const ne = new b.NativeEngine({ threads: 1, nonTemporalMinBytes: 0 });
+    // lib/defaults.ts owns every default: the addon requires what lib always sends.
+    expect(() => new b.NativeEngine({ threads: 1, nonTemporalMinBytes: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }),
+    );
+    const ne = new b.NativeEngine({ threads: 1, nonTemporalMinBytes: 0, timeoutMs: 1000 });
     const bufs = [new Uint8Array(16), new Uint8Array(16)];
     const bounds = new Float64Array([0, 0, 1, 0]);
     const bad: [string, Float64Array, string][] = [

@@ -83,19 +83,19 @@ async function emulated(emulator: EmulatorOptions, extra: Record<string, unknown
 }
 
 describe('software DSA device', () => {
-  it('reproduces the dcbm bug: waiting for the last descriptor returns before the data is there; copyBatch never does', async () => {
+  // The dcbm bug ("wait for the last descriptor only" returns before earlier descriptors
+  // copied) is proved in the core test 'regression: wait-for-last-descriptor returns early' in
+  // native/core/test/test_dsa_channels.cc (npm run test:core), with the naive strategy in
+  // native/core/test/support/naive_strategy.cc. That strategy is test-only and is not in the
+  // shipped addon; this half runs copyBatch on the same kind of device and seeds.
+  it('the dcbm scenario through copyBatch: never returns before the data is there (naive half: core test)', async () => {
     const b = nativeBinding();
     expect(b).toBeDefined();
+    expect(b).not.toHaveProperty('naiveCopy'); // test-only code stays out of the shipped addon
     const size = 256 * 4096;
     const src = new Uint8Array(size);
     fillPattern(src, 1);
-    let naiveEarly = 0;
     for (let seed = 1; seed <= 8; seed++) {
-      const dst = new Uint8Array(size);
-      const r = b?.naiveCopy(dst, src, 4096, { seed, jitterUs: 200, engines: 4 });
-      expect(r?.returnedOk).toBe(true);
-      if ((r?.incompleteFolios ?? 0) > 0) naiveEarly++;
-
       // A generous deadline: this test is about ordering, and must not depend on machine speed
       // (under a sanitizer a 5 ms deadline can expire and let the CPU finish part of it).
       const engine = await emulated({ seed, jitterUs: 200, engines: 4, queues: 1 }, { timeoutMs: 10_000 });
@@ -106,8 +106,6 @@ describe('software DSA device', () => {
       expect(rep.descriptors).toBe(256);
       await engine.close();
     }
-    // Seen on every seed here; at least one is enough to prove the device exposes the bug.
-    expect(naiveEarly).toBeGreaterThan(0);
   });
 
   it('out-of-order completion is counted and never resolves a batch early', async () => {

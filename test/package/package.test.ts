@@ -36,7 +36,7 @@ describe('npm pack contents', () => {
       'README.md',
       'native/addon/addon.cc',
       'native/addon/unsupported.cc',
-      'native/core/cpu_engine.cc',
+      'native/core/cpu_copy_pool.cc',
     ]) {
       expect(files, f).toContain(f);
     }
@@ -64,11 +64,11 @@ describe('npm pack contents', () => {
         'build/Release/dmacopy.node',
         'native/core/test/test_soft_device.cc',
         'scripts/bench-copy.js',
-        'native/core/cpu_engine.o',
+        'native/core/cpu_copy_pool.o',
         '.ci/run',
       ]),
     ).toHaveLength(6);
-    expect(checkPack.checkFiles(good.filter((f) => f !== 'dist/index.d.ts' && f !== 'native/core/cpu_engine.cc'))).toHaveLength(3);
+    expect(checkPack.checkFiles(good.filter((f) => f !== 'dist/index.d.ts' && f !== 'native/core/cpu_copy_pool.cc'))).toHaveLength(3);
     expect(checkPack.checkFiles(good, { requirePrebuilds: true })).toEqual([expect.stringMatching(/^missing prebuilds\/linux-x64/)]);
     expect(checkPack.checkFiles([...good, 'prebuilds/linux-x64/dmacopy.glibc.node'], { requirePrebuilds: true })).toEqual([]);
   });

@@ -1,9 +1,8 @@
-// libFuzzer harness: descriptor building and splitting, batch descriptors, completion-record
+// libFuzzer harness: descriptor building and splitting, completion-record
 // decoding of arbitrary (device-written) records and status names. Oracles:
 //  - splitting len bytes at a queue's max_transfer_size gives descriptors_for() pieces, each
 //    at most piece_limit() bytes and at least one byte, contiguous, covering exactly len bytes;
 //  - build_memmove leaves every reserved byte zero and sets CRAV|RCR;
-//  - build_batch refuses misaligned lists / bad counts and then leaves the descriptor untouched;
 //  - decoding any 32 bytes is defined (UBSan) and consistent with the raw status byte.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -64,25 +63,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       off += piece;
     }
     FUZZ_CHECK(off == len);
-  }
-
-  // Batch descriptors: alignment and count rules; refused ones leave *d untouched.
-  {
-    alignas(64) static dsa_hw_desc list[40];
-    alignas(32) static dsa_completion_record rec;
-    const size_t mis = p.ConsumeIntegralInRange<size_t>(0, 64);
-    const dsa_hw_desc* l =
-        reinterpret_cast<const dsa_hw_desc*>(reinterpret_cast<const uint8_t*>(list) + (mis == 64 ? 0 : mis));
-    const uint32_t count = p.ConsumeIntegralInRange<uint32_t>(0, 40);
-    const uint32_t max_bs = p.ConsumeIntegral<uint32_t>();
-    dsa_hw_desc d;
-    std::memset(static_cast<void*>(&d), 0x5C, sizeof d);
-    dsa_hw_desc before = d;
-    bool ok = build_batch(&d, l, count, max_bs, &rec);
-    bool expect = (reinterpret_cast<uintptr_t>(l) % kDescListAlign == 0) && count >= 2 && count <= max_bs;
-    FUZZ_CHECK(ok == expect);
-    if (!ok) FUZZ_CHECK(std::memcmp(&d, &before, sizeof d) == 0);
-    else FUZZ_CHECK(d.opcode == DSA_OPCODE_BATCH && d.desc_count == count && (d.flags & IDXD_OP_FLAG_BOF) == 0);
   }
 
   // Completion records as a (possibly misbehaving) device may write them.

@@ -48,22 +48,13 @@ TEST("memmove with cache control sets IDXD_OP_FLAG_CC only") {
   CHECK_EQ(read_at<uint32_t>(&d, 4) & 0xffffff, 0x10cu);
 }
 
-TEST("noop and batch descriptors") {
+TEST("noop descriptors") {
   alignas(32) dsa_completion_record cr;
-  alignas(64) dsa_hw_desc list[4];
   dsa_hw_desc d;
   build_noop(&d, &cr);
   CHECK_EQ(d.opcode, uint32_t(DSA_OPCODE_NOOP));
   CHECK_EQ(d.flags, uint32_t(IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR));
   CHECK_EQ(d.completion_addr, uint64_t(reinterpret_cast<uintptr_t>(&cr)));
-  CHECK(build_batch(&d, list, 4, 32, &cr));
-  CHECK_EQ(read_at<uint32_t>(&d, 4) >> 24, uint32_t(DSA_OPCODE_BATCH));
-  CHECK_EQ(read_at<uint64_t>(&d, 16), uint64_t(reinterpret_cast<uintptr_t>(list)));
-  CHECK_EQ(read_at<uint32_t>(&d, 32), 4u);
-  CHECK((d.flags & IDXD_OP_FLAG_BOF) == 0);
-  CHECK(!build_batch(&d, list, 1, 32, &cr));
-  CHECK(!build_batch(&d, list, 33, 32, &cr));
-  CHECK(!build_batch(&d, reinterpret_cast<const dsa_hw_desc*>(reinterpret_cast<uintptr_t>(list) + 32), 2, 32, &cr));
 }
 
 TEST("completion record decoding masks the status and reads the fault fields") {

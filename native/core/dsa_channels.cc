@@ -1,6 +1,8 @@
-#include "dsa_engine.h"
+#include "dsa_channels.h"
 
 #include <cstring>
+#include <memory>
+#include <utility>
 
 #include "dsa_hw.h"
 
@@ -14,18 +16,18 @@ void copy_now(const CopyRegion* regions, size_t n) {
 
 }  // namespace
 
-DsaEngine::DsaEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-                     DsaEngineOptions opts)
-    : poller_(std::make_unique<CompletionEngine>(std::move(queues), cpu, sink, opts)) {}
+DsaChannels::DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+                         DsaChannelOptions opts)
+    : poller_(std::make_unique<CompletionPoller>(std::move(queues), cpu, sink, opts)) {}
 
-DsaEngine::~DsaEngine() { close(); }
+DsaChannels::~DsaChannels() { close(); }
 
-size_t DsaEngine::channels() const { return poller_->channels(); }
-const WqInfo& DsaEngine::channel_info(size_t c) const { return poller_->channel_info(c); }
-bool DsaEngine::channel_usable(size_t c) const { return poller_->channel_usable(c); }
+size_t DsaChannels::channels() const { return poller_->channels(); }
+const WqInfo& DsaChannels::channel_info(size_t c) const { return poller_->channel_info(c); }
+bool DsaChannels::channel_usable(size_t c) const { return poller_->channel_usable(c); }
 
-uint32_t DsaEngine::submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
-                                uint64_t deadline_ns) {
+uint32_t DsaChannels::submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
+                                  uint64_t deadline_ns, std::function<void()> on_finished) {
   const size_t nch = poller_->channels();
   if (nch == 0) {
     copy_now(regions, n);
@@ -55,7 +57,8 @@ uint32_t DsaEngine::submit_work(size_t channel, uint64_t op_id, uint32_t work, c
     copy_now(regions, n);
     return 0;
   }
-  auto* w = new WorkState();
+  // Owned by a unique_ptr until the poller takes it: an allocation failure below leaks nothing.
+  auto w = std::make_unique<WorkState>();
   w->op_id = op_id;
   w->work = work;
   w->deadline_ns = deadline_ns;
@@ -67,16 +70,17 @@ uint32_t DsaEngine::submit_work(size_t channel, uint64_t op_id, uint32_t work, c
   w->regions.reserve(nonempty);
   for (size_t i = 0; i < n; ++i)
     if (regions[i].len) w->regions.push_back(regions[i]);
-  if (!poller_->enqueue(w)) {  // closed
-    delete w;
+  w->on_finished = std::move(on_finished);
+  if (!poller_->enqueue(w.get())) {  // closed
     copy_now(regions, n);
     return 0;
   }
+  w.release();  // the poller owns it now
   return uint32_t(total);
 }
 
-void DsaEngine::close() { poller_->stop(); }
+void DsaChannels::close() { poller_->stop(); }
 
-DsaEngineStats DsaEngine::stats() const { return poller_->stats(); }
+DsaChannelsStats DsaChannels::stats() const { return poller_->stats(); }
 
 }  // namespace dmacopy

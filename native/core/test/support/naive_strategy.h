@@ -2,7 +2,8 @@
 // regression test can show the bug against the software device. It submits one memmove per
 // region and waits for the LAST descriptor's completion record only, as if completion were in
 // submission order. DSA completes out of order, so it can return while earlier descriptors
-// have not copied yet. Never use it for real copies; DsaEngine is the correct path.
+// have not copied yet. Never use it for real copies; DsaChannels is the correct path.
+// Test-only: it lives in native/core/test/support, which binding.gyp never compiles.
 #pragma once
 
 #include <cstddef>

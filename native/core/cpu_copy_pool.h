@@ -21,48 +21,53 @@ namespace dmacopy {
 
 // Receives progress of CPU jobs. Called on engine threads; `regions` and `bytes` are deltas
 // since the last call for the same job, and every byte they count is already in memory.
-class CpuJobSink {
+class CpuProgressSink {
  public:
-  virtual ~CpuJobSink() = default;
+  virtual ~CpuProgressSink() = default;
   virtual void job_progress(uint64_t op_id, uint32_t work, uint32_t regions, uint64_t bytes) = 0;
 };
 
 // One share of a batch: regions [begin, end) of a table the job co-owns.
-struct CpuJob {
+struct CpuCopyJob {
   std::shared_ptr<const std::vector<CopyRegion>> table;
   size_t begin = 0;
   size_t end = 0;
   uint64_t op_id = 0;
   uint32_t work = 0;
   StoreKind store = StoreKind::Cached;
-  CpuJobSink* sink = nullptr;  // progress reports (may be null)
-  std::function<void()> done;  // called after the last byte (may be empty)
+  CpuProgressSink* sink = nullptr;  // progress reports (may be null)
+  std::function<void()> done;       // called after the last byte (may be empty)
 };
 
-struct CpuEngineStats {
+struct CpuCopyPoolStats {
   uint64_t jobs = 0;
   uint64_t regions = 0;
   uint64_t bytes = 0;
 };
 
-class CpuEngine final : public CpuCopier {
+class CpuCopyPool final : public CpuCopier {
  public:
-  explicit CpuEngine(unsigned threads);
-  ~CpuEngine() override;
-  CpuEngine(const CpuEngine&) = delete;
-  CpuEngine& operator=(const CpuEngine&) = delete;
+  explicit CpuCopyPool(unsigned threads);
+  ~CpuCopyPool() override;
+  CpuCopyPool(const CpuCopyPool&) = delete;
+  CpuCopyPool& operator=(const CpuCopyPool&) = delete;
 
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
 
-  // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy.
-  void submit(unsigned channel, CpuJob job);
+  // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy. If it
+  // throws (bad_alloc), the job was not queued and none of its callbacks will run.
+  void submit(unsigned channel, CpuCopyJob job);
 
-  // CpuCopier: used by the DSA engine to finish descriptors the device did not.
+  // Test seam: called at the start of every submit(); a throw from it fails that submit as an
+  // allocation failure would. Set before submitting from other threads; empty in production.
+  void set_submit_fault_for_test(std::function<void()> fault) { submit_fault_ = std::move(fault); }
+
+  // CpuCopier: used by the DSA channels to finish descriptors the device did not.
   void copy_async(std::vector<CopyRegion> regions, std::function<void()> done) override;
 
   // Copies on the calling thread (the inline path for small batches and the caller's own share
   // of a synchronous batch). Reports to job.sink and calls job.done like a queued job.
-  void run_here(CpuJob& job);
+  void run_here(CpuCopyJob& job);
 
   // Jobs queued or running.
   uint64_t in_flight() const { return in_flight_.load(std::memory_order_acquire); }
@@ -70,24 +75,25 @@ class CpuEngine final : public CpuCopier {
   // Lets queued jobs finish, then joins the threads. Idempotent; later submits run inline.
   void shutdown();
 
-  CpuEngineStats stats() const;
+  CpuCopyPoolStats stats() const;
 
  private:
   struct Worker {
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<CpuJob> jobs;
+    std::deque<CpuCopyJob> jobs;
     bool stopping = false;  // guarded by mu: a job is either queued before it or run inline
     std::thread thread;
   };
 
   void worker_loop(Worker* w);
-  void execute(CpuJob& job);
+  void execute(CpuCopyJob& job);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<unsigned> next_fallback_{0};
   std::atomic<uint64_t> stat_jobs_{0}, stat_regions_{0}, stat_bytes_{0};
+  std::function<void()> submit_fault_;
   std::mutex shutdown_mu_;
   bool joined_ = false;
 };

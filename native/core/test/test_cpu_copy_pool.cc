@@ -1,15 +1,15 @@
-// The CPU engine: every byte copied, progress counted exactly once, shutdown loses nothing.
+// The CPU copy pool: every byte copied, progress counted exactly once, shutdown loses nothing.
 #include <atomic>
 #include <random>
 #include <thread>
 
 #include "check.h"
-#include "cpu_engine.h"
+#include "cpu_copy_pool.h"
 
 using namespace dmacopy;
 
 namespace {
-struct CountingSink : CpuJobSink {
+struct CountingSink : CpuProgressSink {
   std::atomic<uint64_t> regions{0}, bytes{0};
   void job_progress(uint64_t, uint32_t, uint32_t r, uint64_t b) override {
     regions += r;
@@ -20,7 +20,7 @@ struct CountingSink : CpuJobSink {
 
 TEST("jobs on every channel copy byte-exact, cached and non-temporal") {
   for (StoreKind kind : {StoreKind::Cached, StoreKind::NonTemporal}) {
-    CpuEngine eng(3);
+    CpuCopyPool eng(3);
     std::mt19937 rng(7);
     const size_t n = 300;
     std::vector<std::vector<uint8_t>> src(n), dst(n);
@@ -38,7 +38,7 @@ TEST("jobs on every channel copy byte-exact, cached and non-temporal") {
     CountingSink sink;
     std::atomic<int> done{0};
     for (unsigned w = 0; w < 5; ++w) {
-      CpuJob job;
+      CpuCopyJob job;
       job.table = table;
       job.begin = n * w / 5;
       job.end = n * (w + 1) / 5;
@@ -61,11 +61,11 @@ TEST("jobs on every channel copy byte-exact, cached and non-temporal") {
 }
 
 TEST("large jobs report progress in several deltas that add up") {
-  CpuEngine eng(1);
+  CpuCopyPool eng(1);
   std::vector<uint8_t> s(64 << 20, 3), d(64 << 20, 0);
   auto table = std::make_shared<std::vector<CopyRegion>>();
   for (size_t off = 0; off < s.size(); off += 1 << 20) table->push_back({d.data() + off, s.data() + off, 1 << 20});
-  struct Sink : CpuJobSink {
+  struct Sink : CpuProgressSink {
     std::atomic<int> calls{0};
     std::atomic<uint64_t> bytes{0};
     void job_progress(uint64_t, uint32_t, uint32_t, uint64_t b) override {
@@ -74,7 +74,7 @@ TEST("large jobs report progress in several deltas that add up") {
     }
   } sink;
   std::atomic<bool> done{false};
-  CpuJob job;
+  CpuCopyJob job;
   job.table = table;
   job.end = table->size();
   job.sink = &sink;
@@ -87,13 +87,13 @@ TEST("large jobs report progress in several deltas that add up") {
 }
 
 TEST("shutdown finishes queued jobs and later submits still copy") {
-  auto eng = std::make_unique<CpuEngine>(2);
+  auto eng = std::make_unique<CpuCopyPool>(2);
   std::vector<uint8_t> s(1 << 20, 9), d(1 << 20, 0);
   std::atomic<int> done{0};
   for (int i = 0; i < 64; ++i) {
     auto table = std::make_shared<std::vector<CopyRegion>>();
     table->push_back({d.data() + i * 16384, s.data() + i * 16384, 16384});
-    CpuJob job;
+    CpuCopyJob job;
     job.table = table;
     job.end = 1;
     job.done = [&] { done++; };

@@ -1,4 +1,4 @@
-#include "completion_engine.h"
+#include "completion_poller.h"
 
 #include "cpu_features.h"
 #include "portal.h"
@@ -8,23 +8,11 @@
 #include <cstring>
 #include <ctime>
 
+#include "clock.h"
 #include "dsa_hw.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define DMACOPY_PAUSE() _mm_pause()
-#else
-#define DMACOPY_PAUSE() __asm__ __volatile__("" ::: "memory")
-#endif
 
 namespace dmacopy {
 namespace {
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 constexpr uint32_t kFeedChunk = 16;           // descriptors per submit_many
 constexpr uint64_t kDeadlineCheckNs = 20000;  // deadline scan period per channel
@@ -54,8 +42,8 @@ bool expired(const WorkState* w, uint64_t now) { return w->expired || (w->deadli
 
 }  // namespace
 
-CompletionEngine::CompletionEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-                                   const DsaEngineOptions& opts)
+CompletionPoller::CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+                                   const DsaChannelOptions& opts)
     : cpu_(cpu), sink_(sink), opts_(opts) {
   for (auto& q : queues) {
     if (!q) continue;
@@ -80,15 +68,15 @@ CompletionEngine::CompletionEngine(std::vector<std::unique_ptr<WorkQueue>> queue
   thread_ = std::thread([this] { run(); });
 }
 
-CompletionEngine::~CompletionEngine() { stop(); }
+CompletionPoller::~CompletionPoller() { stop(); }
 
-const WqInfo& CompletionEngine::channel_info(size_t c) const { return channels_[c]->info; }
-uint32_t CompletionEngine::channel_limit(size_t c) const { return channels_[c]->limit; }
-bool CompletionEngine::channel_usable(size_t c) const {
+const WqInfo& CompletionPoller::channel_info(size_t c) const { return channels_[c]->info; }
+uint32_t CompletionPoller::channel_limit(size_t c) const { return channels_[c]->limit; }
+bool CompletionPoller::channel_usable(size_t c) const {
   return !channels_[c]->quarantined.load(std::memory_order_acquire);
 }
 
-bool CompletionEngine::enqueue(WorkState* w) {
+bool CompletionPoller::enqueue(WorkState* w) {
   std::lock_guard<std::mutex> lk(mu_);
   if (stopping_) return false;
   inbox_.push_back(w);
@@ -97,7 +85,7 @@ bool CompletionEngine::enqueue(WorkState* w) {
   return true;
 }
 
-void CompletionEngine::stop() {
+void CompletionPoller::stop() {
   std::call_once(stop_once_, [this] {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -109,18 +97,18 @@ void CompletionEngine::stop() {
   });
 }
 
-DsaEngineStats CompletionEngine::stats() const {
+DsaChannelsStats CompletionPoller::stats() const {
   std::lock_guard<std::mutex> lk(stats_mu_);
   return published_;
 }
 
 // ---- poller thread ---------------------------------------------------------------------------
 
-void CompletionEngine::run() {
+void CompletionPoller::run() {
   uint32_t idle = 0;
   uint64_t last_publish = 0;
   for (;;) {
-    uint64_t now = now_ns();
+    uint64_t now = monotonic_ns();
     bool progress = sweep(now);
     bool stopping;
     {
@@ -140,7 +128,7 @@ void CompletionEngine::run() {
     // CPU completions wake us through cv_.
     ++idle;
     if (idle < 64) {
-      DMACOPY_PAUSE();
+      cpu_relax();
       continue;
     }
     if (idle < 96) {
@@ -184,7 +172,7 @@ void CompletionEngine::run() {
   publish_stats();
 }
 
-bool CompletionEngine::take_news() {
+bool CompletionPoller::take_news() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     inbox_local_.swap(inbox_);
@@ -207,7 +195,7 @@ bool CompletionEngine::take_news() {
   return any;
 }
 
-bool CompletionEngine::sweep(uint64_t now) {
+bool CompletionPoller::sweep(uint64_t now) {
   bool progress = false;
   if (has_news_.load(std::memory_order_acquire)) progress |= take_news();
   for (auto& chp : channels_) {
@@ -234,7 +222,7 @@ bool CompletionEngine::sweep(uint64_t now) {
   return progress;
 }
 
-void CompletionEngine::route(WorkState* w) {
+void CompletionPoller::route(WorkState* w) {
   size_t n = channels_.size();
   size_t chosen = SIZE_MAX;
   if (w->channel != SIZE_MAX && n) {
@@ -255,7 +243,7 @@ void CompletionEngine::route(WorkState* w) {
   while (next_piece_of(w, &p.dst, &p.src, &p.len)) to_cpu(p, kSubmit);  // no channel left
 }
 
-bool CompletionEngine::next_piece(Channel& ch, Piece* out) {
+bool CompletionPoller::next_piece(Channel& ch, Piece* out) {
   if (!ch.retry.empty()) {
     *out = ch.retry.front();
     ch.retry.pop_front();
@@ -274,7 +262,7 @@ bool CompletionEngine::next_piece(Channel& ch, Piece* out) {
   return false;
 }
 
-void CompletionEngine::add_outstanding(Channel& ch, uint32_t slot, const Piece& p) {
+void CompletionPoller::add_outstanding(Channel& ch, uint32_t slot, const Piece& p) {
   Outstanding& o = ch.by_slot[slot];
   o.p = p;
   o.seq = ch.next_seq++;
@@ -283,7 +271,7 @@ void CompletionEngine::add_outstanding(Channel& ch, uint32_t slot, const Piece& 
   if (ch.active.size() > ch.st.max_in_flight) ch.st.max_in_flight = ch.active.size();
 }
 
-void CompletionEngine::remove_outstanding(Channel& ch, uint32_t slot) {
+void CompletionPoller::remove_outstanding(Channel& ch, uint32_t slot) {
   uint32_t pos = ch.by_slot[slot].pos;
   uint32_t last = ch.active.back();
   ch.active[pos] = last;
@@ -291,7 +279,7 @@ void CompletionEngine::remove_outstanding(Channel& ch, uint32_t slot) {
   ch.active.pop_back();
 }
 
-bool CompletionEngine::feed(Channel& ch) {
+bool CompletionPoller::feed(Channel& ch) {
   if (ch.quarantined.load(std::memory_order_relaxed)) return false;
   alignas(64) dsa_hw_desc descs[kFeedChunk];
   Piece pieces[kFeedChunk];
@@ -330,7 +318,7 @@ bool CompletionEngine::feed(Channel& ch) {
       bool ok = false;
       for (uint32_t r = 0; r < opts_.retry_spins && !ok; ++r) {
         uint32_t spins = 16u << (r < 4 ? r : 4);
-        for (uint32_t s = 0; s < spins; ++s) DMACOPY_PAUSE();
+        for (uint32_t s = 0; s < spins; ++s) cpu_relax();
         submission_fence();
         SubmitStatus s2 = ch.q->submit(descs[i]);
         if (s2 == SubmitStatus::Accepted) {
@@ -374,7 +362,7 @@ bool CompletionEngine::feed(Channel& ch) {
   return progress;
 }
 
-bool CompletionEngine::scan(Channel& ch) {
+bool CompletionPoller::scan(Channel& ch) {
   // Pass 1: which records are final, and the oldest one still outstanding (for out_of_order).
   done_.clear();
   uint64_t oldest_pending = UINT64_MAX;
@@ -395,7 +383,7 @@ bool CompletionEngine::scan(Channel& ch) {
   return true;
 }
 
-void CompletionEngine::account_device_success(Channel& ch, WorkState* w, uint32_t len) {
+void CompletionPoller::account_device_success(Channel& ch, WorkState* w, uint32_t len) {
   ++ch.st.completed;
   ch.st.device_bytes += len;
   w->acc.device_bytes += len;
@@ -404,7 +392,7 @@ void CompletionEngine::account_device_success(Channel& ch, WorkState* w, uint32_
   mark(w);
 }
 
-void CompletionEngine::on_complete(Channel& ch, uint32_t slot, bool out_of_order) {
+void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order) {
   Outstanding o = ch.by_slot[slot];
   CompletionInfo c = decode_completion(ch.arena->record(slot));
   remove_outstanding(ch, slot);
@@ -462,7 +450,7 @@ void CompletionEngine::on_complete(Channel& ch, uint32_t slot, bool out_of_order
   note_bad(ch);
 }
 
-bool CompletionEngine::check_deadlines(Channel& ch, uint64_t now) {
+bool CompletionPoller::check_deadlines(Channel& ch, uint64_t now) {
   bool progress = false;
   bool need_drain = false;
   for (uint32_t slot : ch.active) {
@@ -510,7 +498,7 @@ bool CompletionEngine::check_deadlines(Channel& ch, uint64_t now) {
   return progress;
 }
 
-void CompletionEngine::reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen) {
+void CompletionPoller::reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen) {
   ++ch.generation;
   // Everything outstanding is abandoned: its records go to the graveyard until the drain says
   // the device will not write them any more.
@@ -534,11 +522,11 @@ void CompletionEngine::reset_channel(Channel& ch, Reason why, bool count_bad, bo
   if (quarantine_now) quarantine(ch);
 }
 
-void CompletionEngine::note_bad(Channel& ch) {
+void CompletionPoller::note_bad(Channel& ch) {
   if (++ch.consecutive_bad >= opts_.quarantine_after) quarantine(ch);
 }
 
-void CompletionEngine::quarantine(Channel& ch) {
+void CompletionPoller::quarantine(Channel& ch) {
   if (ch.quarantined.load(std::memory_order_relaxed)) return;
   ch.quarantined.store(true, std::memory_order_release);
   ch.st.quarantined = true;
@@ -554,24 +542,24 @@ void CompletionEngine::quarantine(Channel& ch) {
   for (WorkState* w : works) route(w);
 }
 
-void CompletionEngine::to_cpu(const Piece& p, Reason why) {
-  cpu_pending_.push_back(CpuJob{p, why});
+void CompletionPoller::to_cpu(const Piece& p, Reason why) {
+  cpu_pending_.push_back(FallbackPiece{p, why});
   ++cpu_outstanding_;
 }
 
-void CompletionEngine::flush_cpu() {
+void CompletionPoller::flush_cpu() {
   if (cpu_pending_.empty()) return;
-  auto* jobs = new std::vector<CpuJob>();
+  auto* jobs = new std::vector<FallbackPiece>();
   jobs->swap(cpu_pending_);
-  if (!cpu_) {  // no CPU engine: copy here, synchronously
-    for (const CpuJob& j : *jobs) std::memmove(j.p.dst, j.p.src, j.p.len);
+  if (!cpu_) {  // no CPU copy pool: copy here, synchronously
+    for (const FallbackPiece& j : *jobs) std::memmove(j.p.dst, j.p.src, j.p.len);
     account_cpu(*jobs);
     delete jobs;
     return;
   }
   std::vector<CopyRegion> regions;
   regions.reserve(jobs->size());
-  for (const CpuJob& j : *jobs) regions.push_back(CopyRegion{j.p.dst, j.p.src, j.p.len});
+  for (const FallbackPiece& j : *jobs) regions.push_back(CopyRegion{j.p.dst, j.p.src, j.p.len});
   cpu_->copy_async(std::move(regions), [this, jobs] {
     std::lock_guard<std::mutex> lk(mu_);
     cpu_done_.push_back(jobs);
@@ -580,8 +568,8 @@ void CompletionEngine::flush_cpu() {
   });
 }
 
-void CompletionEngine::account_cpu(const std::vector<CpuJob>& jobs) {
-  for (const CpuJob& j : jobs) {
+void CompletionPoller::account_cpu(const std::vector<FallbackPiece>& jobs) {
+  for (const FallbackPiece& j : jobs) {
     WorkState* w = j.p.w;
     Channel* ch = w->channel < channels_.size() ? channels_[w->channel].get() : nullptr;
     ++w->acc.completed;
@@ -616,14 +604,14 @@ void CompletionEngine::account_cpu(const std::vector<CpuJob>& jobs) {
   }
 }
 
-void CompletionEngine::mark(WorkState* w) {
+void CompletionPoller::mark(WorkState* w) {
   if (!w->dirty) {
     w->dirty = true;
     dirty_.push_back(w);
   }
 }
 
-void CompletionEngine::post_events() {
+void CompletionPoller::post_events() {
   if (dirty_.empty()) return;
   events_.clear();
   bool any_final = false;
@@ -645,6 +633,7 @@ void CompletionEngine::post_events() {
   for (WorkState* w : dirty_) {
     if (w->finished == w->total) {
       --live_works_;
+      if (w->on_finished) w->on_finished();
       delete w;
     }
   }
@@ -655,7 +644,7 @@ void CompletionEngine::post_events() {
 // completion record instead of yielding: UMONITOR arms its cache line and UMWAIT (C0.1, the
 // lighter state, for a quick wake) sleeps until the device writes it or a short TSC deadline
 // passes. Only one record can be watched, so the deadline bounds the wait for the others.
-bool CompletionEngine::wait_on_a_record() {
+bool CompletionPoller::wait_on_a_record() {
   if (!waitpkg_) return false;
   for (auto& ch : channels_) {
     if (ch->active.empty()) continue;
@@ -668,14 +657,14 @@ bool CompletionEngine::wait_on_a_record() {
   return false;
 }
 
-bool CompletionEngine::busy() const {
+bool CompletionPoller::busy() const {
   if (cpu_outstanding_ || live_works_) return true;
   for (auto& ch : channels_)
     if (!ch->active.empty() || !ch->retry.empty() || !ch->backlog.empty()) return true;
   return false;
 }
 
-void CompletionEngine::publish_stats() {
+void CompletionPoller::publish_stats() {
   std::lock_guard<std::mutex> lk(stats_mu_);
   std::vector<ChannelStats> chs;
   chs.swap(published_.channels);

@@ -1,6 +1,6 @@
-// Descriptor throughput of the DSA engine, end to end and bookkeeping alone.
+// Descriptor throughput of the DSA channels, end to end and bookkeeping alone.
 // Build and run (from the repo root):
-//   mkdir -p build && g++ -std=c++17 -O2 -pthread -I native/core -o build/bench_dsa_engine native/core/bench/bench_dsa_engine.cc native/core/*.cc && build/bench_dsa_engine
+//   mkdir -p build && g++ -std=c++17 -O2 -pthread -I native/core -o build/bench_dsa_channels native/core/bench/bench_dsa_channels.cc native/core/*.cc && build/bench_dsa_channels
 //
 //  1. end to end, 64-byte regions: submit_work → software device → poll → count → EventSink
 //  2. end to end, 4 KiB regions
@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "dsa_engine.h"
+#include "dsa_channels.h"
 #include "dsa_hw.h"
 #include "soft_device.h"
 
@@ -58,7 +58,7 @@ class InstantQueue : public WorkQueue {
 double run(std::vector<std::unique_ptr<WorkQueue>> qs, size_t region, size_t per_work, size_t works_in_flight,
            uint64_t total_desc, const char* label) {
   CountingSink sink;
-  DsaEngine eng(std::move(qs), nullptr, &sink);
+  DsaChannels eng(std::move(qs), nullptr, &sink);
   std::vector<uint8_t> src(region * per_work), dst(region * per_work);
   std::memset(src.data(), 1, src.size());
   std::vector<CopyRegion> regs(per_work);

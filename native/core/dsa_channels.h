@@ -1,8 +1,8 @@
-// The DSA engine the addon talks to: channels over work queues (real or software), one poller.
+// The DSA channels the addon talks to: channels over work queues (real or software), one poller.
 // submit_work() is non-blocking: it fixes how many descriptors a work has (the caller's pending
 // counter) and hands the work to the poller, which reports progress through EventSink.
 //
-// Guarantees (see completion_engine.h for how):
+// Guarantees (see completion_poller.h for how):
 //  - every descriptor has CRAV|RCR and its own record, counted on its own, in any order;
 //  - an event reports only bytes already in memory; the counts of one work sum to the value
 //    submit_work returned once, and only once, every byte of the work was copied;
@@ -12,25 +12,26 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
-#include "completion_engine.h"
 #include "completion_event.h"
+#include "completion_poller.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
 #include "work_queue.h"
 
 namespace dmacopy {
 
-class DsaEngine {
+class DsaChannels {
  public:
   // cpu may be null (fallbacks then copy on the poller thread); sink may not.
-  DsaEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-            DsaEngineOptions opts = DsaEngineOptions());
-  ~DsaEngine();  // close()
-  DsaEngine(const DsaEngine&) = delete;
-  DsaEngine& operator=(const DsaEngine&) = delete;
+  DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+              DsaChannelOptions opts = DsaChannelOptions());
+  ~DsaChannels();  // close()
+  DsaChannels(const DsaChannels&) = delete;
+  DsaChannels& operator=(const DsaChannels&) = delete;
 
   size_t channels() const;
   const WqInfo& channel_info(size_t channel) const;
@@ -44,17 +45,20 @@ class DsaEngine {
   // channels / the work exceeds 2^32-1 descriptors, in which case the copy was done
   // synchronously on this thread before returning; no event is posted for such a work.
   // Events may be posted (from the poller thread) before this returns.
+  // on_finished (may be empty) runs on the poller thread after the work's last event was
+  // posted; it is called only when the return value is not 0 (else it is dropped unused).
   uint32_t submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
-                       uint64_t deadline_ns /* CLOCK_MONOTONIC absolute, 0 = none */);
+                       uint64_t deadline_ns /* CLOCK_MONOTONIC absolute, 0 = none */,
+                       std::function<void()> on_finished = nullptr);
 
   // Drains every queue (what they held is finished on the CPU and reported), waits for CPU
   // fallbacks, joins the poller. Idempotent. submit_work afterwards copies synchronously.
   void close();
 
-  DsaEngineStats stats() const;
+  DsaChannelsStats stats() const;
 
  private:
-  std::unique_ptr<CompletionEngine> poller_;
+  std::unique_ptr<CompletionPoller> poller_;
 };
 
 }  // namespace dmacopy

@@ -1,10 +1,10 @@
-#include "cpu_engine.h"
+#include "cpu_copy_pool.h"
 
 #include <utility>
 
 namespace dmacopy {
 
-CpuEngine::CpuEngine(unsigned threads) {
+CpuCopyPool::CpuCopyPool(unsigned threads) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
@@ -14,26 +14,32 @@ CpuEngine::CpuEngine(unsigned threads) {
   }
 }
 
-CpuEngine::~CpuEngine() { shutdown(); }
+CpuCopyPool::~CpuCopyPool() { shutdown(); }
 
-void CpuEngine::submit(unsigned channel, CpuJob job) {
-  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+void CpuCopyPool::submit(unsigned channel, CpuCopyJob job) {
+  if (submit_fault_) submit_fault_();  // test seam: may throw, before anything is queued
   Worker& w = *workers_[channel % workers_.size()];
   {
     std::unique_lock<std::mutex> lock(w.mu);
+    in_flight_.fetch_add(1, std::memory_order_acq_rel);
     if (w.stopping) {
       // After shutdown there is no thread left: finish on the caller rather than drop the copy.
       lock.unlock();
       execute(job);
       return;
     }
-    w.jobs.push_back(std::move(job));
+    try {
+      w.jobs.push_back(std::move(job));
+    } catch (...) {  // not queued (bad_alloc): the caller still owns the job and its done()
+      in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+      throw;
+    }
   }
   w.cv.notify_one();
 }
 
-void CpuEngine::copy_async(std::vector<CopyRegion> regions, std::function<void()> done) {
-  CpuJob job;
+void CpuCopyPool::copy_async(std::vector<CopyRegion> regions, std::function<void()> done) {
+  CpuCopyJob job;
   auto table = std::make_shared<std::vector<CopyRegion>>(std::move(regions));
   job.begin = 0;
   job.end = table->size();
@@ -42,12 +48,12 @@ void CpuEngine::copy_async(std::vector<CopyRegion> regions, std::function<void()
   submit(next_fallback_.fetch_add(1, std::memory_order_relaxed), std::move(job));
 }
 
-void CpuEngine::run_here(CpuJob& job) {
+void CpuCopyPool::run_here(CpuCopyJob& job) {
   in_flight_.fetch_add(1, std::memory_order_acq_rel);
   execute(job);
 }
 
-void CpuEngine::execute(CpuJob& job) {
+void CpuCopyPool::execute(CpuCopyJob& job) {
   const std::vector<CopyRegion>& t = *job.table;
   uint32_t regions_since = 0;
   uint64_t bytes_since = 0;
@@ -87,9 +93,9 @@ void CpuEngine::execute(CpuJob& job) {
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
-void CpuEngine::worker_loop(Worker* w) {
+void CpuCopyPool::worker_loop(Worker* w) {
   for (;;) {
-    CpuJob job;
+    CpuCopyJob job;
     {
       std::unique_lock<std::mutex> lock(w->mu);
       w->cv.wait(lock, [&] { return !w->jobs.empty() || w->stopping; });
@@ -101,7 +107,7 @@ void CpuEngine::worker_loop(Worker* w) {
   }
 }
 
-void CpuEngine::shutdown() {
+void CpuCopyPool::shutdown() {
   std::lock_guard<std::mutex> guard(shutdown_mu_);
   if (joined_) return;
   for (auto& w : workers_) {
@@ -117,8 +123,8 @@ void CpuEngine::shutdown() {
   joined_ = true;
 }
 
-CpuEngineStats CpuEngine::stats() const {
-  CpuEngineStats s;
+CpuCopyPoolStats CpuCopyPool::stats() const {
+  CpuCopyPoolStats s;
   s.jobs = stat_jobs_.load(std::memory_order_relaxed);
   s.regions = stat_regions_.load(std::memory_order_relaxed);
   s.bytes = stat_bytes_.load(std::memory_order_relaxed);

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +26,7 @@
 
 namespace dmacopy {
 
-struct DsaEngineOptions {
+struct DsaChannelOptions {
   bool cache_control = false;       // set IDXD_OP_FLAG_CC (only if the queue reports cache_control)
   uint32_t page_fault_retries = 2;  // device continuations of one descriptor before the CPU finishes it
   uint32_t retry_spins = 8;         // shared-queue Retry: re-submissions (with growing pause backoff) before the CPU
@@ -52,7 +53,7 @@ struct ChannelStats {
   bool quarantined = false;
 };
 
-struct DsaEngineStats {
+struct DsaChannelsStats {
   uint64_t works = 0;        // works accepted by submit_work
   uint64_t descriptors = 0;  // descriptors (pieces) those works were split into
   uint64_t completed = 0;    // pieces that reached their final state
@@ -63,7 +64,7 @@ struct DsaEngineStats {
   std::vector<ChannelStats> channels;
 };
 
-// One work as the poller tracks it. Created by DsaEngine::submit_work, owned by the poller after.
+// One work as the poller tracks it. Created by DsaChannels::submit_work, owned by the poller after.
 struct WorkState {
   uint64_t op_id = 0;
   uint32_t work = 0;
@@ -78,15 +79,18 @@ struct WorkState {
   bool expired = false;
   bool dirty = false;  // acc holds counts not yet posted
   CompletionEvent acc;
+  // Called on the poller thread right after the work's last event was posted (may be empty):
+  // lets a submitter that has to unwind wait for exactly the works it queued.
+  std::function<void()> on_finished;
 };
 
-class CompletionEngine {
+class CompletionPoller {
  public:
-  CompletionEngine(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-                   const DsaEngineOptions& opts);
-  ~CompletionEngine();  // stop()
-  CompletionEngine(const CompletionEngine&) = delete;
-  CompletionEngine& operator=(const CompletionEngine&) = delete;
+  CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
+                   const DsaChannelOptions& opts);
+  ~CompletionPoller();  // stop()
+  CompletionPoller(const CompletionPoller&) = delete;
+  CompletionPoller& operator=(const CompletionPoller&) = delete;
 
   size_t channels() const { return channels_.size(); }
   const WqInfo& channel_info(size_t c) const;
@@ -98,7 +102,7 @@ class CompletionEngine {
   // Drains every queue, finishes what they held on the CPU, waits for the CPU, posts the last
   // events and joins the poller. Idempotent.
   void stop();
-  DsaEngineStats stats() const;
+  DsaChannelsStats stats() const;
 
  private:
   struct Piece {
@@ -114,7 +118,7 @@ class CompletionEngine {
     uint32_t pos;  // index in Channel::active
   };
   enum Reason : uint8_t { kTimeout, kError, kPageFault, kSubmit };
-  struct CpuJob {
+  struct FallbackPiece {
     Piece p;
     Reason why;
   };
@@ -157,7 +161,7 @@ class CompletionEngine {
   void note_bad(Channel& ch);
   void to_cpu(const Piece& p, Reason why);
   void flush_cpu();
-  void account_cpu(const std::vector<CpuJob>& jobs);
+  void account_cpu(const std::vector<FallbackPiece>& jobs);
   void mark(WorkState* w);  // w has counts to post this sweep
   void post_events();
   void publish_stats();
@@ -170,13 +174,13 @@ class CompletionEngine {
   std::vector<std::unique_ptr<Channel>> channels_;
   CpuCopier* cpu_;
   EventSink* sink_;
-  DsaEngineOptions opts_;
+  DsaChannelOptions opts_;
 
   // Cross-thread: inbox (submit_work) and CPU completions, both wake the poller.
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<WorkState*> inbox_;
-  std::vector<std::vector<CpuJob>*> cpu_done_;
+  std::vector<std::vector<FallbackPiece>*> cpu_done_;
   bool sleeping_ = false;
   bool stopping_ = false;
   std::atomic<bool> has_news_{false};
@@ -184,18 +188,18 @@ class CompletionEngine {
   std::thread thread_;
 
   // Poller-only state.
-  std::vector<CpuJob> cpu_pending_;  // collected this sweep, sent as one copy_async
-  uint64_t cpu_outstanding_ = 0;     // pieces at the CPU
+  std::vector<FallbackPiece> cpu_pending_;  // collected this sweep, sent as one copy_async
+  uint64_t cpu_outstanding_ = 0;            // pieces at the CPU
   std::vector<WorkState*> dirty_;
   std::vector<CompletionEvent> events_;
   std::vector<uint32_t> done_;  // scan scratch
   std::vector<WorkState*> inbox_local_;
-  std::vector<std::vector<CpuJob>*> cpu_done_local_;
+  std::vector<std::vector<FallbackPiece>*> cpu_done_local_;
   uint64_t live_works_ = 0;
-  DsaEngineStats totals_;  // poller-owned running totals (channels filled on publish)
+  DsaChannelsStats totals_;  // poller-owned running totals (channels filled on publish)
 
   mutable std::mutex stats_mu_;
-  DsaEngineStats published_;
+  DsaChannelsStats published_;
 };
 
 }  // namespace dmacopy

@@ -1,21 +1,13 @@
 #include "naive_strategy.h"
 
 #include <cstdlib>
-#include <ctime>
 #include <new>
 #include <thread>
 
+#include "clock.h"
 #include "dsa_hw.h"
 
 namespace dmacopy {
-namespace {
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-}  // namespace
-
 NaiveLastDescriptorCopy::NaiveLastDescriptorCopy(WorkQueue& q, size_t max_regions)
     : q_(q), cap_(max_regions ? max_regions : 1) {
   void* p = std::aligned_alloc(64, ((cap_ * sizeof(dsa_completion_record)) + 63) & ~size_t{63});
@@ -39,9 +31,9 @@ bool NaiveLastDescriptorCopy::copy(const CopyRegion* regions, size_t n, uint64_t
   }
   // The bug: only the last record is watched.
   const dsa_completion_record* last = &records_[n - 1];
-  uint64_t end = now_ns() + timeout_ns;
+  uint64_t end = monotonic_ns() + timeout_ns;
   while (load_status(last) == 0) {
-    if (now_ns() > end) return false;
+    if (monotonic_ns() > end) return false;
     std::this_thread::yield();
   }
   return (load_status(last) & DSA_COMP_STATUS_MASK) == DSA_COMP_SUCCESS;

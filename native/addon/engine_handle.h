@@ -1,6 +1,6 @@
-// NativeEngine: the JavaScript handle of one engine. It owns the engine core (CPU threads, and
+// EngineHandle: the JavaScript handle of one engine. It owns the engine core (CPU threads, and
 // DSA queues with their poller once a DSA backend is open) and turns one copy call into a
-// validated plan, then into jobs per work. All policy (path choice, splitting, pending counters,
+// validated plan, which the core CopyExecutor runs. All policy (path choice, splitting, pending counters,
 // reports) lives in lib/; this class only executes and re-checks.
 #pragma once
 
@@ -12,8 +12,10 @@
 #include "event_channel.h"
 #include "overlap_tracker.h"
 
-#include "cpu_engine.h"
-#include "dsa_engine.h"
+#include "copy_executor.h"
+#include "cpu_copy_pool.h"
+#include "dsa_channels.h"
+#include "event_router.h"
 #include "user_queue.h"
 
 namespace dmacopy_addon {
@@ -21,24 +23,25 @@ namespace dmacopy_addon {
 class EventChannel;
 
 // What outlives the JS handle if the environment is torn down first (or the other way round).
-struct EngineCore {
-  std::unique_ptr<dmacopy::CpuEngine> cpu;
+struct EngineResources {
+  std::unique_ptr<dmacopy::CpuCopyPool> cpu;
   // DSA channels (software device or /dev/dsa queues) with their poller; null on the CPU backend.
-  // Declared after cpu: destroyed first, since its fallbacks run on the CPU engine.
-  std::unique_ptr<dmacopy::DsaEngine> dsa;
+  // Declared after cpu: destroyed first, since its fallbacks run on the CPU copy pool.
+  std::unique_ptr<dmacopy::DsaChannels> dsa;
   // What opening each /dev/dsa queue gave (in the order JavaScript listed them).
   std::vector<dmacopy::OpenResult> open_results;
+  // Runs copies over cpu and dsa. Declared after both: destroyed first, it only refers to them.
+  std::unique_ptr<dmacopy::CopyExecutor> executor;
   uint64_t non_temporal_min_bytes = 0;  // batches at least this large stream their stores
-  double timeout_ms = 1000;             // device deadline of a work, before size scaling
   bool closed = false;
   void shutdown();
 };
 
-class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
-  explicit NativeEngine(const Napi::CallbackInfo& info);
-  ~NativeEngine() override;
+  explicit EngineHandle(const Napi::CallbackInfo& info);
+  ~EngineHandle() override;
 
  private:
   // copy(mode, opId, buffers, form, table, bounds) -> Uint32Array of descriptors per work.
@@ -47,7 +50,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Copy(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  // queues() -> [{ name, ok, path, instruction, reason, remedy, ... }] for /dev/dsa queues
+  // queues() -> [{ ok, code, errno, path, instruction, mmapErrno, probeStatus, swerrAtOpen }]
+  // per /dev/dsa queue, in the order lib/ listed them: codes and numbers only; lib/ words them.
   Napi::Value Queues(const Napi::CallbackInfo& info);
   // Chunked batches (large list forms are validated and submitted chunk by chunk):
   // endBatch(opId) forgets the batch's overlap history.
@@ -59,9 +63,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value WaitSync(const Napi::CallbackInfo& info);
 
   std::unordered_map<uint64_t, dmacopy::OverlapTracker> trackers_;
-  std::unordered_map<uint64_t, std::unique_ptr<SyncWaiter>> sync_waiters_;
+  // Chunked synchronous batches (registerSync .. waitSync); each entry unregisters on erase.
+  std::unordered_map<uint64_t, std::unique_ptr<dmacopy::SyncRegistration>> sync_registrations_;
 
-  std::shared_ptr<EngineCore> core_;
+  std::shared_ptr<EngineResources> core_;
 };
 
 }  // namespace dmacopy_addon

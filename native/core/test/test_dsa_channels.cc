@@ -1,10 +1,9 @@
-// DsaEngine end to end over software devices: counting, splitting, the fault matrix with
+// DsaChannels end to end over software devices: counting, splitting, the fault matrix with
 // guard bytes and "no event before its bytes", quarantine, close, and the dcbm regression.
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <mutex>
 #include <random>
@@ -12,7 +11,8 @@
 #include <vector>
 
 #include "check.h"
-#include "dsa_engine.h"
+#include "clock.h"
+#include "dsa_channels.h"
 #include "naive_strategy.h"
 #include "soft_device.h"
 
@@ -20,13 +20,7 @@ using namespace dmacopy;
 
 namespace {
 
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
-// A CPU engine stand-in that copies on its own thread, like the real one.
+// A CPU copy pool stand-in that copies on its own thread, like the real one.
 class ThreadCopier : public CpuCopier {
  public:
   ThreadCopier() : t_([this] { loop(); }) {}
@@ -147,7 +141,7 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   c.wq_size = 8;
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
-  DsaEngine eng(make_queues({c}, &raw), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, &raw), nullptr, &sink);
   std::vector<uint8_t> src(100000), dst(100000, 0);
   for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 13 + 5);
   CopyRegion regs[3] = {{dst.data(), src.data(), 10000},
@@ -161,7 +155,7 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   CHECK_EQ(sink.sum.completed, n);
   CHECK_EQ(sink.sum.device_bytes, 90000u);
   CHECK(sink.events < n);  // coalesced, not one per descriptor
-  DsaEngineStats st = eng.stats();
+  DsaChannelsStats st = eng.stats();
   CHECK_EQ(st.descriptors, uint64_t(n));
   CHECK_EQ(st.submitted, uint64_t(n));
   CHECK(st.channels[0].max_in_flight <= 8);
@@ -195,11 +189,11 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaEngineOptions o;
+  DsaChannelOptions o;
   o.page_fault_retries = 1;
   o.retry_spins = 2;
   o.quarantine_after = 1000000;  // keep both queues in play: every fault kind must show
-  DsaEngine eng(make_queues(cfgs, &raw), &cpu, &sink, o);
+  DsaChannels eng(make_queues(cfgs, &raw), &cpu, &sink, o);
 
   std::mt19937_64 rng(12345);
   const size_t kGuard = 64;
@@ -234,7 +228,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
         b.spans.push_back({off + mis, len});
         off += mis + len + 2 * kGuard;
       }
-      uint64_t deadline = mono_ns() + 15'000'000;  // 15 ms: hangs and lates must hit it
+      uint64_t deadline = monotonic_ns() + 15'000'000;  // 15 ms: hangs and lates must hit it
       ++op;
       uint32_t n = eng.submit_work(size_t(k), op, uint32_t(k), b.regs.data(), b.regs.size(), deadline);
       if (n == 0) {
@@ -262,7 +256,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   CHECK_EQ(sink.overcount, 0u);
   CHECK_EQ(guard_bad, 0u);
   CHECK_EQ(sink.finished, submitted);
-  DsaEngineStats st = eng.stats();
+  DsaChannelsStats st = eng.stats();
   SoftDeviceCounters d0 = raw[0]->device().counters(), d1 = raw[1]->device().counters();
   std::printf("  works %zu (+%zu empty), descriptors %llu, events %zu in %zu posts\n", submitted, zero_works,
               (unsigned long long)st.descriptors, sink.events, sink.posts);
@@ -310,7 +304,7 @@ TEST("a channel that keeps failing is quarantined and work moves on") {
   cfgs[1].wq_size = 4;
   cfgs[1].max_transfer_size = 1024;
   CheckingSink sink;
-  DsaEngine eng(make_queues(cfgs, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues(cfgs, nullptr), nullptr, &sink);
   std::vector<uint8_t> src(64 * 1024), dst(64 * 1024);
   for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i ^ 0x5a);
   size_t done = 0;
@@ -324,7 +318,7 @@ TEST("a channel that keeps failing is quarantined and work moves on") {
   }
   CHECK_EQ(sink.mismatched_works, 0u);
   CHECK(src == dst);
-  DsaEngineStats st = eng.stats();
+  DsaChannelsStats st = eng.stats();
   CHECK(!eng.channel_usable(0));
   CHECK(eng.channel_usable(1));
   CHECK_EQ(st.quarantines, 1u);
@@ -339,7 +333,7 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaEngine eng(make_queues({c}, &raw), &cpu, &sink);
+  DsaChannels eng(make_queues({c}, &raw), &cpu, &sink);
   std::vector<uint8_t> src(8192, 0x77), dst(8192, 0);
   CopyRegion r{dst.data(), src.data(), 8192};
   uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
@@ -356,7 +350,7 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
 TEST("poller sleeps when idle and wakes promptly on submission") {
   SoftDeviceConfig c;
   CheckingSink sink;
-  DsaEngine eng(make_queues({c}, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it reach its sleep
   clock_t c0 = clock();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -373,7 +367,7 @@ TEST("poller sleeps when idle and wakes promptly on submission") {
   CHECK(us < 20000);
 }
 
-TEST("regression: wait-for-last-descriptor returns early; DsaEngine never does (same seeds)") {
+TEST("regression: wait-for-last-descriptor returns early; DsaChannels never does (same seeds)") {
   int naive_early = 0, engine_bad = 0;
   for (uint64_t seed = 1; seed <= 12; ++seed) {
     SoftDeviceConfig c;
@@ -399,7 +393,7 @@ TEST("regression: wait-for-last-descriptor returns early; DsaEngine never does (
       std::vector<uint8_t> dst(kN * kLen, 0);
       for (size_t i = 0; i < kN; ++i) regs.push_back({dst.data() + i * kLen, src.data() + i * kLen, kLen});
       CheckingSink sink;
-      DsaEngine eng(make_queues({c}, nullptr), nullptr, &sink);
+      DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
       uint32_t n = eng.submit_work(0, seed, 0, regs.data(), regs.size(), 0);
       sink.expect(seed, 0, regs, n);
       CHECK(sink.wait_all(1, 5000));

@@ -1,0 +1,370 @@
+#include "engine_handle.h"
+
+#include <exception>
+#include <new>
+#include <string>
+
+#include "soft_device.h"
+
+#include "addon_data.h"
+#include "args.h"
+#include "batch_plan.h"
+#include "copy_executor.h"
+#include "errors.h"
+#include "event_channel.h"
+
+namespace dmacopy_addon {
+
+using dmacopy::BufferSpan;
+using dmacopy::CopyMode;
+using dmacopy::CopyRegion;
+using dmacopy::StoreKind;
+
+namespace {
+
+enum TableForm : uint32_t { kListForm = 0, kRegionForm = 1 };
+constexpr uint32_t kSync = static_cast<uint32_t>(CopyMode::Sync);
+constexpr uint32_t kAsync = static_cast<uint32_t>(CopyMode::Async);
+
+// Option readers. lib/ validates and fills in every default (lib/defaults.ts) before it calls
+// in, so a value lib always sends is required here: a missing one is a bug, not a default.
+double required_number(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " is required");
+  return number_arg(v, key);
+}
+
+bool required_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string required_string(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Object required_object(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+dmacopy::WqMode mode_of(const Napi::Object& o) {
+  std::string m = required_string(o, "mode");
+  if (m == "dedicated") return dmacopy::WqMode::Dedicated;
+  if (m == "shared") return dmacopy::WqMode::Shared;
+  throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "mode must be 'dedicated' or 'shared'");
+}
+
+// Writes an op's summed events into a Float64Array in event layout (ignored if `out` is not one).
+void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
+  if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return;
+  Napi::Float64Array arr = out.As<Napi::Float64Array>();
+  for (size_t i = 0; i < kEventFields && i < arr.ElementLength(); ++i) arr[i] = totals.f[i];
+}
+
+// One software DSA queue from the (already validated and completed) emulator settings of lib/.
+std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
+  auto u32 = [&](const char* key) { return static_cast<uint32_t>(required_number(q, key)); };
+  dmacopy::SoftDeviceConfig c;
+  c.name = required_string(q, "name");
+  c.engines = u32("engines");
+  c.wq_size = u32("wqSize");
+  c.mode = mode_of(q);
+  c.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  // (maxBatchSize is not read: the engine never submits BATCH descriptors.)
+  c.seed = static_cast<uint64_t>(required_number(q, "seed"));
+  c.latency_us = u32("latencyUs");
+  c.jitter_us = u32("jitterUs");
+  Napi::Object f = required_object(q, "faults");
+  c.faults.page_fault = required_number(f, "pageFault");
+  c.faults.backward = required_number(f, "backward");
+  c.faults.error = required_number(f, "error");
+  c.faults.hang = required_number(f, "hang");
+  c.faults.late = required_number(f, "late");
+  c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
+  c.faults.retry = required_number(f, "retry");
+  c.faults.disable = required_number(f, "disable");
+  return std::make_unique<dmacopy::SoftWorkQueue>(c);
+}
+
+// One /dev/dsa queue from what lib/discovery.ts read.
+std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
+  dmacopy::UserQueueConfig c;
+  c.device_path = required_string(q, "devicePath");
+  c.info.name = required_string(q, "name");
+  c.info.mode = mode_of(q);
+  c.info.size = static_cast<uint32_t>(required_number(q, "size"));
+  c.info.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  c.info.cache_control = required_bool(q, "cacheControl");
+  c.wq_state_path = required_string(q, "wqStatePath");
+  c.device_state_path = required_string(q, "deviceStatePath");
+  c.device_errors_path = required_string(q, "deviceErrorsPath");
+  std::string path = required_string(q, "submission");
+  if (path != "auto" && path != "portal" && path != "write")
+    throw coded_range_error(q.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "submission must be 'auto', 'portal' or 'write'");
+  c.submission = path == "portal"  ? dmacopy::SubmissionPath::Portal
+                 : path == "write" ? dmacopy::SubmissionPath::Write
+                                   : dmacopy::SubmissionPath::Auto;
+  // Not a policy lib sets: the NOOP probe's bound stays the core's (user_queue.h) unless given.
+  Napi::Value probe = q.Get("probeTimeoutMs");
+  if (!probe.IsUndefined()) c.probe_timeout_ms = static_cast<uint32_t>(number_arg(probe, "probeTimeoutMs"));
+  return std::make_unique<dmacopy::UserWorkQueue>(c);
+}
+
+}  // namespace
+
+void EngineResources::shutdown() {
+  closed = true;
+  // The DSA channels first: it drains its queues and may still hand fallbacks to the CPU copy pool.
+  if (dsa) dsa->close();
+  if (cpu) cpu->shutdown();
+}
+
+Napi::Function EngineHandle::Define(Napi::Env env) {
+  return DefineClass(
+      env, "NativeEngine",
+      {InstanceMethod<&EngineHandle::Copy>("copy"), InstanceMethod<&EngineHandle::Stats>("stats"),
+       InstanceMethod<&EngineHandle::Close>("close"), InstanceMethod<&EngineHandle::Queues>("queues"),
+       InstanceMethod<&EngineHandle::EndBatch>("endBatch"), InstanceMethod<&EngineHandle::RegisterSync>("registerSync"),
+       InstanceMethod<&EngineHandle::WaitSync>("waitSync")});
+}
+
+EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  uint32_t threads = uint32_arg(opts.Get("threads"), "threads");
+  if (threads < 1 || threads > 1024)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
+  double nt = number_arg(opts.Get("nonTemporalMinBytes"), "nonTemporalMinBytes");
+  const double timeout_ms = required_number(opts, "timeoutMs");
+  core_ = std::make_shared<EngineResources>();
+  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads);
+  core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
+
+  Napi::Value dv = opts.Get("dsa");
+  if (dv.IsObject()) {
+    Napi::Object d = dv.As<Napi::Object>();
+    std::string kind = required_string(d, "kind");
+    if (!d.Get("queues").IsArray())
+      throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
+    Napi::Array qs = d.Get("queues").As<Napi::Array>();
+    std::vector<std::unique_ptr<dmacopy::WorkQueue>> queues;
+    for (uint32_t i = 0; i < qs.Length(); ++i) {
+      Napi::Value qv = qs.Get(i);
+      if (!qv.IsObject()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues entries must be objects");
+      if (kind == "emulated") {
+        queues.push_back(soft_queue(qv.As<Napi::Object>()));
+      } else if (kind == "user") {
+        auto uq = user_queue(qv.As<Napi::Object>());
+        dmacopy::OpenResult r = uq->open();
+        core_->open_results.push_back(r);
+        if (r.ok) queues.push_back(std::move(uq));
+      } else {
+        throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "dsa.kind must be 'emulated' or 'user'");
+      }
+    }
+    dmacopy::DsaChannelOptions o;
+    Napi::Object oo = required_object(d, "options");
+    o.cache_control = required_bool(oo, "cacheControl");
+    o.page_fault_retries = static_cast<uint32_t>(required_number(oo, "pageFaultRetries"));
+    o.quarantine_after = static_cast<uint32_t>(required_number(oo, "quarantineAfter"));
+    if (!queues.empty()) {
+      // Completion events go through this environment's channel, which lib/ installed first.
+      EventChannel& events = AddonData::of(env).events(env);
+      core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events.router(), o);
+    }
+  }
+  core_->executor = std::make_unique<dmacopy::CopyExecutor>(*core_->cpu, core_->dsa.get(), timeout_ms);
+  AddonData::of(env).register_engine(core_);
+}
+
+EngineHandle::~EngineHandle() {
+  // The JS handle was collected; if close() was never called, threads still need joining.
+  if (core_) core_->shutdown();
+}
+
+Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (core_->closed)
+    throw coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
+  const uint32_t mode = uint32_arg(info[0], "mode");
+  const double op_id = number_arg(info[1], "opId");
+  std::vector<BufferSpan> spans = buffer_spans(info[2]);
+  const uint32_t form = uint32_arg(info[3], "form");
+  DoubleTable table = double_table(info[4], "table");
+  DoubleTable bounds = double_table(info[5], "bounds");
+  if (mode > kAsync || form > kRegionForm)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
+  if (bounds.length < 4 || bounds.length % 2 != 0)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "bounds must hold at least two (folio, offset) pairs");
+
+  std::vector<CopyRegion> folios;
+  dmacopy::PlanStatus st;
+  if (form == kListForm) {
+    if (table.length % dmacopy::kListFields != 0)
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "list table length must be a multiple of 5");
+    st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
+  } else {
+    if (table.length != dmacopy::kRegionFields)
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "region table must hold 6 numbers");
+    st = dmacopy::plan_region(spans.data(), spans.size(), table.data, folios);
+  }
+  // A chunk of a larger batch is checked against the chunks before it, not only itself.
+  const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+  if (st.ok()) {
+    st = chunked               ? trackers_[static_cast<uint64_t>(op_id)].add(folios)
+         : form == kRegionForm ? dmacopy::check_region_overlap(folios)
+                               : dmacopy::check_overlaps(folios);
+  }
+  const size_t k = bounds.length / 2 - 1;
+  auto pieces = std::make_shared<dmacopy::WorkPieces>();
+  if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
+  if (!st.ok()) throw plan_error(env, st);
+
+  uint64_t total = 0;
+  for (const CopyRegion& r : pieces->pieces) total += r.len;
+
+  dmacopy::CopyRequest req;
+  req.op_id = static_cast<uint64_t>(op_id);
+  req.mode = static_cast<CopyMode>(mode);
+  req.store = total >= core_->non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
+  // Device engines: works from cpuWorksFrom on are the CPU's share, run beside the device.
+  req.cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : k;
+  req.plan = std::move(pieces);
+  // Events go to this environment's channel (which lib/ installed first); an inline copy, and
+  // a synchronous one on the CPU alone, post none.
+  const bool needs_events = mode == kAsync || (core_->dsa && mode == kSync);
+  dmacopy::EventRouter* events = needs_events ? &AddonData::of(env).events(env).router() : nullptr;
+
+  Napi::Uint32Array counts = Napi::Uint32Array::New(env, k);
+  dmacopy::EventRecord totals{};
+  try {
+    core_->executor->run(req, counts.Data(), events, &totals);
+  } catch (const std::bad_alloc&) {
+    // run() returns only after what it had queued finished: no copy outlives this call.
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "out of memory while queueing a copy; the batch was not completed");
+  } catch (const std::exception& e) {
+    // node-addon-api turns only Napi::Error into a JavaScript exception; anything else would abort.
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", std::string("copy failed: ") + e.what());
+  }
+  // Synchronous device copies: the sum of the op's events, for lib/ to apply as one event.
+  if (core_->dsa && mode == kSync) write_totals(info[6], totals);
+  return counts;
+}
+
+Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  dmacopy::CpuCopyPoolStats s = core_->cpu->stats();
+  o.Set("cpuJobs", Napi::Number::New(env, static_cast<double>(s.jobs)));
+  o.Set("cpuRegions", Napi::Number::New(env, static_cast<double>(s.regions)));
+  o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
+  o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
+  if (core_->dsa) {
+    dmacopy::DsaChannelsStats d = core_->dsa->stats();
+    auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+    Napi::Object ds = Napi::Object::New(env);
+    ds.Set("works", num(d.works));
+    ds.Set("descriptors", num(d.descriptors));
+    ds.Set("submitted", num(d.submitted));
+    ds.Set("deviceCompleted", num(d.device_completed));
+    ds.Set("deviceBytes", num(d.device_bytes));
+    ds.Set("cpuBytes", num(d.cpu_bytes));
+    ds.Set("pageFaults", num(d.page_faults));
+    ds.Set("pageFaultRetries", num(d.page_fault_retries));
+    ds.Set("errors", num(d.errors));
+    ds.Set("retries", num(d.retries));
+    ds.Set("timeouts", num(d.timeouts));
+    ds.Set("unhealthy", num(d.unhealthy));
+    ds.Set("outOfOrder", num(d.out_of_order));
+    ds.Set("quarantines", num(d.quarantines));
+    ds.Set("eventsPosted", num(d.events_posted));
+    ds.Set("eventBatches", num(d.event_batches));
+    Napi::Array chans = Napi::Array::New(env, d.channels.size());
+    for (size_t i = 0; i < d.channels.size(); ++i) {
+      const dmacopy::ChannelStats& c = d.channels[i];
+      Napi::Object co = Napi::Object::New(env);
+      co.Set("name", Napi::String::New(env, c.name));
+      co.Set("submitted", num(c.submitted));
+      co.Set("completed", num(c.completed));
+      co.Set("deviceBytes", num(c.device_bytes));
+      co.Set("cpuBytes", num(c.cpu_bytes));
+      co.Set("timeouts", num(c.timeouts));
+      co.Set("errors", num(c.errors));
+      co.Set("pageFaults", num(c.page_faults));
+      co.Set("retries", num(c.retries));
+      co.Set("drains", num(c.drains));
+      co.Set("outOfOrder", num(c.out_of_order));
+      co.Set("maxInFlight", num(c.max_in_flight));
+      co.Set("quarantined", Napi::Boolean::New(env, c.quarantined));
+      chans.Set(static_cast<uint32_t>(i), co);
+    }
+    ds.Set("channels", chans);
+    o.Set("dsa", ds);
+  }
+  return o;
+}
+
+Napi::Value EngineHandle::EndBatch(const Napi::CallbackInfo& info) {
+  trackers_.erase(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineHandle::RegisterSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
+  dmacopy::EventRouter& router = AddonData::of(env).events(env).router();
+  sync_registrations_.erase(op);  // a stale registration of the same id is undone first
+  sync_registrations_.emplace(op, std::make_unique<dmacopy::SyncRegistration>(router, op));
+  return env.Undefined();
+}
+
+Napi::Value EngineHandle::WaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
+  const double expected = number_arg(info[1], "expected");
+  auto it = sync_registrations_.find(op);
+  if (it == sync_registrations_.end())
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");
+  dmacopy::EventRecord totals = it->second->waiter().wait_for(static_cast<uint64_t>(expected));
+  sync_registrations_.erase(it);  // unregisters
+  write_totals(info[2], totals);
+  return env.Undefined();
+}
+
+Napi::Value EngineHandle::Queues(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, core_->open_results.size());
+  for (size_t i = 0; i < core_->open_results.size(); ++i) {
+    const dmacopy::OpenResult& r = core_->open_results[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", Napi::Boolean::New(env, r.ok));
+    o.Set("code", Napi::String::New(env, dmacopy::to_string(r.code)));
+    o.Set("errno", Napi::Number::New(env, r.err));
+    o.Set("path", Napi::String::New(env, dmacopy::to_string(r.path)));
+    o.Set("instruction", Napi::String::New(env, dmacopy::to_string(r.instruction)));
+    o.Set("mmapErrno", Napi::Number::New(env, r.mmap_errno));
+    o.Set("probeStatus", Napi::Number::New(env, r.probe_status));
+    o.Set("swerrAtOpen", Napi::Boolean::New(env, r.swerr_at_open));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Value EngineHandle::Close(const Napi::CallbackInfo& info) {
+  // Joins the threads after they finished every queued job: nothing writes after this returns.
+  core_->shutdown();
+  AddonData::of(info.Env()).unregister_engine(core_);
+  return info.Env().Undefined();
+}
+
+}  // namespace dmacopy_addon
