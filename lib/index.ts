@@ -6,6 +6,22 @@ import type { CopyOptions, CopyReport } from './types';
 export { Engine, openEngine } from './engine/engine';
 export type { DmacopyErrorCode } from './errors';
 export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
+// Discovery: what DSA devices, queues and dmaengine channels this host has, and why a queue is unusable.
+export {
+  type DeviceState,
+  type DiscoveryOptions,
+  type DsaDevice,
+  type DsaQueue,
+  listDevices,
+  type QueueMode,
+  type QueueProblem,
+  type QueueProblemCode,
+  type QueueState,
+  type QueueType,
+  type SelectQueuesOptions,
+  selectQueues,
+} from './host/discovery';
+export { type DmaChannel, listDmaChannels } from './host/dma-channels';
 export { nativeLoadError } from './native/loader';
 export {
   DEFAULT_LATENCY_BUCKETS,

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers';
+import { FIXTURES, ROOT } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const checkPack = require('../../scripts/check-pack.js') as {
@@ -167,6 +167,33 @@ describe.runIf(fs.existsSync(built))('installing the tarball', () => {
     const smoke = spawnSync(process.execPath, ['smoke.mjs'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
     expect(smoke.status, smoke.stderr).toBe(0);
     expect(JSON.parse(smoke.stdout)).toEqual({ same: true, backend: 'cpu', emulated: 4 << 20, err: null, one: true });
+    // Discovery from the package root, in ESM and CommonJS, on a fixture tree.
+    const fixture = path.join(FIXTURES, 'sysfs');
+    fs.writeFileSync(
+      path.join(app, 'discover.mjs'),
+      `import { listDevices, selectQueues, listDmaChannels } from 'dmacopy';
+       import { createRequire } from 'node:module';
+       const cjs = createRequire(import.meta.url)('dmacopy');
+       const roots = { sysfsRoot: ${JSON.stringify(path.join(fixture, 'spr-4dev', 'sys'))}, devRoot: ${JSON.stringify(path.join(fixture, 'spr-4dev', 'dev'))} };
+       const devices = listDevices(roots);
+       const viaCjs = cjs.listDevices(roots);
+       const picked = selectQueues(devices, { spread: true });
+       const channels = listDmaChannels({ sysfsRoot: ${JSON.stringify(path.join(fixture, 'dma-channels', 'sys'))} });
+       console.log(JSON.stringify({
+         devices: devices.map((d) => d.name), cjs: viaCjs.length, same: cjs.listDevices === listDevices && cjs.selectQueues === selectQueues && cjs.listDmaChannels === listDmaChannels,
+         queues: devices.flatMap((d) => d.queues).length, picked: picked.length, channels: channels.length,
+       }));`,
+    );
+    const discover = spawnSync(process.execPath, ['discover.mjs'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+    expect(discover.status, discover.stderr).toBe(0);
+    const found = JSON.parse(discover.stdout);
+    expect(found.devices).toEqual(['dsa0', 'dsa2', 'dsa4', 'dsa6']);
+    expect(found.cjs).toBe(4);
+    expect(found.same).toBe(true);
+    expect(found.queues).toBeGreaterThan(0);
+    expect(found.picked).toBeGreaterThan(0);
+    expect(found.channels).toBeGreaterThan(0);
+
     const resolved = execFileSync(
       process.execPath,
       ['-p', "require('node-gyp-build').path(require('path').dirname(require.resolve('dmacopy/package.json')))"],
@@ -177,8 +204,10 @@ describe.runIf(fs.existsSync(built))('installing the tarball', () => {
     // 5. The shipped types check in a consumer's TypeScript.
     fs.writeFileSync(
       path.join(app, 'use.ts'),
-      `import { copyBatch, enableMetrics, type CopyReport, type DmacopyErrorCode } from 'dmacopy';
+      `import { copyBatch, enableMetrics, listDevices, selectQueues, type CopyReport, type DmacopyErrorCode, type DsaDevice, type DsaQueue } from 'dmacopy';
        const code: DmacopyErrorCode = 'ERR_DMACOPY_MISSING_PEER';
+       const devices: DsaDevice[] = listDevices({ sysfsRoot: '/nonexistent' });
+       export const queues: DsaQueue[] = selectQueues(devices, { spread: true });
        export async function f(): Promise<CopyReport> { enableMetrics({ prefix: 'x_' }).disable(); return copyBatch(new Uint8Array(1), new Uint8Array(1)); }
        export { code };`,
     );
