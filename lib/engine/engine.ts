@@ -14,13 +14,13 @@ import {
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
 import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
-import { publishEnd, publishQuarantine, publishStart } from '../observe/diagnostics';
+import { BatchTrace, publishQuarantine } from '../observe/diagnostics';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
 import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
 import { Policy } from './policy';
-import { copySmall, smallBatchBytes } from './small-copy';
+import { copySmall, forgetSmall, smallBatchBytes } from './small-copy';
 import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import {
   checkIntInRange,
@@ -241,13 +241,12 @@ export class Engine {
   ): Promise<CopyReport> {
     if (this.#closed) throw closedError();
     const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, srcs, options, small.bytes);
+    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
       return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = prepareBatch(dsts, srcs, options);
     if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-    this.#publishStart(batch.bytes, batch.folios, false);
     return this.#copyAsync(batch);
   }
 
@@ -259,12 +258,12 @@ export class Engine {
   ): CopyReport {
     if (this.#closed) throw closedError();
     const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, srcs, options, small.bytes);
+    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = prepareBatch(dsts, srcs, options);
     if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-    this.#publishStart(batch.bytes, batch.folios, false);
+    const trace = this.#trace(batch.bytes, batch.folios, false);
     const plan = this.#plan(batch);
     const op = this.#newOp(batch, plan.k);
     try {
@@ -292,11 +291,11 @@ export class Engine {
     } catch (err) {
       const error = fromNative(err);
       op.abort(error);
-      publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+      trace.fail(error);
       throw error;
     }
     this.#observe(op, plan);
-    this.#account(op.report, false);
+    this.#account(op.report, false, trace);
     return op.report;
   }
 
@@ -400,14 +399,22 @@ export class Engine {
    */
   #smallBatch(dsts: unknown, srcs: unknown, options: unknown): { bytes: number; inline: boolean | undefined } {
     const bytes = smallBatchBytes(dsts, srcs, options);
-    return { bytes, inline: bytes < 0 ? undefined : this.#policy.useInline(bytes) };
+    if (bytes < 0) return { bytes, inline: undefined };
+    const inline = this.#policy.useInline(bytes);
+    if (!inline) forgetSmall(); // the full path reads and checks the views itself
+    return { bytes, inline };
   }
 
   /** The small-batch path: validated and copied in place on the calling thread. */
-  #copySmall(dsts: unknown, srcs: unknown, options: unknown, bytes: number): CopyReport {
+  #copySmall(dsts: unknown, options: unknown, bytes: number): CopyReport {
     const t0 = process.hrtime.bigint();
-    this.#publishStart(bytes, 0, true);
-    copySmall(dsts, srcs);
+    const trace = this.#trace(bytes, 0, true);
+    try {
+      copySmall();
+    } catch (err) {
+      trace.fail(err as Error);
+      throw err;
+    }
     const folioSize = (options as CopyOptions | undefined)?.folioSize;
     const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
     const report: CopyReport = {
@@ -422,43 +429,39 @@ export class Engine {
       outOfOrder: 0,
       elapsedNs: Number(process.hrtime.bigint() - t0),
     };
-    this.#account(report, true);
+    this.#account(report, true, trace);
     return report;
   }
 
-  #publishStart(bytes: number, folios: number, inline: boolean): void {
-    publishStart({
-      engineId: this.id,
-      backend: this.#options.backend,
-      bytes,
-      folios,
-      path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads',
-    });
+  /** Publishes a batch's start; the trace publishes its one end (see #account and the failure paths). */
+  #trace(bytes: number, folios: number, inline: boolean): BatchTrace {
+    return new BatchTrace(this.id, this.#options.backend, inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', bytes, folios);
   }
 
   #copyInline(batch: PreparedBatch): CopyReport {
-    this.#publishStart(batch.bytes, batch.folios, true);
+    const trace = this.#trace(batch.bytes, batch.folios, true);
     const op = this.#newOp(batch, 1);
-    if (this.#native) {
-      const bounds = new Float64Array([0, 0, batch.folios, 0]);
-      try {
+    try {
+      if (this.#native) {
+        const bounds = new Float64Array([0, 0, batch.folios, 0]);
         op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
-      } catch (err) {
-        const error = fromNative(err);
-        publishEnd({ engineId: this.id, backend: this.#options.backend, path: 'inline', error });
-        throw error;
+      } else {
+        copyInJs(batch);
+        op.report.descriptors = batch.folios;
       }
-    } else {
-      copyInJs(batch);
-      op.report.descriptors = batch.folios;
+    } catch (err) {
+      const error = fromNative(err);
+      trace.fail(error);
+      throw error;
     }
     op.completeAll(batch.bytes);
     this.#policy.observeInline(batch.bytes, op.report.elapsedNs);
-    this.#account(op.report, true);
+    this.#account(op.report, true, trace);
     return op.report;
   }
 
   #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
+    const trace = this.#trace(batch.bytes, batch.folios, false);
     const plan = this.#plan(batch);
     const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
       this.#inFlight.delete(settled);
@@ -480,17 +483,16 @@ export class Engine {
       );
       op.start(counts);
     } catch (err) {
-      op.abort(fromNative(err));
-      return op.done;
+      op.abort(fromNative(err)); // settles op.done: the same path as a failure reported later
     }
     return op.done.then(
       (report) => {
         this.#observe(op, plan);
-        this.#account(report, false);
+        this.#account(report, false, trace);
         return report;
       },
       (error: Error) => {
-        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error });
+        trace.fail(error);
         throw error;
       },
     );
@@ -518,7 +520,7 @@ export class Engine {
       this.#inFlight.add(op);
       track(op);
     }
-    this.#publishStart(0, n, false); // bytes are known only once every chunk was read
+    const trace = this.#trace(0, n, false); // bytes are known only once every chunk was read
     let failure: Error | undefined;
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
@@ -547,23 +549,29 @@ export class Engine {
       const totals = new Float64Array(EVENT_FIELDS);
       native.waitSync(op.id, op.report.descriptors, totals);
       if (failure) {
-        publishEnd({ engineId: this.id, backend: this.#options.backend, path: this.#options.dsa ? 'device' : 'threads', error: failure });
+        trace.fail(failure);
         throw failure;
       }
       op.applyTotals(totals);
       op.completeAll(0);
-      this.#account(op.report, false);
+      this.#account(op.report, false, trace);
       return op.report;
     }
     op.seal(failure);
-    return op.done.then((report) => {
-      this.#account(report, false);
-      return report;
-    });
+    return op.done.then(
+      (report) => {
+        this.#account(report, false, trace);
+        return report;
+      },
+      (error: Error) => {
+        trace.fail(error);
+        throw error;
+      },
+    );
   }
 
-  #account(r: CopyReport, inline: boolean): void {
-    publishEnd({ engineId: this.id, backend: r.backend, path: inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', report: r });
+  #account(r: CopyReport, inline: boolean, trace: BatchTrace): void {
+    trace.end(r);
     const t = this.#totals;
     t.batches++;
     if (inline) t.inlineBatches++;

@@ -8,6 +8,8 @@
 export const SMALL_MAX_FOLIOS = 16;
 export const SMALL_MAX_BYTES = 64 * 1024;
 
+import { DmacopyTypeError } from '../errors';
+
 type View = ArrayBufferView;
 
 function plainBuffer(ab: ArrayBufferLike): boolean {
@@ -39,16 +41,23 @@ export function smallBatchBytes(dsts: unknown, srcs: unknown, options: unknown):
 }
 
 // Scratch arrays reused across calls: each view's buffer and offsets are read once (the
-// getters cost tens of ns each on Node 20), then compared pairwise for overlap.
+// getters cost tens of ns each on Node 20), then compared pairwise for overlap. The views
+// themselves are kept until copySmall() or forgetSmall(): the copy uses exactly the views that
+// were checked, never a second read of the list (a Proxy could answer differently).
 const bufs: ArrayBufferLike[] = [];
 const offs: number[] = [];
 const lens: number[] = [];
+const views: View[] = []; // 2i: destination of folio i, 2i+1: its source
+let pairs = 0;
 
 function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
+  let bytes = -1;
   try {
-    return scanPairs(dsts, srcs, n);
+    bytes = scanPairs(dsts, srcs, n);
+    return bytes;
   } finally {
     bufs.length = 0; // never keep the caller's buffers alive in the scratch array
+    if (bytes < 0) forgetSmall();
   }
 }
 
@@ -71,7 +80,10 @@ function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
     bufs[2 * i + 1] = sb;
     offs[2 * i + 1] = s.byteOffset;
     lens[i] = len;
+    views[2 * i] = d;
+    views[2 * i + 1] = s;
   }
+  pairs = n;
   // A destination may share bytes with no other destination and no source.
   for (let a = 0; a < 2 * n; a += 2) {
     const la = lens[a >> 1] as number;
@@ -79,25 +91,38 @@ function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
       if (b === a || ((b & 1) === 0 && b < a)) continue;
       if (bufs[a] !== bufs[b]) continue;
       const lb = lens[b >> 1] as number;
-      if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) {
-        bufs.length = 0;
-        return -1;
-      }
+      if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) return -1;
     }
   }
-  bufs.length = 0; // do not keep the caller's buffers alive
+  // Every getter has run now: one of them may have detached a buffer read before it.
+  for (let i = 0; i < 2 * n; i++) {
+    const v = views[i] as View;
+    if (viewLength(v) < (lens[i >> 1] as number)) {
+      forgetSmall();
+      const where = `${i & 1 ? 'srcs' : 'dsts'}[${i >> 1}]`;
+      throw new DmacopyTypeError(
+        'ERR_DMACOPY_DETACHED',
+        `${where}'s ArrayBuffer was detached (transferred) while the batch was being read: nothing was copied; pass buffers this thread keeps`,
+        { argument: where },
+      );
+    }
+  }
   return bytes;
 }
 
-/** Copies a batch smallBatchBytes() accepted. */
-export function copySmall(dsts: unknown, srcs: unknown): void {
-  if (ArrayBuffer.isView(dsts)) {
-    copyPair(dsts, srcs as View);
-    return;
+/** Drops the views smallBatchBytes() kept, when the batch takes another path. */
+export function forgetSmall(): void {
+  views.length = 0;
+  pairs = 0;
+}
+
+/** Copies the batch smallBatchBytes() just accepted, from the views it checked. */
+export function copySmall(): void {
+  try {
+    for (let i = 0; i < pairs; i++) copyPair(views[2 * i] as View, views[2 * i + 1] as View);
+  } finally {
+    forgetSmall();
   }
-  const d = dsts as View[];
-  const s = srcs as View[];
-  for (let i = 0; i < d.length; i++) copyPair(d[i] as View, s[i] as View);
 }
 
 function copyPair(d: View, s: View): void {

@@ -23,6 +23,8 @@ type AnyBuffer = ArrayBufferLike & { resizable?: boolean; growable?: boolean };
 /** Builds the per-call buffer list: index of each distinct ArrayBuffer, with its checks done once. */
 class BufferTable {
   readonly views: Uint8Array[] = [];
+  /** Where each buffer was first seen (for the error that names it). */
+  private readonly firstUse: string[] = [];
   private readonly index = new Map<ArrayBufferLike, number>();
 
   indexOf(view: ArrayBufferView, where: string): number {
@@ -33,8 +35,28 @@ class BufferTable {
     const i = this.views.length;
     // A Uint8Array over the whole buffer: the native layer reads its real base and length.
     this.views.push(view instanceof Uint8Array && view.byteOffset === 0 && view.byteLength === ab.byteLength ? view : new Uint8Array(ab));
+    this.firstUse.push(where);
     this.index.set(ab, i);
     return i;
+  }
+
+  /**
+   * Once every view was read: a getter of the list (a Proxy, an accessor) may have detached a
+   * buffer read earlier. Its whole-buffer view then has length 0; say so with the right code
+   * instead of letting the native re-check call it out of range.
+   */
+  checkStillAttached(): void {
+    for (let i = 0; i < this.views.length; i++) {
+      const v = this.views[i] as Uint8Array;
+      if (v.length === 0 && isDetached(v.buffer)) {
+        const where = this.firstUse[i] as string;
+        throw new DmacopyTypeError(
+          'ERR_DMACOPY_DETACHED',
+          `${where}'s ArrayBuffer was detached (transferred) while the batch was being read: nothing was copied; pass buffers this thread keeps`,
+          { argument: where },
+        );
+      }
+    }
   }
 }
 
@@ -178,6 +200,7 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
     table[j + 4] = len;
     bytes += len;
   }
+  buffers.checkStillAttached();
   return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
 }
 

@@ -42,6 +42,37 @@ export function publishEnd(m: BatchEndMessage): void {
   }
 }
 
+/**
+ * One batch's diagnostics: publishes its dmacopy:batch:start when created, and exactly one
+ * dmacopy:batch:end, through end() or fail(), whichever comes first, whatever path the batch took
+ * and wherever it failed (validation of a later chunk, a submit, the copy itself).
+ */
+export class BatchTrace {
+  #ended = false;
+  readonly #engineId: number;
+  readonly #backend: ResolvedBackend;
+  readonly #path: BatchPath;
+
+  constructor(engineId: number, backend: ResolvedBackend, path: BatchPath, bytes: number, folios: number) {
+    this.#engineId = engineId;
+    this.#backend = backend;
+    this.#path = path;
+    publishStart({ engineId, backend, bytes, folios, path });
+  }
+
+  end(report: CopyReport): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    publishEnd({ engineId: this.#engineId, backend: report.backend, path: this.#path, report });
+  }
+
+  fail(error: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    publishEnd({ engineId: this.#engineId, backend: this.#backend, path: this.#path, error });
+  }
+}
+
 export function publishQuarantine(m: { engineId: number; backend: ResolvedBackend; channel: string }): void {
   if (queueQuarantine.hasSubscribers) queueQuarantine.publish(m);
 }

@@ -1,0 +1,75 @@
+// Hostile input on every path: a list whose element getter detaches a buffer the batch already
+// read (a Proxy transferring an earlier view's ArrayBuffer) must give ERR_DMACOPY_DETACHED, never
+// a raw V8 TypeError and never a partial copy in silence. Paths: small (TypedArray#set in JS),
+// inline (native, calling thread), threaded, chunked (long lists), each sync and async, on the CPU
+// and on the software device.
+import { describe, expect, it } from 'vitest';
+import { type DmacopyError, type Engine, openEngine } from '../../lib/index';
+
+function detach(buf: ArrayBufferLike): void {
+  structuredClone(buf, { transfer: [buf as ArrayBuffer] });
+}
+
+/** n folios of `size` bytes, each on its own ArrayBuffer; reading index `at` detaches folio 0's source. */
+function hostile(n: number, size: number, at: number): { dsts: Uint8Array[]; srcs: Uint8Array[]; dstBytes: () => Uint8Array[] } {
+  const dsts = Array.from({ length: n }, () => new Uint8Array(size));
+  const plain = Array.from({ length: n }, (_, i) => new Uint8Array(size).fill((i % 250) + 1));
+  let fired = false;
+  const srcs = new Proxy(plain, {
+    get(target, key, receiver) {
+      if (!fired && key === String(at)) {
+        fired = true;
+        detach((target[0] as Uint8Array).buffer);
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return { dsts, srcs, dstBytes: () => dsts };
+}
+
+const PATHS = [
+  { name: 'small', n: 8, size: 4096 },
+  { name: 'inline', n: 32, size: 4096 },
+  { name: 'threaded', n: 256, size: 4096 },
+  { name: 'chunked', n: 9000, size: 64 },
+];
+
+async function expectDetached(run: () => Promise<unknown> | unknown): Promise<void> {
+  let caught: unknown;
+  try {
+    await run();
+  } catch (err) {
+    caught = err;
+  }
+  // A library error (DmacopyError or its Type/Range siblings) with the stable code, not V8's TypeError.
+  expect(caught, String(caught)).toBeInstanceOf(Error);
+  expect((caught as DmacopyError).name, String(caught)).toMatch(/^Dmacopy/);
+  expect((caught as DmacopyError).code, String(caught)).toBe('ERR_DMACOPY_DETACHED');
+}
+
+describe.each(['cpu', 'emulated'] as const)('a buffer detached while the list is read (%s)', (backend) => {
+  let engine: Engine;
+  const open = async () => {
+    engine ??= await openEngine({ backend, timeoutMs: 10_000 });
+    return engine;
+  };
+
+  for (const p of PATHS) {
+    for (const sync of [false, true]) {
+      it(`${p.name}, ${sync ? 'copyBatchSync' : 'copyBatch'}: ERR_DMACOPY_DETACHED`, async () => {
+        const e = await open();
+        const { dsts, srcs } = hostile(p.n, p.size, Math.min(p.n - 1, 5));
+        await expectDetached(() => (sync ? e.copyBatchSync(dsts, srcs) : e.copyBatch(dsts, srcs)));
+        // The engine still works afterwards.
+        const src = new Uint8Array(4096).fill(7);
+        const dst = new Uint8Array(4096);
+        await e.copyBatch([dst], [src]);
+        expect(dst[4095]).toBe(7);
+      });
+    }
+  }
+
+  it('closes', async () => {
+    await (await open()).close();
+  });
+});
