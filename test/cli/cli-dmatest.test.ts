@@ -36,7 +36,7 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
       pollIntervalMs: 5,
       paths: ['cpu', 'emulated'],
     });
-    const names = k.writes.map(([n]) => n);
+    const names = k.runWrites().map(([n]) => n);
     expect(names.slice(-2)).toEqual(['channel', 'run']);
     expect(k.writes).toContainEqual(['test_buf_size', '4096']);
     expect(k.writes).toContainEqual(['threads_per_chan', '2']);

@@ -30,12 +30,20 @@ describe('runDmatest', () => {
       io: k.io,
       pollIntervalMs: 10,
     });
-    expect(k.writes).toEqual([
+    expect(k.runWrites()).toEqual([
+      ['verbose', 'N'],
+      ['device', ''],
+      ['max_channels', '0'],
       ['timeout', '2000'],
       ['iterations', '50'],
       ['threads_per_chan', '2'],
       ['test_buf_size', '4096'],
       ['dmatest', '0'],
+      ['transfer_size', '0'],
+      ['alignment', '-1'],
+      ['xor_sources', '3'],
+      ['pq_sources', '3'],
+      ['nobounce', 'N'],
       ['polled', 'Y'],
       ['noverify', 'Y'],
       ['norandom', 'N'],
@@ -43,15 +51,20 @@ describe('runDmatest', () => {
       ['channel', 'dma1chan0'],
       ['run', '1'],
     ]);
-    expect(run.written).toEqual(k.writes);
-    const names = k.writes.map(([n]) => n);
-    expect(names.lastIndexOf('channel')).toBe(names.length - 2);
-    expect(names.indexOf('channel')).toBeGreaterThan(
-      Math.max(
-        ...['timeout', 'iterations', 'threads_per_chan', 'test_buf_size', 'polled', 'noverify', 'norandom'].map((n) => names.indexOf(n)),
-      ),
-    );
-    expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe('50\n');
+    expect(run.written).toEqual(k.runWrites());
+    // What the run changed is written back, last first; what it left as it was is not written again.
+    expect(run.restored).toEqual([
+      ['noverify', 'N'],
+      ['polled', 'N'],
+      ['test_buf_size', '16384'],
+      ['threads_per_chan', '1'],
+      ['iterations', '0'],
+      ['timeout', '3000'],
+    ]);
+    expect(k.writes.slice(run.written.length)).toEqual(run.restored);
+    expect(run.notRestored).toEqual([]);
+    expect(k.captured.get('dma0chan0')).toMatchObject({ iterations: '50', threads_per_chan: '2', polled: 'Y' });
+    expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe('0\n');
     expect(run.timedOut).toBe(false);
     expect(run.summaries.map((s) => s.thread)).toEqual(['dma0chan0-copy0', 'dma0chan0-copy1', 'dma1chan0-copy0', 'dma1chan0-copy1']);
     expect(run.summaries[0]).toMatchObject({
@@ -78,7 +91,7 @@ describe('runDmatest', () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log);
     const run = await runDmatest({ channels: [], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, pollIntervalMs: 10 });
-    expect(k.writes.slice(-2)).toEqual([
+    expect(k.runWrites().slice(-2)).toEqual([
       ['channel', ''],
       ['run', '1'],
     ]);
