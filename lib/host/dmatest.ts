@@ -5,6 +5,9 @@
 // Order of writes matters: dmatest captures the other parameters when a channel is added, so `channel` is
 // written last (once per channel), then `run` = 1. Completion is observed by polling `run` until it reads back
 // N (reading `wait` would block a thread until the tests end, and not at all when iterations is infinite).
+//
+// Module parameters keep their values between runs and across users, so each run sets every parameter that shapes
+// it (parameterPlan) and writes the earlier values back afterwards, also when the run fails.
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
