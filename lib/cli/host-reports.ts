@@ -105,6 +105,11 @@ export function formatDmaChannels(channels: readonly DmaChannel[]): string {
   return `Kernel dmaengine channels: ${channels.length}\n${lines.join('\n')}\n`;
 }
 
+/** A rate from a dmatest summary; '-' where the kernel did not log it (before v3.13). */
+export function dmatestRate(v: number | null, digits = 0): string {
+  return v === null ? '-' : v.toFixed(digits);
+}
+
 /** Plain-text report of a dmatest run. */
 export function formatDmatestRun(run: DmatestRun): string {
   const lines: string[] = [];
@@ -115,10 +120,24 @@ export function formatDmatestRun(run: DmatestRun): string {
   } else {
     const rows: string[][] = [['THREAD', 'TESTS', 'FAILURES', 'IOPS', 'KB/S', 'STATUS']];
     for (const s of run.summaries)
-      rows.push([s.thread, String(s.tests), String(s.failures), s.iops.toFixed(2), String(s.kbPerSec), String(s.status)]);
+      rows.push([
+        s.truncated ? `${s.thread}…` : s.thread,
+        String(s.tests),
+        String(s.failures),
+        dmatestRate(s.iops, 2),
+        dmatestRate(s.kbPerSec),
+        String(s.status),
+      ]);
     for (const t of run.totals) {
       if (t.threads > 1)
-        rows.push([`${t.channel} (${t.threads} threads)`, String(t.tests), String(t.failures), t.iops.toFixed(2), String(t.kbPerSec), '']);
+        rows.push([
+          `${t.channel} (${t.threads} threads)`,
+          String(t.tests),
+          String(t.failures),
+          dmatestRate(t.iops, 2),
+          dmatestRate(t.kbPerSec),
+          '',
+        ]);
     }
     const widths = columnWidths(rows);
     for (const r of rows)
@@ -128,9 +147,11 @@ export function formatDmatestRun(run: DmatestRun): string {
           .join('  ')
           .trimEnd()}`,
       );
+    if (run.summaries.some((s) => s.truncated)) lines.push('  … the kernel cuts thread names to 15 characters; counted by channel');
   }
   for (const e of run.errors.slice(0, 20))
     lines.push(`  ${e.thread} test #${e.test}: ${e.message} (src_off=${e.srcOff} dst_off=${e.dstOff} len=${e.len})`);
   if (run.errors.length > 20) lines.push(`  … ${run.errors.length - 20} more errors`);
+  for (const n of run.notRestored) lines.push(`  warning: could not restore dmatest parameter ${n.name}=${n.value}: ${n.error}`);
   return `${lines.join('\n')}\n`;
 }

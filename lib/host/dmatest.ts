@@ -5,6 +5,9 @@
 // Order of writes matters: dmatest captures the other parameters when a channel is added, so `channel` is
 // written last (once per channel), then `run` = 1. Completion is observed by polling `run` until it reads back
 // N (reading `wait` would block a thread until the tests end, and not at all when iterations is infinite).
+//
+// Module parameters keep their values between runs and across users, so each run sets every parameter that shapes
+// it (parameterPlan) and writes the earlier values back afterwards, also when the run fails.
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -54,19 +57,22 @@ export interface DmatestOptions {
 }
 
 export interface DmatestSummary {
-  /** Thread name, e.g. `dma0chan0-copy0`. */
+  /** Thread name as logged, e.g. `dma0chan0-copy0`; the kernel cuts it to 15 characters (see `truncated`). */
   thread: string;
   /** Channel, e.g. `dma0chan0` (the thread name when it does not follow `<chan>-<op><n>`). */
   channel: string;
-  /** `copy`, `memset`, `xor`, `pq`; null when unknown. */
+  /** `copy`, `set` (memset), `xor`, `pq`; null when unknown (cut off, or not a dmatest thread name). */
   operation: string | null;
+  /** Index of the thread on its channel; null when the kernel cut it off and it cannot be told apart. */
   threadIndex: number | null;
+  /** The logged name may be the kernel's 15-character cut of a longer one, and its full name is not known. */
+  truncated: boolean;
   tests: number;
   failures: number;
-  /** Operations per second (two decimals on kernels since 2019, an integer before). */
-  iops: number;
-  /** KiB per second (the kernel counts len >> 10). */
-  kbPerSec: number;
+  /** Operations per second (two decimals on kernels since 2019, an integer before); null on kernels before v3.13, which did not log it. */
+  iops: number | null;
+  /** KiB per second (the kernel counts len >> 10); null on kernels before v3.13. */
+  kbPerSec: number | null;
   /** The thread's return code (0 = ran to the end). */
   status: number;
   /** The log line as read. */
@@ -76,13 +82,14 @@ export interface DmatestSummary {
 export interface DmatestError {
   thread: string;
   channel: string;
-  /** Test number within the thread. */
+  /** Test number within the thread, counted from 1 (kernels before v3.10 logged it from 0; it is shifted). */
   test: number;
   /** e.g. 'data error', 'test timed out', 'prep error'. */
   message: string;
   srcOff: number | null;
   dstOff: number | null;
   len: number | null;
+  /** The number in parentheses: an error count for 'data error', else a return code (negative errno). */
   code: number | null;
   line: string;
 }
@@ -92,15 +99,20 @@ export interface DmatestChannelTotal {
   threads: number;
   tests: number;
   failures: number;
-  iops: number;
-  kbPerSec: number;
+  /** Sum over the channel's threads; null when a thread's summary does not give it (kernels before v3.13). */
+  iops: number | null;
+  kbPerSec: number | null;
 }
 
 export interface DmatestRun {
   /** Channels requested ([] = all). */
   channels: string[];
-  /** Parameters written, in order (name, value). */
+  /** Parameters written for the run, in order (name, value). */
   written: Array<[string, string]>;
+  /** Parameters written back afterwards to the values they had before the run, in order (name, value). */
+  restored: Array<[string, string]>;
+  /** Parameters that could not be written back (name, the value it had before, why). */
+  notRestored: Array<{ name: string; value: string; error: string }>;
   summaries: DmatestSummary[];
   errors: DmatestError[];
   totals: DmatestChannelTotal[];
@@ -109,79 +121,214 @@ export interface DmatestRun {
   durationMs: number;
 }
 
-const CHANNEL_RE = /^dma\d{1,9}chan\d{1,9}$/;
-const SUMMARY_RE = /(\S+): summary (\d+) tests?, (\d+) failures? (\d+(?:\.\d+)?) iops (\d+(?:\.\d+)?) KB\/s \((-?\d+)\)/;
-const RESULT_RE =
-  /(\S+): result #(\d+): '([^']*)' with src_off=(0x[0-9a-fA-F]+|\d+) dst_off=(0x[0-9a-fA-F]+|\d+) len=(0x[0-9a-fA-F]+|\d+) \((-?\d+)\)/;
-const THREAD_RE = /^(dma\d+chan\d+)-([a-z]+?)(\d+)$/;
-
-function splitThread(thread: string): { channel: string; operation: string | null; threadIndex: number | null } {
-  const m = THREAD_RE.exec(thread);
-  if (!m) return { channel: thread, operation: null, threadIndex: null };
-  return { channel: m[1] as string, operation: m[2] as string, threadIndex: Number(m[3]) };
+/** What the parser may know about the run the log comes from; it resolves thread names the kernel cut. */
+export interface DmatestLogContext {
+  /** Channels under test (full names). Channels the log names in `Added/Started N threads using X` are added. */
+  channels?: readonly string[];
+  /** threads_per_chan of the run: tells a cut index (`…-copy1` of `…-copy10`) from a whole one. */
+  threadsPerChan?: number;
 }
 
-function num(text: string): number | null {
-  const n = text.startsWith('0x') || text.startsWith('0X') ? Number.parseInt(text.slice(2), 16) : Number(text);
+const CHANNEL_RE = /^dma\d{1,9}chan\d{1,9}$/;
+
+// Thread names are `<channel>-<op><index>` (kthread_create(…, "%s-%s%u", dma_chan_name(chan), op, i)), kept in
+// task->comm, which holds TASK_COMM_LEN (16) bytes with the NUL: the kernel cuts longer names to 15 characters,
+// and every message prints the cut one (current->comm). `dma10chan0-copy0` is logged as `dma10chan0-copy`.
+const COMM_MAX = 15;
+const OPS = ['copy', 'set', 'xor', 'pq'] as const;
+
+// The thread-name token before `: `; kmsg record prefixes are removed first (they have no space before it).
+const T = String.raw`(?:^|\s)(\S+): `;
+const HEX = String.raw`(0x[0-9a-fA-F]+|\d+)`;
+const OFFS = `src_off=${HEX} dst_off=${HEX} len=${HEX}`;
+// Summary lines, all versions (format strings of drivers/dma/dmatest.c):
+//   v2.6.24–v3.12  "%s: terminating after %u tests, %u failures (status %d)"        (pr_notice)
+//   vendor copies  "%s: terminating after %u tests, %u failures %llu iops %llu KB/s (status %d)"
+//   v3.13–v5.2     "%s: summary %u tests, %u failures %llu iops %llu KB/s (%d)"
+//   v5.3 onward    "%s: summary %u tests, %u failures %llu.%02llu iops %llu KB/s (%d)"
+const SUMMARY_RE = new RegExp(
+  `${T}(?:summary|terminating after) (\\d+) tests?, (\\d+) failures?(?: (\\d+(?:\\.\\d+)?) iops (\\d+) KB/s)? \\((?:status )?(-?\\d+)\\)`,
+);
+// v3.13 onward: result()/dbg_result() "%s: result #%u: '%s' with src_off=0x%x dst_off=0x%x len=0x%x (%lu)".
+const RESULT_RE = new RegExp(`${T}result #(\\d+): '([^']*)' with ${OFFS} \\((-?\\d+)\\)`);
+// Before v3.13 results were "%s: #%u: <what>[ with src_off=0x%x dst_off=0x%x len=0x%x][ (%lu)]": v3.10–v3.12 print
+// "%s: #%u: %s with … (%lu)" (thread_result_get, tests counted from 1), older ones "%s: #%u: %u errors with …",
+// "…: prep error with …", "…: submit error %d with …", "…: test timed out", "…: got completion callback, but
+// status is '%s'" (tests counted from 0). The generic `#n:` shape is only taken from dmatest thread names.
+const OLD_RESULT_RE = new RegExp(`${T}#(\\d+): (.+?)(?: with ${OFFS}(?: \\((-?\\d+)\\))?)?$`);
+// Printed when a channel is added or its threads started (full channel names, never cut).
+const CHANNEL_LINE_RE = /(?:Added|Started) \d+ threads using (dma\d+chan\d+)\s*$/;
+const KMSG_PREFIX_RE = /^\d+,\d+,\d+,[^;]*;/;
+const DMATEST_THREAD_RE = /^dma\d+chan\d/;
+// Results that report success, not an error: `verbose=Y` logs every passed test (v4.19+: 'test passed'), and
+// v3.10–v3.12 logged 'No errors' for each; v3.10–v3.12 also log 'verify errors' per buffer region before the
+// 'errors' line that counts the test, so only the latter is taken.
+const NOT_ERRORS = new Set(['test passed', 'No errors', 'verify errors']);
+
+/**
+ * `%lu` of a negative `int` (an errno): 18446744073709551605 is -11 on 64-bit kernels, 4294967285 on 32-bit ones.
+ * Values within MAX_ERRNO (4095) of the top are read back as negative.
+ */
+export function unsignedLongToErrno(text: string): number | null {
+  if (!/^-?\d+$/.test(text)) return null;
+  const v = BigInt(text);
+  for (const bits of [64n, 32n]) {
+    const top = 1n << bits;
+    if (v < top && v >= top - 4095n) return Number(v - top);
+  }
+  return Number(v);
+}
+
+function num(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const n = /^0x/i.test(text) ? Number.parseInt(text.slice(2), 16) : Number(text);
   return Number.isFinite(n) ? n : null;
+}
+
+interface ThreadName {
+  channel: string;
+  operation: string | null;
+  threadIndex: number | null;
+  truncated: boolean;
+}
+
+/**
+ * Which channel, operation and index a logged thread name stands for. Names shorter than 15 characters are
+ * whole. A 15-character one may be cut: it is matched by prefix against the known channels, the operation by
+ * prefix against the operations, and the index against threads_per_chan (`dma0chan0-copy1` is thread 1, 10 or
+ * 11 of 12; with 2 threads it is thread 1). What cannot be told apart is null, never guessed.
+ */
+export function resolveThreadName(thread: string, context: DmatestLogContext = {}): ThreadName {
+  const mayBeCut = thread.length === COMM_MAX;
+  const whole = /^(dma\d+chan\d+)-([a-z]+)(\d+)$/.exec(thread);
+  if (!mayBeCut) {
+    if (!whole) return { channel: thread, operation: null, threadIndex: null, truncated: false };
+    return { channel: whole[1] as string, operation: whole[2] as string, threadIndex: Number(whole[3]), truncated: false };
+  }
+  // A cut name: the channel is the known one it starts with (its `-` pins the boundary), or, when the name ends
+  // inside a channel name of 15+ characters, the known one that starts with the name (several only if hundreds of
+  // devices or channels share the first 15 characters; the first in order is taken and the name stays marked cut).
+  const known = [...(context.channels ?? [])].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const channel =
+    known.find((c) => thread.startsWith(`${c}-`)) ??
+    known.find((c) => `${c}-`.startsWith(thread)) ??
+    /^(dma\d+chan\d+)(?:-|$)/.exec(thread)?.[1];
+  if (channel === undefined) return { channel: thread, operation: null, threadIndex: null, truncated: true };
+  const rest = /^([a-z]*)(\d*)$/.exec(thread.slice(channel.length + 1));
+  const opText = rest?.[1] ?? '';
+  const digits = rest?.[2] ?? '';
+  const ops = opText === '' ? [] : OPS.filter((o) => o.startsWith(opText));
+  const operation = ops.length === 1 ? (ops[0] as string) : null;
+  let threadIndex: number | null = null;
+  if (operation !== null && opText === operation && digits !== '') {
+    const tpc = context.threadsPerChan;
+    // Indexes have no leading zeros, so a visible "0" is thread 0; otherwise every index below threads_per_chan
+    // that starts with the visible digits is a candidate.
+    const candidates =
+      digits === '0' ? [0] : tpc === undefined ? [] : Array.from({ length: tpc }, (_, i) => i).filter((i) => String(i).startsWith(digits));
+    if (candidates.length === 1) threadIndex = candidates[0] as number;
+  }
+  const truncated = threadIndex === null || `${channel}-${operation}${threadIndex}` !== thread;
+  return { channel, operation, threadIndex, truncated };
+}
+
+function channelsInLog(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of lines) {
+    const m = CHANNEL_LINE_RE.exec(line);
+    if (m && !out.includes(m[1] as string)) out.push(m[1] as string);
+  }
+  return out;
 }
 
 /**
  * Parse dmatest lines out of kernel log text: `dmesg` output (`[ 12.345] dmatest: …`), /dev/kmsg records
- * (`6,1234,5678,-;dmatest: …`), journal lines, or bare messages. Other lines are ignored.
+ * (`6,1234,5678,-;dmatest: …`), journal lines, or bare messages, in the formats of every kernel since v2.6.24
+ * (see SUMMARY_RE, RESULT_RE, OLD_RESULT_RE). Other lines are ignored; every summary line is returned.
  */
-export function parseDmatestLog(text: string): { summaries: DmatestSummary[]; errors: DmatestError[] } {
+export function parseDmatestLog(text: string, context: DmatestLogContext = {}): { summaries: DmatestSummary[]; errors: DmatestError[] } {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, '').replace(KMSG_PREFIX_RE, ''));
+  const ctx: DmatestLogContext = { ...context, channels: [...new Set([...(context.channels ?? []), ...channelsInLog(lines)])] };
   const summaries: DmatestSummary[] = [];
   const errors: DmatestError[] = [];
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.replace(/\r$/, '');
-    const at = line.indexOf('dmatest: ');
-    if (at < 0) continue;
-    const msg = line.slice(at + 'dmatest: '.length);
-    const s = SUMMARY_RE.exec(msg);
+  for (const line of lines) {
+    const s = SUMMARY_RE.exec(line);
     if (s) {
       const thread = s[1] as string;
       summaries.push({
         thread,
-        ...splitThread(thread),
+        ...resolveThreadName(thread, ctx),
         tests: Number(s[2]),
         failures: Number(s[3]),
-        iops: Number(s[4]),
-        kbPerSec: Number(s[5]),
+        iops: num(s[4]),
+        kbPerSec: num(s[5]),
         status: Number(s[6]),
-        line: msg,
+        line: line.slice(s.index).trimStart(),
       });
       continue;
     }
-    const r = RESULT_RE.exec(msg);
+    const r = RESULT_RE.exec(line);
     if (r) {
+      if (NOT_ERRORS.has(r[3] as string)) continue;
       const thread = r[1] as string;
       errors.push({
         thread,
-        channel: splitThread(thread).channel,
+        channel: resolveThreadName(thread, ctx).channel,
         test: Number(r[2]),
         message: r[3] as string,
-        srcOff: num(r[4] as string),
-        dstOff: num(r[5] as string),
-        len: num(r[6] as string),
-        code: num(r[7] as string),
-        line: msg,
+        srcOff: num(r[4]),
+        dstOff: num(r[5]),
+        len: num(r[6]),
+        code: unsignedLongToErrno(r[7] as string),
+        line: line.slice(r.index).trimStart(),
+      });
+      continue;
+    }
+    const o = OLD_RESULT_RE.exec(line);
+    if (o && DMATEST_THREAD_RE.test(o[1] as string)) {
+      const old = oldResult(o[3] as string, o[7]);
+      if (old === null) continue;
+      const thread = o[1] as string;
+      errors.push({
+        thread,
+        channel: resolveThreadName(thread, ctx).channel,
+        // Only v3.10–v3.12 print the `(%lu)` suffix, and they count tests from 1; older kernels from 0.
+        test: Number(o[2]) + (o[7] === undefined ? 1 : 0),
+        message: old.message,
+        srcOff: num(o[4]),
+        dstOff: num(o[5]),
+        len: num(o[6]),
+        code: old.code,
+        line: line.slice(o.index).trimStart(),
       });
     }
   }
   return { summaries, errors };
 }
 
+/** Message and code of a pre-v3.13 result; null for lines that report success. */
+function oldResult(what: string, data: string | undefined): { message: string; code: number | null } | null {
+  if (NOT_ERRORS.has(what)) return null;
+  const counted = /^(\d+) errors$/.exec(what);
+  if (counted) return { message: 'data error', code: Number(counted[1]) };
+  if (what === 'errors') return { message: 'data error', code: data === undefined ? null : unsignedLongToErrno(data) };
+  const submit = /^submit error (-?\d+)$/.exec(what);
+  if (submit) return { message: 'submit error', code: Number(submit[1]) };
+  return { message: what, code: data === undefined ? null : unsignedLongToErrno(data) };
+}
+
 /** Per-channel totals of summaries (iops and KB/s add up across a channel's threads). */
 export function totalsByChannel(summaries: readonly DmatestSummary[]): DmatestChannelTotal[] {
   const map = new Map<string, DmatestChannelTotal>();
+  const add = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a + b);
   for (const s of summaries) {
     const t = map.get(s.channel) ?? { channel: s.channel, threads: 0, tests: 0, failures: 0, iops: 0, kbPerSec: 0 };
     t.threads++;
     t.tests += s.tests;
     t.failures += s.failures;
-    t.iops = Math.round((t.iops + s.iops) * 100) / 100;
-    t.kbPerSec += s.kbPerSec;
+    const iops = add(t.iops, s.iops);
+    t.iops = iops === null ? null : Math.round(iops * 100) / 100;
+    t.kbPerSec = add(t.kbPerSec, s.kbPerSec);
     map.set(s.channel, t);
   }
   return [...map.values()].sort((a, b) => a.channel.localeCompare(b.channel, 'en', { numeric: true }));
@@ -413,12 +560,36 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
     }
     written.push([name, value]);
   };
-  const writeOptional = async (name: string, value: boolean): Promise<void> => {
-    if (io.exists(param(name))) await write(name, value ? 'Y' : 'N');
-    else if (value) {
-      throw new DmacopyError('ERR_DMACOPY_BACKEND_UNAVAILABLE', `This kernel's dmatest has no \`${name}\` parameter: run without it.`, {
-        path: param(name),
-      });
+
+  // Decide what to write before writing anything, so a kernel that lacks a needed parameter changes nothing.
+  const plan = parameterPlan({ iterations, threadsPerChan, testBufSize, timeoutMs, polled, noverify, norandom }).filter((p) => {
+    if (io.exists(param(p.name))) return true;
+    if (!p.required) return false;
+    throw new DmacopyError(
+      'ERR_DMACOPY_BACKEND_UNAVAILABLE',
+      `This kernel's dmatest has no \`${p.name}\` parameter${p.asked ? ': run without that option' : ', which dmacopy needs to run it'}.`,
+      { path: param(p.name) },
+    );
+  });
+  // The values before this run, to write back afterwards. Only the planned parameters are read: reading `wait`
+  // blocks until the tests end.
+  const previous = new Map<string, string>();
+  for (const p of plan) {
+    const v = await io.read(param(p.name));
+    if (v !== undefined) previous.set(p.name, v);
+  }
+  const restored: Array<[string, string]> = [];
+  const notRestored: DmatestRun['notRestored'] = [];
+  const restore = async (): Promise<void> => {
+    for (const p of [...plan].reverse()) {
+      const before = previous.get(p.name);
+      if (before === undefined || before === p.value || !written.some(([n]) => n === p.name)) continue;
+      try {
+        await io.write(param(p.name), before);
+        restored.push([p.name, before]);
+      } catch (err) {
+        notRestored.push({ name: p.name, value: before, error: (err as Error).message });
+      }
     }
   };
 
@@ -426,44 +597,92 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
   await log.mark();
   const started = Date.now();
 
-  // Everything the test threads capture when a channel is added, then the channels, then run.
-  await write('timeout', String(timeoutMs));
-  await write('iterations', String(iterations));
-  await write('threads_per_chan', String(threadsPerChan));
-  await write('test_buf_size', String(testBufSize));
-  if (io.exists(param('dmatest'))) await write('dmatest', '0'); // memcpy, not memset
-  await writeOptional('polled', polled);
-  await writeOptional('noverify', noverify);
-  await writeOptional('norandom', norandom);
-  if (channels.length === 0) await write('channel', '');
-  for (const c of channels) await write('channel', c);
-  await write('run', '1');
-
   let timedOut = false;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, pollIntervalMs));
-    if (!isRunning(await io.read(param('run')))) break;
-    if (Date.now() - started > waitMs) {
-      timedOut = true;
-      try {
-        await io.write(param('run'), '0');
-      } catch {
-        /* reported through timedOut */
-      }
-      break;
-    }
-  }
+  try {
+    // Everything the test threads capture when a channel is added, then the channels, then run.
+    for (const p of plan) await write(p.name, p.value);
+    if (channels.length === 0) await write('channel', '');
+    for (const c of channels) await write('channel', c);
+    await write('run', '1');
 
-  const parsed = parseDmatestLog(await log.readNew());
+    for (;;) {
+      await new Promise((r) => setTimeout(r, pollIntervalMs));
+      if (!isRunning(await io.read(param('run')))) break;
+      if (Date.now() - started > waitMs) {
+        timedOut = true;
+        try {
+          await io.write(param('run'), '0');
+        } catch {
+          /* reported through timedOut */
+        }
+        break;
+      }
+    }
+  } catch (err) {
+    await restore(); // best effort: the error that stopped the run is the one reported
+    throw err;
+  }
+  await restore();
+
+  const parsed = parseDmatestLog(await log.readNew(), { channels, threadsPerChan });
   const wanted = (ch: string): boolean => channels.length === 0 || channels.includes(ch);
   const summaries = parsed.summaries.filter((s) => wanted(s.channel));
   return {
     channels: [...channels],
     written,
+    restored,
+    notRestored,
     summaries,
     errors: parsed.errors.filter((e) => wanted(e.channel)),
     totals: totalsByChannel(summaries),
     timedOut,
     durationMs: Date.now() - started,
   };
+}
+
+interface PlannedParameter {
+  name: string;
+  value: string;
+  /** A run cannot be what was asked without it: refuse on a kernel that lacks it (others are skipped there). */
+  required: boolean;
+  /** Required because the caller asked for a non-default value (the error then says to run without the option). */
+  asked?: boolean;
+}
+
+/**
+ * Every dmatest parameter that shapes a run, with the value this run needs. Module parameters persist between
+ * runs, so one left by an earlier run or by hand (`verbose=Y`, `device=…`, `transfer_size=…`, `dmatest=1`, …)
+ * would silently change this one: each is set on every run and written back afterwards (see runDmatest). Not
+ * here: `channel` and `run`, which are actions (adding a channel, starting), and the read-only `wait`/`test_list`.
+ * Parameters newer than the oldest kernels with `run` are optional: skipped on kernels that lack them.
+ */
+function parameterPlan(o: {
+  iterations: number;
+  threadsPerChan: number;
+  testBufSize: number;
+  timeoutMs: number;
+  polled: boolean;
+  noverify: boolean;
+  norandom: boolean;
+}): PlannedParameter[] {
+  const yn = (v: boolean): string => (v ? 'Y' : 'N');
+  const option = (name: string, value: boolean): PlannedParameter => ({ name, value: yn(value), required: value, asked: value });
+  return [
+    { name: 'verbose', value: 'N', required: false }, // 'test passed' for every test floods the log
+    { name: 'device', value: '', required: false }, // a device filter would refuse the named channels
+    { name: 'max_channels', value: '0', required: false }, // no cap on the channels added
+    { name: 'timeout', value: String(o.timeoutMs), required: true },
+    { name: 'iterations', value: String(o.iterations), required: true },
+    { name: 'threads_per_chan', value: String(o.threadsPerChan), required: true },
+    { name: 'test_buf_size', value: String(o.testBufSize), required: true },
+    { name: 'dmatest', value: '0', required: false }, // the operation: memcpy, not memset
+    { name: 'transfer_size', value: '0', required: false }, // lengths vary within the buffer (the whole buffer with norandom)
+    { name: 'alignment', value: '-1', required: false }, // the device's own alignment
+    { name: 'xor_sources', value: '3', required: false }, // module defaults, for channels that also get xor/pq threads
+    { name: 'pq_sources', value: '3', required: false },
+    { name: 'nobounce', value: 'N', required: false }, // buffers as the kernel maps them (swiotlb allowed)
+    option('polled', o.polled),
+    option('noverify', o.noverify),
+    option('norandom', o.norandom),
+  ];
 }

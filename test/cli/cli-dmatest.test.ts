@@ -36,7 +36,7 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
       pollIntervalMs: 5,
       paths: ['cpu', 'emulated'],
     });
-    const names = k.writes.map(([n]) => n);
+    const names = k.runWrites().map(([n]) => n);
     expect(names.slice(-2)).toEqual(['channel', 'run']);
     expect(k.writes).toContainEqual(['test_buf_size', '4096']);
     expect(k.writes).toContainEqual(['threads_per_chan', '2']);
@@ -71,6 +71,22 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
     expect(k2.writes.filter(([n]) => n === 'channel').map(([, v]) => v)).toEqual(['dma0chan0', 'dma1chan0']);
     expect(r2.dmatest.totals.map((t) => t.channel)).toEqual(['dma0chan0', 'dma1chan0']);
     expect(r2.userPaths).toEqual([]);
+  });
+
+  // Guards issue 12 item 3: the kernel cuts thread names to 15 characters, so every thread of dma10chan0 logs as
+  // `dma10chan0-copy`; its summaries were dropped and the table said "no dmatest summary".
+  it('a channel of 10+ characters gets its kernel row (thread names the kernel cut)', async () => {
+    const s = setup();
+    const k = fakeKernel(s.params, s.log);
+    const r = await runDmatestCommand(base(s, { channel: ['dma10chan0'], userPaths: false }), {
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 5,
+    });
+    expect(r.dmatest.totals).toEqual([{ channel: 'dma10chan0', threads: 2, tests: 40, failures: 0, iops: 4742.5, kbPerSec: 37940 }]);
+    const text = formatDmatestCommand(r);
+    expect(text).not.toMatch(/no dmatest summary/);
+    expect(text).toMatch(/kernel dma10chan0\s+40\s+0\s+4742\.50\s+37940\s+dmatest, 2 threads/);
   });
 
   it('refuses without root, without the module, and without a channel', async () => {

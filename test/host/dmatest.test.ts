@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatDmatestRun } from '../../lib/cli/host-reports';
-import { parseDmatestLog, runDmatest, totalsByChannel } from '../../lib/host/dmatest';
-import { setupDmatest as setup, fakeKernel as sharedFakeKernel } from '../fake-dmatest';
+import { parseDmatestLog, resolveThreadName, runDmatest, totalsByChannel, unsignedLongToErrno } from '../../lib/host/dmatest';
+import { FAKE_DEVICE, setupDmatest as setup, fakeKernel as sharedFakeKernel } from '../fake-dmatest';
 import { FIXTURES } from '../helpers';
 
 /** The /dev/kmsg record format, as the library reads the kernel log by default. */
@@ -30,12 +30,20 @@ describe('runDmatest', () => {
       io: k.io,
       pollIntervalMs: 10,
     });
-    expect(k.writes).toEqual([
+    expect(k.runWrites()).toEqual([
+      ['verbose', 'N'],
+      ['device', ''],
+      ['max_channels', '0'],
       ['timeout', '2000'],
       ['iterations', '50'],
       ['threads_per_chan', '2'],
       ['test_buf_size', '4096'],
       ['dmatest', '0'],
+      ['transfer_size', '0'],
+      ['alignment', '-1'],
+      ['xor_sources', '3'],
+      ['pq_sources', '3'],
+      ['nobounce', 'N'],
       ['polled', 'Y'],
       ['noverify', 'Y'],
       ['norandom', 'N'],
@@ -43,15 +51,20 @@ describe('runDmatest', () => {
       ['channel', 'dma1chan0'],
       ['run', '1'],
     ]);
-    expect(run.written).toEqual(k.writes);
-    const names = k.writes.map(([n]) => n);
-    expect(names.lastIndexOf('channel')).toBe(names.length - 2);
-    expect(names.indexOf('channel')).toBeGreaterThan(
-      Math.max(
-        ...['timeout', 'iterations', 'threads_per_chan', 'test_buf_size', 'polled', 'noverify', 'norandom'].map((n) => names.indexOf(n)),
-      ),
-    );
-    expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe('50\n');
+    expect(run.written).toEqual(k.runWrites());
+    // What the run changed is written back, last first; what it left as it was is not written again.
+    expect(run.restored).toEqual([
+      ['noverify', 'N'],
+      ['polled', 'N'],
+      ['test_buf_size', '16384'],
+      ['threads_per_chan', '1'],
+      ['iterations', '0'],
+      ['timeout', '3000'],
+    ]);
+    expect(k.writes.slice(run.written.length)).toEqual(run.restored);
+    expect(run.notRestored).toEqual([]);
+    expect(k.captured.get('dma0chan0')).toMatchObject({ iterations: '50', threads_per_chan: '2', polled: 'Y' });
+    expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe('0\n');
     expect(run.timedOut).toBe(false);
     expect(run.summaries.map((s) => s.thread)).toEqual(['dma0chan0-copy0', 'dma0chan0-copy1', 'dma1chan0-copy0', 'dma1chan0-copy1']);
     expect(run.summaries[0]).toMatchObject({
@@ -78,7 +91,7 @@ describe('runDmatest', () => {
     const { params, log } = setup();
     const k = fakeKernel(params, log);
     const run = await runDmatest({ channels: [], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io, pollIntervalMs: 10 });
-    expect(k.writes.slice(-2)).toEqual([
+    expect(k.runWrites().slice(-2)).toEqual([
       ['channel', ''],
       ['run', '1'],
     ]);
@@ -214,6 +227,130 @@ describe('runDmatest', () => {
     });
   });
 
+  // Guards issue 12 item 3, cut thread names: the kernel keeps thread names in 15 characters, so every thread of a
+  // channel whose name has 10+ characters (dma10chan0-copy0 → dma10chan0-copy) and threads 10 and up of any
+  // channel (dma0chan0-copy10 → dma0chan0-copy1) are logged cut. Their summaries were dropped (`no summary`) or
+  // read as the wrong thread; each must count for its channel.
+  it('counts cut thread names for their channels and drops no summary (10+ character channels, 12 threads)', async () => {
+    const { params, log } = setup();
+    const k = fakeKernel(params, log);
+    const run = await runDmatest({
+      channels: ['dma10chan0', 'dma0chan12', 'dma0chan0'],
+      iterations: 5,
+      threadsPerChan: 12,
+      paramsDir: params,
+      kernelLog: log,
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 10,
+    });
+    expect(run.summaries).toHaveLength(36);
+    expect(run.totals.map((t) => [t.channel, t.threads, t.tests])).toEqual([
+      ['dma0chan0', 12, 60],
+      ['dma0chan12', 12, 60],
+      ['dma10chan0', 12, 60],
+    ]);
+    const byChannel = (c: string) => run.summaries.filter((s) => s.channel === c);
+    expect(byChannel('dma10chan0').every((s) => s.thread === 'dma10chan0-copy' && s.threadIndex === null && s.truncated)).toBe(true);
+    expect(byChannel('dma10chan0').every((s) => s.operation === 'copy')).toBe(true);
+    // dma0chan0-copy1 stands for threads 1, 10 and 11: not read as thread 1.
+    expect(byChannel('dma0chan0').map((s) => s.threadIndex)).toEqual([0, null, 2, 3, 4, 5, 6, 7, 8, 9, null, null]);
+    const text = formatDmatestRun(run);
+    expect(text).not.toMatch(/no summary lines/);
+    expect(text).toMatch(/dma10chan0 \(12 threads\)\s+60/);
+    expect(text).toMatch(/dma10chan0-copy…/);
+  });
+
+  const LEFTOVERS: Record<string, string> = {
+    verbose: 'Y',
+    device: 'dsa9',
+    max_channels: '1',
+    dmatest: '1',
+    transfer_size: '8',
+    alignment: '3',
+    nobounce: 'Y',
+    xor_sources: '5',
+    pq_sources: '5',
+    norandom: 'Y',
+    noverify: 'Y',
+    polled: 'Y',
+    timeout: '1',
+    iterations: '7',
+    threads_per_chan: '4',
+    test_buf_size: '64',
+  };
+  const leaveBehind = (params: string) => {
+    for (const [name, value] of Object.entries(LEFTOVERS)) fs.writeFileSync(path.join(params, name), `${value}\n`);
+  };
+  const paramsNow = (params: string) =>
+    Object.fromEntries(
+      Object.keys(LEFTOVERS)
+        .filter((n) => fs.existsSync(path.join(params, n)))
+        .map((n) => [n, fs.readFileSync(path.join(params, n), 'utf8').replace(/\n$/, '')]),
+    );
+
+  // Guards issue 12 item 3, persistent parameters: module parameters keep their values between runs, so what an
+  // earlier run (or a person) left — verbose=Y, a device filter, max_channels, memset, a transfer size, … — leaked
+  // into dmacopy's run. Every parameter that shapes the run is set, and each is written back afterwards.
+  it('leftover parameters from an earlier run do not leak into this one, and are written back after it', async () => {
+    const { params, log } = setup();
+    leaveBehind(params);
+    const k = fakeKernel(params, log);
+    const run = await runDmatest({
+      channels: ['dma0chan0', 'dma1chan0'],
+      iterations: 20,
+      paramsDir: params,
+      kernelLog: log,
+      isRoot: () => true,
+      io: k.io,
+      pollIntervalMs: 10,
+    });
+    const expected = {
+      verbose: 'N',
+      device: '',
+      max_channels: '0',
+      dmatest: '0',
+      transfer_size: '0',
+      alignment: '-1',
+      nobounce: 'N',
+      xor_sources: '3',
+      pq_sources: '3',
+      norandom: 'N',
+      noverify: 'N',
+      polled: 'N',
+      timeout: '3000',
+      iterations: '20',
+      threads_per_chan: '1',
+      test_buf_size: '16384',
+    };
+    expect(FAKE_DEVICE).not.toBe(LEFTOVERS.device);
+    expect([...k.captured.keys()]).toEqual(['dma0chan0', 'dma1chan0']);
+    for (const c of k.captured.values()) expect(c).toMatchObject(expected);
+    expect(run.summaries.map((s) => [s.thread, s.tests])).toEqual([
+      ['dma0chan0-copy0', 20],
+      ['dma1chan0-copy0', 20],
+    ]);
+    expect(run.errors).toEqual([]);
+    expect(paramsNow(params)).toEqual(LEFTOVERS);
+    expect(run.restored).toHaveLength(Object.keys(LEFTOVERS).length); // every leftover differs from what the run needs
+  });
+
+  it('writes the parameters back when the run fails, and skips those an older kernel lacks', async () => {
+    const { params, log } = setup();
+    leaveBehind(params);
+    const older = ['transfer_size', 'alignment', 'nobounce', 'polled', 'dmatest']; // parameters added after v3.13
+    for (const absent of older) fs.rmSync(path.join(params, absent));
+    const k = fakeKernel(params, log, { refuseChannel: 'dma9chan9' });
+    await expect(
+      runDmatest({ channels: ['dma0chan0', 'dma9chan9'], paramsDir: params, kernelLog: log, isRoot: () => true, io: k.io }),
+    ).rejects.toMatchObject({ code: 'ERR_DMACOPY_DEVICE', errno: 'EINVAL' });
+    const names = k.writes.map(([n]) => n);
+    for (const absent of older) expect(names).not.toContain(absent);
+    expect(names).toContain('verbose');
+    expect(names).not.toContain('run');
+    expect(paramsNow(params)).toEqual(Object.fromEntries(Object.entries(LEFTOVERS).filter(([n]) => !older.includes(n))));
+  });
+
   it('validates its options', async () => {
     const base = { isRoot: () => true, paramsDir: '/nonexistent' };
     for (const bad of [
@@ -290,5 +427,111 @@ describe('parseDmatestLog', () => {
       ['dma0chan0-copy0', 'dma0chan0', 'copy', 0, 1, 0, 1000, 0],
       ['dma1chan3-memset2', 'dma1chan3', 'memset', 2, 7, 2, 3.5, -5],
     ]);
+  });
+});
+
+// The kernel's own format strings across versions of drivers/dma/dmatest.c; each fixture's header says which
+// kernels it follows. Guards issue 12 item 3: older summary formats, cut thread names, thread indexes 10 and up,
+// negative codes printed with %lu, and 'test passed' (verbose=Y) not counted as errors.
+describe('parseDmatestLog across kernel versions', () => {
+  const read = (name: string) => fs.readFileSync(path.join(FIX, name), 'utf8');
+
+  it('v2.6.24–v3.9: "terminating after" summaries without iops, "#n:" results counted from 0, no prefix', () => {
+    const { summaries, errors } = parseDmatestLog(read('v2.6.24-v3.9.txt'));
+    expect(summaries.map((s) => [s.thread, s.channel, s.threadIndex, s.tests, s.failures, s.iops, s.kbPerSec, s.status])).toEqual([
+      ['dma0chan0-copy0', 'dma0chan0', 0, 1000, 5, null, null, 0],
+      ['dma10chan0-copy', 'dma10chan0', null, 1000, 0, null, null, 0],
+      ['dma10chan0-copy', 'dma10chan0', null, 1000, 0, null, null, 0],
+    ]);
+    expect(totalsByChannel(summaries)).toEqual([
+      { channel: 'dma0chan0', threads: 1, tests: 1000, failures: 5, iops: null, kbPerSec: null },
+      { channel: 'dma10chan0', threads: 2, tests: 2000, failures: 0, iops: null, kbPerSec: null },
+    ]);
+    expect(errors.map((e) => [e.test, e.message, e.srcOff, e.dstOff, e.len, e.code])).toEqual([
+      [4, 'data error', 0x1f0, 0x2a0, 0x3c00, 17],
+      [6, 'test timed out', null, null, null, null],
+      [7, "got completion callback, but status is 'error'", null, null, null, null],
+      [8, 'prep error', 0, 0x10, 0x20, null],
+      [9, 'submit error', 0, 0x10, 0x20, -16],
+    ]);
+  });
+
+  it('v3.10–v3.12: "#n: <what> with … (%lu)" results; success and per-region lines are not errors', () => {
+    const { summaries, errors } = parseDmatestLog(read('v3.10-v3.12.txt'));
+    expect(summaries.map((s) => [s.thread, s.channel, s.tests, s.failures, s.iops])).toEqual([
+      ['dma0chan12-copy', 'dma0chan12', 1000, 3, null],
+    ]);
+    expect(errors.map((e) => [e.channel, e.test, e.message, e.code])).toEqual([
+      ['dma0chan12', 3, 'data error', 17],
+      ['dma0chan12', 5, 'submit error', -16],
+      ['dma0chan12', 6, 'test timed out', 0],
+    ]);
+  });
+
+  it('v3.13–2019: integer iops summaries and result lines of a cut channel name, a negative %lu code', () => {
+    const { summaries, errors } = parseDmatestLog(read('v3.13-v5.2.txt'));
+    expect(summaries).toHaveLength(3);
+    expect(totalsByChannel(summaries)).toEqual([
+      { channel: 'dma0chan12', threads: 3, tests: 3000, failures: 2, iops: 15109, kbPerSec: 120872 },
+    ]);
+    expect(errors.map((e) => [e.channel, e.test, e.message, e.code])).toEqual([
+      ['dma0chan12', 4, 'test timed out', 0],
+      ['dma0chan12', 9, 'prep error', -12],
+    ]);
+  });
+
+  it('since 2019: fixed-point summaries, 12 threads cut, verbose "test passed" lines ignored', () => {
+    const { summaries, errors } = parseDmatestLog(read('v5.3-onward.txt'), { threadsPerChan: 12 });
+    expect(totalsByChannel(summaries)).toEqual([
+      { channel: 'dma0chan0', threads: 12, tests: 1200, failures: 0, iops: 12006, kbPerSec: 96000 },
+      { channel: 'dma10chan0', threads: 12, tests: 1200, failures: 2, iops: 28455, kbPerSec: 227640 },
+    ]);
+    expect(summaries.filter((s) => s.channel === 'dma0chan0').map((s) => s.threadIndex)).toEqual([
+      0,
+      null,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      null,
+      null,
+    ]);
+    expect(errors.map((e) => [e.thread, e.channel, e.test, e.message, e.code])).toEqual([
+      ['dma10chan0-copy', 'dma10chan0', 2, 'completion error status', -5],
+      ['dma10chan0-copy', 'dma10chan0', 3, 'data error', 17],
+    ]);
+  });
+
+  it('reads %lu of a negative errno on 64- and 32-bit kernels', () => {
+    expect(unsignedLongToErrno('18446744073709551605')).toBe(-11);
+    expect(unsignedLongToErrno('4294967285')).toBe(-11);
+    expect(unsignedLongToErrno('17')).toBe(17);
+    expect(unsignedLongToErrno('0')).toBe(0);
+    expect(unsignedLongToErrno('x')).toBeNull();
+  });
+
+  it('resolves cut thread names by the known channels and threads_per_chan, and guesses nothing', () => {
+    expect(resolveThreadName('dma0chan0-copy1', { threadsPerChan: 2 })).toEqual({
+      channel: 'dma0chan0',
+      operation: 'copy',
+      threadIndex: 1,
+      truncated: false,
+    });
+    expect(resolveThreadName('dma0chan0-copy1', { threadsPerChan: 12 }).threadIndex).toBeNull();
+    expect(resolveThreadName('dma0chan0-copy1').threadIndex).toBeNull();
+    expect(resolveThreadName('dma0chan0-copy0')).toMatchObject({ threadIndex: 0, truncated: false });
+    expect(resolveThreadName('dma100chan0-cop')).toMatchObject({ channel: 'dma100chan0', operation: 'copy', threadIndex: null });
+    expect(resolveThreadName('dma1000chan1000', { channels: ['dma1000chan10000'] })).toMatchObject({
+      channel: 'dma1000chan10000',
+      operation: null,
+      truncated: true,
+    });
+    expect(resolveThreadName('dma1chan2-pq11')).toMatchObject({ channel: 'dma1chan2', operation: 'pq', threadIndex: 11, truncated: false }); // 14 characters: whole
+    expect(resolveThreadName('dma1chan2-xor11', { threadsPerChan: 12 })).toMatchObject({ threadIndex: 11, truncated: false });
+    expect(resolveThreadName('otherchan-copy0')).toMatchObject({ channel: 'otherchan-copy0', operation: null });
   });
 });

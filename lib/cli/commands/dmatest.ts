@@ -7,7 +7,7 @@ import { type Engine, openEngine } from '../../engine/engine';
 import { invalidArg } from '../../errors';
 import { type DmatestIo, type DmatestRun, runDmatest } from '../../host/dmatest';
 import type { ResolvedBackend } from '../../types';
-import { formatDmatestRun } from '../host-reports';
+import { dmatestRate, formatDmatestRun } from '../host-reports';
 import { columnWidths } from '../text-table';
 import { formatBytes, positiveInt } from './format';
 import { applyRoots, strictUsage } from './usage';
@@ -154,8 +154,8 @@ export function formatDmatestCommand(r: DmatestCommandResult): string {
       `kernel ${t.channel}`,
       String(t.tests),
       String(t.failures),
-      t.iops.toFixed(2),
-      String(t.kbPerSec),
+      dmatestRate(t.iops, 2),
+      dmatestRate(t.kbPerSec),
       `dmatest, ${t.threads} thread${t.threads === 1 ? '' : 's'}`,
     ]);
   if (r.dmatest.totals.length === 0) rows.push(['kernel', '-', '-', '-', '-', 'no dmatest summary']);
