@@ -107,6 +107,7 @@ async function main() {
   let failed = 0;
   let casesPassed = 0;
   let casesFailed = 0;
+  let casesSkipped = 0;
   tests.forEach((t, i) => {
     if (!linked[i]) {
       console.error(`core test ${t}: build failed`);
@@ -117,10 +118,11 @@ async function main() {
     const r = spawnSync(bins[i], [], { encoding: 'utf8', timeout: 300_000 });
     process.stdout.write(r.stdout || '');
     process.stderr.write(r.stderr || '');
-    const m = /(\d+) passed, (\d+) failed/.exec(r.stdout || '');
+    const m = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(r.stdout || '');
     if (m) {
       casesPassed += Number(m[1]);
       casesFailed += Number(m[2]);
+      casesSkipped += Number(m[3]);
     } else {
       casesFailed++; // crashed before printing its summary
     }
@@ -131,9 +133,10 @@ async function main() {
     }
   });
   console.log(`core test files: ${passed} passed, ${failed} failed`);
+  console.log(`core test cases: ${casesPassed} passed, ${casesFailed} failed, ${casesSkipped} skipped`);
   fs.writeFileSync(
     path.join(outDir, 'results.json'),
-    JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed } }),
+    JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed, skipped: casesSkipped } }),
   );
   process.exit(failed ? 1 : 0);
 }

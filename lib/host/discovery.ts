@@ -317,7 +317,6 @@ function readQueue(
   }
 
   const problems: QueueProblem[] = deviceProblems(dev);
-  const where = `${dev.name}/${name}`;
 
   if (state === 'disabled') {
     problems.push({

@@ -132,7 +132,12 @@ void CompletionPoller::run() {
       continue;
     }
     if (idle < 96) {
-      if (!wait_on_a_record()) std::this_thread::yield();
+      if (wait_on_a_record()) {
+        ++totals_.idle_umwaits;
+      } else {
+        std::this_thread::yield();
+        ++totals_.idle_yields;
+      }
       continue;
     }
     publish_stats();
@@ -140,6 +145,7 @@ void CompletionPoller::run() {
     std::unique_lock<std::mutex> lk(mu_);
     if (has_news_.load(std::memory_order_acquire) || stopping_) continue;
     sleeping_ = true;
+    ++totals_.idle_sleeps;
     // Device completions do not wake us: while descriptors are outstanding, sleep briefly.
     auto d = busy() ? std::chrono::microseconds(opts_.idle_sleep_us) : std::chrono::microseconds(10000);
     cv_.wait_for(lk, d, [this] { return has_news_.load(std::memory_order_acquire) || stopping_; });

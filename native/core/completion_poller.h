@@ -61,6 +61,8 @@ struct DsaChannelsStats {
   uint64_t fallback_timeout = 0, fallback_error = 0, fallback_page_fault = 0, fallback_submit = 0;
   uint64_t page_faults = 0, page_fault_retries = 0, errors = 0, retries = 0, timeouts = 0, unhealthy = 0;
   uint64_t out_of_order = 0, quarantines = 0, events_posted = 0, event_batches = 0;
+  // Which idle wait ran, so a test (and `stats()`) can tell: UMWAIT on a record, yield, or sleep.
+  uint64_t idle_umwaits = 0, idle_yields = 0, idle_sleeps = 0;
   std::vector<ChannelStats> channels;
 };
 

@@ -162,7 +162,9 @@ describe('software DSA device', () => {
     const all = (k: keyof Totals['fallbacks']) => sums.reduce((a, t) => a + t.fallbacks[k], 0);
     expect(all('timeout')).toBeGreaterThan(0);
     expect(all('error')).toBeGreaterThan(0);
-    expect(all('pageFault') + sums.reduce((a, t) => a + t.offloaded, 0)).toBeGreaterThan(0);
+    // Each on its own: page faults the device gave up on (finished by the CPU), and bytes the device copied.
+    expect(all('pageFault')).toBeGreaterThan(0);
+    expect(sums.reduce((a, t) => a + t.offloaded, 0)).toBeGreaterThan(0);
     expect(sums.reduce((a, t) => a + t.outOfOrder, 0)).toBeGreaterThan(0);
     expect(sums.reduce((a, t) => a + t.batches, 0)).toBe(2000);
   });

@@ -1,6 +1,7 @@
 // Minimal assertion helpers for the plain C++ core tests (no Node, no framework).
 // Each test file is its own executable: TEST(name) registers a case, main() comes
-// from DMACOPY_TEST_MAIN, and the process prints "N passed, N failed".
+// from DMACOPY_TEST_MAIN, and the process prints "N passed, N failed, N skipped". A case that
+// cannot run here says so with SKIP(reason): it counts as skipped, never as passed.
 #pragma once
 
 #include <cstdint>
@@ -27,23 +28,33 @@ inline int& failures_in_case() {
   return n;
 }
 
+// Why the running case was skipped ("" when it was not).
+inline std::string& skip_reason() {
+  static std::string why;
+  return why;
+}
+
 struct Registrar {
   Registrar(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
 };
 
 inline int run_all(const char* file) {
-  int passed = 0, failed = 0;
+  int passed = 0, failed = 0, skipped = 0;
   for (auto& c : registry()) {
     failures_in_case() = 0;
+    skip_reason().clear();
     c.fn();
-    if (failures_in_case() == 0) {
-      ++passed;
-    } else {
+    if (failures_in_case() != 0) {
       ++failed;
       std::fprintf(stderr, "  FAIL %s: %s\n", file, c.name);
+    } else if (!skip_reason().empty()) {
+      ++skipped;
+      std::printf("  SKIP %s: %s\n", c.name, skip_reason().c_str());
+    } else {
+      ++passed;
     }
   }
-  std::printf("%s: %d passed, %d failed\n", file, passed, failed);
+  std::printf("%s: %d passed, %d failed, %d skipped\n", file, passed, failed, skipped);
   return failed == 0 ? 0 : 1;
 }
 
@@ -73,6 +84,13 @@ inline int run_all(const char* file) {
                    static_cast<long long>(va_), static_cast<long long>(vb_));                                \
       ++dmacopy_test::failures_in_case();                                                                    \
     }                                                                                                        \
+  } while (0)
+
+// Ends the running case as skipped, saying why (a reason is required: a silent skip hides what ran).
+#define SKIP(reason)                        \
+  do {                                      \
+    dmacopy_test::skip_reason() = (reason); \
+    return;                                 \
   } while (0)
 
 #define DMACOPY_TEST_MAIN \

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "clock.h"
+#include "cpu_features.h"
 #include "dsa_channels.h"
 #include "naive_strategy.h"
 #include "soft_device.h"
@@ -365,6 +366,31 @@ TEST("poller sleeps when idle and wakes promptly on submission") {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
   std::printf("  idle cpu %.3f s over 200 ms; wake-to-event %lld us\n", cpu_s, (long long)us);
   CHECK(us < 20000);
+}
+
+TEST("idle wait on an outstanding descriptor: UMWAIT where the CPU has WAITPKG, else yield, and says which ran") {
+  SoftDeviceConfig c;
+  c.latency_us = 20000;  // one descriptor outstanding for 20 ms: the poller goes through its idle stages
+  CheckingSink sink;
+  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
+  std::vector<uint8_t> src(4096, 1), dst(4096);
+  CopyRegion r{dst.data(), src.data(), 4096};
+  uint32_t n = eng.submit_work(0, 1, 0, &r, 1, 0);
+  sink.expect(1, 0, {r}, n);
+  CHECK(sink.wait_all(1, 2000));
+  DsaChannelsStats s = eng.stats();
+  const bool waitpkg = cpu_features().waitpkg;
+  std::printf("  idle wait path: %s (umwait %llu, yield %llu, sleep %llu)\n", waitpkg ? "UMONITOR/UMWAIT" : "yield",
+              (unsigned long long)s.idle_umwaits, (unsigned long long)s.idle_yields, (unsigned long long)s.idle_sleeps);
+  if (waitpkg) {
+    CHECK(s.idle_umwaits > 0);
+    CHECK_EQ(s.idle_yields, 0u);
+  } else {
+    CHECK_EQ(s.idle_umwaits, 0u);
+    CHECK(s.idle_yields > 0);
+  }
+  CHECK(s.idle_sleeps > 0);  // and it still sleeps between stages: never a hot spin for 20 ms
+  eng.close();
 }
 
 TEST("regression: wait-for-last-descriptor returns early; DsaChannels never does (same seeds)") {
