@@ -1,4 +1,4 @@
-// Public types. Field names are part of the API: later backends fill the fields that are 0 today.
+// Public types: engine options, reports and statistics. Field names are part of the API (docs/api.md is generated from them).
 
 export type Backend = 'auto' | 'cpu' | 'emulated' | 'dsa';
 export type ResolvedBackend = 'cpu' | 'emulated' | 'dsa';

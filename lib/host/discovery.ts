@@ -1,8 +1,8 @@
 // Discovery of Intel DSA devices and work queues from the idxd sysfs tree (/sys/bus/dsa/devices) and
 // their character devices (/dev/dsa/wqD.Q).
 //
-// Formats follow drivers/dma/idxd/sysfs.c and Documentation/ABI/stable/sysfs-driver-dma-idxd (see
-// shared/reference/dsa-userspace.md §1). Nothing read from sysfs is trusted: a missing, empty or garbage value
+// Formats follow the kernel's drivers/dma/idxd/sysfs.c and Documentation/ABI/stable/sysfs-driver-dma-idxd.
+// Nothing read from sysfs is trusted: a missing, empty or garbage value
 // makes the affected queue unusable with a reason and a remedy; it never throws. Only roots that exist but are
 // not directories throw (ERR_DMACOPY_SYSFS).
 

@@ -1,5 +1,5 @@
 // Prometheus metrics for prom-client users, in one call: enableMetrics() subscribes to dmacopy's
-// diagnostics_channel events (lib/diagnostics.ts) and turns them into counters and a latency
+// diagnostics_channel events (lib/observe/diagnostics.ts) and turns them into counters and a latency
 // histogram. prom-client is an optional peer dependency: it is required here, lazily, and only
 // when enableMetrics() is called, so users who never call it never need it installed.
 import dc from 'node:diagnostics_channel';

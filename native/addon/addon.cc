@@ -1,4 +1,4 @@
-// Module entry: per-environment instance data and the functions lib/native.ts binds to.
+// Module entry: per-environment instance data and the functions lib/native/abi.ts binds to.
 // Context-aware (NAPI_MODULE_INIT via NODE_API_MODULE): every worker thread loads its own copy.
 #include <napi.h>
 

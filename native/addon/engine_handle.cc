@@ -93,7 +93,7 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   return std::make_unique<dmacopy::SoftWorkQueue>(c);
 }
 
-// One /dev/dsa queue from what lib/discovery.ts read.
+// One /dev/dsa queue from what lib/host/discovery.ts read.
 std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
   dmacopy::UserQueueConfig c;
   c.device_path = required_string(q, "devicePath");

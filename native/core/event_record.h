@@ -1,5 +1,5 @@
 // One progress event in the layout JavaScript receives (a Float64Array of kEventFields doubles
-// per event; lib/native.ts mirrors the field order), and the one conversion from the poller's
+// per event; lib/native/abi.ts mirrors the field order), and the one conversion from the poller's
 // CompletionEvent into it.
 #pragma once
 

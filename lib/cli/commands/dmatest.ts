@@ -1,4 +1,4 @@
-// `dmacopy dmatest`: run the kernel's dmatest on dmaengine channels (lib/dmatest.ts), then copy
+// `dmacopy dmatest`: run the kernel's dmatest on dmaengine channels (lib/host/dmatest.ts), then copy
 // the same buffer size the same number of times on dmacopy's own paths (cpu, the software DSA
 // device, and DSA queues when usable), and print both side by side: kernel DMA beside user space.
 import type { Command } from 'commander';

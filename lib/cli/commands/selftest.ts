@@ -1,4 +1,4 @@
-// `dmacopy selftest`: random batches with guard bytes, dmatest-style verification (lib/selftest.ts).
+// `dmacopy selftest`: random batches with guard bytes, dmatest-style verification (lib/cli/selftest.ts).
 // Exit code 1 on any mismatch or failed batch; the seed is printed so a failure replays.
 import { type Command, InvalidArgumentError } from 'commander';
 import { invalidArg } from '../../errors';
