@@ -28,9 +28,10 @@ namespace dmacopy {
 
 // Shared-queue Retry (ENQCMD ZF=1): re-submissions of one descriptor before the CPU takes it.
 // Not a policy lib/ sets but a core tuning constant: the backoff doubles from 16 pause
-// instructions up to 256, so 8 attempts spin about 1,300 pauses (tens of microseconds), the
-// time a few in-flight descriptors need to complete and free queue entries. A queue still at
-// its threshold after that is saturated, and the CPU copying the piece beats waiting longer.
+// instructions up to 256, so 8 attempts spin about 1,300 pauses (tens of microseconds on Xeons
+// with DSA, where PAUSE takes ~140 cycles), about the time a few in-flight descriptors need to
+// complete and free queue entries. A queue still at its threshold after that is saturated, and
+// the CPU copying the piece beats waiting longer. A reasoned bound, not a measured optimum.
 constexpr uint32_t kSharedQueueRetrySpins = 8;
 
 // The policy fields (page_fault_retries, quarantine_after) carry no default here: their one home
