@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 #include "soft_device.h"
@@ -90,7 +91,12 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
   c.faults.retry = required_number(f, "retry");
   c.faults.disable = required_number(f, "disable");
-  return std::make_unique<dmacopy::SoftWorkQueue>(c);
+  try {
+    return std::make_unique<dmacopy::SoftWorkQueue>(c);
+  } catch (const std::invalid_argument& e) {
+    // lib/ validates these ranges first; a value the core refuses must not abort the process.
+    throw coded_range_error(q.Env(), "ERR_DMACOPY_OUT_OF_RANGE", e.what());
+  }
 }
 
 // One /dev/dsa queue from what lib/host/discovery.ts read.
@@ -179,7 +185,11 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);
-      core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events.router(), o);
+      try {
+        core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events.router(), o);
+      } catch (const std::invalid_argument& e) {
+        throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", e.what());
+      }
     }
   }
   core_->executor = std::make_unique<dmacopy::CopyExecutor>(*core_->cpu, core_->dsa.get(), timeout_ms);

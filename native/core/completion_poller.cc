@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <stdexcept>
 
 #include "clock.h"
 #include "dsa_hw.h"
@@ -40,11 +42,21 @@ bool exhausted(const WorkState* w) { return w->next_region >= w->regions.size();
 
 bool expired(const WorkState* w, uint64_t now) { return w->expired || (w->deadline_ns && now >= w->deadline_ns); }
 
+// Before anything is built or started: the policy values have no default in the core.
+const DsaChannelOptions& validated(const DsaChannelOptions& o) {
+  if (o.quarantine_after == 0)
+    throw std::invalid_argument(
+        "DsaChannelOptions.quarantine_after must be at least 1 (lib/defaults.ts QUARANTINE_AFTER)");
+  if (o.page_fault_retries > UINT8_MAX)
+    throw std::invalid_argument("DsaChannelOptions.page_fault_retries must be at most 255");
+  return o;
+}
+
 }  // namespace
 
 CompletionPoller::CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
                                    const DsaChannelOptions& opts)
-    : cpu_(cpu), sink_(sink), opts_(opts) {
+    : cpu_(cpu), sink_(sink), opts_(validated(opts)) {
   for (auto& q : queues) {
     if (!q) continue;
     auto ch = std::make_unique<Channel>();

@@ -26,13 +26,26 @@
 
 namespace dmacopy {
 
+// Shared-queue Retry (ENQCMD ZF=1): re-submissions of one descriptor before the CPU takes it.
+// Not a policy lib/ sets but a core tuning constant: the backoff doubles from 16 pause
+// instructions up to 256, so 8 attempts spin about 1,300 pauses (tens of microseconds on Xeons
+// with DSA, where PAUSE takes ~140 cycles), about the time a few in-flight descriptors need to
+// complete and free queue entries. A queue still at its threshold after that is saturated, and
+// the CPU copying the piece beats waiting longer. A reasoned bound, not a measured optimum.
+constexpr uint32_t kSharedQueueRetrySpins = 8;
+
+// The policy fields (page_fault_retries, quarantine_after) carry no default here: their one home
+// is lib/defaults.ts (PAGE_FAULT_RETRIES, QUARANTINE_AFTER), which the addon passes down. A
+// CompletionPoller (and so DsaChannels) throws std::invalid_argument when they are out of range.
 struct DsaChannelOptions {
-  bool cache_control = false;       // set IDXD_OP_FLAG_CC (only if the queue reports cache_control)
-  uint32_t page_fault_retries = 2;  // device continuations of one descriptor before the CPU finishes it
-  uint32_t retry_spins = 8;         // shared-queue Retry: re-submissions (with growing pause backoff) before the CPU
-  uint32_t quarantine_after = 3;    // consecutive bad events (timeout drains, errors, unhealthy) on a channel
-  uint32_t max_window = 4096;       // cap on descriptors in flight per channel (also capped by queue size)
-  uint32_t idle_sleep_us = 50;      // poller sleep while descriptors are outstanding but quiet
+  bool cache_control = false;                     // set IDXD_OP_FLAG_CC (only if the queue reports cache_control)
+  uint32_t page_fault_retries = 0;                // device continuations of one descriptor before the CPU finishes it
+                                                  // (0 = none: the CPU finishes at the first page fault; at most 255)
+  uint32_t retry_spins = kSharedQueueRetrySpins;  // see kSharedQueueRetrySpins (0: the CPU at the first Retry)
+  uint32_t quarantine_after = 0;                  // consecutive bad events (timeout drains, errors, unhealthy) on a
+                                                  // channel before it is quarantined; must be at least 1
+  uint32_t max_window = 4096;   // cap on descriptors in flight per channel (also capped by queue size)
+  uint32_t idle_sleep_us = 50;  // poller sleep while descriptors are outstanding but quiet
 };
 
 struct ChannelStats {
@@ -88,6 +101,8 @@ struct WorkState {
 
 class CompletionPoller {
  public:
+  // Throws std::invalid_argument (naming the field) when opts.quarantine_after is 0 or
+  // opts.page_fault_retries exceeds 255 (a piece counts its continuations in 8 bits).
   CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
                    const DsaChannelOptions& opts);
   ~CompletionPoller();  // stop()

@@ -17,7 +17,7 @@ void copy_now(const CopyRegion* regions, size_t n) {
 }  // namespace
 
 DsaChannels::DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-                         DsaChannelOptions opts)
+                         const DsaChannelOptions& opts)
     : poller_(std::make_unique<CompletionPoller>(std::move(queues), cpu, sink, opts)) {}
 
 DsaChannels::~DsaChannels() { close(); }

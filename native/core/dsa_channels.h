@@ -26,9 +26,11 @@ namespace dmacopy {
 
 class DsaChannels {
  public:
-  // cpu may be null (fallbacks then copy on the poller thread); sink may not.
+  // cpu may be null (fallbacks then copy on the poller thread); sink may not. opts has no
+  // default: its policy values come from lib/defaults.ts; invalid ones throw
+  // std::invalid_argument (see CompletionPoller).
   DsaChannels(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
-              DsaChannelOptions opts = DsaChannelOptions());
+              const DsaChannelOptions& opts);
   ~DsaChannels();  // close()
   DsaChannels(const DsaChannels&) = delete;
   DsaChannels& operator=(const DsaChannels&) = delete;

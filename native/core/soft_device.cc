@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <stdexcept>
 
 #include "clock.h"
 #include "dsa_hw.h"
@@ -73,11 +74,19 @@ bool all_zero(const uint8_t* p, size_t n) {
 
 const uint8_t kErrorStatuses[] = {DSA_COMP_HW_ERR1, DSA_COMP_TRANSLATION_FAIL, DSA_COMP_HW_ERR_DRB};
 
+// Before any thread starts: the core holds no default for these (lib/defaults.ts does).
+const SoftDeviceConfig& validated(const SoftDeviceConfig& c) {
+  if (c.engines < 1) throw std::invalid_argument("SoftDeviceConfig.engines must be at least 1");
+  if (c.wq_size < 1) throw std::invalid_argument("SoftDeviceConfig.wq_size must be at least 1");
+  if (c.max_transfer_size < 64) throw std::invalid_argument("SoftDeviceConfig.max_transfer_size must be at least 64");
+  if (c.faults.late > 0 && c.faults.late_ms < 1)
+    throw std::invalid_argument("SoftDeviceConfig.faults.late_ms must be at least 1 when faults.late > 0");
+  return c;
+}
+
 }  // namespace
 
-SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(cfg) {
-  if (cfg_.engines == 0) cfg_.engines = 1;
-  if (cfg_.wq_size == 0) cfg_.wq_size = 1;
+SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(validated(cfg)) {
   static_assert(sizeof(ctr_.v) / sizeof(ctr_.v[0]) == kCtrCount, "counter table size");
   for (auto& c : ctr_.v) c.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < cfg_.engines; ++i) {

@@ -35,20 +35,23 @@ struct SoftFaults {
   double error = 0;       // probability of a hardware error status (HW_ERR1, ...)
   double hang = 0;        // probability a descriptor never completes (until drain)
   double late = 0;        // probability a descriptor completes only after late_ms
-  uint32_t late_ms = 20;
-  double retry = 0;    // shared queue: probability a submission gets a spurious Retry
-  double disable = 0;  // probability per descriptor that the queue gets disabled when it runs
+  uint32_t late_ms = 0;   // must be at least 1 when late > 0
+  double retry = 0;       // shared queue: probability a submission gets a spurious Retry
+  double disable = 0;     // probability per descriptor that the queue gets disabled when it runs
 };
 
+// The device's shape has no default here: its one home is lib/defaults.ts (EMULATOR_DEFAULTS),
+// which the addon passes down field by field. SoftDevice throws std::invalid_argument (naming
+// the field) for engines, wq_size, max_transfer_size or faults.late_ms left unset.
 struct SoftDeviceConfig {
   std::string name = "soft0.0";
-  uint32_t engines = 2;    // engine threads
-  uint32_t wq_size = 128;  // descriptors the queue holds in flight
+  uint32_t engines = 0;  // engine threads, at least 1
+  uint32_t wq_size = 0;  // descriptors the queue holds in flight, at least 1
   WqMode mode = WqMode::Dedicated;
-  uint64_t max_transfer_size = 2u << 20;  // bytes per descriptor
-  uint64_t seed = 1;
-  uint32_t latency_us = 0;  // base latency of every descriptor
-  uint32_t jitter_us = 0;   // + uniform [0, jitter_us] per descriptor
+  uint64_t max_transfer_size = 0;  // bytes per descriptor, at least 64
+  uint64_t seed = 0;               // any value: the fault and reordering draws replay from it
+  uint32_t latency_us = 0;         // base latency of every descriptor
+  uint32_t jitter_us = 0;          // + uniform [0, jitter_us] per descriptor
   SoftFaults faults;
 };
 
@@ -78,6 +81,7 @@ struct SoftDeviceCounters {
 
 class SoftDevice {
  public:
+  // Throws std::invalid_argument (naming the field) for a config SoftDeviceConfig rejects.
   explicit SoftDevice(const SoftDeviceConfig& cfg);
   ~SoftDevice();  // drains, then stops the engines
   SoftDevice(const SoftDevice&) = delete;
@@ -145,7 +149,7 @@ class SoftDevice {
 
 class SoftWorkQueue : public WorkQueue {
  public:
-  explicit SoftWorkQueue(const SoftDeviceConfig& cfg);
+  explicit SoftWorkQueue(const SoftDeviceConfig& cfg);  // throws like SoftDevice
   const WqInfo& info() const override { return info_; }
   SubmitStatus submit(const dsa_hw_desc& desc) override;
   size_t submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) override;

@@ -58,7 +58,12 @@ class InstantQueue : public WorkQueue {
 double run(std::vector<std::unique_ptr<WorkQueue>> qs, size_t region, size_t per_work, size_t works_in_flight,
            uint64_t total_desc, const char* label) {
   CountingSink sink;
-  DsaChannels eng(std::move(qs), nullptr, &sink);
+  // The library's policy values (lib/defaults.ts PAGE_FAULT_RETRIES, QUARANTINE_AFTER); the
+  // bench has no faults, so they only have to be valid.
+  DsaChannelOptions opts;
+  opts.page_fault_retries = 2;
+  opts.quarantine_after = 3;
+  DsaChannels eng(std::move(qs), nullptr, &sink, opts);
   std::vector<uint8_t> src(region * per_work), dst(region * per_work);
   std::memset(src.data(), 1, src.size());
   std::vector<CopyRegion> regs(per_work);
@@ -82,9 +87,11 @@ double run(std::vector<std::unique_ptr<WorkQueue>> qs, size_t region, size_t per
 }
 
 std::vector<std::unique_ptr<WorkQueue>> soft(uint32_t engines) {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c;  // lib/defaults.ts EMULATOR_DEFAULTS, but a deeper queue and the given engines
   c.engines = engines;
   c.wq_size = 256;
+  c.max_transfer_size = 2u << 20;
+  c.seed = 1;
   std::vector<std::unique_ptr<WorkQueue>> v;
   v.push_back(std::make_unique<SoftWorkQueue>(c));
   return v;

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "copy_executor.h"
 #include "soft_device.h"
+#include "test_configs.h"
 
 using namespace dmacopy;
 
@@ -99,7 +100,7 @@ uint64_t sum(const std::vector<uint32_t>& v) {
 std::vector<std::unique_ptr<WorkQueue>> soft_queues(size_t n, uint32_t latency_us) {
   std::vector<std::unique_ptr<WorkQueue>> qs;
   for (size_t i = 0; i < n; ++i) {
-    SoftDeviceConfig c;
+    SoftDeviceConfig c = typical_soft_device();
     c.name = "soft" + std::to_string(i) + ".0";
     c.engines = 2;
     c.wq_size = 32;
@@ -170,7 +171,7 @@ TEST("device works with a CPU share on the software device: async events and syn
   CpuCopyPool pool(2);
   RecordingSink sink;
   EventRouter router(&sink);
-  DsaChannels dev(soft_queues(2, 50), &pool, &router);
+  DsaChannels dev(soft_queues(2, 50), &pool, &router, typical_channel_options());
   CopyExecutor ex(pool, &dev, 1000);
   for (CopyMode mode : {CopyMode::Async, CopyMode::Sync}) {
     // 6 works: 0..3 on the device (pieces of 100 KB over a 64 KB transfer limit: 2 each), 4..5 on the CPU.
@@ -262,7 +263,7 @@ TEST("device batch: the CPU share's submit throws; device works drain, sync regi
   CpuCopyPool pool(2);
   RecordingSink sink;
   EventRouter router(&sink);
-  DsaChannels dev(soft_queues(2, 3000), &pool, &router);  // slow device: works are in flight
+  DsaChannels dev(soft_queues(2, 3000), &pool, &router, typical_channel_options());  // slow device: works are in flight
   CopyExecutor ex(pool, &dev, 1000);
   for (CopyMode mode : {CopyMode::Sync, CopyMode::Async}) {
     const uint64_t op = 400 + static_cast<uint64_t>(mode);

@@ -4,9 +4,12 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "dsa_channels.h"
 #include "naive_strategy.h"
 #include "soft_device.h"
+#include "test_configs.h"
 
 using namespace dmacopy;
 
@@ -137,12 +141,12 @@ std::vector<std::unique_ptr<WorkQueue>> make_queues(std::vector<SoftDeviceConfig
 }  // namespace
 
 TEST("a work is split at max_transfer_size and counted per descriptor") {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   c.max_transfer_size = 4096;
   c.wq_size = 8;
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
-  DsaChannels eng(make_queues({c}, &raw), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, &raw), nullptr, &sink, typical_channel_options());
   std::vector<uint8_t> src(100000), dst(100000, 0);
   for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 13 + 5);
   CopyRegion regs[3] = {{dst.data(), src.data(), 10000},
@@ -168,7 +172,7 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
 
 TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, faults visible") {
   const int kWorks = 2400;
-  std::vector<SoftDeviceConfig> cfgs(2);
+  std::vector<SoftDeviceConfig> cfgs(2, typical_soft_device());
   for (int i = 0; i < 2; ++i) {
     SoftDeviceConfig& c = cfgs[i];
     c.name = i == 0 ? "soft0.0" : "soft1.0";
@@ -190,7 +194,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaChannelOptions o;
+  DsaChannelOptions o = typical_channel_options();
   o.page_fault_retries = 1;
   o.retry_spins = 2;
   o.quarantine_after = 1000000;  // keep both queues in play: every fault kind must show
@@ -296,7 +300,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
 }
 
 TEST("a channel that keeps failing is quarantined and work moves on") {
-  std::vector<SoftDeviceConfig> cfgs(2);
+  std::vector<SoftDeviceConfig> cfgs(2, typical_soft_device());
   cfgs[0].name = "bad";
   cfgs[0].faults.error = 1.0;
   cfgs[0].wq_size = 4;
@@ -305,7 +309,7 @@ TEST("a channel that keeps failing is quarantined and work moves on") {
   cfgs[1].wq_size = 4;
   cfgs[1].max_transfer_size = 1024;
   CheckingSink sink;
-  DsaChannels eng(make_queues(cfgs, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues(cfgs, nullptr), nullptr, &sink, typical_channel_options());
   std::vector<uint8_t> src(64 * 1024), dst(64 * 1024);
   for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i ^ 0x5a);
   size_t done = 0;
@@ -328,13 +332,13 @@ TEST("a channel that keeps failing is quarantined and work moves on") {
 }
 
 TEST("hung descriptors without a deadline are finished by close(), which drains") {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   c.faults.hang = 1.0;
   c.wq_size = 4;
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaChannels eng(make_queues({c}, &raw), &cpu, &sink);
+  DsaChannels eng(make_queues({c}, &raw), &cpu, &sink, typical_channel_options());
   std::vector<uint8_t> src(8192, 0x77), dst(8192, 0);
   CopyRegion r{dst.data(), src.data(), 8192};
   uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
@@ -349,9 +353,9 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
 }
 
 TEST("poller sleeps when idle and wakes promptly on submission") {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   CheckingSink sink;
-  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink, typical_channel_options());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let it reach its sleep
   clock_t c0 = clock();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -396,7 +400,7 @@ TEST("idle wait on an outstanding descriptor: UMWAIT where the CPU has WAITPKG, 
 TEST("regression: wait-for-last-descriptor returns early; DsaChannels never does (same seeds)") {
   int naive_early = 0, engine_bad = 0;
   for (uint64_t seed = 1; seed <= 12; ++seed) {
-    SoftDeviceConfig c;
+    SoftDeviceConfig c = typical_soft_device();
     c.engines = 2;
     c.wq_size = 32;
     c.jitter_us = 300;
@@ -419,7 +423,7 @@ TEST("regression: wait-for-last-descriptor returns early; DsaChannels never does
       std::vector<uint8_t> dst(kN * kLen, 0);
       for (size_t i = 0; i < kN; ++i) regs.push_back({dst.data() + i * kLen, src.data() + i * kLen, kLen});
       CheckingSink sink;
-      DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
+      DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink, typical_channel_options());
       uint32_t n = eng.submit_work(0, seed, 0, regs.data(), regs.size(), 0);
       sink.expect(seed, 0, regs, n);
       CHECK(sink.wait_all(1, 5000));
@@ -431,6 +435,51 @@ TEST("regression: wait-for-last-descriptor returns early; DsaChannels never does
   std::printf("  naive returned early in %d of 12 seeds; engine early: %d\n", naive_early, engine_bad);
   CHECK(naive_early >= 1);
   CHECK_EQ(engine_bad, 0);
+}
+
+TEST("channel options: quarantine_after 0 and page_fault_retries above 255 are refused, naming the field") {
+  auto refused = [](const DsaChannelOptions& o) {
+    CheckingSink sink;
+    try {
+      DsaChannels eng(make_queues({typical_soft_device()}, nullptr), nullptr, &sink, o);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(refused(DsaChannelOptions()).find("DsaChannelOptions.quarantine_after") != std::string::npos);
+  DsaChannelOptions o = typical_channel_options();
+  o.page_fault_retries = 256;
+  CHECK(refused(o).find("DsaChannelOptions.page_fault_retries") != std::string::npos);
+  o.page_fault_retries = 255;
+  CHECK(refused(o).empty());
+}
+
+TEST("page_fault_retries 0 means none: the CPU finishes a piece at its first page fault") {
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4096;
+  c.wq_size = 8;
+  c.faults.page_fault = 1.0;
+  DsaChannelOptions o = typical_channel_options();
+  o.page_fault_retries = 0;
+  o.retry_spins = 0;  // 0 is legitimate too (unused here: a dedicated queue never answers Retry)
+  std::vector<SoftWorkQueue*> raw;
+  CheckingSink sink;
+  DsaChannels eng(make_queues({c}, &raw), nullptr, &sink, o);
+  std::vector<uint8_t> src(64 * 1024), dst(64 * 1024, 0);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 7 + 3);
+  CopyRegion r{dst.data(), src.data(), src.size()};
+  uint32_t n = eng.submit_work(0, 5, 0, &r, 1, 0);
+  CHECK_EQ(n, 16u);
+  sink.expect(5, 0, {r}, n);
+  CHECK(sink.wait_all(1, 5000));
+  CHECK_EQ(sink.mismatched_works, 0u);
+  CHECK(src == dst);
+  DsaChannelsStats st = eng.stats();
+  CHECK_EQ(st.page_fault_retries, 0u);
+  CHECK_EQ(st.fallback_page_fault, uint64_t(n));
+  CHECK_EQ(raw[0]->device().counters().page_faults, uint64_t(n));
+  CHECK(eng.channel_usable(0));  // page faults are not failures: no quarantine
 }
 
 DMACOPY_TEST_MAIN

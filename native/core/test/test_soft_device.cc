@@ -3,12 +3,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "check.h"
 #include "dsa_hw.h"
 #include "soft_device.h"
+#include "test_configs.h"
 
 using namespace dmacopy;
 
@@ -31,7 +35,7 @@ uint8_t wait_status(const dsa_completion_record* cr, int ms = 2000) {
 }
 
 SoftDeviceConfig small(uint32_t engines = 1) {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   c.engines = engines;
   c.wq_size = 16;
   c.max_transfer_size = 4096;
@@ -374,6 +378,53 @@ TEST("same seed, same fault decisions") {
   };
   CHECK(run(42) == run(42));
   CHECK(run(42) != run(43));
+}
+
+// The message of the std::invalid_argument f throws, or "" when it throws nothing.
+static std::string invalid_argument_from(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST("a device missing what lib/defaults.ts supplies is refused, naming the field") {
+  auto refused = [](const SoftDeviceConfig& c) { return invalid_argument_from([&] { SoftWorkQueue q(c); }); };
+  auto names = [](const std::string& msg, const char* field) { return msg.find(field) != std::string::npos; };
+  CHECK(names(refused(SoftDeviceConfig()), "SoftDeviceConfig.engines"));  // nothing set: no policy default
+  SoftDeviceConfig c = typical_soft_device();
+  c.engines = 0;
+  CHECK(names(refused(c), "SoftDeviceConfig.engines"));
+  CHECK(names(invalid_argument_from([&] { SoftDevice d(c); }), "SoftDeviceConfig.engines"));
+  c = typical_soft_device();
+  c.wq_size = 0;
+  CHECK(names(refused(c), "SoftDeviceConfig.wq_size"));
+  c = typical_soft_device();
+  c.max_transfer_size = 63;
+  CHECK(names(refused(c), "SoftDeviceConfig.max_transfer_size"));
+  c.max_transfer_size = 64;
+  CHECK(refused(c).empty());
+  c = typical_soft_device();
+  c.faults.late = 0.5;
+  c.faults.late_ms = 0;
+  CHECK(names(refused(c), "SoftDeviceConfig.faults.late_ms"));
+  c.faults.late = 0;  // no late faults: late_ms is not used
+  CHECK(refused(c).empty());
+  // The smallest valid device works.
+  c = typical_soft_device();
+  c.engines = 1;
+  c.wq_size = 1;
+  c.seed = 0;
+  SoftWorkQueue q(c);
+  CHECK_EQ(q.info().size, 1u);
+  Records r(1);
+  std::vector<uint8_t> s(64, 9), d(64, 0);
+  dsa_hw_desc desc;
+  build_memmove(&desc, d.data(), s.data(), 64, &r.p[0], false);
+  CHECK_EQ(run_one(q, desc, &r.p[0]), DSA_COMP_SUCCESS);
+  CHECK(s == d);
 }
 
 DMACOPY_TEST_MAIN
