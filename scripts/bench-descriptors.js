@@ -79,7 +79,17 @@ function nativeBench() {
       .filter((f) => f.endsWith('.cc'))
       .map((f) => path.join(srcDir, f));
     fs.mkdirSync(path.dirname(exe), { recursive: true });
-    const args = ['-std=c++17', '-O2', '-pthread', '-I', srcDir, '-o', exe, path.join(srcDir, 'bench', 'bench_dsa_channels.cc'), ...sources];
+    const args = [
+      '-std=c++17',
+      '-O2',
+      '-pthread',
+      '-I',
+      srcDir,
+      '-o',
+      exe,
+      path.join(srcDir, 'bench', 'bench_dsa_channels.cc'),
+      ...sources,
+    ];
     try {
       execFileSync('g++', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {

@@ -188,6 +188,13 @@ void CompletionPoller::run() {
     post_events();
   }
   publish_stats();
+  // Release the queues now, not when the engine object is collected: a software device joins its
+  // threads, a /dev/dsa queue unmaps its portal and closes its file. Only then do the completion
+  // records go: the device can no longer write them.
+  for (auto& chp : channels_) {
+    chp->q.reset();
+    chp->arena.reset();
+  }
 }
 
 bool CompletionPoller::take_news() {

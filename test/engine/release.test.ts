@@ -1,0 +1,96 @@
+// close() releases every thread and file descriptor of every backend before it resolves, not
+// when the engine object is collected: counted in /proc/self/task and /proc/self/fd of a fresh
+// process (no GC in between), for the CPU, the software device, and the dsa backend on a stand-in
+// device node (a character device that accepts write() submissions but never completes them, so
+// opening fails after the probe: the failure path must release what it opened too).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DIST, FIXTURES } from '../helpers';
+
+const COUNT = `
+  const fs = require('node:fs');
+  const count = () => ({ tasks: fs.readdirSync('/proc/self/task').length, fds: fs.readdirSync('/proc/self/fd').length });
+`;
+
+function run(script: string, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['-e', `${COUNT}\n${script}`], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, DMACOPY_DIST: DIST, ...env },
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+    before: { tasks: number; fds: number };
+    after: { tasks: number; fds: number };
+    during?: { tasks: number; fds: number };
+    codes?: string[];
+  };
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-release-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('close() releases everything before it resolves', () => {
+  for (const backend of ['cpu', 'emulated'] as const) {
+    it(`${backend}: threads and descriptors back to where they were, 10 engines in a row`, () => {
+      const r = run(`
+        const d = require(process.env.DMACOPY_DIST);
+        (async () => {
+          const once = async () => {
+            const e = await d.openEngine({ backend: '${backend}', minOffloadBytes: 0, timeoutMs: 10000 });
+            const src = Buffer.alloc(1 << 20, 1), dst = Buffer.alloc(1 << 20);
+            await e.copyBatch(dst, src, { folioSize: 4096 });
+            if (!dst.equals(src)) throw new Error('bad copy');
+            const during = count();
+            await e.close();
+            return during;
+          };
+          await once(); // lazy, process-wide state (the event channel, libuv) is set up once
+          const before = count();
+          let during;
+          for (let i = 0; i < 10; i++) during = await once();
+          console.log(JSON.stringify({ before, during, after: count() }));
+        })();
+      `);
+      expect(r.after).toEqual(r.before);
+      // The engine really had threads of its own while open (so the equality above means something).
+      expect((r.during as { tasks: number }).tasks).toBeGreaterThan(r.before.tasks);
+    });
+  }
+
+  it('dsa on a stand-in device node: a failed open releases what it opened', () => {
+    // A copy of a fixture tree whose queue nodes are character devices (1:3, like /dev/null):
+    // open() and write() succeed, the NOOP probe never completes.
+    fs.cpSync(path.join(FIXTURES, 'sysfs', 'spr-4dev'), path.join(tmp, 'spr-4dev'), { recursive: true, verbatimSymlinks: true });
+    const dsaDir = path.join(tmp, 'spr-4dev', 'dev', 'dsa');
+    for (const f of fs.readdirSync(dsaDir)) {
+      if (!f.startsWith('wq')) continue;
+      fs.rmSync(path.join(dsaDir, f));
+      const mk = spawnSync('mknod', [path.join(dsaDir, f), 'c', '1', '3']);
+      expect(mk.status, `mknod needs root and a filesystem without nodev: ${mk.stderr}`).toBe(0);
+    }
+    const r = run(
+      `
+        const d = require(process.env.DMACOPY_DIST);
+        (async () => {
+          const codes = [];
+          const once = async () => {
+            try { const e = await d.openEngine({ backend: 'dsa', spread: true }); await e.close(); codes.push('opened'); }
+            catch (err) { codes.push(err.code); }
+          };
+          await once();
+          const before = count();
+          await once();
+          await once();
+          console.log(JSON.stringify({ before, after: count(), codes }));
+        })();
+      `,
+      { DMACOPY_SYSFS_ROOT: path.join(tmp, 'spr-4dev', 'sys'), DMACOPY_DEV_ROOT: path.join(tmp, 'spr-4dev', 'dev') },
+    );
+    expect(r.codes).toEqual(['ERR_DMACOPY_DEVICE', 'ERR_DMACOPY_DEVICE', 'ERR_DMACOPY_DEVICE']);
+    expect(r.after).toEqual(r.before);
+  });
+});
