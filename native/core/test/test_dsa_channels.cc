@@ -373,10 +373,10 @@ TEST("poller sleeps when idle and wakes promptly on submission") {
 }
 
 TEST("idle wait on an outstanding descriptor: UMWAIT where the CPU has WAITPKG, else yield, and says which ran") {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   c.latency_us = 20000;  // one descriptor outstanding for 20 ms: the poller goes through its idle stages
   CheckingSink sink;
-  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink, typical_channel_options());
   std::vector<uint8_t> src(4096, 1), dst(4096);
   CopyRegion r{dst.data(), src.data(), 4096};
   uint32_t n = eng.submit_work(0, 1, 0, &r, 1, 0);
