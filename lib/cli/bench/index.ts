@@ -4,9 +4,18 @@ export { type BoundFigure, boundOf, type CellBound, cellBounds, selectBound } fr
 export { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConfig } from './cells';
 export { type HostRecord, hostLine, hostRecord } from './host';
 export { measureMemory } from './memory';
-export { type BenchPath, type BoundCopyKind, boundPathName, bufferCopyPath, type CellBuffers, enginePath, memcpyBoundPath, typedArraySetPath } from './paths';
+export {
+  type BenchPath,
+  type BoundCopyKind,
+  boundPathName,
+  bufferCopyPath,
+  type CellBuffers,
+  enginePath,
+  memcpyBoundPath,
+  typedArraySetPath,
+} from './paths';
 export { type BenchOptions, type BenchReport, boundNotes, fillRatios, planTasks, runBench } from './run';
 export { median, parseSize, quantile, sizeLabel } from './stats';
-export { chartSeries, renderSvg } from './svg';
+export { chartPanels, type Panel, renderSvg, seriesColor, seriesColors } from './svg';
 export { formatBounds, formatReport, formatRows, formatTargets } from './table';
 export { evaluateTargets, type MemoryResult, type TargetResult } from './targets';
