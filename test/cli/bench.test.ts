@@ -315,13 +315,13 @@ describe('bench', () => {
   it('charts one panel per form as a fraction of the bound (a line at 1), and small-batch latency; one colour per series, labelled on its line', () => {
     const rows = chartRows();
     const panels = chartPanels(rows);
-    expect(panels.map((p) => `${p.kind}/${p.form}`)).toEqual(['throughput/list', 'throughput/region', 'latency/list', 'latency/region']);
-    const region = panels[1];
+    expect(panels.map((p) => `${p.kind}/${p.form}`)).toEqual(['throughput/region', 'throughput/list', 'latency/region', 'latency/list']);
+    const region = panels[0];
     const labels = ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'cpu x2', 'emulated', 'auto', 'auto (sync)'];
     expect(region?.series.map((s) => s.label)).toEqual(labels);
     // y is x bound: auto on 4 KiB region at 4 + 5 * 2 = 14 GB/s over streaming x2 = 21 GB/s.
     expect(region?.series.find((s) => s.label === 'auto')?.points[0]).toEqual({ x: 4 * KiB, y: 14 / 21 });
-    expect(panels[3]?.series.find((s) => s.label === 'cpu x1')?.points).toEqual([
+    expect(panels[2]?.series.find((s) => s.label === 'cpu x1')?.points).toEqual([
       { x: 1, y: 2.3 },
       { x: 8, y: 5.8 },
       { x: 64, y: 33.8 },

@@ -84,7 +84,8 @@ export function chartPanels(rows: readonly Row[]): Panel[] {
     const k = `${r.folioSize}/${r.form}`;
     largest.set(k, Math.max(largest.get(k) ?? 0, r.bytes));
   }
-  const forms = [...new Set(rows.filter((r) => r.pathKind !== 'bound').map((r) => r.form))].sort();
+  const present = new Set(rows.filter((r) => r.pathKind !== 'bound').map((r) => r.form));
+  const forms = (['region', 'list'] as const).filter((f) => present.has(f));
   const panels: Panel[] = [];
   for (const form of forms) {
     const series = collect(
