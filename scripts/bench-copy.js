@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Measures copyBatch through the CPU engine against what a Node user has (a Buffer.copy loop,
-// a TypedArray.set loop) and against a plain multi-threaded C memcpy of the same bytes, all in
-// one run, so the ratios hold on a noisy machine. Every measured copy is verified outside the
+// a TypedArray.set loop) and against the bound: the same bytes copied natively with memcpy and
+// with streaming stores on 1..N threads (the fastest is the bound), all in one run, so the
+// ratios hold on a noisy machine. Every measured copy is verified outside the
 // timed region. One cell of `dmacopy bench` (lib/bench), which sweeps everything.
 //
 //   node scripts/bench-copy.js [--total-mib 256] [--folio 4096] [--reps 5] [--json]
@@ -25,14 +26,15 @@ async function main() {
   const threads = os.availableParallelism();
   const engine = await dmacopy.openEngine({ backend: 'cpu' });
   const copyPath = { ...bench.enginePath('copyBatch (cpu)', engine, engine.stats().cpuThreads), syncOnLarge: true };
-  const paths = [bench.bufferCopyPath(), bench.typedArraySetPath(), copyPath, bench.memcpyBoundPath(1)];
-  if (threads > 1) paths.push(bench.memcpyBoundPath(threads));
+  const paths = [bench.bufferCopyPath(), bench.typedArraySetPath(), copyPath];
+  for (const kind of ['memcpy', 'streaming']) for (let k = 1; k <= threads; k++) paths.push(bench.memcpyBoundPath(k, kind));
   const cells = ['region', 'list'].map((form) => ({ folioSize: folio, folios, bytes: folios * folio, form, kind: 'throughput' }));
   const report = await bench.runBench({ cells, paths, memory: false, settings: { reps, warmup: 1 } });
   if (json) {
     console.log(JSON.stringify(report, null, 2));
   } else {
     console.log(`${totalMiB} MiB in ${folios} folios of ${folio} B; ${bench.hostLine(report.host)}; median of ${reps}`);
+    process.stdout.write(bench.formatBounds(report.bounds));
     process.stdout.write(bench.formatRows(report.rows));
     for (const n of report.notes) console.log(`note: ${n}`);
   }

@@ -30,6 +30,14 @@ export const enum TableForm {
   Region = 1,
 }
 
+/** The copy kind of memcpyBound (native/addon/diagnostic_hooks.cc; dmacopy::StoreKind). */
+export const enum BoundKind {
+  /** The C library's memcpy: cached stores. */
+  Memcpy = 0,
+  /** The engine's streaming-store kernel (StoreKind::NonTemporal; regions under 4 KiB stay cached). */
+  Streaming = 1,
+}
+
 export interface NativeEngineOptions {
   threads: number;
   nonTemporalMinBytes: number;
@@ -87,8 +95,12 @@ export interface NativeBinding {
   refEvents(): void;
   unrefEvents(): void;
   eventFields: number;
-  /** Benchmark yardstick: a plain multi-threaded memcpy of src into dst; returns nanoseconds. */
-  memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number): number;
+  /**
+   * Benchmark yardstick: a plain multi-threaded copy of src into dst, `chunk` bytes per copy call,
+   * with memcpy or streaming stores (kind); returns nanoseconds. threads 1..1024, chunk >= 1, kind
+   * 0 or 1, dst at least as long as src and not overlapping it: the addon re-checks each.
+   */
+  memcpyBound(dst: Uint8Array, src: Uint8Array, threads: number, chunk: number, kind: BoundKind): number;
   /** CPUID leaf 7 bits the DSA path needs (after DMACOPY_CPU_FEATURES_MASK), and kernel ENQCMD support. */
   cpuFeatures(): { movdir64b: boolean; enqcmd: boolean; waitpkg: boolean; movdiri: boolean; kernelEnqcmd: boolean };
 }

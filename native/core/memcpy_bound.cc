@@ -1,5 +1,6 @@
 #include "memcpy_bound.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -10,8 +11,9 @@
 
 namespace dmacopy {
 
-uint64_t memcpy_bound_ns(uint8_t* dst, const uint8_t* src, size_t len, unsigned threads, size_t chunk) {
+uint64_t memcpy_bound_ns(uint8_t* dst, const uint8_t* src, size_t len, unsigned threads, size_t chunk, StoreKind kind) {
   if (threads == 0) threads = 1;
+  if (threads > kMaxBoundThreads) threads = kMaxBoundThreads;
   if (chunk == 0) chunk = len ? len : 1;
   // Helper threads are started first and released together, so thread creation is not timed;
   // the calling thread copies share 0 itself, so there are never more runnable threads than
@@ -19,7 +21,14 @@ uint64_t memcpy_bound_ns(uint8_t* dst, const uint8_t* src, size_t len, unsigned 
   std::atomic<bool> go{false};
   auto copy_share = [&](unsigned t) {
     size_t b = share_begin(len, t, threads), e = share_begin(len, t + 1, threads);
-    for (size_t o = b; o < e; o += chunk) std::memcpy(dst + o, src + o, std::min(chunk, e - o));
+    if (kind == StoreKind::Cached) {
+      for (size_t o = b; o < e; o += chunk) std::memcpy(dst + o, src + o, std::min(chunk, e - o));
+    } else {
+      // Each chunk through the engine's copy kernel (regions under kMinNonTemporalRegion are
+      // cached there too), then one fence: the bytes are in memory when the thread ends.
+      for (size_t o = b; o < e; o += chunk) copy_bytes(dst + o, src + o, std::min(chunk, e - o), kind);
+      store_fence();
+    }
   };
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) {

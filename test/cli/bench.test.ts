@@ -1,13 +1,20 @@
 // `dmacopy bench` as a library (lib/bench): a tiny run over every path, detection of a broken
-// path, the targets evaluator, the sweep plan and the SVG chart.
+// path, the bound (best of memcpy and streaming stores on 1..N threads) and x bound, the targets
+// evaluator, the sweep plan and the SVG chart (rendered to PNG by rsvg-convert). Nothing here
+// depends on timing: every figure a test checks is synthetic, or only checked for shape.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { type BoundFigure, selectBound } from '../../lib/cli/bench/bound';
 import type { Cell } from '../../lib/cli/bench/cells';
 import { planCells, sweepConfig } from '../../lib/cli/bench/cells';
 import type { Row } from '../../lib/cli/bench/measure';
 import { type BenchPath, bufferCopyPath } from '../../lib/cli/bench/paths';
 import { fillRatios, runBench } from '../../lib/cli/bench/run';
-import { renderSvg } from '../../lib/cli/bench/svg';
-import { formatReport } from '../../lib/cli/bench/table';
+import { chartPanels, renderSvg, seriesColor } from '../../lib/cli/bench/svg';
+import { formatBounds, formatReport, formatRows, formatTargets } from '../../lib/cli/bench/table';
 import { evaluateTargets } from '../../lib/cli/bench/targets';
 
 const KiB = 1024;
@@ -59,7 +66,7 @@ function row(p: Partial<Row>): Row {
     gbps: 26.8,
     cpuNsPerGiB: 1e8,
     vsBufferCopy: null,
-    vsMemcpyBound: null,
+    xBound: null,
     verified: true,
     mismatches: 0,
     ...p,
@@ -72,14 +79,16 @@ describe('bench', () => {
     expect(r.ok).toBe(true);
     expect(r.failures).toEqual([]);
     const names = new Set(r.rows.map((x) => x.path));
-    for (const p of ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'emulated', 'auto', 'memcpy x1']) expect(names.has(p)).toBe(true);
+    for (const p of ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'emulated', 'auto', 'memcpy x1', 'streaming x1'])
+      expect(names.has(p)).toBe(true);
     for (const x of r.rows) {
       expect(x.verified).toBe(true);
       expect(x.iterations).toBeGreaterThan(0);
       expect(x.gbps).toBeGreaterThan(0);
       expect(Number.isFinite(x.cpuNsPerGiB)).toBe(true);
       expect(x.vsBufferCopy).toBeGreaterThan(0);
-      expect(x.vsMemcpyBound).toBeGreaterThan(0);
+      expect(x.xBound).toBeGreaterThan(0);
+      expect(x.xBound).toBeCloseTo(x.gbps / (x.boundGbps as number), 9);
       if (x.kind === 'latency') expect(x.p99Ns).toBeGreaterThanOrEqual(x.p50Ns);
     }
     // Engines are measured with await and with copyBatchSync on the small cells; the bound once per cell.
@@ -90,10 +99,32 @@ describe('bench', () => {
     expect(typeof r.host.cpuModel).toBe('string');
     expect(Array.isArray(r.host.dsaDevices)).toBe(true);
     expect(r.host.dmacopyVersion).toMatch(/^\d+\.\d+\.\d+/);
-    expect(r.targets.length).toBeGreaterThanOrEqual(11);
+    expect(r.targets.length).toBeGreaterThanOrEqual(10);
+    // The bound: per cell, both kinds on every thread count 1..N, and the fastest chosen.
+    const n = Math.max(...r.rows.filter((x) => x.pathKind !== 'bound').map((x) => x.threads));
+    expect(r.bounds).toHaveLength(2); // the two cells (folio size, batch); forms share the bound
+    for (const c of r.bounds) {
+      const want = ['memcpy', 'streaming'].flatMap((k) => Array.from({ length: n }, (_, i) => `${k} x${i + 1}`));
+      expect(c.figures.map((f) => f.path)).toEqual(want);
+      expect(c.bound?.gbps).toBe(Math.max(...c.figures.map((f) => f.gbps)));
+    }
     const back = JSON.parse(JSON.stringify(r));
+    expect(back.version).toBe(2);
     expect(back.rows.length).toBe(r.rows.length);
-    expect(formatReport(r)).toContain('targets');
+    expect(back.bounds[0].figures[0]).toEqual({
+      kind: 'memcpy',
+      threads: 1,
+      path: 'memcpy x1',
+      gbps: expect.any(Number),
+      medianNs: expect.any(Number),
+      verified: true,
+    });
+    expect(Object.keys(back.bounds[0].bound).sort()).toEqual(['gbps', 'kind', 'medianNs', 'path', 'threads', 'verified']);
+    for (const x of back.rows) expect(typeof x.xBound).toBe('number');
+    const text = formatReport(r);
+    expect(text).toContain('targets');
+    expect(text).toContain('streaming x1 GB/s');
+    expect(text).toContain('x bound');
   });
 
   it('flags a path whose copies are wrong, and one that throws, without stopping the run', async () => {
@@ -130,11 +161,13 @@ describe('bench', () => {
     expect(formatReport(r)).toContain('VERIFICATION FAILURES');
   });
 
-  it('evaluates the targets: pass, fail, not measured, and failed verification never passes', () => {
+  it('evaluates the targets against the bound: met, not met, not measured, and failed verification never passes', () => {
     const rows: Row[] = [
-      row({ form: 'region', vsBufferCopy: 2.0, vsMemcpyBound: 0.95, boundThreads: 2 }),
-      row({ form: 'list', vsBufferCopy: 1.3 }),
-      row({ folioSize: 64 * KiB, folios: 4096, form: 'list', vsBufferCopy: 1.7, verified: false, mismatches: 1 }),
+      row({ form: 'region', mode: 'await', xBound: 0.95, boundPath: 'streaming x2', boundGbps: 20 }),
+      row({ form: 'region', mode: 'sync', xBound: 0.85, boundPath: 'streaming x2', boundGbps: 20 }),
+      row({ form: 'list', xBound: 0.81 }),
+      row({ folioSize: 64 * KiB, folios: 4096, form: 'list', xBound: 0.95, verified: false, mismatches: 1 }),
+      row({ folioSize: 2 * MiB, folios: 128, form: 'region', xBound: null }),
       row({
         folioSize: 4 * KiB,
         folios: 1,
@@ -149,16 +182,19 @@ describe('bench', () => {
       row({ folioSize: 4 * KiB, folios: 1, bytes: 4 * KiB, kind: 'latency', form: 'list', mode: 'await', p50Ns: 1900 }),
       row({ folioSize: 4 * KiB, folios: 1, bytes: 4 * KiB, kind: 'latency', form: 'list', mode: 'sync', p50Ns: 1400 }),
     ];
-    const t = Object.fromEntries(
-      evaluateTargets(rows, { bytes: 1024 * MiB, folioSize: 4096, region: 10 * MiB, list: 70 * MiB, verified: true, method: 'test' }).map(
-        (x) => [x.id, x],
-      ),
-    );
-    expect(t['4k-region-vs-buffer']?.pass).toBe(true);
-    expect(t['4k-region-vs-bound']?.pass).toBe(true);
-    expect(t['4k-list-vs-buffer']?.pass).toBe(false);
-    expect(t['64k-list-vs-buffer']?.pass).toBe(false); // 1.7x, but its copies did not verify
-    expect(t['2m-region-vs-bound']?.pass).toBeNull();
+    const memory = { bytes: 1024 * MiB, folioSize: 4096, region: 10 * MiB, list: 70 * MiB, verified: true, method: 'test' };
+    const targets = evaluateTargets(rows, memory);
+    const t = Object.fromEntries(targets.map((x) => [x.id, x]));
+    expect(t['4k-region-await-vs-bound']?.pass).toBe(true);
+    expect(t['4k-region-await-vs-bound']?.value).toBe(0.95);
+    expect(t['4k-region-await-vs-bound']?.detail).toContain('streaming x2: 20.00 GB/s');
+    expect(t['4k-region-sync-vs-bound']?.pass).toBe(false); // 0.85 < 0.9
+    expect(t['4k-list-vs-bound']?.pass).toBe(true); // 0.81 >= 0.8
+    expect(t['4k-list-vs-bound']?.threshold).toBe(0.8);
+    expect(t['64k-list-vs-bound']?.pass).toBe(false); // 0.95, but its copies did not verify
+    expect(t['2m-region-vs-bound']?.pass).toBeNull(); // measured, but no bound
+    // Throughput targets only against the bound: none against Buffer.copy or memcpy alone.
+    expect(targets.filter((x) => x.id.includes('vs-buffer'))).toEqual([]);
     expect(t['latency-1-await']?.pass).toBe(true);
     expect(t['latency-1-await']?.value).toBeCloseTo(1.9);
     expect(t['latency-1-sync']?.pass).toBe(false);
@@ -166,20 +202,70 @@ describe('bench', () => {
     expect(t['memory-1g']?.pass).toBe(false);
     expect(t['memory-1g']?.value).toBeCloseTo(70);
     expect(evaluateTargets(rows, null).find((x) => x.id === 'memory-1g')?.pass).toBeNull();
+    const text = formatTargets(targets);
+    expect(text).toMatch(/\[NOT MET\] 256 MiB of 4 KiB folios via auto, region form, copyBatchSync/);
+    expect(text).toMatch(/\[MET {4}\] 256 MiB of 4 KiB folios via auto, region form, await copyBatch/);
   });
 
-  it('takes the memcpy ratio against the fastest bound with at most the path thread count', () => {
+  it('picks the bound as the fastest verified figure across copy kinds and thread counts', () => {
+    const fig = (kind: BoundFigure['kind'], threads: number, gbps: number, verified = true): BoundFigure => ({
+      kind,
+      threads,
+      path: `${kind} x${threads}`,
+      gbps,
+      medianNs: (256 * MiB) / gbps,
+      verified,
+    });
+    const pick = (figs: BoundFigure[]) => selectBound(figs)?.path ?? null;
+    expect(pick([fig('memcpy', 1, 11), fig('memcpy', 2, 14.5), fig('streaming', 1, 17), fig('streaming', 2, 20)])).toBe('streaming x2');
+    // Any kind and thread count can win: e.g. 1-thread memcpy while the machine is busy.
+    expect(pick([fig('memcpy', 1, 21), fig('memcpy', 2, 14.5), fig('streaming', 1, 17), fig('streaming', 2, 20)])).toBe('memcpy x1');
+    expect(pick([fig('streaming', 1, 17), fig('streaming', 2, 99, false), fig('memcpy', 2, Number.NaN)])).toBe('streaming x1');
+    expect(pick([fig('memcpy', 1, 5, false)])).toBeNull();
+  });
+
+  it('states every row as a fraction of its cell bound (x bound = GB/s over the bound), the same for both forms', () => {
+    const bytes = 256 * MiB;
+    const at = (gbps: number) => ({ gbps, medianNs: bytes / gbps });
+    const bound = (kind: 'memcpy' | 'streaming', threads: number, gbps: number): Row =>
+      row({ path: `${kind} x${threads}`, pathKind: 'bound', mode: 'sync', threads, boundKind: kind, ...at(gbps) });
+    const other = { folioSize: 2 * MiB, folios: 32, bytes: 64 * MiB };
     const rows = [
-      row({ path: 'Buffer.copy', pathKind: 'baseline', threads: 1, medianNs: 4e7 }),
-      row({ path: 'memcpy x1', pathKind: 'bound', threads: 1, medianNs: 2e7 }),
-      row({ path: 'memcpy x2', pathKind: 'bound', threads: 2, medianNs: 5e7 }), // disturbed: slower than 1 thread
-      row({ path: 'auto', threads: 2, medianNs: 1e7 }),
+      row({ path: 'Buffer.copy', pathKind: 'baseline', mode: 'sync', threads: 1, ...at(5) }),
+      bound('memcpy', 1, 11),
+      bound('memcpy', 2, 14.5),
+      bound('streaming', 1, 17),
+      bound('streaming', 2, 20),
+      row({ path: 'auto', threads: 2, ...at(17) }),
+      row({ path: 'cpu x1', threads: 1, form: 'list', ...at(10) }),
+      // Another cell: its own bound.
+      row({ ...other, path: 'memcpy x1', pathKind: 'bound', mode: 'sync', threads: 1, gbps: 8 }),
+      row({ ...other, path: 'auto', gbps: 6 }),
     ];
-    fillRatios(rows);
-    const auto = rows[3] as Row;
-    expect(auto.vsBufferCopy).toBeCloseTo(4);
-    expect(auto.vsMemcpyBound).toBeCloseTo(2);
-    expect(auto.boundThreads).toBe(1);
+    const bounds = fillRatios(rows);
+    expect(bounds.map((c) => `${c.folioSize}:${c.bound?.path}`)).toEqual([`${4 * KiB}:streaming x2`, `${2 * MiB}:memcpy x1`]);
+    expect(bounds[0]?.figures.map((f) => f.path)).toEqual(['memcpy x1', 'memcpy x2', 'streaming x1', 'streaming x2']);
+    const get = (p: string, folio = 4 * KiB) => rows.find((x) => x.path === p && x.folioSize === folio) as Row;
+    expect(get('auto').xBound).toBeCloseTo(17 / 20); // 1.17x memcpy alone: that hid the gap
+    expect(get('auto').boundPath).toBe('streaming x2');
+    expect(get('auto').boundGbps).toBe(20);
+    expect(get('cpu x1').xBound).toBeCloseTo(0.5); // a 1-thread path against the machine's bound
+    expect(get('streaming x2').xBound).toBe(1);
+    expect(get('memcpy x1').xBound).toBeCloseTo(0.55);
+    expect(get('auto').vsBufferCopy).toBeCloseTo(17 / 5);
+    expect(get('auto', 2 * MiB).xBound).toBeCloseTo(0.75);
+    // Targets read the fraction: 0.85 of the bound is not met, though 1.17x memcpy would have been.
+    const t = evaluateTargets(rows).find((x) => x.id === '4k-region-await-vs-bound');
+    expect(t?.value).toBeCloseTo(0.85);
+    expect(t?.pass).toBe(false);
+    // The tables: every figure, the chosen bound, and the x bound column.
+    const table = formatBounds(bounds);
+    expect(table).toMatch(/memcpy x1 GB\/s +memcpy x2 GB\/s +streaming x1 GB\/s +streaming x2 GB\/s +bound/);
+    expect(table).toMatch(/256 MiB of 4 KiB +11\.00 +14\.50 +17\.00 +20\.00 +streaming x2 = 20\.00 GB\/s/);
+    expect(table).toMatch(/64 MiB of 2 MiB +8\.00 +- +- +- +memcpy x1 = 8\.00 GB\/s/);
+    const lines = formatRows(rows).split('\n');
+    expect(lines[0]).toContain('x bound');
+    expect(lines.find((l) => /\bauto\b/.test(l) && l.includes('256 MiB'))).toMatch(/ 0\.85 +ok$/);
   });
 
   it('plans the quick sweep with the 256 MiB cells of 4 KiB folios in both forms', () => {
@@ -193,22 +279,107 @@ describe('bench', () => {
     expect(full.filter((c) => c.folioSize === 2 * MiB && c.kind === 'throughput').map((c) => c.folios)).toContain(128);
   });
 
-  it('writes a well-formed SVG with one polyline per path and form, a legend and the host in the title', () => {
+  /** A fixed report's rows: 7 series and the bounds on 3 folio sizes, both forms, and small batches. */
+  function chartRows(): Row[] {
     const rows: Row[] = [];
-    for (const folioSize of [4 * KiB, 64 * KiB, 2 * MiB]) {
-      for (const form of ['region', 'list'] as const) {
-        rows.push(row({ folioSize, form, path: 'auto', gbps: 8 }));
-        rows.push(row({ folioSize, form, path: 'Buffer.copy', pathKind: 'baseline', mode: 'sync', gbps: 5 }));
-      }
-      rows.push(row({ folioSize, path: 'memcpy x2', pathKind: 'bound', mode: 'sync', gbps: 9 }));
-    }
-    rows.push(row({ folioSize: 4 * KiB, folios: 1, kind: 'latency', path: 'auto', gbps: 1 })); // not charted
+    const paths: [string, Row['pathKind'], Row['mode'], number][] = [
+      ['Buffer.copy', 'baseline', 'sync', 1],
+      ['TypedArray.set', 'baseline', 'sync', 1],
+      ['cpu x1', 'engine', 'await', 1],
+      ['cpu x2', 'engine', 'await', 2],
+      ['emulated', 'engine', 'await', 2],
+      ['auto', 'engine', 'await', 2],
+      ['auto', 'engine', 'sync', 2],
+    ];
+    [4 * KiB, 64 * KiB, 2 * MiB].forEach((folioSize, fi) => {
+      const cell = { folioSize, folios: (64 * MiB) / folioSize, bytes: 64 * MiB };
+      for (const kind of ['memcpy', 'streaming'] as const)
+        for (const threads of [1, 2]) {
+          const gbps = 10 + threads * 3 + (kind === 'streaming' ? 5 : 0);
+          rows.push(row({ ...cell, path: `${kind} x${threads}`, pathKind: 'bound', mode: 'sync', threads, gbps }));
+        }
+      for (const form of ['region', 'list'] as const)
+        paths.forEach(([p, pathKind, mode, threads], i) => {
+          rows.push(row({ ...cell, form, path: p, pathKind, mode, threads, gbps: 4 + i * 2 + fi - (form === 'list' ? 1 : 0) }));
+          if (fi > 0) return;
+          for (const n of [1, 8, 64]) {
+            const small = { folioSize, folios: n, bytes: n * folioSize, kind: 'latency' as const };
+            rows.push(row({ ...small, form, path: p, pathKind, mode, threads, p50Ns: 500 * n + i * 900 }));
+          }
+        });
+    });
+    fillRatios(rows);
+    return rows;
+  }
+
+  it('charts one panel per form as a fraction of the bound (a line at 1), and small-batch latency; one colour per series, labelled on its line', () => {
+    const rows = chartRows();
+    const panels = chartPanels(rows);
+    expect(panels.map((p) => `${p.kind}/${p.form}`)).toEqual(['throughput/region', 'throughput/list', 'latency/region', 'latency/list']);
+    const region = panels[0];
+    const labels = ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'cpu x2', 'emulated', 'auto', 'auto (sync)'];
+    expect(region?.series.map((s) => s.label)).toEqual(labels);
+    // y is x bound: auto on 4 KiB region at 4 + 5 * 2 = 14 GB/s over streaming x2 = 21 GB/s.
+    expect(region?.series.find((s) => s.label === 'auto')?.points[0]).toEqual({ x: 4 * KiB, y: 14 / 21 });
+    expect(panels[2]?.series.find((s) => s.label === 'cpu x1')?.points).toEqual([
+      { x: 1, y: 2.3 },
+      { x: 8, y: 5.8 },
+      { x: 64, y: 33.8 },
+    ]);
     const svg = renderSvg(rows, 'dmacopy bench: "AMD" <2 cores> & Node');
     expect(wellFormed(svg)).toBe(true);
-    expect(svg.match(/<polyline /g)).toHaveLength(5);
     expect(svg).toContain('&lt;2 cores&gt; &amp; Node');
-    expect(svg).toContain('auto (list)');
-    expect(svg).toContain('2 MiB');
+    expect(svg.match(/<g class="panel"/g)).toHaveLength(4);
+    expect(svg.match(/<line class="bound"/g)).toHaveLength(2); // the bound at 1, in each throughput panel
+    // No two series share a colour; a path keeps its colour from panel to panel.
+    const byLabel = new Map<string, string>();
+    const byColor = new Map<string, string>();
+    for (const m of svg.matchAll(/<polyline class="series" data-series="([^"]+)" fill="none" stroke="([^"]+)"/g)) {
+      const label = m[1] as string;
+      const color = m[2] as string;
+      expect(byLabel.get(label) ?? color).toBe(color);
+      expect(byColor.get(color) ?? label).toBe(label);
+      byLabel.set(label, color);
+      byColor.set(color, label);
+    }
+    expect([...byLabel.keys()].sort()).toEqual([...labels].sort());
+    // Direct labels: every series is named, in its colour, in each of the 4 panels it is drawn in.
+    for (const [label, color] of byLabel) expect(svg.split(`fill="${color}">${label}</text>`).length - 1).toBe(4);
+    expect(svg.split('>bound = 1</text>').length - 1).toBe(2);
+    expect(new Set(Array.from({ length: 300 }, (_, i) => seriesColor(i))).size).toBe(300);
     expect(wellFormed('<svg><g></svg>')).toBe(false);
   });
+
+  const rsvg = spawnSync('rsvg-convert', ['--version'], { encoding: 'utf8' });
+  const rsvgMissing =
+    rsvg.status === 0 ? null : `rsvg-convert not found (${rsvg.error?.message ?? `exit ${rsvg.status}`}); install librsvg2-bin`;
+  const inCi = process.env.CI === 'true';
+  it.skipIf(rsvgMissing !== null && !inCi)(
+    `renders the chart to a PNG with rsvg-convert${rsvgMissing && !inCi ? ` (skipped: ${rsvgMissing})` : ''}`,
+    () => {
+      if (rsvgMissing) throw new Error(`CI must render the chart: ${rsvgMissing}`);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-svg-'));
+      try {
+        const svg = renderSvg(chartRows(), 'dmacopy bench: synthetic report');
+        const size = /<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg);
+        const [w, h] = [Number(size?.[1]), Number(size?.[2])];
+        fs.writeFileSync(path.join(dir, 'chart.svg'), svg);
+        const r = spawnSync('rsvg-convert', ['-f', 'png', '-o', path.join(dir, 'chart.png'), path.join(dir, 'chart.svg')], {
+          encoding: 'utf8',
+        });
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+        const png = fs.readFileSync(path.join(dir, 'chart.png'));
+        expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+        expect(png.toString('latin1', 12, 16)).toBe('IHDR');
+        expect(png.readUInt32BE(16)).toBe(w);
+        expect(png.readUInt32BE(20)).toBe(h);
+        expect(w).toBeGreaterThan(800);
+        expect(h).toBeGreaterThan(500);
+        expect(png.length).toBeGreaterThan(10000); // something was drawn
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -64,13 +64,15 @@ export interface Row {
   /** Buffer.copy loop median / this median, same cell (form included). Filled by the run. */
   vsBufferCopy: number | null;
   /**
-   * memcpy bound median / this median: the fastest memcpy bound measured on the same bytes and
-   * chunking with at most this path's thread count (a k-thread copy can always do what fewer
-   * threads do, so a k-thread bound slowed by the machine does not flatter the path).
+   * This row's throughput as a fraction of the cell's bound (the fastest of memcpy and streaming
+   * stores on 1..N threads, same bytes and chunking, this run). Filled by the run.
    */
-  vsMemcpyBound: number | null;
-  /** Threads of the memcpy bound the ratio was taken against. */
-  boundThreads?: number;
+  xBound: number | null;
+  /** The bound path the fraction was taken against (e.g. "streaming x2"), and its throughput. */
+  boundPath?: string;
+  boundGbps?: number;
+  /** Bound rows: the copy kind. */
+  boundKind?: BenchPath['boundKind'];
   verified: boolean;
   /** Repetitions whose destination differed from the source afterwards. */
   mismatches: number;
@@ -149,7 +151,8 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     gbps: gbps(cell.bytes, med),
     cpuNsPerGiB: times.length ? (cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
     vsBufferCopy: null,
-    vsMemcpyBound: null,
+    xBound: null,
+    ...(path.boundKind !== undefined ? { boundKind: path.boundKind } : {}),
     verified: error === undefined && mismatches === 0 && times.length > 0,
     mismatches,
     ...(firstBadOffset !== undefined ? { firstBadOffset } : {}),

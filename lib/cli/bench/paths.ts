@@ -1,8 +1,10 @@
 // The copy paths a bench compares: what a Node user has (a Buffer.copy loop, a TypedArray.set
 // loop), the CPU engine with 1..N threads, the software DSA device, real DSA queues when this
-// host has usable ones, and 'auto' (default engine options) — plus the native memcpy bound, a
-// plain multi-threaded C memcpy of the same bytes with the same chunking.
+// host has usable ones, and 'auto' (default engine options) — plus the native bound: a plain
+// multi-threaded copy of the same bytes with the same chunking, with memcpy and with the
+// engine's streaming-store kernel, each on 1..N threads. The fastest of those is the bound.
 import { type Engine, openEngine } from '../../engine/engine';
+import { BoundKind } from '../../native/abi';
 import { nativeBinding } from '../../native/loader';
 import type { EngineOptions } from '../../types';
 import type { Form, Mode } from './cells';
@@ -19,6 +21,9 @@ export interface CellBuffers {
 }
 
 export type PathKind = 'baseline' | 'engine' | 'bound';
+/** How a bound path copies: the C library's memcpy, or the engine's streaming-store kernel. */
+export type BoundCopyKind = 'memcpy' | 'streaming';
+export const BOUND_COPY_KINDS: readonly BoundCopyKind[] = ['memcpy', 'streaming'];
 
 export interface BenchPath {
   name: string;
@@ -38,6 +43,8 @@ export interface BenchPath {
   syncOnLarge?: boolean;
   /** Measured once per (folio size, batch): it has no list form. */
   formIndependent?: boolean;
+  /** Bound paths: the copy kind. */
+  boundKind?: BoundCopyKind;
 }
 
 export function bufferCopyPath(): BenchPath {
@@ -82,17 +89,26 @@ export function typedArraySetPath(): BenchPath {
   };
 }
 
-export function memcpyBoundPath(threads: number): BenchPath {
+/** The name of the bound path of a kind and thread count: "memcpy x2", "streaming x1". */
+export function boundPathName(kind: BoundCopyKind, threads: number): string {
+  return `${kind} x${threads}`;
+}
+
+/** The native bound: `threads` threads copy the cell (chunked by folio) with memcpy or streaming stores. */
+export function memcpyBoundPath(threads: number, kind: BoundCopyKind = 'memcpy'): BenchPath {
   const binding = nativeBinding();
   if (!binding) throw new Error('the native addon did not load: no memcpy bound');
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new RangeError('bound threads must be an integer from 1 to 1024');
+  const native = kind === 'streaming' ? BoundKind.Streaming : BoundKind.Memcpy;
   return {
-    name: `memcpy x${threads}`,
+    name: boundPathName(kind, threads),
     kind: 'bound',
     threads,
     modes: ['sync'],
     formIndependent: true,
+    boundKind: kind,
     run(b) {
-      return binding.memcpyBound(b.dst, b.src, threads, b.folioSize);
+      return binding.memcpyBound(b.dst, b.src, threads, b.folioSize, native);
     },
   };
 }
@@ -170,8 +186,9 @@ export async function openPaths(sel: PathSelection): Promise<OpenedPaths> {
     }
   }
   if (native) {
-    const ks = [...new Set(paths.map((p) => p.threads))].sort((a, b) => a - b);
-    for (const k of ks) paths.push(memcpyBoundPath(k));
+    // Both kinds on every thread count 1..N (N: the most threads any path or --threads uses).
+    const n = Math.max(1, ...sel.cpuThreads, ...paths.map((p) => p.threads));
+    for (const kind of BOUND_COPY_KINDS) for (let k = 1; k <= n; k++) paths.push(memcpyBoundPath(k, kind));
   }
   return { paths, skipped };
 }

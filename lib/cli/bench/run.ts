@@ -1,9 +1,11 @@
 // One bench run: plans the cells, opens the paths, measures every (cell, path, mode) in turn,
-// fills the ratios (to the Buffer.copy loop of the same cell and to the memcpy bound with the
-// path's thread count, both measured in this run), evaluates the targets, and returns a report
-// that the table, --json and --svg are all made from.
+// fills the ratios (to the Buffer.copy loop of the same cell, and x bound: the fraction of the
+// cell's bound, the fastest of memcpy and streaming stores on 1..N threads, both measured in
+// this run), evaluates the targets, and returns a report that the table, --json and --svg are
+// all made from.
 import os from 'node:os';
 import { listDevices } from '../../host/discovery';
+import { type CellBound, cellBounds } from './bound';
 import { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConfig } from './cells';
 import { type HostRecord, hostRecord } from './host';
 import { FULL_SETTINGS, type MeasureSettings, measure, QUICK_SETTINGS, type Row } from './measure';
@@ -41,12 +43,15 @@ export interface BenchOptions {
 
 export interface BenchReport {
   tool: 'dmacopy bench';
-  version: 1;
+  /** 2: x bound (fraction of the best of memcpy and streaming stores) replaced vsMemcpyBound. */
+  version: 2;
   startedAt: string;
   durationMs: number;
   host: HostRecord;
   config: SweepConfig & MeasureSettings & { paths: string[]; memory: boolean };
   rows: Row[];
+  /** Per measured cell: every bound figure (kind x threads) and the chosen bound. */
+  bounds: CellBound[];
   skipped: { name: string; reason: string }[];
   /** engine.stats() of each engine path after the run (the auto policy's decisions among them). */
   engines: Record<string, unknown>;
@@ -89,46 +94,42 @@ export function planTasks(cells: readonly Cell[], paths: readonly BenchPath[], f
 }
 
 /**
- * Fills vsBufferCopy (Buffer.copy loop of the same cell and form) and vsMemcpyBound (the fastest
- * memcpy bound of the same bytes and chunking with at most the row's thread count) of every row.
+ * Fills vsBufferCopy (Buffer.copy loop of the same cell and form) and xBound (this row's
+ * throughput over the cell's bound: the fastest verified bound figure of the same bytes and
+ * chunking, any kind, any thread count) of every row. Returns the bounds it used.
  */
-export function fillRatios(rows: Row[]): void {
+export function fillRatios(rows: Row[]): CellBound[] {
   const base = new Map<string, Row>();
-  const bounds = new Map<string, Row[]>();
-  for (const r of rows) {
-    if (r.path === 'Buffer.copy' && r.verified) base.set(`${r.folioSize}/${r.folios}/${r.form}`, r);
-    if (r.pathKind === 'bound' && r.verified) {
-      const k = `${r.folioSize}/${r.folios}`;
-      bounds.set(k, [...(bounds.get(k) ?? []), r]);
-    }
-  }
+  for (const r of rows) if (r.path === 'Buffer.copy' && r.verified) base.set(`${r.folioSize}/${r.folios}/${r.form}`, r);
+  const bounds = cellBounds(rows);
+  const byCell = new Map(bounds.map((c) => [`${c.folioSize}/${c.folios}`, c]));
   for (const r of rows) {
     const b = base.get(`${r.folioSize}/${r.folios}/${r.form}`);
-    let m: Row | undefined;
-    for (const x of bounds.get(`${r.folioSize}/${r.folios}`) ?? []) {
-      if (x.threads <= r.threads && (!m || x.medianNs < m.medianNs)) m = x;
-    }
+    const bound = byCell.get(`${r.folioSize}/${r.folios}`)?.bound ?? null;
     r.vsBufferCopy = b && Number.isFinite(r.medianNs) ? b.medianNs / r.medianNs : null;
-    r.vsMemcpyBound = m && Number.isFinite(r.medianNs) ? m.medianNs / r.medianNs : null;
-    if (m) r.boundThreads = m.threads;
+    r.xBound = bound && Number.isFinite(r.gbps) ? r.gbps / bound.gbps : null;
+    if (bound) {
+      r.boundPath = bound.path;
+      r.boundGbps = bound.gbps;
+    }
   }
+  return bounds;
 }
 
-/** Cells where the k-thread memcpy bound came out slower than with fewer threads: say so. */
-export function boundNotes(rows: readonly Row[]): string[] {
+/** Cells where a bound kind came out slower on its most threads than on fewer: say so. */
+export function boundNotes(bounds: readonly CellBound[]): string[] {
   const notes: string[] = [];
-  const byCell = new Map<string, Row[]>();
-  for (const r of rows)
-    if (r.pathKind === 'bound' && r.kind === 'throughput')
-      byCell.set(`${r.folioSize}/${r.folios}`, [...(byCell.get(`${r.folioSize}/${r.folios}`) ?? []), r]);
-  for (const list of byCell.values()) {
-    const sorted = [...list].sort((a, b) => a.threads - b.threads);
-    const top = sorted[sorted.length - 1];
-    const best = sorted.reduce((a, b) => (b.medianNs < a.medianNs ? b : a));
-    if (top && best !== top && top.medianNs > best.medianNs * 1.1) {
-      notes.push(
-        `${sizeLabel(top.bytes)} of ${sizeLabel(top.folioSize)}: the ${top.threads}-thread memcpy bound (${top.gbps.toFixed(2)} GB/s) was slower than the ${best.threads}-thread one (${best.gbps.toFixed(2)} GB/s); ratios use the faster`,
-      );
+  for (const c of bounds) {
+    if (c.kind !== 'throughput') continue;
+    for (const kind of ['memcpy', 'streaming'] as const) {
+      const list = c.figures.filter((f) => f.kind === kind && f.verified);
+      const top = list[list.length - 1];
+      const best = list.reduce<typeof top>((a, f) => (!a || f.gbps > a.gbps ? f : a), undefined);
+      if (top && best && best !== top && best.gbps > top.gbps * 1.1) {
+        notes.push(
+          `${sizeLabel(c.bytes)} of ${sizeLabel(c.folioSize)}: ${top.path} (${top.gbps.toFixed(2)} GB/s) was slower than ${best.path} (${best.gbps.toFixed(2)} GB/s); the bound is the fastest figure`,
+        );
+      }
     }
   }
   return notes;
@@ -200,14 +201,14 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     await closePaths(paths);
   }
   if (memoryWanted) memory = await measureMemory(o.memoryBytes ?? GiB);
-  fillRatios(rows);
+  const bounds = fillRatios(rows);
   const failures = rows
     .filter((r) => !r.verified)
     .map(
       (r) =>
         `${r.path} ${r.mode} ${r.form} ${sizeLabel(r.folioSize)} x ${r.folios}: ${r.error ?? `${r.mismatches} of the measured copies differ from the source (first at byte ${r.firstBadOffset})`}`,
     );
-  notes.push(...boundNotes(rows));
+  notes.push(...boundNotes(bounds));
   const auto = engines.auto as { autoReason?: string; backend?: string } | undefined;
   if (auto) notes.push(`auto chose backend '${auto.backend}'${auto.autoReason ? `: ${auto.autoReason}` : ''}`);
   if (host.loadAverage[0] !== undefined && host.loadAverage[0] > host.cores * 0.5) {
@@ -215,12 +216,13 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   }
   return {
     tool: 'dmacopy bench',
-    version: 1,
+    version: 2,
     startedAt,
     durationMs: Date.now() - t0,
     host,
     config: { ...cfg, ...settings, paths: paths.map((p) => p.name), memory: memoryWanted },
     rows,
+    bounds,
     skipped: opened.skipped,
     engines,
     targets: evaluateTargets(rows, memory),
