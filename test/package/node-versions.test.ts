@@ -11,7 +11,11 @@ import { DIST, ROOT } from '../helpers';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const matrix = require('../../scripts/node-matrix.js') as { MATRIX: number[]; ensureNode(major: number): string };
 
-const BUILT = path.join(ROOT, 'build', 'Release', 'dmacopy.node');
+// The one build every version loads: build/Release, or the build DMACOPY_NATIVE_PATH names (the
+// sanitizer run of scripts/test-asan.sh points every process at its build-asan/ addon).
+const BUILT = process.env.DMACOPY_NATIVE_PATH
+  ? path.resolve(process.env.DMACOPY_NATIVE_PATH)
+  : path.join(ROOT, 'build', 'Release', 'dmacopy.node');
 
 // Installed (from the npm registry, into a cache outside the checkout) when missing. CI must have
 // every version; elsewhere a version that cannot be installed (no registry) is skipped, saying why.
