@@ -24,7 +24,7 @@ const FORBIDDEN = [
   [/^build[^/]*\//, 'build output'],
   [/^\.ci\//, 'CI scripts'],
   [/^\.github\//, 'CI configuration'],
-  [/^scripts\/(?!install-fallback\.js$)/, 'dev-only scripts'],
+  [/^scripts\/(?!(install-fallback|with-node-headers)\.js$)/, 'dev-only scripts'],
   [/^node_modules\//, 'node_modules'],
   [/^coverage\//, 'coverage reports'],
   [/^docs\//, 'docs (they live in the repository)'],

@@ -49,10 +49,12 @@ describe('npm pack contents', () => {
     const bad = files.filter(
       (f) =>
         /^(test|build[^/]*|\.ci|scripts|node_modules|docs)\/|^native\/core\/(test|bench)\/|\.(o|tgz|log)$/.test(f) &&
-        f !== 'scripts/install-fallback.js', // the install script's fallback is a runtime file
+        f !== 'scripts/install-fallback.js' && // the install script's fallback and its headers wrapper are runtime files
+        f !== 'scripts/with-node-headers.js',
     );
     expect(bad).toEqual([]);
     expect(files).toContain('scripts/install-fallback.js');
+    expect(files).toContain('scripts/with-node-headers.js');
   });
 
   it('check-pack flags what should not ship and what is missing', () => {
@@ -75,7 +77,7 @@ describe('npm pack contents', () => {
 
   it('declares prom-client as an optional peer and keeps the install script node-gyp-build (with a fallback)', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    expect(pkg.scripts.install).toBe('node-gyp-build || node scripts/install-fallback.js');
+    expect(pkg.scripts.install).toBe('node scripts/with-node-headers.js "node-gyp-build || node scripts/install-fallback.js"');
     expect(pkg.peerDependencies['prom-client']).toBeDefined();
     expect(pkg.peerDependenciesMeta['prom-client'].optional).toBe(true);
     expect(pkg.dependencies['prom-client']).toBeUndefined();
