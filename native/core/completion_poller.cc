@@ -428,12 +428,13 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     ++w->acc.out_of_order;
     mark(w);
   }
-  if (c.status == DSA_COMP_SUCCESS) {
+  const CompletionClass cls = classify_memmove_status(c.raw_status);
+  if (cls == CompletionClass::Success) {
     ch.consecutive_bad = 0;
     account_device_success(ch, w, o.p.len);
     return;
   }
-  if (c.status == DSA_COMP_PAGE_FAULT_NOBOF) {
+  if (cls == CompletionClass::PageFault) {
     ++ch.st.page_faults;
     uint32_t done = c.bytes_completed < o.p.len ? c.bytes_completed : o.p.len;
     ch.st.device_bytes += done;
@@ -469,7 +470,8 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     }
     return;
   }
-  // Any other status: the device may have left anything in the destination; redo it all.
+  // Any other status, known or not (CompletionClass::Error): the device may have left anything
+  // in the destination; redo it all.
   ++ch.st.errors;
   to_cpu(o.p, kError);
   note_bad(ch);
@@ -532,8 +534,8 @@ void CompletionPoller::reset_channel(Channel& ch, Reason why, bool count_bad, bo
   ++ch.st.drains;
   for (uint32_t slot : ch.active) {
     const Outstanding& o = ch.by_slot[slot];
-    uint8_t s = load_status(ch.arena->record(slot)) & DSA_COMP_STATUS_MASK;
-    if (s == DSA_COMP_SUCCESS) {
+    uint8_t raw = load_status(ch.arena->record(slot));
+    if (classify_memmove_status(raw) == CompletionClass::Success) {
       account_device_success(ch, o.p.w, o.p.len);  // finished before the drain: it counts
     } else {
       to_cpu(o.p, why);  // the drain abandoned it (or it failed): the CPU copies it all

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "cpu_features.h"
 #include "dsa_channels.h"
+#include "dsa_hw.h"
 #include "naive_strategy.h"
 #include "soft_device.h"
 #include "test_configs.h"
@@ -137,6 +138,36 @@ std::vector<std::unique_ptr<WorkQueue>> make_queues(std::vector<SoftDeviceConfig
   }
   return qs;
 }
+
+// A queue that executes each memmove at once (copying the bytes, so a wrong "success" would
+// still look byte-exact) and completes it with a fixed raw status byte.
+class FixedStatusQueue : public WorkQueue {
+ public:
+  // *submitted counts descriptors; it outlives the queue (close() destroys the queues).
+  FixedStatusQueue(uint8_t raw, uint64_t* submitted) : submitted_(submitted), raw_(raw) {
+    info_.name = "fixed0.0";
+    info_.size = 8;
+    info_.max_transfer_size = 4096;
+  }
+  const WqInfo& info() const override { return info_; }
+  SubmitStatus submit(const dsa_hw_desc& d) override {
+    auto* dst = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(d.dst_addr));
+    auto* src = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(d.src_addr));
+    if (d.opcode == DSA_OPCODE_MEMMOVE) std::memmove(dst, src, d.xfer_size);
+    auto* cr = reinterpret_cast<dsa_completion_record*>(static_cast<uintptr_t>(d.completion_addr));
+    store_status(cr, raw_);
+    ++*submitted_;
+    return SubmitStatus::Accepted;
+  }
+  bool healthy() override { return true; }
+  void drain() override {}
+  bool reopen() override { return true; }
+
+ private:
+  uint64_t* submitted_;
+  uint8_t raw_;
+  WqInfo info_;
+};
 
 }  // namespace
 
@@ -373,10 +404,10 @@ TEST("poller sleeps when idle and wakes promptly on submission") {
 }
 
 TEST("idle wait on an outstanding descriptor: UMWAIT where the CPU has WAITPKG, else yield, and says which ran") {
-  SoftDeviceConfig c;
+  SoftDeviceConfig c = typical_soft_device();
   c.latency_us = 20000;  // one descriptor outstanding for 20 ms: the poller goes through its idle stages
   CheckingSink sink;
-  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink);
+  DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink, typical_channel_options());
   std::vector<uint8_t> src(4096, 1), dst(4096);
   CopyRegion r{dst.data(), src.data(), 4096};
   uint32_t n = eng.submit_work(0, 1, 0, &r, 1, 0);
@@ -480,6 +511,39 @@ TEST("page_fault_retries 0 means none: the CPU finishes a piece at its first pag
   CHECK_EQ(st.fallback_page_fault, uint64_t(n));
   CHECK_EQ(raw[0]->device().counters().page_faults, uint64_t(n));
   CHECK(eng.channel_usable(0));  // page faults are not failures: no quarantine
+}
+
+// Guards issue 11: a status the poller does not know is an error, never a success or a page
+// fault: the piece is redone by the CPU (fallback_error) and no byte counts as device-copied.
+// Today's poller masked bit 7 before testing for success, so a raw 0x81 counted as a success.
+TEST("unknown completion statuses (0x26, 0x27, 0x7e, 0x81) send the piece to the CPU as an error") {
+  for (uint8_t raw : {uint8_t(0x26), uint8_t(0x27), uint8_t(0x7e), uint8_t(0x81)}) {
+    std::vector<std::unique_ptr<WorkQueue>> qs;
+    uint64_t submitted = 0;
+    auto q = std::make_unique<FixedStatusQueue>(raw, &submitted);
+    qs.push_back(std::move(q));
+    DsaChannelOptions o = typical_channel_options();
+    o.quarantine_after = 1000;  // keep the channel: every piece meets the status
+    CheckingSink sink;
+    DsaChannels eng(std::move(qs), nullptr, &sink, o);
+    std::vector<uint8_t> src(8 * 4096), dst(8 * 4096, 0);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 11 + raw);
+    CopyRegion r{dst.data(), src.data(), src.size()};
+    uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
+    CHECK_EQ(n, 8u);
+    sink.expect(9, 0, {r}, n);
+    CHECK(sink.wait_all(1, 5000));
+    eng.close();
+    CHECK(src == dst);
+    DsaChannelsStats st = eng.stats();
+    CHECK_EQ(submitted, uint64_t(n));
+    CHECK_EQ(st.device_completed, 0u);
+    CHECK_EQ(st.device_bytes, 0u);
+    CHECK_EQ(st.page_faults, 0u);
+    CHECK_EQ(st.errors, uint64_t(n));
+    CHECK_EQ(st.fallback_error, uint64_t(n));
+    CHECK_EQ(sink.sum.cpu_bytes, uint64_t(src.size()));
+  }
 }
 
 DMACOPY_TEST_MAIN

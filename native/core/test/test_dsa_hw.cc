@@ -82,6 +82,37 @@ TEST("completion record decoding masks the status and reads the fault fields") {
   CHECK(std::strcmp(status_name(0x7e), "UNKNOWN") == 0);
 }
 
+// Guards issue 11: 0x26/0x27 printed as UNKNOWN, and the poller's success test masked bit 7 so a
+// raw 0x81 (not a status the device defines) counted as a success. Only 0x01 is success, 0x03
+// with or without the write bit is a page fault, every other byte (unknown codes included) is
+// an error.
+TEST("DRAIN_EVL and BATCH_EVL_ERR are named; every status but SUCCESS and PAGE_FAULT_NOBOF is an error") {
+  CHECK_EQ(kDsaCompDrainEvl, 0x26);
+  CHECK_EQ(kDsaCompBatchEvlErr, 0x27);
+  CHECK(std::strcmp(status_name(0x26), "DRAIN_EVL") == 0);
+  CHECK(std::strcmp(status_name(0x27), "BATCH_EVL_ERR") == 0);
+  CHECK(std::strcmp(status_name(0x26 | DSA_COMP_STATUS_WRITE), "DRAIN_EVL") == 0);
+  int successes = 0, faults = 0;
+  for (int raw = 0; raw < 256; ++raw) {
+    CompletionClass k = classify_memmove_status(uint8_t(raw));
+    if (raw == DSA_COMP_SUCCESS) {
+      CHECK(k == CompletionClass::Success);
+    } else if ((raw & DSA_COMP_STATUS_MASK) == DSA_COMP_PAGE_FAULT_NOBOF) {
+      CHECK(k == CompletionClass::PageFault);
+    } else {
+      CHECK(k == CompletionClass::Error);
+    }
+    successes += k == CompletionClass::Success;
+    faults += k == CompletionClass::PageFault;
+  }
+  CHECK_EQ(successes, 1);
+  CHECK_EQ(faults, 2);
+  CHECK(classify_memmove_status(0x26) == CompletionClass::Error);
+  CHECK(classify_memmove_status(0x27) == CompletionClass::Error);
+  CHECK(classify_memmove_status(0x7e) == CompletionClass::Error);
+  CHECK(classify_memmove_status(DSA_COMP_SUCCESS | DSA_COMP_STATUS_WRITE) == CompletionClass::Error);
+}
+
 TEST("descriptor count honours max_transfer_size and the 32-bit field") {
   CHECK_EQ(descriptors_for(0, 4096), 0u);
   CHECK_EQ(descriptors_for(1, 4096), 1u);
