@@ -19,6 +19,7 @@
 #include "dsa_channels.h"
 #include "dsa_hw.h"
 #include "naive_strategy.h"
+#include "page_buffer.h"
 #include "soft_device.h"
 #include "test_configs.h"
 
@@ -168,6 +169,77 @@ class FixedStatusQueue : public WorkQueue {
   uint8_t raw_;
   WqInfo info_;
 };
+
+// A software queue that logs every descriptor it accepted (dst, len): poller-thread only, read
+// after close().
+class LoggingQueue : public WorkQueue {
+ public:
+  LoggingQueue(const SoftDeviceConfig& c, std::vector<std::pair<uint64_t, uint32_t>>* log,
+               SoftDeviceCounters* final_counters)
+      : q_(c), log_(log), final_(final_counters) {}
+  ~LoggingQueue() override { *final_ = q_.device().counters(); }
+  const WqInfo& info() const override { return q_.info(); }
+  SubmitStatus submit(const dsa_hw_desc& d) override {
+    SubmitStatus s = q_.submit(d);
+    if (s == SubmitStatus::Accepted) log_->push_back({d.dst_addr, d.xfer_size});
+    return s;
+  }
+  size_t submit_many(const dsa_hw_desc* d, size_t n, SubmitStatus* stopped) override {
+    size_t k = q_.submit_many(d, n, stopped);
+    for (size_t i = 0; i < k; ++i) log_->push_back({d[i].dst_addr, d[i].xfer_size});
+    return k;
+  }
+  bool healthy() override { return q_.healthy(); }
+  void drain() override { q_.drain(); }
+  bool reopen() override { return q_.reopen(); }
+
+ private:
+  SoftWorkQueue q_;
+  std::vector<std::pair<uint64_t, uint32_t>>* log_;
+  SoftDeviceCounters* final_;
+};
+
+struct RealFaultRun {
+  DsaChannelsStats st;
+  SoftDeviceCounters dev;
+  std::vector<std::pair<uint64_t, uint32_t>> log;
+  bool exact = false;
+  bool finished = false;
+  size_t mismatched = 1;
+  uint32_t pieces = 0;
+};
+
+// Copies `len` bytes into dst + dst_off (of a 64-page mmap whose pages are all dropped first:
+// their content is about to be overwritten) through a software device with real_page_faults,
+// max_transfer_size 4 pages, page_fault_retries 16.
+RealFaultRun copy_into_dropped_pages(size_t dst_off) {
+  RealFaultRun out;
+  dmacopy_test::PageBuffer dst(64);
+  const size_t ps = dst.page_size();
+  std::vector<uint8_t> src(48 * ps);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 29 + 3);
+  std::memset(dst.data(), 0xCD, dst.size());
+  if (!dst.drop(0, 64)) return out;
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4 * ps;
+  c.wq_size = 8;
+  c.faults.real_page_faults = true;
+  DsaChannelOptions o = typical_channel_options();
+  o.page_fault_retries = 16;
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::make_unique<LoggingQueue>(c, &out.log, &out.dev));
+  CheckingSink sink;
+  DsaChannels eng(std::move(qs), nullptr, &sink, o);
+  CopyRegion r{dst.data() + dst_off, src.data(), src.size()};
+  out.pieces = eng.submit_work(0, 7, 0, &r, 1, 0);
+  sink.expect(7, 0, {r}, out.pieces);
+  out.finished = sink.wait_all(1, 10000);
+  eng.close();
+  out.st = eng.stats();
+  out.mismatched = sink.mismatched_works;
+  out.exact = std::memcmp(dst.data() + dst_off, src.data(), src.size()) == 0;
+  return out;
+}
 
 }  // namespace
 
@@ -544,6 +616,48 @@ TEST("unknown completion statuses (0x26, 0x27, 0x7e, 0x81) send the piece to the
     CHECK_EQ(st.fallback_error, uint64_t(n));
     CHECK_EQ(sink.sum.cpu_bytes, uint64_t(src.size()));
   }
+}
+
+// Guards issue 11: page faults from real memory state. Destination pages dropped with
+// MADV_DONTNEED are not resident; the software device (real_page_faults) faults at each one with a
+// page-granular fault_addr, the poller's write touch populates it, and the continuation goes on
+// from there on the device: every byte arrives, every fault is continued on the device (none
+// finished by the CPU), and every continuation starts on a page boundary.
+TEST("real page faults: dropped destination pages are faulted, touched and continued on the device") {
+  RealFaultRun run = copy_into_dropped_pages(0);
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  CHECK(run.finished);
+  CHECK(run.exact);
+  CHECK_EQ(run.mismatched, 0u);
+  CHECK_EQ(run.pieces, 12u);
+  CHECK_EQ(run.dev.real_page_faults, 48u);  // one per destination page, each once
+  CHECK_EQ(run.st.page_faults, 48u);
+  CHECK_EQ(run.st.page_fault_retries, 48u);
+  CHECK_EQ(run.st.fallback_page_fault, 0u);
+  CHECK_EQ(run.st.cpu_bytes, 0u);
+  CHECK_EQ(run.st.device_bytes, uint64_t(48 * ps));
+  CHECK_EQ(run.log.size(), size_t(12 + 48));
+  for (auto& e : run.log) CHECK_EQ(e.first % ps, 0u);  // continuations resume at the fault's page
+}
+
+// Guards issue 11: the touch is page-granular. A piece that starts mid-page on a page that is not
+// resident gets fault_addr = that page's address, before the piece's first byte. The old touch
+// skipped such an address, so the same fault came back until page_fault_retries ran out and the
+// CPU finished every piece; touching the page (inside the piece's own bytes) lets the device go on.
+TEST("real page faults: a fault_addr before the piece on the same page is touched, the device goes on") {
+  RealFaultRun run = copy_into_dropped_pages(100);
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  CHECK(run.finished);
+  CHECK(run.exact);
+  CHECK_EQ(run.mismatched, 0u);
+  CHECK_EQ(run.pieces, 12u);
+  CHECK_EQ(run.st.fallback_page_fault, 0u);
+  CHECK_EQ(run.st.cpu_bytes, 0u);
+  CHECK_EQ(run.st.device_bytes, uint64_t(48 * ps));
+  // 49 pages hold the destination; a page two pieces share may fault for both before either
+  // touches it (11 such pages), every fault is continued on the device.
+  CHECK(run.dev.real_page_faults >= 49u && run.dev.real_page_faults <= 60u);
+  CHECK_EQ(run.st.page_fault_retries, run.dev.real_page_faults);
 }
 
 DMACOPY_TEST_MAIN
