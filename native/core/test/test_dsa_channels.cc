@@ -129,11 +129,27 @@ class CheckingSink : public EventSink {
   }
 };
 
+// A software queue that leaves its device's counters behind when close() destroys it (after the
+// drain close() does), so a test can read them afterwards; raw pointers die with the queue.
+class CountedSoftQueue : public SoftWorkQueue {
+ public:
+  CountedSoftQueue(const SoftDeviceConfig& c, SoftDeviceCounters* out) : SoftWorkQueue(c), out_(out) {}
+  ~CountedSoftQueue() override {
+    if (out_) *out_ = device().counters();
+  }
+
+ private:
+  SoftDeviceCounters* out_;
+};
+
+// raw: the queues, valid until close(); finals (resized here): their counters after close().
 std::vector<std::unique_ptr<WorkQueue>> make_queues(std::vector<SoftDeviceConfig> cfgs,
-                                                    std::vector<SoftWorkQueue*>* raw) {
+                                                    std::vector<SoftWorkQueue*>* raw,
+                                                    std::vector<SoftDeviceCounters>* finals = nullptr) {
   std::vector<std::unique_ptr<WorkQueue>> qs;
-  for (auto& c : cfgs) {
-    auto q = std::make_unique<SoftWorkQueue>(c);
+  if (finals) finals->assign(cfgs.size(), SoftDeviceCounters());
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto q = std::make_unique<CountedSoftQueue>(cfgs[i], finals ? &(*finals)[i] : nullptr);
     if (raw) raw->push_back(q.get());
     qs.push_back(std::move(q));
   }
@@ -267,10 +283,10 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   CHECK_EQ(st.descriptors, uint64_t(n));
   CHECK_EQ(st.submitted, uint64_t(n));
   CHECK(st.channels[0].max_in_flight <= 8);
+  CHECK(raw[0]->device().counters().dropped == 0);  // before close(): close() destroys the queues
   eng.close();
   eng.close();                                         // idempotent
   CHECK_EQ(eng.submit_work(0, 2, 0, regs, 1, 0), 0u);  // after close: done synchronously
-  CHECK(raw[0]->device().counters().dropped == 0);
 }
 
 TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, faults visible") {
@@ -301,7 +317,8 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   o.page_fault_retries = 1;
   o.retry_spins = 2;
   o.quarantine_after = 1000000;  // keep both queues in play: every fault kind must show
-  DsaChannels eng(make_queues(cfgs, &raw), &cpu, &sink, o);
+  std::vector<SoftDeviceCounters> finals;
+  DsaChannels eng(make_queues(cfgs, &raw, &finals), &cpu, &sink, o);
 
   std::mt19937_64 rng(12345);
   const size_t kGuard = 64;
@@ -365,7 +382,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   CHECK_EQ(guard_bad, 0u);
   CHECK_EQ(sink.finished, submitted);
   DsaChannelsStats st = eng.stats();
-  SoftDeviceCounters d0 = raw[0]->device().counters(), d1 = raw[1]->device().counters();
+  SoftDeviceCounters d0 = finals[0], d1 = finals[1];  // close() destroyed the queues
   std::printf("  works %zu (+%zu empty), descriptors %llu, events %zu in %zu posts\n", submitted, zero_works,
               (unsigned long long)st.descriptors, sink.events, sink.posts);
   std::printf("  device: pf %llu err %llu hang %llu late %llu disable %llu retry %llu reordered %llu aborted %llu\n",
@@ -441,7 +458,8 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaChannels eng(make_queues({c}, &raw), &cpu, &sink, typical_channel_options());
+  std::vector<SoftDeviceCounters> finals;
+  DsaChannels eng(make_queues({c}, &raw, &finals), &cpu, &sink, typical_channel_options());
   std::vector<uint8_t> src(8192, 0x77), dst(8192, 0);
   CopyRegion r{dst.data(), src.data(), 8192};
   uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
@@ -451,7 +469,7 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
   eng.close();
   CHECK_EQ(sink.finished, 1u);
   CHECK_EQ(sink.mismatched_works, 0u);
-  CHECK(raw[0]->device().counters().aborted >= 1);
+  CHECK(finals[0].aborted >= 1);  // counted by close()'s drain
   CHECK_EQ(eng.stats().fallback_timeout, uint64_t(n));
 }
 
