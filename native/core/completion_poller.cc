@@ -479,9 +479,9 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
 // there again. Page granularity, like accel-config (which touches fault_addr unconditionally):
 // the device may report an address before the piece's first byte (the start of the faulting
 // page), and the page is what has to become present, not the byte. But only the piece's own
-// bytes are ever accessed: the touched byte is the first byte of the piece's destination (write
-// fault) or source (read fault) that lies on that page; a fault_addr whose page holds none of
-// them is bogus and nothing is touched (the continuation then faults again, bounded by
+// bytes are ever accessed (fault_touch_address, dsa_hw.h): the first byte of the piece's
+// destination (write fault) or source (read fault) on that page; a fault_addr whose page holds
+// none of them is bogus and nothing is touched (the continuation then faults again, bounded by
 // page_fault_retries, and the CPU finishes the piece).
 // The write touch is an atomic fetch-or of 0: a locked read-modify-write takes a write fault
 // (so the kernel maps the page writable, not the shared zero page a read would map) and stores
@@ -490,16 +490,13 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
 // owns its bytes). A plain `*p = *p` is two accesses, and without volatile the compiler may drop
 // it altogether.
 void CompletionPoller::touch_fault_page(const Piece& p, const CompletionInfo& c) {
-  const uintptr_t ps = page_size();
-  const uintptr_t page = uintptr_t(c.fault_addr) & ~(ps - 1);
-  const uintptr_t base = c.fault_on_write ? reinterpret_cast<uintptr_t>(p.dst) : reinterpret_cast<uintptr_t>(p.src);
-  const uintptr_t end = base + p.len;
-  const uintptr_t lo = page > base ? page : base;  // first byte of the piece on that page
-  if (p.len == 0 || lo >= end || lo >= page + ps) return;
+  const uint64_t at = fault_touch_address(reinterpret_cast<uintptr_t>(p.src), reinterpret_cast<uintptr_t>(p.dst), p.len,
+                                          c, page_size());
+  if (at == 0) return;
   if (c.fault_on_write) {
-    __atomic_fetch_or(reinterpret_cast<volatile uint8_t*>(lo), uint8_t(0), __ATOMIC_RELAXED);
+    __atomic_fetch_or(reinterpret_cast<volatile uint8_t*>(static_cast<uintptr_t>(at)), uint8_t(0), __ATOMIC_RELAXED);
   } else {
-    (void)*reinterpret_cast<const volatile uint8_t*>(lo);
+    (void)*reinterpret_cast<const volatile uint8_t*>(static_cast<uintptr_t>(at));
   }
 }
 

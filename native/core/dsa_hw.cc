@@ -100,4 +100,15 @@ MemmoveRemainder memmove_remainder(uint64_t src, uint64_t dst, uint32_t xfer_siz
   return r;
 }
 
+uint64_t fault_touch_address(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c,
+                             uint64_t page_size) {
+  const uint64_t page = c.fault_addr & ~(page_size - 1);
+  const uint64_t base = c.fault_on_write ? dst : src;
+  if (xfer_size == 0 || base > UINT64_MAX - xfer_size) return 0;
+  const uint64_t end = base + xfer_size;
+  const uint64_t lo = page > base ? page : base;  // first byte of the piece on that page
+  if (lo >= end || lo - page >= page_size) return 0;
+  return lo;
+}
+
 }  // namespace dmacopy

@@ -110,4 +110,12 @@ struct MemmoveRemainder {
 };
 MemmoveRemainder memmove_remainder(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c);
 
+// The byte the CPU touches to fault in the page that holds c.fault_addr before a continuation:
+// the first byte of the memmove's destination (write fault) or source (read fault) that lies on
+// that page, so the page is made present (page granularity, like accel-config) while only the
+// piece's own bytes are ever accessed. 0 when the page holds none of them (a bogus fault_addr):
+// nothing is touched. page_size must be a power of two.
+uint64_t fault_touch_address(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c,
+                             uint64_t page_size);
+
 }  // namespace dmacopy

@@ -174,6 +174,31 @@ TEST("completion arena: aligned records, free list, graveyard until drain") {
   CHECK_EQ(a.graveyard_count(), 0u);
 }
 
+// Guards issue 11: the continuation touch works at page granularity. A fault_addr before the
+// piece on the same page (the page address a device reports) used to be skipped, so the same
+// fault came back; now the first byte of the piece on that page is touched, never a byte
+// outside the piece, and a fault_addr whose page holds none of the piece touches nothing.
+TEST("fault touch address: the page holding fault_addr, through the piece's own first byte on it") {
+  const uint64_t ps = 4096, src = 0x10000 + 100, dst = 0x40000 + 100;
+  CompletionInfo c;
+  c.fault_on_write = true;
+  c.fault_addr = 0x40000;  // page of the destination's first byte, before the byte
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), dst);
+  c.fault_addr = 0x41000 + 5;  // inside: the first byte of the piece on that page
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), uint64_t(0x41000));
+  c.fault_addr = 0x43000;  // the page after the piece's last byte (0x43063)
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), uint64_t(0x43000));
+  c.fault_addr = 0x44000;  // beyond the piece: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_addr = 0x3f000;  // the page before: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_addr = 0x10000;  // a source address on a write fault: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_on_write = false;  // ... but on a read fault: the source's first byte
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), src);
+  CHECK_EQ(fault_touch_address(src, dst, 0, c, ps), 0u);
+}
+
 // Guards issue 11: completion records live in memory that cannot fault when the device writes
 // them (on DSA 1.0 such a fault loses the record). The arena is its own page-aligned mapping
 // (today's came from aligned_alloc, sharing pages with the heap), every page is resident right
