@@ -34,7 +34,10 @@ export interface EngineOptions {
   cpuShare?: number | 'auto';
 }
 
-/** Probabilities (0..1) per descriptor of each fault the software device injects. */
+/**
+ * Probabilities (0..1) per descriptor of each fault the software device injects, and
+ * `realPageFaults`: page faults from real memory state instead of dice.
+ */
 export interface EmulatorFaults {
   /** Partial completion with DSA_COMP_PAGE_FAULT_NOBOF. */
   pageFault?: number;
@@ -51,6 +54,12 @@ export interface EmulatorFaults {
   retry?: number;
   /** The queue gets disabled when this descriptor runs. */
   disable?: number;
+  /**
+   * Fault where memory really is not resident (mincore): a memmove stops at the first source or
+   * destination page that is not present, like the hardware with block-on-fault off, and the
+   * engine's touch makes it present before continuing. Default false.
+   */
+  realPageFaults?: boolean;
 }
 
 export interface EmulatorOptions {

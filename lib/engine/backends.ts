@@ -11,12 +11,18 @@ import type { EmulatorFaults, EmulatorOptions } from '../types';
 import { checkIntInRange, checkNonNegative, describe } from './validate';
 
 const EMULATOR_KEYS = new Set(['queues', 'engines', 'wqSize', 'mode', 'maxTransferSize', 'seed', 'latencyUs', 'jitterUs', 'faults']);
-const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable']);
+const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable', 'realPageFaults']);
 
 function probability(v: unknown, name: string): number {
   if (v === undefined) return 0;
   if (typeof v !== 'number') throw invalidArg(name, `${name} must be a probability from 0 to 1, got ${describe(v)}`);
   if (!(v >= 0 && v <= 1)) throw outOfRange(name, `${name} must be a probability from 0 to 1, got ${v}`);
+  return v;
+}
+
+function flag(v: unknown, name: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw invalidArg(name, `${name} must be true or false, got ${describe(v)}`);
   return v;
 }
 
@@ -50,6 +56,7 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
     lateMs: f.lateMs === undefined ? EMULATOR_DEFAULTS.lateMs : checkIntInRange(f.lateMs, 'options.emulator.faults.lateMs', 1, 600_000),
     retry: probability(f.retry, 'options.emulator.faults.retry'),
     disable: probability(f.disable, 'options.emulator.faults.disable'),
+    realPageFaults: flag(f.realPageFaults, 'options.emulator.faults.realPageFaults'),
   };
   const base = {
     engines: e.engines === undefined ? EMULATOR_DEFAULTS.engines : checkIntInRange(e.engines, 'options.emulator.engines', 1, 64),

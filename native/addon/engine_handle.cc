@@ -91,6 +91,7 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
   c.faults.retry = required_number(f, "retry");
   c.faults.disable = required_number(f, "disable");
+  c.faults.real_page_faults = required_bool(f, "realPageFaults");
   try {
     return std::make_unique<dmacopy::SoftWorkQueue>(c);
   } catch (const std::invalid_argument& e) {

@@ -1,5 +1,10 @@
 #include "completion_arena.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -8,12 +13,26 @@
 
 namespace dmacopy {
 
+namespace {
+std::atomic<uint64_t> g_lock_failures{0};
+}  // namespace
+
+uint64_t CompletionArena::lock_failures() { return g_lock_failures.load(std::memory_order_relaxed); }
+
 CompletionArena::CompletionArena(uint32_t capacity) : capacity_(capacity ? capacity : 1) {
-  // Round the allocation to a multiple of the alignment, as aligned_alloc requires.
-  size_t bytes = sizeof(dsa_completion_record) * capacity_;
-  void* p = std::aligned_alloc(64, (bytes + 63) & ~size_t{63});
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  // Whole pages of our own: page-aligned (so 32-byte aligned), never shared with heap objects
+  // that malloc could trim or madvise away.
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  bytes_ = (sizeof(dsa_completion_record) * capacity_ + ps - 1) & ~(ps - 1);
+  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  // MAP_POPULATE is best effort, and a read-populated anonymous page may be the shared zero page:
+  // write every byte, so every page is a private, writable, present frame.
+  std::memset(p, 0, bytes_);
+  if (mlock(p, bytes_) != 0) {
+    lock_errno_ = errno ? errno : EPERM;  // EPERM / ENOMEM / EAGAIN: RLIMIT_MEMLOCK, tolerated
+    g_lock_failures.fetch_add(1, std::memory_order_relaxed);
+  }
   records_ = static_cast<dsa_completion_record*>(p);
   free_.reserve(capacity_);
   graveyard_.reserve(capacity_);
@@ -21,7 +40,7 @@ CompletionArena::CompletionArena(uint32_t capacity) : capacity_(capacity ? capac
   for (uint32_t i = capacity_; i-- > 0;) free_.push_back(i);
 }
 
-CompletionArena::~CompletionArena() { std::free(records_); }
+CompletionArena::~CompletionArena() { munmap(records_, bytes_); }  // also unlocks
 
 uint32_t CompletionArena::acquire() {
   if (free_.empty()) return kNoSlot;

@@ -2,6 +2,11 @@
 // 32-byte-aligned dsa_completion_record each, in one contiguous aligned allocation.
 // A slot whose descriptor was abandoned (timeout, unhealthy queue) may still be written by the
 // device, so it goes to a graveyard and is reused only after the queue was drained.
+// The record memory cannot fault when the device writes it (on DSA 1.0 a fault while writing a
+// completion record loses the record and raises SWERR): it is its own anonymous mapping, shared
+// with no other heap object, pre-faulted (MAP_POPULATE, then every page written) and mlock()ed
+// where the process may (unprivileged processes have a small RLIMIT_MEMLOCK: EPERM / ENOMEM /
+// EAGAIN from mlock are tolerated, remembered in lock_errno() and counted in lock_failures()).
 // Not thread-safe: one owner (the poller) uses it.
 #pragma once
 
@@ -23,6 +28,13 @@ class CompletionArena {
   CompletionArena& operator=(const CompletionArena&) = delete;
 
   uint32_t capacity() const { return capacity_; }
+  // The mapping that holds the records (page-aligned, a whole number of pages).
+  const void* memory() const { return records_; }
+  size_t memory_bytes() const { return bytes_; }
+  bool locked() const { return lock_errno_ == 0; }
+  int lock_errno() const { return lock_errno_; }  // 0: mlock succeeded
+  // Arenas in this process whose mlock failed (each still pre-faulted).
+  static uint64_t lock_failures();
   uint32_t free_count() const { return static_cast<uint32_t>(free_.size()); }
   uint32_t graveyard_count() const { return static_cast<uint32_t>(graveyard_.size()); }
   uint32_t in_use_count() const { return capacity_ - free_count() - graveyard_count(); }
@@ -42,6 +54,8 @@ class CompletionArena {
 
  private:
   uint32_t capacity_;
+  size_t bytes_ = 0;
+  int lock_errno_ = 0;
   dsa_completion_record* records_;
   std::vector<uint32_t> free_;       // stack of free slots
   std::vector<uint32_t> graveyard_;  // abandoned slots waiting for a drain

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "clock.h"
 #include "dsa_hw.h"
 
@@ -36,6 +38,11 @@ bool next_piece_of(WorkState* w, uint8_t** dst, const uint8_t** src, uint32_t* l
     w->next_offset = 0;
   }
   return true;
+}
+
+uintptr_t page_size() {
+  static const uintptr_t ps = uintptr_t(sysconf(_SC_PAGESIZE));
+  return ps;
 }
 
 bool exhausted(const WorkState* w) { return w->next_region >= w->regions.size(); }
@@ -428,12 +435,13 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     ++w->acc.out_of_order;
     mark(w);
   }
-  if (c.status == DSA_COMP_SUCCESS) {
+  const CompletionClass cls = classify_memmove_status(c.raw_status);
+  if (cls == CompletionClass::Success) {
     ch.consecutive_bad = 0;
     account_device_success(ch, w, o.p.len);
     return;
   }
-  if (c.status == DSA_COMP_PAGE_FAULT_NOBOF) {
+  if (cls == CompletionClass::PageFault) {
     ++ch.st.page_faults;
     uint32_t done = c.bytes_completed < o.p.len ? c.bytes_completed : o.p.len;
     ch.st.device_bytes += done;
@@ -447,16 +455,7 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
       ++w->finished;
       return;
     }
-    // Fault the page in from the CPU so the continuation does not fault again; only inside the
-    // piece's own buffers (a bogus fault_addr must never make us write elsewhere).
-    uint64_t fa = c.fault_addr;
-    uint64_t s0 = reinterpret_cast<uintptr_t>(o.p.src), d0 = reinterpret_cast<uintptr_t>(o.p.dst);
-    if (c.fault_on_write && fa >= d0 && fa < d0 + o.p.len) {
-      volatile uint8_t* p = reinterpret_cast<volatile uint8_t*>(static_cast<uintptr_t>(fa));
-      *p = *p;
-    } else if (!c.fault_on_write && fa >= s0 && fa < s0 + o.p.len) {
-      (void)*reinterpret_cast<const volatile uint8_t*>(static_cast<uintptr_t>(fa));
-    }
+    touch_fault_page(o.p, c);
     Piece next{w, reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(rem.dst)),
                reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rem.src)), rem.len, o.p.pf_retries};
     if (o.p.pf_retries < opts_.page_fault_retries) {
@@ -469,10 +468,36 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     }
     return;
   }
-  // Any other status: the device may have left anything in the destination; redo it all.
+  // Any other status, known or not (CompletionClass::Error): the device may have left anything
+  // in the destination; redo it all.
   ++ch.st.errors;
   to_cpu(o.p, kError);
   note_bad(ch);
+}
+
+// Faults in, from the CPU, the page that holds fault_addr, so the continuation does not fault
+// there again. Page granularity, like accel-config (which touches fault_addr unconditionally):
+// the device may report an address before the piece's first byte (the start of the faulting
+// page), and the page is what has to become present, not the byte. But only the piece's own
+// bytes are ever accessed (fault_touch_address, dsa_hw.h): the first byte of the piece's
+// destination (write fault) or source (read fault) on that page; a fault_addr whose page holds
+// none of them is bogus and nothing is touched (the continuation then faults again, bounded by
+// page_fault_retries, and the CPU finishes the piece).
+// The write touch is an atomic fetch-or of 0: a locked read-modify-write takes a write fault
+// (so the kernel maps the page writable, not the shared zero page a read would map) and stores
+// back the value it read in the same indivisible step, so it changes no data even if another
+// writer raced on that byte (none should: the device finished this descriptor, and the piece
+// owns its bytes). A plain `*p = *p` is two accesses, and without volatile the compiler may drop
+// it altogether.
+void CompletionPoller::touch_fault_page(const Piece& p, const CompletionInfo& c) {
+  const uint64_t at = fault_touch_address(reinterpret_cast<uintptr_t>(p.src), reinterpret_cast<uintptr_t>(p.dst), p.len,
+                                          c, page_size());
+  if (at == 0) return;
+  if (c.fault_on_write) {
+    __atomic_fetch_or(reinterpret_cast<volatile uint8_t*>(static_cast<uintptr_t>(at)), uint8_t(0), __ATOMIC_RELAXED);
+  } else {
+    (void)*reinterpret_cast<const volatile uint8_t*>(static_cast<uintptr_t>(at));
+  }
 }
 
 bool CompletionPoller::check_deadlines(Channel& ch, uint64_t now) {
@@ -532,8 +557,8 @@ void CompletionPoller::reset_channel(Channel& ch, Reason why, bool count_bad, bo
   ++ch.st.drains;
   for (uint32_t slot : ch.active) {
     const Outstanding& o = ch.by_slot[slot];
-    uint8_t s = load_status(ch.arena->record(slot)) & DSA_COMP_STATUS_MASK;
-    if (s == DSA_COMP_SUCCESS) {
+    uint8_t raw = load_status(ch.arena->record(slot));
+    if (classify_memmove_status(raw) == CompletionClass::Success) {
       account_device_success(ch, o.p.w, o.p.len);  // finished before the drain: it counts
     } else {
       to_cpu(o.p, why);  // the drain abandoned it (or it failed): the CPU copies it all

@@ -22,6 +22,7 @@
 #include "copy_region.h"
 #include "cpu_copier.h"
 #include "cpu_features.h"
+#include "dsa_hw.h"
 #include "work_queue.h"
 
 namespace dmacopy {
@@ -171,6 +172,8 @@ class CompletionPoller {
   bool check_deadlines(Channel& ch, uint64_t now);
   void on_complete(Channel& ch, uint32_t slot, bool out_of_order);
   void account_device_success(Channel& ch, WorkState* w, uint32_t len);
+  // Page-fault continuation: makes the page holding c.fault_addr present (see the .cc).
+  static void touch_fault_page(const Piece& p, const CompletionInfo& c);
   // Abandon everything outstanding, drain, send what did not complete to the CPU (reason why),
   // then optionally reopen (quarantine if that fails or the channel keeps failing).
   void reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen);

@@ -27,6 +27,7 @@ void build_noop(dsa_hw_desc* d, dsa_completion_record* cr) {
 CompletionInfo decode_completion(const dsa_completion_record* cr) {
   CompletionInfo c;
   uint8_t raw = load_status(cr);
+  c.raw_status = raw;
   c.status = raw & DSA_COMP_STATUS_MASK;
   c.fault_on_write = (raw & DSA_COMP_STATUS_WRITE) != 0;
   c.result = cr->result;
@@ -66,8 +67,16 @@ const char* status_name(uint8_t status) {
     case DSA_COMP_HW_ERR1: return "HW_ERR1";
     case DSA_COMP_HW_ERR_DRB: return "HW_ERR_DRB";
     case DSA_COMP_TRANSLATION_FAIL: return "TRANSLATION_FAIL";
+    case kDsaCompDrainEvl: return "DRAIN_EVL";
+    case kDsaCompBatchEvlErr: return "BATCH_EVL_ERR";
     default: return "UNKNOWN";
   }
+}
+
+CompletionClass classify_memmove_status(uint8_t raw_status) {
+  if (raw_status == DSA_COMP_SUCCESS) return CompletionClass::Success;
+  if ((raw_status & DSA_COMP_STATUS_MASK) == DSA_COMP_PAGE_FAULT_NOBOF) return CompletionClass::PageFault;
+  return CompletionClass::Error;
 }
 
 uint32_t piece_limit(uint64_t max_transfer_size) {
@@ -89,6 +98,17 @@ MemmoveRemainder memmove_remainder(uint64_t src, uint64_t dst, uint32_t xfer_siz
   r.src = c.result == 0 ? src + done : src;
   r.dst = c.result == 0 ? dst + done : dst;
   return r;
+}
+
+uint64_t fault_touch_address(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c,
+                             uint64_t page_size) {
+  const uint64_t page = c.fault_addr & ~(page_size - 1);
+  const uint64_t base = c.fault_on_write ? dst : src;
+  if (xfer_size == 0 || base > UINT64_MAX - xfer_size) return 0;
+  const uint64_t end = base + xfer_size;
+  const uint64_t lo = page > base ? page : base;  // first byte of the piece on that page
+  if (lo >= end || lo - page >= page_size) return 0;
+  return lo;
 }
 
 }  // namespace dmacopy

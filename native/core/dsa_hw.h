@@ -64,8 +64,16 @@ inline void store_status(dsa_completion_record* cr, uint8_t status) {
   __atomic_store_n(reinterpret_cast<volatile uint8_t*>(cr), status, __ATOMIC_RELEASE);
 }
 
+// Status codes newer than the installed <linux/idxd.h> (its enum dsa_completion_status ends at
+// DSA_COMP_TRANSLATION_FAIL 0x1c): newer uapi headers add DSA_COMP_DRAIN_EVL (0x26, a drain that
+// found event-log entries) and DSA_COMP_BATCH_EVL_ERR (0x27). Enum values cannot be tested with
+// #ifdef, so they are defined here under our own names with the kernel's values.
+constexpr uint8_t kDsaCompDrainEvl = 0x26;     // DSA_COMP_DRAIN_EVL
+constexpr uint8_t kDsaCompBatchEvlErr = 0x27;  // DSA_COMP_BATCH_EVL_ERR
+
 struct CompletionInfo {
   uint8_t status = 0;            // status & DSA_COMP_STATUS_MASK (never compare the raw byte)
+  uint8_t raw_status = 0;        // the byte as written: for classify_memmove_status only
   bool fault_on_write = false;   // status & DSA_COMP_STATUS_WRITE
   uint8_t result = 0;            // memmove: 0 = ran forward, else backward (do not advance)
   uint32_t bytes_completed = 0;  // batch: descriptors completed
@@ -75,8 +83,16 @@ struct CompletionInfo {
 // Decodes a record whose status was already seen non-zero (load_status) by this thread.
 CompletionInfo decode_completion(const dsa_completion_record* cr);
 
-// "SUCCESS", "PAGE_FAULT_NOBOF", ... ; "UNKNOWN" for codes <linux/idxd.h> does not name.
+// "SUCCESS", "PAGE_FAULT_NOBOF", "DRAIN_EVL", ... ; "UNKNOWN" for codes no header names.
 const char* status_name(uint8_t status);
+
+// What a memmove's record means for the piece. Only the exact byte DSA_COMP_SUCCESS is success
+// (bit 7, "fault on write", is defined for page-fault statuses only, so 0x81 is not a success);
+// DSA_COMP_PAGE_FAULT_NOBOF with or without bit 7 is a partial completion to continue; every
+// other code (errors, codes this build does not know, codes not valid for a memmove) is an
+// error: the device may have left anything in the destination, the CPU redoes the piece.
+enum class CompletionClass : uint8_t { Success, PageFault, Error };
+CompletionClass classify_memmove_status(uint8_t raw_status);
 
 // The largest xfer_size one descriptor may carry on a queue: its max_transfer_size, never
 // above the 32-bit xfer_size field (a 0 limit means "unknown": the field limit).
@@ -93,5 +109,13 @@ struct MemmoveRemainder {
   uint32_t len = 0;
 };
 MemmoveRemainder memmove_remainder(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c);
+
+// The byte the CPU touches to fault in the page that holds c.fault_addr before a continuation:
+// the first byte of the memmove's destination (write fault) or source (read fault) that lies on
+// that page, so the page is made present (page granularity, like accel-config) while only the
+// piece's own bytes are ever accessed. 0 when the page holds none of them (a bogus fault_addr):
+// nothing is touched. page_size must be a power of two.
+uint64_t fault_touch_address(uint64_t src, uint64_t dst, uint32_t xfer_size, const CompletionInfo& c,
+                             uint64_t page_size);
 
 }  // namespace dmacopy

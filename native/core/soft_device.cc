@@ -6,6 +6,9 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "clock.h"
 #include "dsa_hw.h"
 
@@ -33,6 +36,7 @@ enum CtrIdx {
   kInvalid,
   kUnreportable,
   kReordered,
+  kRealPageFaults,
   kCtrCount
 };
 
@@ -70,6 +74,38 @@ bool all_zero(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (p[i]) return false;
   return true;
+}
+
+uintptr_t page_size() {
+  static const uintptr_t ps = uintptr_t(sysconf(_SC_PAGESIZE));
+  return ps;
+}
+
+// Offset (from p) of the first byte of [p, p+n) on a page that is not resident, or n when all
+// are. mincore(2) wants a page-aligned start; one call covers up to 64 pages. A range it cannot
+// answer for (ENOMEM: not mapped) counts as present: inventing a fault there would make the
+// poller touch an unmapped page, which the copy itself is about to do anyway.
+uint64_t first_unpopulated(uintptr_t p, uint64_t n, bool from_end) {
+  if (n == 0) return n;
+  const uintptr_t ps = page_size();
+  const uintptr_t first = p & ~(ps - 1);
+  const uintptr_t last = (p + n - 1) & ~(ps - 1);
+  const uint64_t pages = (last - first) / ps + 1;
+  unsigned char vec[64];
+  uint64_t found = UINT64_MAX;  // page index
+  for (uint64_t i = 0; i < pages; i += 64) {
+    uint64_t k = pages - i < 64 ? pages - i : 64;
+    if (mincore(reinterpret_cast<void*>(first + i * ps), k * ps, vec) != 0) continue;
+    for (uint64_t j = 0; j < k; ++j) {
+      if (vec[j] & 1) continue;
+      found = i + j;
+      if (!from_end) break;
+    }
+    if (found != UINT64_MAX && !from_end) break;
+  }
+  if (found == UINT64_MAX) return n;
+  uintptr_t page = first + found * ps;
+  return page > p ? page - p : 0;
 }
 
 const uint8_t kErrorStatuses[] = {DSA_COMP_HW_ERR1, DSA_COMP_TRANSLATION_FAIL, DSA_COMP_HW_ERR_DRB};
@@ -249,6 +285,7 @@ SoftDeviceCounters SoftDevice::counters() const {
   c.invalid = g(kInvalid);
   c.unreportable = g(kUnreportable);
   c.reordered = g(kReordered);
+  c.real_page_faults = g(kRealPageFaults);
   return c;
 }
 
@@ -411,10 +448,58 @@ uint8_t SoftDevice::run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32
     write_record(d, st, backward ? 1 : 0, done, fa, top_level);
     return DSA_COMP_PAGE_FAULT_NOBOF;
   }
+  if (cfg_.faults.real_page_faults && fault_on_unpopulated(d, top_level)) return DSA_COMP_PAGE_FAULT_NOBOF;
   std::memmove(dst, src, len);
   bump(kSucceeded);
   write_record(d, DSA_COMP_SUCCESS, 0, len, 0, top_level);
   return DSA_COMP_SUCCESS;
+}
+
+bool SoftDevice::fault_on_unpopulated(const dsa_hw_desc& d, bool top_level) {
+  const uint64_t len = d.xfer_size;
+  if (len == 0) return false;
+  auto* dst = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(d.dst_addr));
+  auto* src = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(d.src_addr));
+  const uintptr_t ps = page_size();
+  // Overlapping with the destination above the source: the device copies backward (result 1),
+  // so the fault it meets first is the highest missing page, and what it completed is the tail.
+  const bool backward = d.dst_addr > d.src_addr && d.dst_addr < d.src_addr + len;
+  if (!backward) {
+    uint64_t fs = first_unpopulated(d.src_addr, len, false);
+    uint64_t fd = first_unpopulated(d.dst_addr, len, false);
+    if (fs == len && fd == len) return false;
+    // The source is read before the destination is written: on a tie the read faults first.
+    const bool on_write = fd < fs;
+    const uint64_t done = on_write ? fd : fs;
+    const uint64_t base = on_write ? d.dst_addr : d.src_addr;
+    std::memmove(dst, src, done);
+    bump(kPageFaults);
+    bump(kRealPageFaults);
+    // The address is the faulting page's, which may lie before this descriptor's first byte.
+    write_record(d, DSA_COMP_PAGE_FAULT_NOBOF | (on_write ? DSA_COMP_STATUS_WRITE : 0), 0, uint32_t(done),
+                 (base + done) & ~uint64_t(ps - 1), top_level);
+    return true;
+  }
+  // Backward: the last missing page of either buffer, as an offset one past its last byte here.
+  auto end_of_last = [&](uintptr_t p) -> uint64_t {
+    uint64_t off = first_unpopulated(p, len, true);
+    if (off == len) return 0;
+    uint64_t page_end = ((p + off) & ~uint64_t(ps - 1)) + ps - p;
+    return page_end < len ? page_end : len;
+  };
+  uint64_t es = end_of_last(d.src_addr), ed = end_of_last(d.dst_addr);
+  if (es == 0 && ed == 0) return false;
+  const bool on_write = ed > es;  // a tie: the read of the source faults first
+  const uint64_t stop = on_write ? ed : es;
+  const uint64_t done = len - stop;
+  const uint64_t base = on_write ? d.dst_addr : d.src_addr;
+  std::memmove(dst + stop, src + stop, done);
+  bump(kPageFaults);
+  bump(kRealPageFaults);
+  bump(kBackward);
+  write_record(d, DSA_COMP_PAGE_FAULT_NOBOF | (on_write ? DSA_COMP_STATUS_WRITE : 0), 1, uint32_t(done),
+               (base + stop - 1) & ~uint64_t(ps - 1), top_level);
+  return true;
 }
 
 void SoftDevice::execute(const Held& h) {

@@ -38,6 +38,15 @@ struct SoftFaults {
   uint32_t late_ms = 0;   // must be at least 1 when late > 0
   double retry = 0;       // shared queue: probability a submission gets a spurious Retry
   double disable = 0;     // probability per descriptor that the queue gets disabled when it runs
+  // Page faults from real memory state instead of dice: before copying, the device asks the
+  // kernel (mincore(2)) whether every source and destination page of the memmove is resident;
+  // at the first one that is not, it completes partially as the hardware does with BOF off
+  // (PAGE_FAULT_NOBOF, bytes_completed = bytes before that page, fault_addr = that page's
+  // address, bit 7 for a destination page), copying only those bytes. Touching the page from
+  // the CPU (what the poller does) makes it resident, so the continuation gets further.
+  // Limits: mincore sees residency, not permissions (a read-only zero page counts as present
+  // for a destination), and a range mincore cannot answer for (not mapped) is treated as present.
+  bool real_page_faults = false;
 };
 
 // The device's shape has no default here: its one home is lib/defaults.ts (EMULATOR_DEFAULTS),
@@ -74,9 +83,10 @@ struct SoftDeviceCounters {
   uint64_t aborted = 0;  // descriptors thrown away by drain()
   uint64_t drains = 0;
   uint64_t reopens = 0;
-  uint64_t invalid = 0;       // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
-  uint64_t unreportable = 0;  // failures the device could not report (no CRAV)
-  uint64_t reordered = 0;     // completed after a later-accepted descriptor completed
+  uint64_t invalid = 0;           // validation failures (NOZERO_RESERVE, BAD_OPCODE, ...)
+  uint64_t unreportable = 0;      // failures the device could not report (no CRAV)
+  uint64_t reordered = 0;         // completed after a later-accepted descriptor completed
+  uint64_t real_page_faults = 0;  // of page_faults: found by real_page_faults (a page not resident)
 };
 
 class SoftDevice {
@@ -119,7 +129,7 @@ class SoftDevice {
     std::thread thread;
   };
   struct Ctr {  // atomics behind SoftDeviceCounters
-    std::atomic<uint64_t> v[20];
+    std::atomic<uint64_t> v[21];
   };
 
   Fate decide(uint64_t seq, uint32_t member) const;
@@ -131,6 +141,9 @@ class SoftDevice {
   void write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
                     bool top_level);
   void note_completion_order(uint64_t seq);
+  // real_page_faults: reports a partial completion and returns true when a page of the memmove
+  // is not resident (it copied the bytes before that page and wrote the record).
+  bool fault_on_unpopulated(const dsa_hw_desc& d, bool top_level);
   void bump(int idx, uint64_t n = 1) { ctr_.v[idx].fetch_add(n, std::memory_order_relaxed); }
 
   SoftDeviceConfig cfg_;

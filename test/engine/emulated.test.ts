@@ -169,6 +169,23 @@ describe('software DSA device', () => {
     expect(sums.reduce((a, t) => a + t.batches, 0)).toBe(2000);
   });
 
+  it('realPageFaults: a fresh destination faults for real, is touched and copied byte-exactly', async () => {
+    // A large zero-filled ArrayBuffer comes from calloc/mmap: its pages are not resident until
+    // written, so the software device (realPageFaults) meets real page faults in the destination.
+    const engine = await emulated({ seed: 4, queues: 1, maxTransferSize: 4096, faults: { realPageFaults: true } }, { timeoutMs: 10_000 });
+    const size = 16 << 20;
+    const src = new Uint8Array(size);
+    fillPattern(src, 17);
+    const dst = new Uint8Array(size);
+    const r = await engine.copyBatch(dst, src, { folioSize: 1 << 20 });
+    expect(Buffer.compare(dst, src)).toBe(0);
+    expect(r.offloadedBytes).toBeGreaterThan(0);
+    const native = engine.stats().native as { dsa: { pageFaults: number; pageFaultRetries: number } };
+    expect(native.dsa.pageFaults).toBeGreaterThan(0);
+    expect(native.dsa.pageFaultRetries).toBeGreaterThan(0);
+    await engine.close();
+  });
+
   it('a dedicated queue smaller than the batch is never overfilled', async () => {
     const engine = await emulated({ seed: 5, wqSize: 4, queues: 1, jitterUs: 20, maxTransferSize: 4096 }, { timeoutMs: 5000 });
     const src = new Uint8Array(1 << 20);
@@ -246,6 +263,7 @@ describe('software DSA device', () => {
       [{ faults: { pageFault: 2 } }, 'ERR_DMACOPY_OUT_OF_RANGE'],
       [{ faults: { hang: 'often' } }, 'ERR_DMACOPY_INVALID_ARG'],
       [{ faults: { meltdown: 1 } }, 'ERR_DMACOPY_INVALID_ARG'],
+      [{ faults: { realPageFaults: 1 } }, 'ERR_DMACOPY_INVALID_ARG'],
       [{ seed: 1.5 }, 'ERR_DMACOPY_OUT_OF_RANGE'],
       [{ maxTransferSize: 10 }, 'ERR_DMACOPY_OUT_OF_RANGE'],
       [{ jitter: 5 }, 'ERR_DMACOPY_INVALID_ARG'],

@@ -52,6 +52,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cr.fault_addr = backward ? s + len - done - 1 : s + done;
     CompletionInfo c = decode_completion(&cr);
     FUZZ_CHECK(c.status == DSA_COMP_PAGE_FAULT_NOBOF);
+    // The CPU touch: 0, or a byte of this piece's own buffer on fault_addr's page (here fault_addr
+    // may also be anything at all, like a misbehaving device's).
+    CompletionInfo ct = c;
+    if (p.ConsumeBool()) ct.fault_addr = p.ConsumeIntegral<uint64_t>();
+    const uint64_t ps = uint64_t(1) << p.ConsumeIntegralInRange<int>(12, 21);
+    const uint64_t at = fault_touch_address(s, d, len, ct, ps);
+    const uint64_t tb = ct.fault_on_write ? d : s;
+    FUZZ_CHECK(at == 0 || (at >= tb && at < tb + len && (at & ~(ps - 1)) == (ct.fault_addr & ~(ps - 1))));
+    if (ct.fault_addr >= tb && ct.fault_addr < tb + len) FUZZ_CHECK(at != 0);
     MemmoveRemainder r = memmove_remainder(s, d, len, c);
     FUZZ_CHECK(r.len == len - done);
     // The continuation stays inside the original range on both sides.

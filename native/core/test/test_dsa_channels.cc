@@ -17,7 +17,9 @@
 #include "clock.h"
 #include "cpu_features.h"
 #include "dsa_channels.h"
+#include "dsa_hw.h"
 #include "naive_strategy.h"
+#include "page_buffer.h"
 #include "soft_device.h"
 #include "test_configs.h"
 
@@ -127,15 +129,132 @@ class CheckingSink : public EventSink {
   }
 };
 
+// A software queue that leaves its device's counters behind when close() destroys it (after the
+// drain close() does), so a test can read them afterwards; raw pointers die with the queue.
+class CountedSoftQueue : public SoftWorkQueue {
+ public:
+  CountedSoftQueue(const SoftDeviceConfig& c, SoftDeviceCounters* out) : SoftWorkQueue(c), out_(out) {}
+  ~CountedSoftQueue() override {
+    if (out_) *out_ = device().counters();
+  }
+
+ private:
+  SoftDeviceCounters* out_;
+};
+
+// raw: the queues, valid until close(); finals (resized here): their counters after close().
 std::vector<std::unique_ptr<WorkQueue>> make_queues(std::vector<SoftDeviceConfig> cfgs,
-                                                    std::vector<SoftWorkQueue*>* raw) {
+                                                    std::vector<SoftWorkQueue*>* raw,
+                                                    std::vector<SoftDeviceCounters>* finals = nullptr) {
   std::vector<std::unique_ptr<WorkQueue>> qs;
-  for (auto& c : cfgs) {
-    auto q = std::make_unique<SoftWorkQueue>(c);
+  if (finals) finals->assign(cfgs.size(), SoftDeviceCounters());
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto q = std::make_unique<CountedSoftQueue>(cfgs[i], finals ? &(*finals)[i] : nullptr);
     if (raw) raw->push_back(q.get());
     qs.push_back(std::move(q));
   }
   return qs;
+}
+
+// A queue that executes each memmove at once (copying the bytes, so a wrong "success" would
+// still look byte-exact) and completes it with a fixed raw status byte.
+class FixedStatusQueue : public WorkQueue {
+ public:
+  // *submitted counts descriptors; it outlives the queue (close() destroys the queues).
+  FixedStatusQueue(uint8_t raw, uint64_t* submitted) : submitted_(submitted), raw_(raw) {
+    info_.name = "fixed0.0";
+    info_.size = 8;
+    info_.max_transfer_size = 4096;
+  }
+  const WqInfo& info() const override { return info_; }
+  SubmitStatus submit(const dsa_hw_desc& d) override {
+    auto* dst = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(d.dst_addr));
+    auto* src = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(d.src_addr));
+    if (d.opcode == DSA_OPCODE_MEMMOVE) std::memmove(dst, src, d.xfer_size);
+    auto* cr = reinterpret_cast<dsa_completion_record*>(static_cast<uintptr_t>(d.completion_addr));
+    store_status(cr, raw_);
+    ++*submitted_;
+    return SubmitStatus::Accepted;
+  }
+  bool healthy() override { return true; }
+  void drain() override {}
+  bool reopen() override { return true; }
+
+ private:
+  uint64_t* submitted_;
+  uint8_t raw_;
+  WqInfo info_;
+};
+
+// A software queue that logs every descriptor it accepted (dst, len): poller-thread only, read
+// after close().
+class LoggingQueue : public WorkQueue {
+ public:
+  LoggingQueue(const SoftDeviceConfig& c, std::vector<std::pair<uint64_t, uint32_t>>* log,
+               SoftDeviceCounters* final_counters)
+      : q_(c), log_(log), final_(final_counters) {}
+  ~LoggingQueue() override { *final_ = q_.device().counters(); }
+  const WqInfo& info() const override { return q_.info(); }
+  SubmitStatus submit(const dsa_hw_desc& d) override {
+    SubmitStatus s = q_.submit(d);
+    if (s == SubmitStatus::Accepted) log_->push_back({d.dst_addr, d.xfer_size});
+    return s;
+  }
+  size_t submit_many(const dsa_hw_desc* d, size_t n, SubmitStatus* stopped) override {
+    size_t k = q_.submit_many(d, n, stopped);
+    for (size_t i = 0; i < k; ++i) log_->push_back({d[i].dst_addr, d[i].xfer_size});
+    return k;
+  }
+  bool healthy() override { return q_.healthy(); }
+  void drain() override { q_.drain(); }
+  bool reopen() override { return q_.reopen(); }
+
+ private:
+  SoftWorkQueue q_;
+  std::vector<std::pair<uint64_t, uint32_t>>* log_;
+  SoftDeviceCounters* final_;
+};
+
+struct RealFaultRun {
+  DsaChannelsStats st;
+  SoftDeviceCounters dev;
+  std::vector<std::pair<uint64_t, uint32_t>> log;
+  bool exact = false;
+  bool finished = false;
+  size_t mismatched = 1;
+  uint32_t pieces = 0;
+};
+
+// Copies `len` bytes into dst + dst_off (of a 64-page mmap whose pages are all dropped first:
+// their content is about to be overwritten) through a software device with real_page_faults,
+// max_transfer_size 4 pages, page_fault_retries 16.
+RealFaultRun copy_into_dropped_pages(size_t dst_off) {
+  RealFaultRun out;
+  dmacopy_test::PageBuffer dst(64);
+  const size_t ps = dst.page_size();
+  std::vector<uint8_t> src(48 * ps);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 29 + 3);
+  std::memset(dst.data(), 0xCD, dst.size());
+  if (!dst.drop(0, 64)) return out;
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4 * ps;
+  c.wq_size = 8;
+  c.faults.real_page_faults = true;
+  DsaChannelOptions o = typical_channel_options();
+  o.page_fault_retries = 16;
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::make_unique<LoggingQueue>(c, &out.log, &out.dev));
+  CheckingSink sink;
+  DsaChannels eng(std::move(qs), nullptr, &sink, o);
+  CopyRegion r{dst.data() + dst_off, src.data(), src.size()};
+  out.pieces = eng.submit_work(0, 7, 0, &r, 1, 0);
+  sink.expect(7, 0, {r}, out.pieces);
+  out.finished = sink.wait_all(1, 10000);
+  eng.close();
+  out.st = eng.stats();
+  out.mismatched = sink.mismatched_works;
+  out.exact = std::memcmp(dst.data() + dst_off, src.data(), src.size()) == 0;
+  return out;
 }
 
 }  // namespace
@@ -164,10 +283,10 @@ TEST("a work is split at max_transfer_size and counted per descriptor") {
   CHECK_EQ(st.descriptors, uint64_t(n));
   CHECK_EQ(st.submitted, uint64_t(n));
   CHECK(st.channels[0].max_in_flight <= 8);
+  CHECK(raw[0]->device().counters().dropped == 0);  // before close(): close() destroys the queues
   eng.close();
   eng.close();                                         // idempotent
   CHECK_EQ(eng.submit_work(0, 2, 0, regs, 1, 0), 0u);  // after close: done synchronously
-  CHECK(raw[0]->device().counters().dropped == 0);
 }
 
 TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, faults visible") {
@@ -198,7 +317,8 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   o.page_fault_retries = 1;
   o.retry_spins = 2;
   o.quarantine_after = 1000000;  // keep both queues in play: every fault kind must show
-  DsaChannels eng(make_queues(cfgs, &raw), &cpu, &sink, o);
+  std::vector<SoftDeviceCounters> finals;
+  DsaChannels eng(make_queues(cfgs, &raw, &finals), &cpu, &sink, o);
 
   std::mt19937_64 rng(12345);
   const size_t kGuard = 64;
@@ -262,7 +382,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   CHECK_EQ(guard_bad, 0u);
   CHECK_EQ(sink.finished, submitted);
   DsaChannelsStats st = eng.stats();
-  SoftDeviceCounters d0 = raw[0]->device().counters(), d1 = raw[1]->device().counters();
+  SoftDeviceCounters d0 = finals[0], d1 = finals[1];  // close() destroyed the queues
   std::printf("  works %zu (+%zu empty), descriptors %llu, events %zu in %zu posts\n", submitted, zero_works,
               (unsigned long long)st.descriptors, sink.events, sink.posts);
   std::printf("  device: pf %llu err %llu hang %llu late %llu disable %llu retry %llu reordered %llu aborted %llu\n",
@@ -338,7 +458,8 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
   std::vector<SoftWorkQueue*> raw;
   CheckingSink sink;
   ThreadCopier cpu;
-  DsaChannels eng(make_queues({c}, &raw), &cpu, &sink, typical_channel_options());
+  std::vector<SoftDeviceCounters> finals;
+  DsaChannels eng(make_queues({c}, &raw, &finals), &cpu, &sink, typical_channel_options());
   std::vector<uint8_t> src(8192, 0x77), dst(8192, 0);
   CopyRegion r{dst.data(), src.data(), 8192};
   uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
@@ -348,7 +469,7 @@ TEST("hung descriptors without a deadline are finished by close(), which drains"
   eng.close();
   CHECK_EQ(sink.finished, 1u);
   CHECK_EQ(sink.mismatched_works, 0u);
-  CHECK(raw[0]->device().counters().aborted >= 1);
+  CHECK(finals[0].aborted >= 1);  // counted by close()'s drain
   CHECK_EQ(eng.stats().fallback_timeout, uint64_t(n));
 }
 
@@ -480,6 +601,81 @@ TEST("page_fault_retries 0 means none: the CPU finishes a piece at its first pag
   CHECK_EQ(st.fallback_page_fault, uint64_t(n));
   CHECK_EQ(raw[0]->device().counters().page_faults, uint64_t(n));
   CHECK(eng.channel_usable(0));  // page faults are not failures: no quarantine
+}
+
+// Guards issue 11: a status the poller does not know is an error, never a success or a page
+// fault: the piece is redone by the CPU (fallback_error) and no byte counts as device-copied.
+// Today's poller masked bit 7 before testing for success, so a raw 0x81 counted as a success.
+TEST("unknown completion statuses (0x26, 0x27, 0x7e, 0x81) send the piece to the CPU as an error") {
+  for (uint8_t raw : {uint8_t(0x26), uint8_t(0x27), uint8_t(0x7e), uint8_t(0x81)}) {
+    std::vector<std::unique_ptr<WorkQueue>> qs;
+    uint64_t submitted = 0;
+    auto q = std::make_unique<FixedStatusQueue>(raw, &submitted);
+    qs.push_back(std::move(q));
+    DsaChannelOptions o = typical_channel_options();
+    o.quarantine_after = 1000;  // keep the channel: every piece meets the status
+    CheckingSink sink;
+    DsaChannels eng(std::move(qs), nullptr, &sink, o);
+    std::vector<uint8_t> src(8 * 4096), dst(8 * 4096, 0);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 11 + raw);
+    CopyRegion r{dst.data(), src.data(), src.size()};
+    uint32_t n = eng.submit_work(0, 9, 0, &r, 1, 0);
+    CHECK_EQ(n, 8u);
+    sink.expect(9, 0, {r}, n);
+    CHECK(sink.wait_all(1, 5000));
+    eng.close();
+    CHECK(src == dst);
+    DsaChannelsStats st = eng.stats();
+    CHECK_EQ(submitted, uint64_t(n));
+    CHECK_EQ(st.device_completed, 0u);
+    CHECK_EQ(st.device_bytes, 0u);
+    CHECK_EQ(st.page_faults, 0u);
+    CHECK_EQ(st.errors, uint64_t(n));
+    CHECK_EQ(st.fallback_error, uint64_t(n));
+    CHECK_EQ(sink.sum.cpu_bytes, uint64_t(src.size()));
+  }
+}
+
+// Guards issue 11: page faults from real memory state. Destination pages dropped with
+// MADV_DONTNEED are not resident; the software device (real_page_faults) faults at each one with a
+// page-granular fault_addr, the poller's write touch populates it, and the continuation goes on
+// from there on the device: every byte arrives, every fault is continued on the device (none
+// finished by the CPU), and every continuation starts on a page boundary.
+TEST("real page faults: dropped destination pages are faulted, touched and continued on the device") {
+  RealFaultRun run = copy_into_dropped_pages(0);
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  CHECK(run.finished);
+  CHECK(run.exact);
+  CHECK_EQ(run.mismatched, 0u);
+  CHECK_EQ(run.pieces, 12u);
+  CHECK_EQ(run.dev.real_page_faults, 48u);  // one per destination page, each once
+  CHECK_EQ(run.st.page_faults, 48u);
+  CHECK_EQ(run.st.page_fault_retries, 48u);
+  CHECK_EQ(run.st.fallback_page_fault, 0u);
+  CHECK_EQ(run.st.cpu_bytes, 0u);
+  CHECK_EQ(run.st.device_bytes, uint64_t(48 * ps));
+  CHECK_EQ(run.log.size(), size_t(12 + 48));
+  for (auto& e : run.log) CHECK_EQ(e.first % ps, 0u);  // continuations resume at the fault's page
+}
+
+// Guards issue 11: the touch is page-granular. A piece that starts mid-page on a page that is not
+// resident gets fault_addr = that page's address, before the piece's first byte. The old touch
+// skipped such an address, so the same fault came back until page_fault_retries ran out and the
+// CPU finished every piece; touching the page (inside the piece's own bytes) lets the device go on.
+TEST("real page faults: a fault_addr before the piece on the same page is touched, the device goes on") {
+  RealFaultRun run = copy_into_dropped_pages(100);
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  CHECK(run.finished);
+  CHECK(run.exact);
+  CHECK_EQ(run.mismatched, 0u);
+  CHECK_EQ(run.pieces, 12u);
+  CHECK_EQ(run.st.fallback_page_fault, 0u);
+  CHECK_EQ(run.st.cpu_bytes, 0u);
+  CHECK_EQ(run.st.device_bytes, uint64_t(48 * ps));
+  // 49 pages hold the destination; a page two pieces share may fault for both before either
+  // touches it (11 such pages), every fault is continued on the device.
+  CHECK(run.dev.real_page_faults >= 49u && run.dev.real_page_faults <= 60u);
+  CHECK_EQ(run.st.page_fault_retries, run.dev.real_page_faults);
 }
 
 DMACOPY_TEST_MAIN

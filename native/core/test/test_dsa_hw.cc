@@ -1,11 +1,15 @@
 // Descriptor bytes field by field against <linux/idxd.h>, record decoding, splitting,
 // continuation, and the completion arena.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "check.h"
 #include "completion_arena.h"
 #include "dsa_hw.h"
+#include "page_buffer.h"
 
 using namespace dmacopy;
 
@@ -82,6 +86,37 @@ TEST("completion record decoding masks the status and reads the fault fields") {
   CHECK(std::strcmp(status_name(0x7e), "UNKNOWN") == 0);
 }
 
+// Guards issue 11: 0x26/0x27 printed as UNKNOWN, and the poller's success test masked bit 7 so a
+// raw 0x81 (not a status the device defines) counted as a success. Only 0x01 is success, 0x03
+// with or without the write bit is a page fault, every other byte (unknown codes included) is
+// an error.
+TEST("DRAIN_EVL and BATCH_EVL_ERR are named; every status but SUCCESS and PAGE_FAULT_NOBOF is an error") {
+  CHECK_EQ(kDsaCompDrainEvl, 0x26);
+  CHECK_EQ(kDsaCompBatchEvlErr, 0x27);
+  CHECK(std::strcmp(status_name(0x26), "DRAIN_EVL") == 0);
+  CHECK(std::strcmp(status_name(0x27), "BATCH_EVL_ERR") == 0);
+  CHECK(std::strcmp(status_name(0x26 | DSA_COMP_STATUS_WRITE), "DRAIN_EVL") == 0);
+  int successes = 0, faults = 0;
+  for (int raw = 0; raw < 256; ++raw) {
+    CompletionClass k = classify_memmove_status(uint8_t(raw));
+    if (raw == DSA_COMP_SUCCESS) {
+      CHECK(k == CompletionClass::Success);
+    } else if ((raw & DSA_COMP_STATUS_MASK) == DSA_COMP_PAGE_FAULT_NOBOF) {
+      CHECK(k == CompletionClass::PageFault);
+    } else {
+      CHECK(k == CompletionClass::Error);
+    }
+    successes += k == CompletionClass::Success;
+    faults += k == CompletionClass::PageFault;
+  }
+  CHECK_EQ(successes, 1);
+  CHECK_EQ(faults, 2);
+  CHECK(classify_memmove_status(0x26) == CompletionClass::Error);
+  CHECK(classify_memmove_status(0x27) == CompletionClass::Error);
+  CHECK(classify_memmove_status(0x7e) == CompletionClass::Error);
+  CHECK(classify_memmove_status(DSA_COMP_SUCCESS | DSA_COMP_STATUS_WRITE) == CompletionClass::Error);
+}
+
 TEST("descriptor count honours max_transfer_size and the 32-bit field") {
   CHECK_EQ(descriptors_for(0, 4096), 0u);
   CHECK_EQ(descriptors_for(1, 4096), 1u);
@@ -137,6 +172,55 @@ TEST("completion arena: aligned records, free list, graveyard until drain") {
   a.recycle_graveyard();
   CHECK_EQ(a.free_count(), 2u);
   CHECK_EQ(a.graveyard_count(), 0u);
+}
+
+// Guards issue 11: the continuation touch works at page granularity. A fault_addr before the
+// piece on the same page (the page address a device reports) used to be skipped, so the same
+// fault came back; now the first byte of the piece on that page is touched, never a byte
+// outside the piece, and a fault_addr whose page holds none of the piece touches nothing.
+TEST("fault touch address: the page holding fault_addr, through the piece's own first byte on it") {
+  const uint64_t ps = 4096, src = 0x10000 + 100, dst = 0x40000 + 100;
+  CompletionInfo c;
+  c.fault_on_write = true;
+  c.fault_addr = 0x40000;  // page of the destination's first byte, before the byte
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), dst);
+  c.fault_addr = 0x41000 + 5;  // inside: the first byte of the piece on that page
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), uint64_t(0x41000));
+  c.fault_addr = 0x43000;  // the page after the piece's last byte (0x43063)
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), uint64_t(0x43000));
+  c.fault_addr = 0x44000;  // beyond the piece: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_addr = 0x3f000;  // the page before: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_addr = 0x10000;  // a source address on a write fault: nothing
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), 0u);
+  c.fault_on_write = false;  // ... but on a read fault: the source's first byte
+  CHECK_EQ(fault_touch_address(src, dst, 3 * 4096, c, ps), src);
+  CHECK_EQ(fault_touch_address(src, dst, 0, c, ps), 0u);
+}
+
+// Guards issue 11: completion records live in memory that cannot fault when the device writes
+// them (on DSA 1.0 such a fault loses the record). The arena is its own page-aligned mapping
+// (today's came from aligned_alloc, sharing pages with the heap), every page is resident right
+// after allocation (mincore), and it is mlock()ed, or the failure is remembered and counted.
+TEST("completion arena: record memory is its own mapping, resident at once, and locked where permitted") {
+  const size_t ps = size_t(sysconf(_SC_PAGESIZE));
+  uint64_t failures_before = CompletionArena::lock_failures();
+  for (uint32_t cap : {1u, 8u, 129u, 4096u}) {
+    CompletionArena a(cap);
+    CHECK_EQ(reinterpret_cast<uintptr_t>(a.memory()) % ps, 0u);
+    CHECK_EQ(a.memory_bytes() % ps, 0u);
+    CHECK(a.memory_bytes() >= size_t(cap) * sizeof(dsa_completion_record));
+    CHECK(dmacopy_test::all_resident(a.memory(), a.memory_bytes()));
+    CHECK(reinterpret_cast<const void*>(a.record(0)) == a.memory());
+    if (!a.locked()) {
+      int e = a.lock_errno();
+      CHECK(e == EPERM || e == ENOMEM || e == EAGAIN);
+    }
+    CHECK(a.lock_failures() >= failures_before + (a.locked() ? 0 : 1));
+    failures_before = CompletionArena::lock_failures();
+    for (uint32_t i = 0; i < cap; ++i) CHECK_EQ(load_status(a.record(i)), 0);
+  }
 }
 
 DMACOPY_TEST_MAIN

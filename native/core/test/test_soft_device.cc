@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "dsa_hw.h"
+#include "page_buffer.h"
 #include "soft_device.h"
 #include "test_configs.h"
 
@@ -265,6 +266,80 @@ TEST("page fault: partial completion with bytes_completed, fault_addr, direction
   }
   CHECK(fwd > 0 && bwd > 0 && wr > 0 && wr < 40);
   CHECK_EQ(q.device().counters().page_faults, 40u);
+}
+
+// Guards issue 11: with faults.real_page_faults the device faults where memory really is not
+// resident (pages dropped with MADV_DONTNEED), like the hardware with BOF off: it copies only the
+// bytes before the first missing page, reports them in bytes_completed, the page's address in
+// fault_addr (page-granular: it may lie before the descriptor's first byte), bit 7 for a
+// destination page, and a backward (overlapping) copy faults at its highest missing page.
+TEST("real page faults: a page that is not resident ends the memmove there, page-granular fault_addr") {
+  SoftDeviceConfig c = small();
+  c.max_transfer_size = 1u << 20;
+  c.faults.real_page_faults = true;
+  SoftWorkQueue q(c);
+  dmacopy_test::PageBuffer src(8), dst(8);
+  const size_t ps = src.page_size();
+  for (size_t i = 0; i < src.size(); ++i) src.data()[i] = uint8_t(i * 31 + 7);
+  std::memset(dst.data(), 0xAB, dst.size());
+  Records r(4);
+  dsa_hw_desc d;
+
+  // Destination pages 2..5 dropped; the copy starts 100 bytes into page 0.
+  CHECK(dst.drop(2, 4));
+  const uint32_t len = uint32_t(6 * ps - 100);
+  build_memmove(&d, dst.data() + 100, src.data() + 100, len, &r.p[0], false);
+  uint8_t st = run_one(q, d, &r.p[0]);
+  CHECK_EQ(st, uint8_t(DSA_COMP_PAGE_FAULT_NOBOF | DSA_COMP_STATUS_WRITE));
+  CompletionInfo ci = decode_completion(&r.p[0]);
+  CHECK_EQ(ci.result, 0);
+  CHECK_EQ(ci.bytes_completed, uint32_t(2 * ps - 100));
+  CHECK_EQ(ci.fault_addr, uint64_t(uintptr_t(dst.page(2))));
+  std::vector<bool> res = dst.resident();
+  CHECK(!res[2] && !res[3] && !res[4] && !res[5]);  // the device did not populate them
+  CHECK(std::memcmp(dst.data() + 100, src.data() + 100, 2 * ps - 100) == 0);
+  CHECK_EQ(dst.data()[99], 0xAB);
+
+  // A write touch makes page 2 resident: the continuation (from page 2) gets to page 3.
+  volatile uint8_t* touch = dst.page(2);
+  *touch = *touch;
+  build_memmove(&d, dst.page(2), src.page(2), uint32_t(4 * ps), &r.p[1], false);
+  CHECK_EQ(run_one(q, d, &r.p[1]), uint8_t(DSA_COMP_PAGE_FAULT_NOBOF | DSA_COMP_STATUS_WRITE));
+  CHECK_EQ(r.p[1].bytes_completed, uint32_t(ps));
+  CHECK_EQ(r.p[1].fault_addr, uint64_t(uintptr_t(dst.page(3))));
+
+  // A source page dropped (it reads back as zeros: what the copy must then deliver), a read fault
+  // whose page starts before the descriptor's first byte: fault_addr is that page's address.
+  dmacopy_test::PageBuffer s2(4), d2(4);
+  std::memset(s2.data(), 0x5C, s2.size());
+  std::memset(d2.data(), 0, d2.size());
+  CHECK(s2.drop(1, 1));
+  build_memmove(&d, d2.data() + ps + 8, s2.data() + ps + 8, uint32_t(2 * ps), &r.p[2], false);
+  CHECK_EQ(run_one(q, d, &r.p[2]), uint8_t(DSA_COMP_PAGE_FAULT_NOBOF));
+  CHECK_EQ(r.p[2].bytes_completed, 0u);
+  CHECK_EQ(r.p[2].fault_addr, uint64_t(uintptr_t(s2.page(1))));
+
+  // Overlapping, destination above the source: a backward copy meets the highest missing page.
+  dmacopy_test::PageBuffer b(4);
+  std::memset(b.data(), 0x11, b.size());
+  CHECK(b.drop(3, 1));
+  build_memmove(&d, b.data() + ps + 8, b.data(), uint32_t(2 * ps), &r.p[3], false);
+  CHECK_EQ(run_one(q, d, &r.p[3]), uint8_t(DSA_COMP_PAGE_FAULT_NOBOF | DSA_COMP_STATUS_WRITE));
+  CHECK_EQ(r.p[3].result, 1);
+  CHECK_EQ(r.p[3].bytes_completed, 0u);
+  CHECK_EQ(r.p[3].fault_addr, uint64_t(uintptr_t(b.page(3))));
+
+  SoftDeviceCounters k = q.device().counters();
+  CHECK_EQ(k.real_page_faults, 4u);
+  CHECK_EQ(k.page_faults, 4u);
+  CHECK_EQ(k.succeeded, 0u);
+
+  // Everything resident: the same copies succeed.
+  std::memset(dst.data(), 0, dst.size());
+  build_memmove(&d, dst.data() + 100, src.data() + 100, len, &r.p[0], false);
+  prepare_completion(&r.p[0]);
+  CHECK_EQ(run_one(q, d, &r.p[0]), uint8_t(DSA_COMP_SUCCESS));
+  CHECK(std::memcmp(dst.data() + 100, src.data() + 100, len) == 0);
 }
 
 TEST("errors, hangs, late completions and disable are injected and counted") {
