@@ -329,17 +329,22 @@ describe('bad input', () => {
       const m = process.memoryUsage();
       return { rss: m.rss, js: m.heapUsed + m.external };
     };
-    await run(100_000);
+    // Under ASan (scripts/test-asan.sh) each call is ~10x slower and freed memory sits in ASan's
+    // quarantine, so RSS says nothing there: the sanitizer run does fewer calls, checks only the
+    // JavaScript heap, and relies on ASan itself to report misuse of what it frees.
+    const sanitized = Boolean(process.env.DMACOPY_ASAN);
+    const calls = sanitized ? 10_000 : 100_000;
+    await run(calls);
     const start = usage();
     const rssGrowth: number[] = [];
     let last = start;
     for (let round = 0; round < 3; round++) {
-      await run(100_000);
+      await run(calls);
       const now = usage();
       rssGrowth.push(now.rss - last.rss);
       last = now;
     }
-    expect(Math.min(...rssGrowth)).toBeLessThan(8 * 1024 * 1024);
+    if (!sanitized) expect(Math.min(...rssGrowth)).toBeLessThan(8 * 1024 * 1024);
     expect(last.js - start.js).toBeLessThan(4 * 1024 * 1024);
-  });
+  }, 120_000);
 });
