@@ -34,6 +34,7 @@ export {
 } from './observe/metrics';
 export type {
   Backend,
+  CloseReport,
   CopyOptions,
   CopyReport,
   EngineOptions,

@@ -370,6 +370,7 @@ bool CompletionPoller::feed(Channel& ch) {
         break;
       }
       slots[k] = slot;
+      ch.arena->set_owner(slot, reinterpret_cast<uintptr_t>(pieces[k].dst));
       build_memmove(&descs[k], pieces[k].dst, pieces[k].src, pieces[k].len, ch.arena->record(slot), ch.cc);
       ++k;
     }
@@ -618,8 +619,11 @@ void CompletionPoller::start_fence(Channel& ch, FenceWhy why, uint64_t now) {
 }
 
 void CompletionPoller::try_submit_fence(Channel& ch) {
-  // A one-entry queue has no spare entry: wait until what it holds is gone (or the deadline).
-  if (ch.info.size <= 1 && !ch.active.empty()) return;
+  // A one-entry queue has no spare entry: give what it holds half the Drain's time to complete;
+  // after that submit anyway (its record may be lost while the entry is free; if the entry is
+  // still taken, a dedicated queue drops the Drain and the deadline calls the channel wedged).
+  const uint64_t half = uint64_t(opts_.drain_timeout_ms) * 500000ull;
+  if (ch.info.size <= 1 && !ch.active.empty() && monotonic_ns() + half < ch.fence_deadline_ns) return;
   ch.fence_record->release(0);
   uint32_t slot = ch.fence_record->acquire();  // zeroed
   alignas(64) dsa_hw_desc d;

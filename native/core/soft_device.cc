@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "completion_arena.h"
 #include "dsa_hw.h"
 
 namespace dmacopy {
@@ -474,6 +475,9 @@ void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t resu
   }
   if (success && !rcr) return;  // CRAV without RCR: a record only on failure
   auto* cr = reinterpret_cast<dsa_completion_record*>(static_cast<uintptr_t>(d.completion_addr));
+  // Instrumentation, not device behaviour: counts a record the engine gave up while we could
+  // still write it (CompletionArena::reused_while_owned).
+  CompletionArena::audit_record_write(cr, d.opcode == DSA_OPCODE_MEMMOVE ? d.dst_addr : 0);
   if (code == DSA_COMP_CRA_ALIGN) {  // misaligned record: the status is all it can say
     store_status(cr, status);
     return;

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "clock.h"
+#include "completion_arena.h"
 #include "cpu_features.h"
 #include "dsa_channels.h"
 #include "dsa_hw.h"
@@ -324,6 +325,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   std::vector<SoftDeviceCounters> finals;
   DsaChannels eng(make_queues(cfgs, &raw, &finals), &cpu, &sink, o);
 
+  const uint64_t reused_before = CompletionArena::reused_while_owned();
   std::mt19937_64 rng(12345);
   const size_t kGuard = 64;
   size_t guard_bad = 0, submitted = 0, zero_works = 0;
@@ -384,6 +386,7 @@ TEST("fault matrix: randomized works, all faults, no byte lost, guards intact, f
   CHECK_EQ(sink.mismatched_works, 0u);
   CHECK_EQ(sink.overcount, 0u);
   CHECK_EQ(guard_bad, 0u);
+  CHECK_EQ(CompletionArena::reused_while_owned(), reused_before);  // no record recycled under the device
   CHECK_EQ(sink.finished, submitted);
   DsaChannelsStats st = eng.stats();
   SoftDeviceCounters d0 = finals[0], d1 = finals[1];  // close() destroyed the queues
@@ -790,3 +793,21 @@ TEST("real page faults: a fault_addr before the piece on the same page is touche
 }
 
 DMACOPY_TEST_MAIN
+
+TEST("the record audit catches a record released while its descriptor could still write it") {
+  CompletionArena arena(4);
+  uint8_t buf[64];
+  const uint64_t dst = reinterpret_cast<uintptr_t>(buf);
+  const uint64_t before = CompletionArena::reused_while_owned();
+  uint32_t slot = arena.acquire();
+  arena.set_owner(slot, dst);
+  CHECK(CompletionArena::audit_record_write(arena.record(slot), dst));  // owned by that descriptor
+  arena.release(slot);
+  CHECK(!CompletionArena::audit_record_write(arena.record(slot), dst));  // released: a reuse
+  uint32_t again = arena.acquire();
+  arena.set_owner(again, dst + 4096);
+  CHECK(!CompletionArena::audit_record_write(arena.record(again), dst));  // another descriptor's now
+  CHECK_EQ(CompletionArena::reused_while_owned(), before + 2);
+  uint8_t other[32];
+  CHECK(CompletionArena::audit_record_write(other, dst));  // not an arena's record: not audited
+}
