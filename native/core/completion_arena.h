@@ -12,8 +12,8 @@
 
 #include <linux/idxd.h>
 
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -69,8 +69,8 @@ class CompletionArena {
   size_t bytes_ = 0;
   int lock_errno_ = 0;
   dsa_completion_record* records_;
-  std::vector<uint32_t> free_;       // stack of free slots
-  std::vector<uint32_t> graveyard_;  // abandoned slots waiting for a drain
+  std::vector<uint32_t> free_;                       // stack of free slots
+  std::vector<uint32_t> graveyard_;                  // abandoned slots waiting for a drain
   std::unique_ptr<std::atomic<uint64_t>[]> owners_;  // per slot: the owning descriptor's dst, 0 = free
 };
 

@@ -57,7 +57,8 @@ const DsaChannelOptions& validated(const DsaChannelOptions& o) {
   if (o.page_fault_retries > UINT8_MAX)
     throw std::invalid_argument("DsaChannelOptions.page_fault_retries must be at most 255");
   if (o.drain_timeout_ms == 0)
-    throw std::invalid_argument("DsaChannelOptions.drain_timeout_ms must be at least 1 (lib/defaults.ts DRAIN_TIMEOUT_MS)");
+    throw std::invalid_argument(
+        "DsaChannelOptions.drain_timeout_ms must be at least 1 (lib/defaults.ts DRAIN_TIMEOUT_MS)");
   return o;
 }
 
@@ -691,12 +692,9 @@ void CompletionPoller::settle_after_drain(Channel& ch) {
       if (lost) note_bad(ch);  // one of ours never completed: the error was ours
       else ++ch.st.foreign_errors;
       break;
-    case FenceWhy::Deadline:
-      note_bad(ch);
-      break;
+    case FenceWhy::Deadline: note_bad(ch); break;
     case FenceWhy::Trouble:
-    case FenceWhy::Shutdown:
-      break;
+    case FenceWhy::Shutdown: break;
   }
   if (ch.quarantined.load(std::memory_order_relaxed)) retire_queue(ch);
 }

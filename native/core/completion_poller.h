@@ -59,8 +59,8 @@ struct DsaChannelOptions {
   uint32_t retry_spins = kSharedQueueRetrySpins;  // see kSharedQueueRetrySpins (0: the CPU at the first Retry)
   uint32_t quarantine_after = 0;                  // consecutive bad events (timeout drains, errors, unhealthy) on a
                                                   // channel before it is quarantined; must be at least 1
-  uint32_t max_window = 4096;   // cap on descriptors in flight per channel (also capped by queue size)
-  uint32_t idle_sleep_us = 50;  // poller sleep while descriptors are outstanding but quiet
+  uint32_t max_window = 4096;     // cap on descriptors in flight per channel (also capped by queue size)
+  uint32_t idle_sleep_us = 50;    // poller sleep while descriptors are outstanding but quiet
   uint32_t drain_timeout_ms = 0;  // how long a Drain descriptor may take before the channel counts
                                   // as wedged (lib/defaults.ts DRAIN_TIMEOUT_MS); at least 1
 };
@@ -77,9 +77,9 @@ struct ChannelStats {
   uint64_t retries = 0;             // Retry answers from a shared queue
   uint64_t timeouts = 0;            // deadline drains
   uint64_t unhealthy = 0;           // drains because healthy() was false or submit said Disabled
-  uint64_t drains = 0;          // fences: Drain descriptors submitted (timeouts, errors, shutdown)
-  uint64_t lost_records = 0;    // descriptors whose record never came although the Drain completed
-  uint64_t foreign_errors = 0;  // device software errors that no descriptor of ours caused
+  uint64_t drains = 0;              // fences: Drain descriptors submitted (timeouts, errors, shutdown)
+  uint64_t lost_records = 0;        // descriptors whose record never came although the Drain completed
+  uint64_t foreign_errors = 0;      // device software errors that no descriptor of ours caused
   uint64_t out_of_order = 0;
   uint64_t max_in_flight = 0;  // highest number of descriptors outstanding at once
   bool quarantined = false;
@@ -182,10 +182,10 @@ class CompletionPoller {
     uint32_t limit = 0;
     bool cc = false;
     std::shared_ptr<CompletionArena> arena;  // shared: QueueReaper keeps it while a release runs
-    std::vector<Outstanding> by_slot;  // indexed by arena slot
-    std::vector<uint32_t> active;      // outstanding slots, dense
-    std::deque<Piece> retry;           // pieces to (re)submit before new ones
-    std::deque<WorkState*> backlog;    // works with pieces not generated yet
+    std::vector<Outstanding> by_slot;        // indexed by arena slot
+    std::vector<uint32_t> active;            // outstanding slots, dense
+    std::deque<Piece> retry;                 // pieces to (re)submit before new ones
+    std::deque<WorkState*> backlog;          // works with pieces not generated yet
     uint64_t next_seq = 0;
     uint32_t consecutive_bad = 0;
     uint64_t last_health_ns = 0;
@@ -216,11 +216,11 @@ class CompletionPoller {
   // Every outstanding piece at once: written records count as usual, blank ones go to the CPU
   // (why), with their records released, or kept and their works marked wedged. Returns blanks.
   uint64_t settle_outstanding(Channel& ch, Reason why, bool wedged);
-  void settle_after_drain(Channel& ch);           // the Drain completed: blanks were lost
-  void settle_disabled(Channel& ch);              // the queue is disabled: it completes nothing more
-  void wedge(Channel& ch);                        // the Drain did not complete in time
-  void retire_queue(Channel& ch);                 // hand queue and records to QueueReaper
-  void reroute_queued(Channel& ch);               // retry pieces to the CPU, backlog works elsewhere
+  void settle_after_drain(Channel& ch);  // the Drain completed: blanks were lost
+  void settle_disabled(Channel& ch);     // the queue is disabled: it completes nothing more
+  void wedge(Channel& ch);               // the Drain did not complete in time
+  void retire_queue(Channel& ch);        // hand queue and records to QueueReaper
+  void reroute_queued(Channel& ch);      // retry pieces to the CPU, backlog works elsewhere
   void check_reopen(Channel& ch);
   void check_health(Channel& ch, uint64_t now);
   bool usable(const Channel& ch) const;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <map>
 #include <ctime>
+#include <map>
 #include <stdexcept>
 
 #include <sys/mman.h>
@@ -197,7 +197,8 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   bool wake_all = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0 || cfg_.faults.hang > 0) ? monotonic_ns() : 0;
+    uint64_t now =
+        (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0 || cfg_.faults.hang > 0) ? monotonic_ns() : 0;
     for (; ok < n; ++ok) {
       bump(kSubmitted);
       if (state_.load(std::memory_order_relaxed) != kEnabled) {

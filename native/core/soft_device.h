@@ -16,7 +16,7 @@
 //    completion records, and a queue disabled mid-stream (held descriptors never complete,
 //    further submits: Disabled).
 // And what the kernel and the hardware do that an idealized device would not
-// (../shared/reference/idxd-kernel-semantics.md):
+// (Linux drivers/dma/idxd/cdev.c release and poll, device.c drain; the DSA specification):
 //  - no abort: release (drain()) waits for every descriptor held, however long; a wedged
 //    descriptor (hang with hang_ms 0) never completes, so its release never returns;
 //  - release is deferred while another reference to the file exists (hold_file(): a fork()
@@ -42,17 +42,17 @@
 namespace dmacopy {
 
 struct SoftFaults {
-  double page_fault = 0;  // probability a memmove completes partially with PAGE_FAULT_NOBOF
-  double backward = 0;    // of those, the fraction reported as a backward copy (result = 1)
-  double error = 0;       // probability of a hardware error status (HW_ERR1, ...)
-  double hang = 0;        // probability a descriptor is wedged: it completes only after hang_ms
-  uint32_t hang_ms = 0;   // 0: never (a wedged device; the release of its queue never returns)
+  double page_fault = 0;   // probability a memmove completes partially with PAGE_FAULT_NOBOF
+  double backward = 0;     // of those, the fraction reported as a backward copy (result = 1)
+  double error = 0;        // probability of a hardware error status (HW_ERR1, ...)
+  double hang = 0;         // probability a descriptor is wedged: it completes only after hang_ms
+  uint32_t hang_ms = 0;    // 0: never (a wedged device; the release of its queue never returns)
   double lost_record = 0;  // probability the data is copied but the record is never written (a
                            // fault on the record on DSA 1.0): SWERR is raised instead
-  double late = 0;        // probability a descriptor completes only after late_ms
-  uint32_t late_ms = 0;   // must be at least 1 when late > 0
-  double retry = 0;       // shared queue: probability a submission gets a spurious Retry
-  double disable = 0;     // probability per descriptor that the queue gets disabled when it runs
+  double late = 0;         // probability a descriptor completes only after late_ms
+  uint32_t late_ms = 0;    // must be at least 1 when late > 0
+  double retry = 0;        // shared queue: probability a submission gets a spurious Retry
+  double disable = 0;      // probability per descriptor that the queue gets disabled when it runs
   // Page faults from real memory state instead of dice: before copying, the device asks the
   // kernel (mincore(2)) whether every source and destination page of the memmove is resident;
   // at the first one that is not, it completes partially as the hardware does with BOF off
@@ -82,11 +82,11 @@ struct SoftDeviceConfig {
   uint32_t engines = 0;  // engine threads, at least 1
   uint32_t wq_size = 0;  // descriptors the queue holds in flight, at least 1
   WqMode mode = WqMode::Dedicated;
-  uint64_t max_transfer_size = 0;  // bytes per descriptor, at least 64
-  uint64_t seed = 0;               // any value: the fault and reordering draws replay from it
+  uint64_t max_transfer_size = 0;          // bytes per descriptor, at least 64
+  uint64_t seed = 0;                       // any value: the fault and reordering draws replay from it
   std::shared_ptr<SoftErrorLatch> errors;  // the device-wide SWERR register (null: its own)
-  uint32_t latency_us = 0;         // base latency of every descriptor
-  uint32_t jitter_us = 0;          // + uniform [0, jitter_us] per descriptor
+  uint32_t latency_us = 0;                 // base latency of every descriptor
+  uint32_t jitter_us = 0;                  // + uniform [0, jitter_us] per descriptor
   SoftFaults faults;
 };
 
@@ -106,8 +106,8 @@ struct SoftDeviceCounters {
   uint64_t hangs = 0;
   uint64_t lates = 0;
   uint64_t disables = 0;
-  uint64_t lost_records = 0;  // records never written (lost_record)
-  uint64_t drains = 0;        // releases (drain())
+  uint64_t lost_records = 0;       // records never written (lost_record)
+  uint64_t drains = 0;             // releases (drain())
   uint64_t drain_descriptors = 0;  // in-band Drain descriptors completed
   uint64_t deferred_releases = 0;  // releases that returned at once: another reference held the file
   uint64_t reopens = 0;

@@ -137,7 +137,7 @@ describe('software DSA device', () => {
         jitterUs: 30,
         maxTransferSize: 8192,
         faults: {
-          pageFault: 0.05,
+          pageFault: 0.15, // high enough that some piece faults past its 2 continuations (0.15^3 per descriptor)
           backward: 0.3,
           error: 0.02,
           hang: 0.004,

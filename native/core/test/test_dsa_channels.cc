@@ -20,8 +20,8 @@
 #include "dsa_channels.h"
 #include "dsa_hw.h"
 #include "naive_strategy.h"
-#include "queue_reaper.h"
 #include "page_buffer.h"
+#include "queue_reaper.h"
 #include "soft_device.h"
 #include "test_configs.h"
 
@@ -487,7 +487,7 @@ TEST("wedged device: close() returns within its bound, works end marked wedged, 
   CHECK(took < std::chrono::milliseconds(300));  // the bound: drain_timeout_ms, not the device
   CHECK_EQ(sink.finished, 1u);
   CHECK_EQ(sink.mismatched_works, 0u);
-  CHECK(src == dst);                   // the CPU copied it
+  CHECK(src == dst);                       // the CPU copied it
   CHECK_EQ(sink.sum.wedged, uint64_t(n));  // and says the device may still write it
   DsaChannelsStats st = eng.stats();
   CHECK_EQ(st.wedged, 1u);
@@ -531,7 +531,9 @@ TEST("deadline: a slow descriptor is reported done only once a Drain proves the 
   eng.close();
 }
 
-TEST("a device-wide software error from another engine drains nothing of ours; the guilty engine's lost pieces go to the CPU") {
+TEST(
+    "a device-wide software error from another engine drains nothing of ours; the guilty engine's lost pieces go to "
+    "the CPU") {
   auto latch = soft_error_latch("shared-dev-for-two-engines");
   SoftDeviceConfig good = typical_soft_device(), bad = typical_soft_device();
   good.errors = bad.errors = latch;
@@ -568,16 +570,15 @@ TEST("a device-wide software error from another engine drains nothing of ours; t
   }
   DsaChannelsStats ga = a.stats(), gb = b.stats();
   std::printf("  good: foreign %llu drains %llu lost %llu cpu %llu; bad: lost %llu drains %llu, latch %llu\n",
-              (unsigned long long)ga.foreign_errors, (unsigned long long)ga.drains,
-              (unsigned long long)ga.lost_records, (unsigned long long)ga.cpu_bytes,
-              (unsigned long long)gb.lost_records, (unsigned long long)gb.drains,
+              (unsigned long long)ga.foreign_errors, (unsigned long long)ga.drains, (unsigned long long)ga.lost_records,
+              (unsigned long long)ga.cpu_bytes, (unsigned long long)gb.lost_records, (unsigned long long)gb.drains,
               (unsigned long long)latch->count.load());
   CHECK(latch->count.load() > 0);
-  CHECK(ga.foreign_errors > 0);  // it saw them...
+  CHECK(ga.foreign_errors > 0);   // it saw them...
   CHECK_EQ(ga.lost_records, 0u);  // ...and lost nothing,
   CHECK_EQ(ga.cpu_bytes, 0u);     // so the CPU did none of its work,
   CHECK_EQ(ga.quarantines, 0u);   // and it is not blamed
-  CHECK(gb.lost_records > 0);  // the guilty one found its own lost descriptors
+  CHECK(gb.lost_records > 0);     // the guilty one found its own lost descriptors
   CHECK(gb.cpu_bytes > 0);
   CHECK_EQ(sink_good.mismatched_works + sink_bad.mismatched_works, 0u);
   a.close();

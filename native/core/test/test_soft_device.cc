@@ -505,8 +505,7 @@ TEST("software errors are device-wide and sticky: every queue of the device sees
   CHECK(qb.submit(desc) == SubmitStatus::Accepted);
   // The record is lost (a fault on it, DSA 1.0): the data moved, no record, SWERR instead.
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (qb.device().counters().lost_records == 0 && std::chrono::steady_clock::now() < end)
-    std::this_thread::yield();
+  while (qb.device().counters().lost_records == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
   CHECK_EQ(qb.device().counters().lost_records, 1u);
   CHECK_EQ(load_status(&r.p[0]), 0);
   CHECK(s == d);
