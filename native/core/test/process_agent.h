@@ -11,7 +11,11 @@
 //    an IOMMU translation would: touching it from the client makes the continuation go further;
 //  - records are written fields first, status byte last, in a separate write;
 //  - one engine, in order: a Drain completes once everything before it did; with `wedge`, the
-//    agent takes descriptors and never completes any (a wedged device), Drains included.
+//    agent takes descriptors and never completes any (a wedged device), Drains included;
+//  - a dedicated queue of wq_size entries: with latency_us per descriptor, what arrives while
+//    wq_size are held is dropped silently, and the software error is raised the way the client
+//    can see it, by a change of the device 'errors' file (errors_path); write() gives no
+//    feedback, as the kernel's unchecked MOVDIR64B on the write() path does.
 // The child is forked at construction and killed at destruction; it uses no locks and no heap.
 // Header-only: run-core-tests.js links only native/core/*.cc.
 #pragma once
@@ -24,6 +28,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +41,9 @@ namespace dmacopy_test {
 struct ProcessAgentOptions {
   bool pagemap_faults = false;  // fault on mapped pages that are not resident
   bool wedge = false;           // accept descriptors, complete none
+  uint32_t wq_size = 0;         // dedicated queue entries (0: unbounded)
+  uint32_t latency_us = 0;      // per descriptor, in order
+  std::string errors_path;      // the device 'errors' file the agent bumps on a drop
 };
 
 class ProcessAgent {
@@ -80,26 +88,56 @@ class ProcessAgent {
 
  private:
   static constexpr size_t kChunk = 64 * 1024;
+  static constexpr size_t kMaxHeld = 4096;
   static constexpr uint64_t kPage = 4096;
+
+  static uint64_t now_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000u + uint64_t(ts.tv_nsec) / 1000u;
+  }
 
   void serve(int fd) {
     static uint8_t in[4096];
+    static dsa_hw_desc held[kMaxHeld];  // the queue: a ring, in order
     uint8_t desc[64];
-    size_t have = 0;
+    size_t have = 0, head = 0, count = 0;
+    uint64_t due = 0, drops = 0;
+    const size_t cap = opt_.wq_size ? opt_.wq_size : kMaxHeld;
     for (;;) {
       pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      ssize_t r = ::read(fd, in, sizeof in);
-      if (r <= 0) continue;
-      for (ssize_t i = 0; i < r; ++i) {
-        desc[have++] = in[i];
-        if (have < 64) continue;
-        have = 0;
-        dsa_hw_desc d;
-        std::memcpy(&d, desc, 64);
-        if (!opt_.wedge) perform(d);
+      int wait_ms = count && !opt_.wedge ? 0 : 100;
+      if (::poll(&p, 1, wait_ms) > 0) {
+        ssize_t r = ::read(fd, in, sizeof in);
+        for (ssize_t i = 0; i < r; ++i) {
+          desc[have++] = in[i];
+          if (have < 64) continue;
+          have = 0;
+          if (count == cap) {  // a full dedicated queue drops it and raises SWERR
+            ++drops;
+            raise_swerr(drops);
+            continue;
+          }
+          std::memcpy(&held[(head + count) % kMaxHeld], desc, 64);
+          if (count++ == 0) due = now_us() + opt_.latency_us;
+        }
       }
+      if (opt_.wedge || count == 0 || now_us() < due) continue;
+      perform(held[head]);
+      head = (head + 1) % kMaxHeld;
+      if (--count) due = now_us() + opt_.latency_us;
     }
+  }
+
+  void raise_swerr(uint64_t n) const {
+    if (opt_.errors_path.empty()) return;
+    int f = ::open(opt_.errors_path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (f < 0) return;
+    char line[96];
+    int k = std::snprintf(line, sizeof line, "0x%016llx,0x0000000000000000,0x0000000000000000,0x0000000000000000\n",
+                          (unsigned long long)(0x8000000000000000ull | n));
+    (void)!::write(f, line, size_t(k));
+    ::close(f);
   }
 
   // 0: present (or cannot tell); 1: mapped but not resident.
