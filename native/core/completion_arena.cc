@@ -21,7 +21,9 @@ std::atomic<uint64_t> g_lock_failures{0};
 std::atomic<uint64_t> g_reused{0};
 
 // Live arenas by address, for audit_record_write (arenas are few; writes take the lock shared).
-std::shared_mutex g_arenas_mu;
+// Never destroyed: a device thread of a queue still being released (QueueReaper) may audit a
+// record while the process exits.
+std::shared_mutex& g_arenas_mu = *new std::shared_mutex();
 std::map<uintptr_t, CompletionArena*>& arenas() {
   static auto* m = new std::map<uintptr_t, CompletionArena*>();  // never destroyed
   return *m;

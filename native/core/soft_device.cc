@@ -125,7 +125,7 @@ const SoftDeviceConfig& validated(const SoftDeviceConfig& c) {
   return c;
 }
 
-std::mutex g_latches_mu;
+std::mutex& g_latches_mu = *new std::mutex();  // never destroyed, like the map it guards
 std::map<std::string, std::weak_ptr<SoftErrorLatch>>& latches() {
   static auto* m = new std::map<std::string, std::weak_ptr<SoftErrorLatch>>();  // never destroyed
   return *m;

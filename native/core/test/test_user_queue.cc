@@ -1034,7 +1034,7 @@ TEST("out-of-process wedged device: the Drain never completes, the work ends wed
   CHECK_EQ(sink.sum.wedged, uint64_t(n));  // ...and says the device may still write it
   auto t0 = std::chrono::steady_clock::now();
   eng.close();
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
   CHECK_EQ(eng.stats().wedged, 1u);
   CHECK(QueueReaper::wait_idle(2000));  // a FIFO's release returns (a real wedged device's would not)
 }
