@@ -270,7 +270,10 @@ bool CompletionPoller::sweep(uint64_t now) {
   if (has_news_.load(std::memory_order_acquire)) progress |= take_news();
   for (auto& chp : channels_) {
     Channel& ch = *chp;
-    if (ch.mode == Mode::Gone) continue;
+    if (ch.mode == Mode::Gone) {
+      if (!ch.retry.empty() || !ch.backlog.empty()) reroute_queued(ch);  // (never expected)
+      continue;
+    }
     if (ch.mode == Mode::Reopening) {
       check_reopen(ch);
       continue;
@@ -739,6 +742,9 @@ void CompletionPoller::wedge(Channel& ch) {
 
 void CompletionPoller::retire_queue(Channel& ch) {
   ch.mode = Mode::Gone;
+  // Nothing may stay behind on a channel that is never swept again: a page-fault continuation
+  // queued while its last records were settled, or a work routed here while it was fencing.
+  reroute_queued(ch);
   if (ch.q) {
     // The Drain record must outlive the release too: a wedged device may still complete it.
     auto keep = std::make_shared<std::pair<std::shared_ptr<CompletionArena>, std::shared_ptr<CompletionArena>>>(

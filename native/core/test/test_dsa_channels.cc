@@ -812,3 +812,33 @@ TEST("the record audit catches a record released while its descriptor could stil
   uint8_t other[32];
   CHECK(CompletionArena::audit_record_write(other, dst));  // not an arena's record: not audited
 }
+
+TEST("regression: a page-fault continuation queued while a quarantined channel settles still finishes") {
+  // Found by the fault campaign (--round-seed 3254232879): errors quarantine the channel while a
+  // fence settles it; a record settled then was a page fault, whose continuation went to the
+  // channel's retry queue just before the channel was retired, and its work never finished.
+  SoftDeviceConfig c = typical_soft_device();
+  c.wq_size = 8;
+  c.max_transfer_size = 4096;
+  c.faults.page_fault = 0.5;
+  c.faults.error = 0.3;
+  c.jitter_us = 50;
+  CheckingSink sink;
+  ThreadCopier cpu;
+  DsaChannelOptions o = typical_channel_options();
+  o.quarantine_after = 1;
+  size_t done = 0;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    c.seed = seed;
+    DsaChannels eng(make_queues({c, c}, nullptr), &cpu, &sink, o);
+    std::vector<uint8_t> src(64 * 1024), dst(64 * 1024, 0);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 3 + seed);
+    CopyRegion r{dst.data(), src.data(), src.size()};
+    uint32_t n = eng.submit_work(0, seed, 0, &r, 1, 0);
+    sink.expect(seed, 0, {r}, n);
+    CHECK(sink.wait_all(++done, 5000));
+    CHECK(src == dst);
+    eng.close();
+  }
+  CHECK_EQ(sink.mismatched_works, 0u);
+}
