@@ -705,6 +705,11 @@ void CompletionPoller::settle_after_drain(Channel& ch) {
 void CompletionPoller::settle_disabled(Channel& ch) {
   // Disabled (sysfs state, or submit said so) or halted: the device completes nothing more it
   // held. What completed counts; the rest is the CPU's.
+  if (ch.mode == Mode::Fencing && ch.fence_submitted && load_status(ch.fence_record->record(0)) == 0) {
+    ch.stale_fences.push_back(std::move(ch.fence_record));
+    ch.fence_record = std::make_shared<CompletionArena>(1);
+  }
+  ch.fence_submitted = false;
   settle_outstanding(ch, kError, false);
   ch.mode = Mode::Running;
   note_bad(ch);

@@ -175,6 +175,9 @@ class CompletionPoller {
     bool fence_submitted = false;
     uint64_t fence_deadline_ns = 0;
     std::shared_ptr<CompletionArena> fence_record;  // one record for the Drain descriptor
+    // Records of Drains cut short by a disable: never reused for a later Drain (kept until the
+    // poller goes), so a late write into one cannot complete a fence that is not its own.
+    std::vector<std::shared_ptr<CompletionArena>> stale_fences;
     std::shared_ptr<ReopenJob> reopening;
     bool settling = false;  // inside settle_outstanding (see there)
     WqInfo info;

@@ -203,7 +203,7 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
       bump(kSubmitted);
       if (state_.load(std::memory_order_relaxed) != kEnabled) {
         bump(kRejectedDisabled);
-        st = SubmitStatus::Disabled;
+        st = SubmitStatus::Disabled;  // reported only once the queue is quiet (see below)
         break;
       }
       uint64_t attempt = submit_attempts_++;
@@ -275,11 +275,29 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   }
   for (size_t i = 0; i < engines_.size(); ++i)
     if (wake_all || (i < 64 && (woke >> i) & 1)) engines_[i]->cv.notify_one();
+  if (st == SubmitStatus::Disabled) await_disabled();
   if (accepted) *accepted = ok;
   return st;
 }
 
-bool SoftDevice::healthy() const { return state_.load(std::memory_order_acquire) == kEnabled; }
+bool SoftDevice::healthy() const {
+  await_disabled();
+  return state_.load(std::memory_order_acquire) == kEnabled;
+}
+
+void SoftDevice::await_disabled() const {
+  while (state_.load(std::memory_order_acquire) == kDisabling) std::this_thread::yield();
+}
+
+void SoftDevice::end_execution() {
+  if (executing_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+  uint8_t s = kDisabling;
+  if (!state_.compare_exchange_strong(s, kDisabled, std::memory_order_seq_cst)) return;
+  // Disabled: Drain descriptors it held end without a record, like everything else it held.
+  std::lock_guard<std::mutex> ol(order_mu_);
+  complete_ready_drains();
+  if (held_seqs_.empty()) quiet_cv_.notify_all();
+}
 
 bool SoftDevice::take_device_error() {
   uint64_t c = errors_->count.load(std::memory_order_acquire);
@@ -302,6 +320,12 @@ void SoftDevice::retire(uint64_t seq) {
 }
 
 void SoftDevice::complete_ready_drains() {
+  const uint8_t s = state_.load(std::memory_order_seq_cst);
+  if (s == kDisabled || s == kDisabling) {
+    in_flight_.fetch_sub(uint32_t(drains_.size()), std::memory_order_acq_rel);
+    drains_.clear();
+    return;
+  }
   const uint64_t oldest = held_seqs_.empty() ? UINT64_MAX : *held_seqs_.begin();
   size_t keep = 0;
   for (size_t i = 0; i < drains_.size(); ++i) {
@@ -336,6 +360,7 @@ void SoftDevice::drain() {
 }
 
 bool SoftDevice::reopen() {
+  await_disabled();
   if (state_.load(std::memory_order_acquire) == kEnabled) drain();
   {  // the queue is not reusable until the device let go of what it held
     std::unique_lock<std::mutex> ol(order_mu_);
@@ -393,7 +418,7 @@ void SoftDevice::unit_main(ExecUnit& e) {
         e.incoming.clear();
         e.pending.store(0, std::memory_order_release);
       }
-      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kDisabled) {
+      if (!e.local.empty() && !executable()) {
         // A disabled queue completes nothing it held: those descriptors end without a record.
         for (const Held& h : e.local) {
           in_flight_.fetch_sub(1, std::memory_order_acq_rel);
@@ -405,11 +430,18 @@ void SoftDevice::unit_main(ExecUnit& e) {
       if (!e.local.empty()) {
         uint64_t now = e.local.front().due_ns == 0 ? 0 : monotonic_ns();
         for (int k = 0; k < 64 && !e.local.empty() && e.local.front().due_ns <= now; ++k) {
-          if (state_.load(std::memory_order_acquire) == kDisabled) break;  // disabled mid-stream
+          // Counted before the state is read (and the state set before the count is read by the
+          // one disabling it): either this execution is seen, or the disable is.
+          executing_.fetch_add(1, std::memory_order_seq_cst);
+          if (!executable()) {  // disabled mid-stream
+            end_execution();
+            break;
+          }
           std::pop_heap(e.local.begin(), e.local.end(), later);
           Held h = e.local.back();
           e.local.pop_back();
           execute(h);
+          end_execution();
           did = true;
         }
       }
@@ -606,7 +638,7 @@ void SoftDevice::execute(const Held& h) {
   if (h.fate == Fate::Disable) {
     // The queue goes down with this descriptor: it and everything still held never complete.
     bump(kDisables);
-    state_.store(kDisabled, std::memory_order_release);
+    state_.store(kDisabling, std::memory_order_seq_cst);  // kDisabled once executions in progress end
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     retire(h.seq);
     return;

@@ -148,7 +148,10 @@ class SoftDevice {
 
  private:
   enum class Fate : uint8_t { Normal, PageFault, Error, Hang, Late, Disable, LostRecord, Wedged };
-  enum State : uint8_t { kEnabled, kDisabled, kDrained };
+  // kDisabling: a Disable fate ran; descriptors already executing finish first, and only then is
+  // the queue kDisabled, as the hardware's Disable WQ waits for in-progress work. Nobody outside
+  // sees kDisabling: healthy() and submit() wait it out, so "disabled" always means "quiet".
+  enum State : uint8_t { kEnabled, kDisabled, kDrained, kDisabling };
   struct Held {
     dsa_hw_desc desc;
     uint64_t seq;
@@ -191,6 +194,13 @@ class SoftDevice {
   void complete_ready_drains();  // with order_mu_ held
   static bool is_plain_drain(const dsa_hw_desc& d);
   void stop_engines();
+  bool executable() const {
+    uint8_t s = state_.load(std::memory_order_seq_cst);
+    return s == kEnabled || s == kDrained;
+  }
+  void await_disabled() const;
+  void end_execution();  // the last execution of a disabling queue makes it kDisabled
+  std::atomic<uint32_t> executing_{0};
 
   SoftDeviceConfig cfg_;
   std::mutex mu_;  // submission side: state changes, incoming lists, sleeping flags
