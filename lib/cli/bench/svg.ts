@@ -161,7 +161,8 @@ export function renderSvg(rows: readonly Row[], title: string): string {
   return `${out.join('\n')}\n`;
 }
 
-interface Label {
+/** A direct label: its text and colour, where it goes (y) and the line end it names. */
+export interface Label {
   text: string;
   color: string;
   y: number;
@@ -233,8 +234,17 @@ function renderPanel(p: Panel, x0: number, y0: number, colors: Map<string, strin
     const last = s.points[s.points.length - 1];
     if (last) labels.push({ text: s.label, color, y: py(last.y), anchorX: px(last.x), anchorY: py(last.y) });
   }
-  // Direct labels right of the plot, in the order of the line ends, pushed apart to stay legible,
-  // each joined to its line's end by a thin leader in its colour.
+  out.push(...directLabels(labels, x0 + PANEL_W + 8, y0 + PANEL_H + 20));
+  out.push(`</g>`);
+  return out;
+}
+
+/**
+ * Direct labels right of a plot (at x = lx), in the order of the line ends, pushed apart to stay
+ * legible and kept above yBottom, each joined to its line's end by a thin leader in its colour.
+ */
+export function directLabels(labels: Label[], lx: number, yBottom: number): string[] {
+  const out: string[] = [];
   labels.sort((a, b) => a.y - b.y);
   const gap = 13;
   for (let i = 1; i < labels.length; i++) {
@@ -242,16 +252,14 @@ function renderPanel(p: Panel, x0: number, y0: number, colors: Map<string, strin
     const cur = labels[i] as Label;
     if (cur.y < prev.y + gap) cur.y = prev.y + gap;
   }
-  const overflow = (labels[labels.length - 1]?.y ?? 0) - (y0 + PANEL_H + 20);
+  const overflow = (labels[labels.length - 1]?.y ?? 0) - yBottom;
   if (overflow > 0) for (const l of labels) l.y -= overflow;
-  const lx = x0 + PANEL_W + 8;
   for (const l of labels) {
     out.push(
       `<line x1="${l.anchorX.toFixed(1)}" y1="${l.anchorY.toFixed(1)}" x2="${lx.toFixed(1)}" y2="${l.y.toFixed(1)}" stroke="${l.color}" stroke-width="0.6" stroke-opacity="0.6"/>`,
     );
     out.push(`<text class="label" x="${lx + 3}" y="${(l.y + 4).toFixed(1)}" fill="${l.color}">${escapeXml(l.text)}</text>`);
   }
-  out.push(`</g>`);
   return out;
 }
 
