@@ -4,6 +4,6 @@
 // copyBatchSync and a worker. The same as `dmacopy bench --service`; every flag is passed on.
 //
 //   node scripts/bench-service.js [--short] [--duration 3] [--pool-mib 256] [--connections 4]
-//                                 [--rate 0] [--json] [--svg chart.svg]
+//                                 [--rate 0] [--reps 1] [--json] [--svg chart.svg]
 'use strict';
 require('../dist/cli/main.js').main([process.argv[0], 'dmacopy', 'bench', '--service', ...process.argv.slice(2)]);

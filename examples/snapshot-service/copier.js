@@ -113,6 +113,7 @@ class Copier {
   startLoop() {
     if (this.looping) return;
     this.looping = true;
+    this.loopError = undefined;
     this.loopDone = (async () => {
       while (this.looping) {
         await this.snapshot();
@@ -121,7 +122,11 @@ class Copier {
         else await new Promise((resolve) => setImmediate(resolve));
       }
     })();
-    this.loopDone.catch(() => {});
+    // A failed copy ends the loop; /stats reports why, and the benchmark counts it as a failure.
+    this.loopDone = this.loopDone.catch((err) => {
+      this.looping = false;
+      this.loopError = err;
+    });
   }
 
   async stopLoop() {

@@ -66,6 +66,7 @@ function readStats(delay, copier, engine) {
     maxCopyMs: ms(c.maxCopyNs),
     generation: copier.generation,
     strategy: copier.strategy,
+    loopError: copier.loopError?.message,
     engine: { backend: engine.backend, cpuThreads: engine.stats().cpuThreads, cpuNice: engine.stats().cpuNice },
   };
 }
@@ -179,6 +180,9 @@ if (require.main === module) {
       const stop = () => s.close().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // Started by a script with an IPC channel (the service benchmark): go when it goes, even if
+      // it died without stopping us.
+      if (process.connected) process.once('disconnect', stop);
     },
     (err) => {
       console.error(`snapshot-service: ${err.message}${err.code ? ` (${err.code})` : ''}`);

@@ -33,6 +33,9 @@ describe('bench --service', () => {
         expect(Number.isFinite(v), p.setting).toBe(true);
       expect(p.request.p50).toBeLessThanOrEqual(p.request.p99);
       expect(p.request.p99).toBeLessThanOrEqual(p.request.max);
+      expect(p.reps).toBe(1);
+      expect(p.p99s).toEqual([p.request.p99]);
+      expect(p.gbpsSamples).toEqual([p.copyGbps]);
       if (p.strategy === 'none') {
         expect(p.copyGbps).toBe(0);
         expect(p.unloadedGbps).toBeNull();
@@ -53,7 +56,7 @@ describe('bench --service', () => {
         gbpsVsUnloaded: expect.any(Number),
         met: expect.any(Boolean),
       });
-    expect(report.config).toMatchObject({ poolMib: 8, durationS: 1, connections: 2, short: true });
+    expect(report.config).toMatchObject({ poolMib: 8, durationS: 1, connections: 2, short: true, reps: 1 });
 
     const chart = fs.readFileSync(svg, 'utf8');
     expect(chart).toMatch(/^<\?xml/);

@@ -32,9 +32,7 @@ export interface LoadResult {
 interface Tracker {
   on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
 }
-type Autocannon = ((options: Record<string, unknown>, done: (err: Error | null, result: Record<string, unknown>) => void) => Tracker) & {
-  track?: unknown;
-};
+type Autocannon = (options: Record<string, unknown>, done: (err: Error | null, result: Record<string, unknown>) => void) => Tracker;
 
 /** autocannon, or ERR_DMACOPY_MISSING_PEER saying how to get it. */
 export function loadAutocannon(): Autocannon {
@@ -59,7 +57,6 @@ export function runLoad(o: LoadOptions, autocannon: Autocannon = loadAutocannon(
         url: `http://127.0.0.1:${o.port}`,
         connections: o.connections,
         duration: o.durationS,
-        amount: undefined,
         maxOverallRequests: o.maxRequests,
         ...(o.rate > 0 ? { overallRate: o.rate } : {}),
         requests: o.paths.map((path) => ({ method: 'GET', path })),

@@ -4,71 +4,13 @@
 // point ends with a byte-for-byte check of the snapshot. Nothing here asserts on timing: the
 // goals are evaluated and reported, and the caller decides what a miss means.
 import os from 'node:os';
-import { type HostRecord, hostRecord } from './host';
-import { type LoadResult, loadAutocannon, runLoad } from './service-load';
+import { hostRecord } from './host';
+import { medianPoints } from './service-aggregate';
+import { loadAutocannon, runLoad } from './service-load';
 import { type ServerStats, ServiceProcess } from './service-server';
-import { type ServiceSetting, type Strategy, serviceSettings } from './service-settings';
+import { type ServiceSetting, serviceSettings } from './service-settings';
+import type { ServiceBenchOptions, ServiceGoal, ServicePoint, ServiceReport } from './service-types';
 import { nowNs } from './stats';
-
-export interface ServiceBenchOptions {
-  /** Size of each pool (live and snapshot), MiB. */
-  poolMib: number;
-  pageSize: number;
-  /** Seconds of load per point. */
-  durationS: number;
-  /** Seconds the copy runs with no HTTP load, per setting (its unloaded throughput). */
-  unloadedS: number;
-  connections: number;
-  /** Overall requests per second, 0 for as fast as the connections go. */
-  rate: number;
-  /** Upper bound on requests per point. */
-  maxRequests: number;
-  /** One point per strategy instead of the full sweep. */
-  short: boolean;
-  settings?: ServiceSetting[];
-  onProgress?: (done: number, total: number, label: string) => void;
-}
-
-export interface ServicePoint {
-  setting: string;
-  strategy: Strategy;
-  cpuThreads: number;
-  cpuNice: number;
-  gapMs: number;
-  request: LoadResult;
-  /** Event-loop delay in the service, ms (perf_hooks.monitorEventLoopDelay). */
-  eventLoopDelay: { p50: number; p99: number; max: number };
-  /** Copy throughput under load, GB/s (0 when the setting does not copy). */
-  copyGbps: number;
-  copies: number;
-  /** The same setting copying with no HTTP load (gap 0 points of copying settings). */
-  unloadedGbps: number | null;
-  /** The snapshot equalled the live pool byte for byte after the point. */
-  verified: boolean;
-}
-
-export interface ServiceGoal {
-  setting: string;
-  /** request p99 / idle p99 (goal: <= 2). */
-  p99VsIdle: number;
-  /** copy GB/s under load / the engine's best unloaded GB/s in this run (goal: >= 0.5). */
-  gbpsVsUnloaded: number;
-  met: boolean;
-}
-
-export interface ServiceReport {
-  host: HostRecord;
-  config: Omit<ServiceBenchOptions, 'onProgress' | 'settings'>;
-  points: ServicePoint[];
-  idleP99: number | null;
-  /** The best unloaded copyBatch throughput of the run: the reference of gbpsVsUnloaded. */
-  unloadedReferenceGbps: number | null;
-  /** copyBatch-family settings at gap 0, against the goals of issue 14. */
-  goals: ServiceGoal[];
-  failures: string[];
-  ok: boolean;
-  durationMs: number;
-}
 
 export const SERVICE_DEFAULTS: Omit<ServiceBenchOptions, 'short'> = {
   poolMib: 256,
@@ -78,6 +20,7 @@ export const SERVICE_DEFAULTS: Omit<ServiceBenchOptions, 'short'> = {
   connections: 4,
   rate: 0,
   maxRequests: 1_000_000,
+  reps: 1,
 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -87,7 +30,7 @@ async function measurePoint(
   s: ServiceSetting,
   gapMs: number,
   o: ServiceBenchOptions,
-): Promise<Omit<ServicePoint, 'unloadedGbps'>> {
+): Promise<Omit<ServicePoint, 'unloadedGbps' | 'reps' | 'p99s' | 'gbpsSamples'>> {
   const copying = s.strategy !== 'none';
   if (copying) {
     await server.startLoop(gapMs);
@@ -116,6 +59,7 @@ async function measurePoint(
     copyGbps: copying ? st.gbps : 0,
     copies: st.copies,
     verified,
+    ...(st.loopError ? { loopError: st.loopError } : {}),
   };
 }
 
@@ -156,38 +100,44 @@ export async function runServiceBench(options: Partial<ServiceBenchOptions> = {}
   const t0 = nowNs();
   const host = hostRecord();
   const settings = given ?? serviceSettings(os.availableParallelism(), o.short);
-  const total = settings.reduce((n, s) => n + s.gapsMs.length, 0);
-  const points: ServicePoint[] = [];
+  const total = o.reps * settings.reduce((n, s) => n + s.gapsMs.length, 0);
+  const raw: ServicePoint[] = [];
   const failures: string[] = [];
-  for (const s of settings) {
-    const server = await ServiceProcess.start({
-      strategy: s.strategy,
-      poolMib: o.poolMib,
-      pageSize: o.pageSize,
-      cpuThreads: s.cpuThreads,
-      cpuNice: s.cpuNice,
-      startTimeoutMs: 120_000,
-    });
-    try {
-      const unloaded = s.strategy === 'none' ? null : await measureUnloaded(server, o.unloadedS);
-      for (const gapMs of s.gapsMs) {
-        onProgress?.(points.length, total, `${s.label}, gap ${gapMs} ms`);
-        const p = await measurePoint(server, s, gapMs, o);
-        points.push({ ...p, unloadedGbps: gapMs === 0 ? unloaded : null });
-        if (!p.verified) failures.push(`${s.label}, gap ${gapMs} ms: the snapshot differs from the live pool`);
-        if (p.request.errors > 0) failures.push(`${s.label}, gap ${gapMs} ms: ${p.request.errors} requests failed`);
-        if (p.request.requests === 0) failures.push(`${s.label}, gap ${gapMs} ms: no request completed`);
+  // Repetitions outermost: a slow drift in what else the machine runs touches every setting alike.
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (const s of settings) {
+      const server = await ServiceProcess.start({
+        strategy: s.strategy,
+        poolMib: o.poolMib,
+        pageSize: o.pageSize,
+        cpuThreads: s.cpuThreads,
+        cpuNice: s.cpuNice,
+        startTimeoutMs: 120_000,
+      });
+      try {
+        const unloaded = s.strategy === 'none' ? null : await measureUnloaded(server, o.unloadedS);
+        for (const gapMs of s.gapsMs) {
+          onProgress?.(raw.length, total, `${s.label}, gap ${gapMs} ms`);
+          const p = await measurePoint(server, s, gapMs, o);
+          raw.push({ ...p, unloadedGbps: gapMs === 0 ? unloaded : null, reps: 1, p99s: [p.request.p99], gbpsSamples: [p.copyGbps] });
+          const where = `${s.label}, gap ${gapMs} ms${o.reps > 1 ? `, repetition ${rep + 1}` : ''}`;
+          if (!p.verified) failures.push(`${where}: the snapshot differs from the live pool`);
+          if (p.loopError) failures.push(`${where}: a copy failed: ${p.loopError}`);
+          if (p.request.errors > 0) failures.push(`${where}: ${p.request.errors} requests failed`);
+          if (p.request.requests === 0) failures.push(`${where}: no request completed`);
+        }
+      } finally {
+        await server.stop();
       }
-    } finally {
-      await server.stop();
     }
   }
   onProgress?.(total, total, 'done');
+  const points = medianPoints(raw);
   const idle = points.find((p) => p.strategy === 'none');
   const idleP99 = idle ? idle.request.p99 : null;
-  const unloaded = points.filter((p) => p.strategy.startsWith('copy-batch') || p.strategy.startsWith('worker'));
-  const refs = unloaded.map((p) => p.unloadedGbps).filter((g): g is number => g !== null);
-  const unloadedReferenceGbps = refs.length ? Math.max(...refs) : null;
+  const refs = points.filter((p) => p.strategy !== 'buffer-copy').map((p) => p.unloadedGbps);
+  const known = refs.filter((g): g is number => g !== null);
+  const unloadedReferenceGbps = known.length ? Math.max(...known) : null;
   return {
     host,
     config: o,

@@ -23,6 +23,8 @@ export interface ServerStats {
   eventLoopDelay: { p50: number; p99: number; max: number; samples: number };
   copies: number;
   bytes: number;
+  /** Why the copy loop stopped by itself, if it did. */
+  loopError?: string;
   elapsedMs: number;
   gbps: number;
   engine: { backend: string; cpuThreads: number; cpuNice: number };
@@ -43,7 +45,8 @@ export class ServiceProcess {
     args.push('--strategy', o.strategy === 'none' ? 'copy-batch' : o.strategy);
     if (o.cpuThreads !== undefined) args.push('--cpu-threads', String(o.cpuThreads));
     if (o.cpuNice !== undefined) args.push('--cpu-nice', String(o.cpuNice));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The IPC channel ties the service's life to this process: it exits if we die without stopping it.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();

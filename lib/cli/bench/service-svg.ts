@@ -2,12 +2,13 @@
 // line per setting through its points (the gaps between copies trace each setting's trade-off),
 // with the goals drawn in: 2x the idle p99 (horizontal) and half the unloaded throughput
 // (vertical). A setting meets both where its line enters the lower-right corner.
-import type { ServicePoint, ServiceReport } from './service-run';
-import { directLabels, escapeXml, type Label, seriesColor } from './svg';
+import { hostLine } from './host';
+import type { ServicePoint, ServiceReport } from './service-types';
+import { directLabels, escapeXml, type Label, seriesColor, svgHeader } from './svg';
 
-const W = 820;
+const W = 900;
 const H = 520;
-const M = { left: 70, top: 70, right: 210, bottom: 60 };
+const M = { left: 70, top: 88, right: 210, bottom: 60 };
 const PW = W - M.left - M.right;
 const PH = H - M.top - M.bottom;
 
@@ -42,17 +43,12 @@ export function renderServiceSvg(r: ServiceReport, title: string): string {
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...ys, 1))));
   const px = (x: number) => M.left + (x / xMax) * PW;
   const py = (y: number) => M.top + PH - ((Math.log10(y) - lo) / (hi - lo)) * PH;
-  const out: string[] = [];
-  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-  );
-  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`);
   const c = r.config;
-  out.push(
-    `<text x="${W / 2}" y="44" text-anchor="middle" fill="#555">${escapeXml(`request p99 against copy throughput while ${c.poolMib} MiB of ${c.pageSize}-byte pages copy back to back; ${c.connections} connections, ${c.durationS} s per point`)}</text>`,
-  );
+  const reps = c.reps > 1 ? `, medians of ${c.reps} runs` : '';
+  const out = svgHeader(W, H, title, [
+    `request p99 against copy throughput while ${c.poolMib} MiB of ${c.pageSize}-byte pages copy back to back (gaps 0 to 100 ms)`,
+    `${hostLine(r.host)}; ${c.connections} connections, ${c.durationS} s per point${reps}`,
+  ]);
   out.push(`<g stroke="#e2e2e2" stroke-width="1">`);
   const yTicks: number[] = [];
   for (let e = lo; e <= hi; e++) for (const m of [1, 2, 5]) if (m * 10 ** e <= 10 ** hi) yTicks.push(m * 10 ** e);

@@ -1,7 +1,7 @@
 // The plain-text report of `dmacopy bench --service`: one line per measured point, then the goals
 // of issue 14 for each copyBatch setting at gap 0 (continuous copies).
 import { hostLine } from './host';
-import type { ServiceGoal, ServicePoint, ServiceReport } from './service-run';
+import type { ServiceGoal, ServicePoint, ServiceReport } from './service-types';
 import { grid } from './table';
 
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -61,7 +61,7 @@ export function formatServiceReport(r: ServiceReport): string {
   const load = c.rate > 0 ? `${c.rate} req/s overall` : 'as fast as they go';
   return [
     `dmacopy bench --service: ${hostLine(r.host)}`,
-    `load average at start ${r.host.loadAverage.join(' ')}; pools of ${c.poolMib} MiB in ${c.pageSize}-byte pages; autocannon, ${c.connections} keep-alive connections to 127.0.0.1, ${load}, ${c.durationS} s per point; ${(r.durationMs / 1000).toFixed(1)} s`,
+    `load average at start ${r.host.loadAverage.join(' ')}; pools of ${c.poolMib} MiB in ${c.pageSize}-byte pages; autocannon, ${c.connections} keep-alive connections to 127.0.0.1, ${load}, ${c.durationS} s per point${c.reps > 1 ? `, medians of ${c.reps} interleaved runs` : ''}; ${(r.durationMs / 1000).toFixed(1)} s`,
     'latencies in ms; loop = event-loop delay in the service (perf_hooks); unloaded = the same copy with no HTTP load; GB/s x unl. = against the best unloaded copyBatch of the run',
     '',
     formatServicePoints(r.points, r.idleP99, r.unloadedReferenceGbps),

@@ -3,7 +3,6 @@
 // the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
 import fs from 'node:fs';
 import { SingleBar } from 'cli-progress';
-import { hostLine } from '../bench/host';
 import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
 import { renderServiceSvg } from '../bench/service-svg';
 import { formatServiceReport } from '../bench/service-table';
@@ -14,6 +13,7 @@ export interface ServiceCliOptions {
   poolMib?: number;
   connections?: number;
   rate?: number;
+  reps?: number;
   json?: boolean;
   svg?: string;
   progress?: boolean;
@@ -32,6 +32,7 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
       poolMib: o.poolMib ?? SERVICE_DEFAULTS.poolMib,
       connections: o.connections ?? SERVICE_DEFAULTS.connections,
       rate: o.rate ?? SERVICE_DEFAULTS.rate,
+      reps: o.reps ?? SERVICE_DEFAULTS.reps,
       onProgress: bar
         ? (done, total, label) => {
             if (!started) bar.start(total, done, { label });
@@ -42,7 +43,7 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
     });
     if (started) bar?.stop();
     started = false;
-    if (o.svg) fs.writeFileSync(o.svg, renderServiceSvg(report, `dmacopy in a service: ${hostLine(report.host)}`));
+    if (o.svg) fs.writeFileSync(o.svg, renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'));
     if (o.json) console.log(JSON.stringify(report, null, 2));
     else {
       process.stdout.write(formatServiceReport(report));

@@ -84,7 +84,11 @@ export function register(program: Command): void {
       (v: string) => v.split(',').map((s) => s.trim()),
     )
     .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
-    .option('--reps <n>', 'timed repetitions of each throughput cell', positiveInt('--reps'))
+    .option(
+      '--reps <n>',
+      'timed repetitions of each throughput cell; --service: runs of the whole sweep, interleaved (medians)',
+      positiveInt('--reps'),
+    )
     .option('--latency-ms <n>', 'wall-time budget per latency cell and path', positiveInt('--latency-ms'))
     .option('--memory', 'measure peak memory of a 1 GiB batch of 4 KiB folios in a child process (default in full runs)')
     .option('--no-memory', 'skip the memory measurement')
