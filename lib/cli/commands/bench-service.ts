@@ -2,8 +2,10 @@
 // child process under autocannon, with no copy, a Buffer.copy loop, copyBatch, copyBatchSync and
 // the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
 import fs from 'node:fs';
+import os from 'node:os';
 import { SingleBar } from 'cli-progress';
 import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
+import { serviceSettings } from '../bench/service-settings';
 import { renderServiceSvg } from '../bench/service-svg';
 import { formatServiceReport } from '../bench/service-table';
 
@@ -14,6 +16,8 @@ export interface ServiceCliOptions {
   connections?: number;
   rate?: number;
   reps?: number;
+  /** Only the settings whose label starts with one of these (idle always runs: the goals need it). */
+  paths?: string[];
   json?: boolean;
   svg?: string;
   progress?: boolean;
@@ -33,6 +37,11 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
       connections: o.connections ?? SERVICE_DEFAULTS.connections,
       rate: o.rate ?? SERVICE_DEFAULTS.rate,
       reps: o.reps ?? SERVICE_DEFAULTS.reps,
+      settings: o.paths
+        ? serviceSettings(os.availableParallelism(), o.short ?? false).filter(
+            (s) => s.strategy === 'none' || (o.paths as string[]).some((p) => s.label.startsWith(p)),
+          )
+        : undefined,
       onProgress: bar
         ? (done, total, label) => {
             if (!started) bar.start(total, done, { label });

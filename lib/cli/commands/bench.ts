@@ -80,7 +80,7 @@ export function register(program: Command): void {
     .option('--forms <list>', 'region, list or both', formsArg)
     .option(
       '--paths <list>',
-      'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run',
+      'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run; --service: settings by label prefix (copy-batch, "copy-batch (2 thr", worker, ...), idle always runs',
       (v: string) => v.split(',').map((s) => s.trim()),
     )
     .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
