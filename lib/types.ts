@@ -14,7 +14,7 @@ export interface EngineOptions {
    * Nice value (0..19) of the native copy threads, set per thread (Linux): the event loop and the
    * rest of the process keep their priority, so a thread that wakes to serve a request takes a
    * core back from the copy at once, and the copy runs on whatever CPU is left. 0 runs them at the
-   * process's own priority. Default 19 (see "In a service" in the README).
+   * process's own priority; 19 gives requests the most room. Default 10 (see "In a service" in the README).
    */
   cpuNice?: number;
   /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */

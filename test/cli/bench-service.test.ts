@@ -45,7 +45,7 @@ describe('bench --service', () => {
         expect(p.unloadedGbps, p.setting).toBeGreaterThan(0);
       }
     }
-    expect(report.points.find((p) => p.strategy === 'copy-batch')).toMatchObject({ cpuNice: 19 });
+    expect(report.points.find((p) => p.strategy === 'copy-batch')).toMatchObject({ cpuNice: 10 });
     expect(report.idleP99).toBeGreaterThan(0);
     expect(report.unloadedReferenceGbps).toBeGreaterThan(0);
     expect(report.goals.map((g) => g.setting)).toEqual(['copy-batch', 'copy-batch-sync', 'worker']);

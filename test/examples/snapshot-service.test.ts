@@ -69,7 +69,7 @@ describe('examples/snapshot-service', () => {
     expect((await fetch(`${url}/page/1024`)).status).toBe(404);
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
     const stats = await json(`${url}/stats`);
-    expect(stats.engine).toMatchObject({ backend: 'cpu', cpuNice: 19 });
+    expect(stats.engine).toMatchObject({ backend: 'cpu', cpuNice: 10 });
     expect(stats.eventLoopDelay).toMatchObject({ p50: expect.any(Number), p99: expect.any(Number) });
   });
 

@@ -25,7 +25,7 @@ function setting(strategy: Strategy, gapsMs: number[], cpuThreads?: number, cpuN
 
 /**
  * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
- * of copy threads (1, all) and nice (0: the process's priority, 10, 19: the default) at three gaps each,
+ * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19) at three gaps each,
  * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
  */
 export function serviceSettings(cores: number, short: boolean): ServiceSetting[] {

@@ -6,7 +6,7 @@ import { hostLine } from './host';
 import type { ServicePoint, ServiceReport } from './service-types';
 import { directLabels, escapeXml, type Label, seriesColor, svgHeader } from './svg';
 
-const W = 900;
+const W = 960;
 const H = 520;
 const M = { left: 70, top: 88, right: 210, bottom: 60 };
 const PW = W - M.left - M.right;
@@ -47,7 +47,7 @@ export function renderServiceSvg(r: ServiceReport, title: string): string {
   const reps = c.reps > 1 ? `, medians of ${c.reps} runs` : '';
   const out = svgHeader(W, H, title, [
     `request p99 against copy throughput while ${c.poolMib} MiB of ${c.pageSize}-byte pages copy back to back (gaps 0 to 100 ms)`,
-    `${hostLine(r.host)}; ${c.connections} connections, ${c.durationS} s per point${reps}`,
+    `${hostLine(r.host)}; ${c.connections} connections, ${c.rate > 0 ? `${c.rate} req/s offered` : 'unthrottled'}, ${c.durationS} s per point${reps}`,
   ]);
   out.push(`<g stroke="#e2e2e2" stroke-width="1">`);
   const yTicks: number[] = [];
