@@ -84,6 +84,14 @@ class Copier {
     this.counters = { copies: 0, bytes: 0, copyNs: 0, maxCopyNs: 0, since: process.hrtime.bigint() };
   }
 
+  /** Resolves when no copy is running or queued: a write to the live pool then cannot tear a snapshot. */
+  async idle() {
+    for (let q = this.queue; ; q = this.queue) {
+      await q;
+      if (q === this.queue) return;
+    }
+  }
+
   /** Copies with the given strategy after every copy queued before it; resolves with what it did. */
   snapshot(strategy = this.strategy) {
     const run = this.queue.then(() => this.#copyOnce(strategy));

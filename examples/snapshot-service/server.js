@@ -82,6 +82,8 @@ function createHandler({ pool, copier, engine, delay }) {
         const target = pool.page('live', Number(m[1]));
         if (!target) return sendJson(res, 404, { error: 'no such page' });
         const body = await readBody(req, pool.pageSize);
+        // Between copies, never during one: each snapshot holds the page as before or after the write.
+        await copier.idle();
         body.copy(target);
         sendJson(res, 200, { page: Number(m[1]), bytes: body.length });
       },

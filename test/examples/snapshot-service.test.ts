@@ -88,6 +88,10 @@ describe('examples/snapshot-service', () => {
         stats = await json(`${url}/stats`);
         if ((stats.copies as number) >= 2) break;
       }
+      // A write while copies run waits for the copy in flight, then lands whole.
+      const written = Buffer.alloc(PAGE, 0x77);
+      await json(`${url}/page/1000`, 'PUT', written);
+      expect((await bytes(`${url}/page/1000`)).equals(written)).toBe(true);
       await json(`${url}/loop/stop`, 'POST');
       expect(stats.strategy).toBe(strategy);
       expect(stats.copies as number).toBeGreaterThan(0);

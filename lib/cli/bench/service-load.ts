@@ -36,16 +36,22 @@ type Autocannon = (options: Record<string, unknown>, done: (err: Error | null, r
 
 /** autocannon, or ERR_DMACOPY_MISSING_PEER saying how to get it. */
 export function loadAutocannon(): Autocannon {
-  try {
-    // Lazy on purpose: only the service benchmark needs a load generator.
-    return require('autocannon') as Autocannon;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND') throw err;
+  // Resolved first, loaded second: only a missing package is "not installed"; an installed one
+  // that fails to load throws its own error. Lazy: only the service benchmark needs it.
+  const where = resolveOptional('autocannon');
+  if (where === undefined)
     throw new DmacopyError(
       'ERR_DMACOPY_MISSING_PEER',
       'dmacopy bench --service needs the load generator autocannon: run `npm install --save-dev autocannon` (9 or later) where dmacopy is installed',
-      { cause: err },
     );
+  return require(where) as Autocannon;
+}
+
+function resolveOptional(name: string): string | undefined {
+  try {
+    return require.resolve(name);
+  } catch {
+    return undefined;
   }
 }
 
