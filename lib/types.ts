@@ -10,6 +10,13 @@ export interface EngineOptions {
   channels?: number;
   /** Native copy threads. Default os.availableParallelism(). */
   cpuThreads?: number;
+  /**
+   * Nice value (0..19) of the native copy threads, set per thread (Linux): the event loop and the
+   * rest of the process keep their priority, so a thread that wakes to serve a request takes a
+   * core back from the copy at once, and the copy runs on whatever CPU is left. 0 runs them at the
+   * process's own priority; 19 gives requests the most room. Default 10 (see "In a service" in the README).
+   */
+  cpuNice?: number;
   /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */
   timeoutMs?: number;
   /**
@@ -139,6 +146,8 @@ export interface EngineStats {
   backend: ResolvedBackend;
   channels: number;
   cpuThreads: number;
+  /** The nice value the copy threads were given (native.cpuNiceFailures counts threads where it failed). */
+  cpuNice: number;
   batches: number;
   /** Batches copied inline on the calling thread (below minOffloadBytes). */
   inlineBatches: number;

@@ -63,6 +63,7 @@ function checkFiles(files, options = {}) {
   need('dist/index.d.ts', 'the types');
   need('dist/index.mjs', 'the ES module entry');
   need('dist/index.d.mts', 'the ES module types');
+  need('examples/snapshot-service/server.js', 'the service `dmacopy bench --service` runs');
   if (fs.existsSync(path.join(ROOT, 'LICENSE'))) need('LICENSE', 'the license');
   if (fs.existsSync(path.join(ROOT, 'CHANGELOG.md'))) need('CHANGELOG.md', 'the changelog');
   // Every compiled module has its declaration file.

@@ -3,6 +3,7 @@
 // the batch into works and resolves when every work's pending counter reached zero.
 
 import {
+  DEFAULT_CPU_NICE,
   DEFAULT_MIN_OFFLOAD_BYTES,
   DEFAULT_TIMEOUT_MS,
   DRAIN_TIMEOUT_MS,
@@ -50,12 +51,14 @@ const ENGINE_OPTION_KEYS = new Set([
   'numaNode',
   'cpuShare',
   'spread',
+  'cpuNice',
 ]);
 
 interface ResolvedOptions {
   backend: ResolvedBackend;
   channels: number;
   cpuThreads: number;
+  cpuNice: number;
   timeoutMs: number;
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
@@ -94,6 +97,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   const numaNode = o.numaNode === undefined ? undefined : checkIntInRange(o.numaNode, 'options.numaNode', 0, 4096);
   const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkIntInRange(o.cpuThreads, 'options.cpuThreads', 1, 256);
+  const cpuNice = o.cpuNice === undefined ? DEFAULT_CPU_NICE : checkIntInRange(o.cpuNice, 'options.cpuNice', 0, 19);
   const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
@@ -114,6 +118,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   const common = {
     cpuThreads,
+    cpuNice,
     timeoutMs,
     minOffloadBytes,
     nonTemporalMinBytes,
@@ -200,6 +205,7 @@ export class Engine {
       ensureEventChannel(); // completions (and device engines at open) need this thread's channel
       this.#native = new binding.NativeEngine({
         threads: options.cpuThreads,
+        cpuNice: options.cpuNice,
         nonTemporalMinBytes: options.nonTemporalMinBytes,
         timeoutMs: options.timeoutMs,
         dsa: options.dsa,
@@ -315,6 +321,7 @@ export class Engine {
       backend: this.#options.backend,
       channels: this.#options.channels,
       cpuThreads: this.#options.cpuThreads,
+      cpuNice: this.#options.cpuNice,
       batches: t.batches,
       inlineBatches: t.inlineBatches,
       bytes: t.bytes,

@@ -42,6 +42,8 @@ export const enum BoundKind {
 
 export interface NativeEngineOptions {
   threads: number;
+  /** Nice value (0..19) of each copy thread; 0 or absent leaves them at the process's priority. */
+  cpuNice?: number;
   nonTemporalMinBytes: number;
   timeoutMs: number;
   dsa?: NativeDsaConfig;
@@ -64,6 +66,10 @@ export interface NativeEngineStats {
   cpuRegions: number;
   cpuBytes: number;
   cpuThreads: number;
+  cpuNice: number;
+  /** Copy threads whose nice value could not be set, and the errno of the last failure. */
+  cpuNiceFailures: number;
+  cpuNiceErrno: number;
   inFlightJobs: number;
   dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
 }

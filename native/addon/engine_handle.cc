@@ -158,8 +158,12 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
   double nt = number_arg(opts.Get("nonTemporalMinBytes"), "nonTemporalMinBytes");
   const double timeout_ms = required_number(opts, "timeoutMs");
+  // Optional: an older lib/ (or a test) that does not know the option leaves the threads alone.
+  Napi::Value nice_value = opts.Get("cpuNice");
+  uint32_t nice = nice_value.IsUndefined() ? 0 : uint32_arg(nice_value, "cpuNice");
+  if (nice > 19) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "cpuNice must be from 0 to 19");
   core_ = std::make_shared<EngineResources>();
-  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads);
+  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice));
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
 
   Napi::Value dv = opts.Get("dsa");
@@ -286,6 +290,9 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuRegions", Napi::Number::New(env, static_cast<double>(s.regions)));
   o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
   o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
+  o.Set("cpuNice", Napi::Number::New(env, core_->cpu->nice()));
+  o.Set("cpuNiceFailures", Napi::Number::New(env, s.nice_failures));
+  o.Set("cpuNiceErrno", Napi::Number::New(env, s.nice_errno));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
   if (core_->dsa) {
     dmacopy::DsaChannelsStats d = core_->dsa->stats();

@@ -1,10 +1,15 @@
 #include "cpu_copy_pool.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <utility>
 
 namespace dmacopy {
 
-CpuCopyPool::CpuCopyPool(unsigned threads) {
+CpuCopyPool::CpuCopyPool(unsigned threads, int nice) : nice_(nice < 0 ? 0 : nice > 19 ? 19 : nice) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
@@ -93,7 +98,25 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
+void CpuCopyPool::lower_priority() {
+  if (nice_ == 0) return;
+  // PRIO_PROCESS with a thread id sets that one thread on Linux (nice is per task): the event
+  // loop and every other thread of the process keep their priority. Raising nice needs no
+  // privilege; a failure (a seccomp filter, say) leaves the thread at its priority and is counted.
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  // Only ever lower the priority: a process already running nicer than asked keeps its nice
+  // (going back up would need CAP_SYS_NICE, and is not what the caller meant).
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0 && current >= nice_) return;
+  if (setpriority(PRIO_PROCESS, tid, nice_) != 0) {
+    nice_errno_.store(errno, std::memory_order_relaxed);
+    nice_failures_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void CpuCopyPool::worker_loop(Worker* w) {
+  lower_priority();
   for (;;) {
     CpuCopyJob job;
     {
@@ -128,6 +151,8 @@ CpuCopyPoolStats CpuCopyPool::stats() const {
   s.jobs = stat_jobs_.load(std::memory_order_relaxed);
   s.regions = stat_regions_.load(std::memory_order_relaxed);
   s.bytes = stat_bytes_.load(std::memory_order_relaxed);
+  s.nice_failures = nice_failures_.load(std::memory_order_relaxed);
+  s.nice_errno = nice_errno_.load(std::memory_order_relaxed);
   return s;
 }
 

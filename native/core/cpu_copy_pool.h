@@ -43,16 +43,24 @@ struct CpuCopyPoolStats {
   uint64_t jobs = 0;
   uint64_t regions = 0;
   uint64_t bytes = 0;
+  // Threads whose nice value could not be set (the errno of the last failure, 0 if none).
+  uint32_t nice_failures = 0;
+  int nice_errno = 0;
 };
 
 class CpuCopyPool final : public CpuCopier {
  public:
-  explicit CpuCopyPool(unsigned threads);
+  // `nice` (0..19) lowers each copy thread's scheduling priority (Linux: nice values are per
+  // thread), so a thread that serves requests in the same process, the event loop, gets a core
+  // back as soon as it wakes; the copy keeps whatever CPU nobody else wants. A thread already
+  // nicer than that (an inherited nice) keeps its own; 0 leaves them alone.
+  explicit CpuCopyPool(unsigned threads, int nice = 0);
   ~CpuCopyPool() override;
   CpuCopyPool(const CpuCopyPool&) = delete;
   CpuCopyPool& operator=(const CpuCopyPool&) = delete;
 
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
+  int nice() const { return nice_; }
 
   // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy. If it
   // throws (bad_alloc), the job was not queued and none of its callbacks will run.
@@ -87,9 +95,13 @@ class CpuCopyPool final : public CpuCopier {
   };
 
   void worker_loop(Worker* w);
+  void lower_priority();
   void execute(CpuCopyJob& job);
 
+  const int nice_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<uint32_t> nice_failures_{0};
+  std::atomic<int> nice_errno_{0};
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<unsigned> next_fallback_{0};
   std::atomic<uint64_t> stat_jobs_{0}, stat_regions_{0}, stat_bytes_{0};

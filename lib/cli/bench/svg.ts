@@ -28,6 +28,17 @@ export function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
+/** The opening of a chart: the svg element on a white page, a bold title, grey subtitle lines under it. */
+export function svgHeader(W: number, H: number, title: string, subtitles: readonly string[]): string[] {
+  return [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    ...subtitles.map((t, i) => `<text x="${W / 2}" y="${44 + 18 * i}" text-anchor="middle" fill="#555">${escapeXml(t)}</text>`),
+  ];
+}
+
 /** The i-th series colour: never the same string for two indexes. */
 export function seriesColor(i: number): string {
   if (i < PALETTE.length) return PALETTE[i] as string;
@@ -136,16 +147,9 @@ export function renderSvg(rows: readonly Row[], title: string): string {
   const cols = Math.max(1, ...['throughput', 'latency'].map((k) => panels.filter((p) => p.kind === k).length));
   const W = M.left + cols * (PANEL_W + LABEL_W) + (cols - 1) * M.colGap + 20;
   const H = M.top + PANEL_H + (hasLatency ? M.rowGap + PANEL_H : 0) + M.bottom;
-  const out: string[] = [];
-  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-  );
-  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`);
-  out.push(
-    `<text x="${W / 2}" y="44" text-anchor="middle" fill="#555">Throughput as a fraction of the bound (best of memcpy and streaming stores, 1..N threads, same run; medians) and small-batch latency</text>`,
-  );
+  const out = svgHeader(W, H, title, [
+    'Throughput as a fraction of the bound (best of memcpy and streaming stores, 1..N threads, same run; medians) and small-batch latency',
+  ]);
   if (panels.length === 0) out.push(`<text x="${W / 2}" y="${M.top + 40}" text-anchor="middle">nothing to chart</text>`);
   for (const kind of ['throughput', 'latency'] as const) {
     const row = kind === 'throughput' ? 0 : 1;
@@ -161,7 +165,8 @@ export function renderSvg(rows: readonly Row[], title: string): string {
   return `${out.join('\n')}\n`;
 }
 
-interface Label {
+/** A direct label: its text and colour, where it goes (y) and the line end it names. */
+export interface Label {
   text: string;
   color: string;
   y: number;
@@ -233,8 +238,17 @@ function renderPanel(p: Panel, x0: number, y0: number, colors: Map<string, strin
     const last = s.points[s.points.length - 1];
     if (last) labels.push({ text: s.label, color, y: py(last.y), anchorX: px(last.x), anchorY: py(last.y) });
   }
-  // Direct labels right of the plot, in the order of the line ends, pushed apart to stay legible,
-  // each joined to its line's end by a thin leader in its colour.
+  out.push(...directLabels(labels, x0 + PANEL_W + 8, y0 + PANEL_H + 20));
+  out.push(`</g>`);
+  return out;
+}
+
+/**
+ * Direct labels right of a plot (at x = lx), in the order of the line ends, pushed apart to stay
+ * legible and kept above yBottom, each joined to its line's end by a thin leader in its colour.
+ */
+export function directLabels(labels: Label[], lx: number, yBottom: number): string[] {
+  const out: string[] = [];
   labels.sort((a, b) => a.y - b.y);
   const gap = 13;
   for (let i = 1; i < labels.length; i++) {
@@ -242,16 +256,14 @@ function renderPanel(p: Panel, x0: number, y0: number, colors: Map<string, strin
     const cur = labels[i] as Label;
     if (cur.y < prev.y + gap) cur.y = prev.y + gap;
   }
-  const overflow = (labels[labels.length - 1]?.y ?? 0) - (y0 + PANEL_H + 20);
+  const overflow = (labels[labels.length - 1]?.y ?? 0) - yBottom;
   if (overflow > 0) for (const l of labels) l.y -= overflow;
-  const lx = x0 + PANEL_W + 8;
   for (const l of labels) {
     out.push(
       `<line x1="${l.anchorX.toFixed(1)}" y1="${l.anchorY.toFixed(1)}" x2="${lx.toFixed(1)}" y2="${l.y.toFixed(1)}" stroke="${l.color}" stroke-width="0.6" stroke-opacity="0.6"/>`,
     );
     out.push(`<text class="label" x="${lx + 3}" y="${(l.y + 4).toFixed(1)}" fill="${l.color}">${escapeXml(l.text)}</text>`);
   }
-  out.push(`</g>`);
   return out;
 }
 

@@ -19,7 +19,8 @@ export function formatTime(ns: number): string {
 const ratio = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : `${x.toFixed(2)}x`);
 const fraction = (x: number | null): string => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(2));
 
-function grid(rows: string[][], rightAlign: boolean[]): string[] {
+/** Rows as aligned text columns (two spaces apart), right-aligned where asked. */
+export function grid(rows: string[][], rightAlign: boolean[]): string[] {
   const widths: number[] = [];
   for (const r of rows) {
     r.forEach((c, i) => {

@@ -11,10 +11,12 @@ import { type BenchReport, runBench } from '../bench/run';
 import { parseSize } from '../bench/stats';
 import { renderSvg } from '../bench/svg';
 import { formatReport } from '../bench/table';
+import { runServiceCommand, type ServiceCliOptions } from './bench-service';
 import { positiveInt } from './format';
 import { applyRoots, strictUsage } from './usage';
 
-interface BenchCliOptions {
+interface BenchCliOptions extends ServiceCliOptions {
+  service?: boolean;
   quick?: boolean;
   folioSizes?: number[];
   totalMib?: number;
@@ -32,6 +34,10 @@ interface BenchCliOptions {
   checkTargets?: boolean;
   sysfsRoot?: string;
   devRoot?: string;
+}
+
+function nonNegativeInt(name: string) {
+  return (value: string): number => (value === '0' ? 0 : positiveInt(name)(value));
 }
 
 function sizesArg(value: string): number[] {
@@ -74,11 +80,15 @@ export function register(program: Command): void {
     .option('--forms <list>', 'region, list or both', formsArg)
     .option(
       '--paths <list>',
-      'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run',
+      'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run; --service: settings by label prefix (copy-batch, "copy-batch (2 thr", worker, ...), idle always runs',
       (v: string) => v.split(',').map((s) => s.trim()),
     )
     .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
-    .option('--reps <n>', 'timed repetitions of each throughput cell', positiveInt('--reps'))
+    .option(
+      '--reps <n>',
+      'timed repetitions of each throughput cell; --service: runs of the whole sweep, interleaved (medians)',
+      positiveInt('--reps'),
+    )
     .option('--latency-ms <n>', 'wall-time budget per latency cell and path', positiveInt('--latency-ms'))
     .option('--memory', 'measure peak memory of a 1 GiB batch of 4 KiB folios in a child process (default in full runs)')
     .option('--no-memory', 'skip the memory measurement')
@@ -89,7 +99,17 @@ export function register(program: Command): void {
     .option('--check-targets', 'exit with 1 when a measured target is not met')
     .option('--sysfs-root <dir>', 'directory standing for /sys (default: $DMACOPY_SYSFS_ROOT or /sys)')
     .option('--dev-root <dir>', 'directory standing for /dev (default: $DMACOPY_DEV_ROOT or /dev)')
+    .option(
+      '--service',
+      'instead: run the example snapshot service under autocannon (needs `npm install autocannon`) with no copy, Buffer.copy, copyBatch, copyBatchSync and a worker; request p50/p99/max, event-loop delay, copy GB/s',
+    )
+    .option('--short', '--service: one point per copy strategy instead of the full sweep')
+    .option('--duration <s>', '--service: seconds of load per point (default 3)', positiveInt('--duration'))
+    .option('--pool-mib <n>', '--service: size of the live and snapshot pools in MiB (default 256)', positiveInt('--pool-mib'))
+    .option('--connections <n>', '--service: concurrent keep-alive connections (default 4)', positiveInt('--connections'))
+    .option('--rate <n>', '--service: overall requests per second, 0 for as fast as they go (default 0)', nonNegativeInt('--rate'))
     .action(async (o: BenchCliOptions) => {
+      if (o.service) return runServiceCommand(o);
       applyRoots(o);
       const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
       const bar = showBar

@@ -1,4 +1,8 @@
 // The CPU copy pool: every byte copied, progress counted exactly once, shutdown loses nothing.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <random>
 #include <thread>
@@ -106,6 +110,44 @@ TEST("shutdown finishes queued jobs and later submits still copy") {
   CHECK_EQ(done.load(), 65);
   CHECK(d2[99] == 9);
   CHECK_EQ(eng->in_flight(), 0u);
+}
+
+// The nice value each copy thread runs at, read on that thread by the job's done callback.
+static std::vector<int> thread_nice(CpuCopyPool& eng, unsigned channels) {
+  std::vector<int> seen(channels, -100);
+  std::atomic<unsigned> done{0};
+  std::vector<uint8_t> s(64, 1), d(64, 0);
+  for (unsigned c = 0; c < channels; ++c) {
+    CpuCopyJob job;
+    job.table = std::make_shared<std::vector<CopyRegion>>(std::vector<CopyRegion>{{d.data(), s.data(), 64}});
+    job.end = 1;
+    job.done = [&, c] {
+      errno = 0;
+      seen[c] = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+      done++;
+    };
+    eng.submit(c, std::move(job));
+  }
+  while (done.load() < channels) std::this_thread::yield();
+  return seen;
+}
+
+TEST("copy threads run at the nice value asked for; the calling thread keeps its own") {
+  errno = 0;
+  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  {
+    CpuCopyPool eng(2, 19);
+    CHECK_EQ(eng.nice(), 19);
+    for (int n : thread_nice(eng, 2)) CHECK_EQ(n, 19);
+    CHECK_EQ(eng.stats().nice_failures, 0u);
+  }
+  {
+    CpuCopyPool eng(2, 0);  // 0: the threads inherit the process's priority, untouched
+    for (int n : thread_nice(eng, 2)) CHECK_EQ(n, own);
+  }
+  CHECK_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))), own);
+  CpuCopyPool clamped(1, 40);
+  CHECK_EQ(clamped.nice(), 19);
 }
 
 DMACOPY_TEST_MAIN

@@ -1,0 +1,39 @@
+// Repetitions of `dmacopy bench --service` folded into one point per setting and gap: the median
+// of every figure (a shared 2-core machine is noisy, and the median of interleaved repetitions is
+// what survives it), the counts summed, verified only if every repetition verified.
+import type { ServicePoint } from './service-types';
+import { median } from './stats';
+
+export function medianPoints(raw: readonly ServicePoint[]): ServicePoint[] {
+  const groups = new Map<string, ServicePoint[]>();
+  for (const p of raw) {
+    const key = `${p.setting}\u0000${p.gapMs}`;
+    const g = groups.get(key);
+    if (g) g.push(p);
+    else groups.set(key, [p]);
+  }
+  return [...groups.values()].map((g) => {
+    const first = g[0] as ServicePoint;
+    const m = (f: (p: ServicePoint) => number) => median(g.map(f));
+    const unloaded = g.map((p) => p.unloadedGbps).filter((x): x is number => x !== null);
+    return {
+      ...first,
+      request: {
+        requests: g.reduce((n, p) => n + p.request.requests, 0),
+        errors: g.reduce((n, p) => n + p.request.errors, 0),
+        reqPerSec: m((p) => p.request.reqPerSec),
+        p50: m((p) => p.request.p50),
+        p99: m((p) => p.request.p99),
+        max: m((p) => p.request.max),
+      },
+      eventLoopDelay: { p50: m((p) => p.eventLoopDelay.p50), p99: m((p) => p.eventLoopDelay.p99), max: m((p) => p.eventLoopDelay.max) },
+      copyGbps: m((p) => p.copyGbps),
+      copies: g.reduce((n, p) => n + p.copies, 0),
+      unloadedGbps: unloaded.length ? median(unloaded) : null,
+      verified: g.every((p) => p.verified),
+      reps: g.length,
+      p99s: g.flatMap((p) => p.p99s),
+      gbpsSamples: g.flatMap((p) => p.gbpsSamples),
+    };
+  });
+}

@@ -1,0 +1,47 @@
+// What `dmacopy bench --service` measures: the settings (how the example service copies, and with
+// which engine options) and, for the copyBatch settings, the gaps between copies that trace each
+// setting's curve of request p99 against copy throughput.
+
+export type Strategy = 'none' | 'buffer-copy' | 'copy-batch' | 'copy-batch-sync' | 'worker' | 'worker-sync';
+
+export interface ServiceSetting {
+  /** Unique label: the strategy and the engine options that differ from the defaults. */
+  label: string;
+  strategy: Strategy;
+  cpuThreads?: number;
+  cpuNice?: number;
+  /** Pauses between back-to-back copies, ms: one measured point each (0: continuous). */
+  gapsMs: number[];
+}
+
+function label(strategy: Strategy, cpuThreads?: number, cpuNice?: number): string {
+  const opts = [cpuThreads === undefined ? '' : `${cpuThreads} thr`, cpuNice === undefined ? '' : `nice ${cpuNice}`].filter(Boolean);
+  return opts.length ? `${strategy} (${opts.join(', ')})` : strategy;
+}
+
+function setting(strategy: Strategy, gapsMs: number[], cpuThreads?: number, cpuNice?: number): ServiceSetting {
+  return { label: label(strategy, cpuThreads, cpuNice), strategy, cpuThreads, cpuNice, gapsMs };
+}
+
+/**
+ * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
+ * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19) at three gaps each,
+ * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
+ */
+export function serviceSettings(cores: number, short: boolean): ServiceSetting[] {
+  if (short) {
+    return [
+      setting('none', [0]),
+      setting('buffer-copy', [0]),
+      setting('copy-batch', [0]),
+      setting('copy-batch-sync', [0]),
+      setting('worker', [0]),
+    ];
+  }
+  const gaps = [0, 20, 100];
+  const threads = [...new Set([1, cores])];
+  const out = [setting('none', [0]), setting('buffer-copy', [0]), setting('copy-batch-sync', [0])];
+  for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
+  out.push(setting('worker', [0]), setting('worker-sync', [0]));
+  return out;
+}

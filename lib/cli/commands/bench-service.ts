@@ -1,0 +1,65 @@
+// `dmacopy bench --service` (and scripts/bench-service.js): runs the example snapshot service in a
+// child process under autocannon, with no copy, a Buffer.copy loop, copyBatch, copyBatchSync and
+// the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
+import fs from 'node:fs';
+import os from 'node:os';
+import { SingleBar } from 'cli-progress';
+import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
+import { serviceSettings } from '../bench/service-settings';
+import { renderServiceSvg } from '../bench/service-svg';
+import { formatServiceReport } from '../bench/service-table';
+
+export interface ServiceCliOptions {
+  short?: boolean;
+  duration?: number;
+  poolMib?: number;
+  connections?: number;
+  rate?: number;
+  reps?: number;
+  /** Only the settings whose label starts with one of these (idle always runs: the goals need it). */
+  paths?: string[];
+  json?: boolean;
+  svg?: string;
+  progress?: boolean;
+}
+
+export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
+  const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
+  const bar = showBar
+    ? new SingleBar({ format: 'bench --service [{bar}] {value}/{total}  {label}', hideCursor: true, clearOnComplete: true })
+    : undefined;
+  let started = false;
+  try {
+    const report = await runServiceBench({
+      short: o.short ?? false,
+      durationS: o.duration ?? SERVICE_DEFAULTS.durationS,
+      poolMib: o.poolMib ?? SERVICE_DEFAULTS.poolMib,
+      connections: o.connections ?? SERVICE_DEFAULTS.connections,
+      rate: o.rate ?? SERVICE_DEFAULTS.rate,
+      reps: o.reps ?? SERVICE_DEFAULTS.reps,
+      settings: o.paths
+        ? serviceSettings(os.availableParallelism(), o.short ?? false).filter(
+            (s) => s.strategy === 'none' || (o.paths as string[]).some((p) => s.label.startsWith(p)),
+          )
+        : undefined,
+      onProgress: bar
+        ? (done, total, label) => {
+            if (!started) bar.start(total, done, { label });
+            else bar.update(done, { label });
+            started = true;
+          }
+        : undefined,
+    });
+    if (started) bar?.stop();
+    started = false;
+    if (o.svg) fs.writeFileSync(o.svg, renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'));
+    if (o.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      process.stdout.write(formatServiceReport(report));
+      if (o.svg) process.stdout.write(`chart written to ${o.svg}\n`);
+    }
+    process.exitCode = report.ok ? 0 : 1;
+  } finally {
+    if (started) bar?.stop();
+  }
+}
