@@ -28,8 +28,8 @@ import {
   checkNonNegative,
   describe,
   LIST_CHUNK,
-  type PreparedBatch,
-  prepareBatch,
+  type BatchTable,
+  validateBatch,
   prepareListSlice,
 } from './validate';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
@@ -245,7 +245,7 @@ export class Engine {
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
       return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
-    const batch = prepareBatch(dsts, srcs, options);
+    const batch = validateBatch(dsts, srcs, options);
     if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
     return this.#copyAsync(batch);
   }
@@ -261,7 +261,7 @@ export class Engine {
     if (small.inline) return this.#copySmall(dsts, options, small.bytes);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
-    const batch = prepareBatch(dsts, srcs, options);
+    const batch = validateBatch(dsts, srcs, options);
     if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
     const trace = this.#trace(batch.bytes, batch.folios, false);
     const plan = this.#plan(batch);
@@ -336,7 +336,7 @@ export class Engine {
     return this.#closing;
   }
 
-  #worksFor(batch: PreparedBatch): number {
+  #worksFor(batch: BatchTable): number {
     const byBytes = Math.max(1, Math.floor(batch.bytes / Math.max(MIN_WORK_BYTES, SPLIT_UNIT)));
     return Math.min(this.#options.channels, byBytes);
   }
@@ -345,7 +345,7 @@ export class Engine {
    * How a batch is cut: works per channel, plus (device engines) the CPU's share beside the
    * device, weighted so both sides finish together.
    */
-  #plan(batch: PreparedBatch): { k: number; bounds: Float64Array; cpuWorksFrom: number; cpuShareBytes: number } {
+  #plan(batch: BatchTable): { k: number; bounds: Float64Array; cpuWorksFrom: number; cpuShareBytes: number } {
     const kDev = this.#worksFor(batch);
     if (!this.#options.dsa) return { k: kDev, bounds: workBounds(batch, kDev), cpuWorksFrom: kDev, cpuShareBytes: 0 };
     const { cpuWorks, weights } = this.#policy.deviceSplit(batch.bytes, kDev);
@@ -386,7 +386,7 @@ export class Engine {
   }
 
   /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
-  #newOp(batch: PreparedBatch, k: number): BatchOp {
+  #newOp(batch: BatchTable, k: number): BatchOp {
     const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
     op.done.catch(() => {}); // the caller gets the error thrown, not this promise
     return op;
@@ -438,7 +438,7 @@ export class Engine {
     return new BatchTrace(this.id, this.#options.backend, inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', bytes, folios);
   }
 
-  #copyInline(batch: PreparedBatch): CopyReport {
+  #copyInline(batch: BatchTable): CopyReport {
     const trace = this.#trace(batch.bytes, batch.folios, true);
     const op = this.#newOp(batch, 1);
     try {
@@ -460,7 +460,7 @@ export class Engine {
     return op.report;
   }
 
-  #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
+  #copyAsync(batch: BatchTable): Promise<CopyReport> {
     const trace = this.#trace(batch.bytes, batch.folios, false);
     const plan = this.#plan(batch);
     const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {

@@ -5,7 +5,7 @@ import { DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../
 import { TableForm } from '../native/abi';
 import type { CopyOptions } from '../types';
 
-export interface PreparedBatch {
+export interface BatchTable {
   form: TableForm;
   /** One full-length Uint8Array per distinct ArrayBuffer; holding it keeps the memory alive. */
   buffers: Uint8Array[];
@@ -111,7 +111,7 @@ function checkCopyOptions(options: unknown): CopyOptions {
 }
 
 /** Validates a list-form or region-form call and builds its table. Throws typed errors. */
-export function prepareBatch(dsts: unknown, srcs: unknown, options: unknown): PreparedBatch {
+export function validateBatch(dsts: unknown, srcs: unknown, options: unknown): BatchTable {
   const opts = checkCopyOptions(options);
   if (Array.isArray(dsts)) {
     if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
@@ -145,7 +145,7 @@ export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): 
   return { dsts, srcs };
 }
 
-function prepareList(dsts: unknown[], srcs: unknown[]): PreparedBatch {
+function prepareList(dsts: unknown[], srcs: unknown[]): BatchTable {
   if (srcs.length !== dsts.length) {
     throw new DmacopyRangeError(
       'ERR_DMACOPY_LENGTH_MISMATCH',
@@ -156,7 +156,7 @@ function prepareList(dsts: unknown[], srcs: unknown[]): PreparedBatch {
 }
 
 /** Validates folios [start, end) of a list-form call and builds their table (buffer indexes local to the slice). */
-export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number): PreparedBatch {
+export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number): BatchTable {
   const n = end - start;
   const buffers = new BufferTable();
   const table = new Float64Array(n * 5);
@@ -204,7 +204,7 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
   return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
 }
 
-function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): PreparedBatch {
+function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): BatchTable {
   const bytes = src.byteLength;
   if (dst.byteLength < bytes) {
     throw new DmacopyRangeError(

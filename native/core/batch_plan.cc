@@ -183,4 +183,30 @@ PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* boun
   return {};
 }
 
+PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
+                      const double* bounds, size_t k, WorkPieces& out) {
+  std::vector<CopyRegion> folios;
+  PlanStatus st;
+  if (form == TableForm::List) {
+    if (table_len % kListFields != 0)
+      return fail(PlanError::BadNumber, 0, "list table length must be a multiple of 5");
+    st = plan_list(bufs, nbufs, table, table_len / kListFields, folios);
+    if (st.ok()) st = check_overlaps(folios);
+  } else if (form == TableForm::Region) {
+    if (table_len != kRegionFields) return fail(PlanError::BadNumber, 0, "region table must hold 6 numbers");
+    st = plan_region(bufs, nbufs, table, folios);
+    if (st.ok()) st = check_region_overlap(folios);
+  } else {
+    return fail(PlanError::BadNumber, 0, "unknown table form");
+  }
+  if (!st.ok()) return st;
+  return split_works(folios, bounds, k, out);
+}
+
+size_t first_changed_span(const BufferSpan* planned, const BufferSpan* now, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (planned[i].base != now[i].base || planned[i].len != now[i].len) return i;
+  return n;
+}
+
 }  // namespace dmacopy

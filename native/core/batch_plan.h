@@ -68,4 +68,19 @@ struct WorkPieces {
 // last (n, 0). Zero-length pieces are dropped (a zero-length folio is a no-op).
 PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out);
 
+// The two table forms JavaScript sends (lib/native/abi.ts TableForm).
+enum class TableForm : uint32_t { List = 0, Region = 1 };
+
+// The whole plan of one batch that is not a chunk of a larger one: validates the table of either
+// form against bufs (a list table holds a multiple of kListFields numbers, a region table exactly
+// kRegionFields), rejects overlap within the batch, and cuts it into k works at bounds (see
+// split_works). A prepared batch keeps `out` and runs it again and again.
+PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
+                      const double* bounds, size_t k, WorkPieces& out);
+
+// A prepared batch is re-run only over the very memory it was planned on: the index of the
+// first span of `now` whose base or length differs from `planned` (a detached buffer reads as
+// length 0), n when all n match.
+size_t first_changed_span(const BufferSpan* planned, const BufferSpan* now, size_t n);
+
 }  // namespace dmacopy
