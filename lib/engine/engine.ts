@@ -12,14 +12,7 @@ import {
   QUARANTINE_AFTER,
 } from '../defaults';
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
-import {
-  CopyMode,
-  EVENT_FIELDS,
-  type NativeDsaConfig,
-  type NativeEngine,
-  type NativePlan,
-  type NativeUserQueue,
-} from '../native/abi';
+import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { BatchTrace, publishQuarantine } from '../observe/diagnostics';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
@@ -31,14 +24,14 @@ import { checkAttached, copyPairs, folioPairs, PreparedBatch, type PreparedRunne
 import { copySmall, forgetSmall, smallBatchBytes } from './small-copy';
 import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import {
+  type BatchTable,
   checkIntInRange,
   checkListShape,
   checkNonNegative,
   describe,
   LIST_CHUNK,
-  type BatchTable,
-  validateBatch,
   prepareListSlice,
+  validateBatch,
 } from './validate';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 

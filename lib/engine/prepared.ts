@@ -4,8 +4,7 @@
 // addon; a run re-checks only that every buffer is still attached, then hands the kept plan
 // over. This module holds the handle and its state rules; engine.ts runs it.
 import { busyError, DmacopyTypeError, releasedError } from '../errors';
-import { TableForm } from '../native/abi';
-import type { NativePlan } from '../native/abi';
+import { type NativePlan, TableForm } from '../native/abi';
 import type { CopyReport } from '../types';
 import type { BatchTable } from './validate';
 

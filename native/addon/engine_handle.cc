@@ -290,7 +290,7 @@ namespace {
 struct PreparedPlan {
   std::weak_ptr<EngineResources> engine;  // the engine it was planned for (and counted in)
   const EngineResources* owner = nullptr;
-  std::vector<BufferSpan> spans;  // the memory it was planned on: every run must see exactly this
+  std::vector<BufferSpan> spans;                    // the memory it was planned on: every run must see exactly this
   std::shared_ptr<const dmacopy::WorkPieces> plan;  // null once released
   dmacopy::StoreKind store = StoreKind::Cached;
   size_t works = 0;
@@ -353,8 +353,8 @@ Napi::Value EngineHandle::RunPrepared(const Napi::CallbackInfo& info) {
   if (mode > kAsync) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode");
   const double op_id = number_arg(info[2], "opId");
   std::vector<BufferSpan> now = buffer_spans(info[3]);
-  size_t changed = now.size() == p->spans.size() ? dmacopy::first_changed_span(p->spans.data(), now.data(), now.size())
-                                                 : 0;
+  size_t changed =
+      now.size() == p->spans.size() ? dmacopy::first_changed_span(p->spans.data(), now.data(), now.size()) : 0;
   if (changed != p->spans.size() || now.size() != p->spans.size()) {
     if (changed < now.size() && now[changed].len == 0 && p->spans[changed].len != 0)
       throw coded_type_error(env, "ERR_DMACOPY_DETACHED",

@@ -188,8 +188,7 @@ PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, cons
   std::vector<CopyRegion> folios;
   PlanStatus st;
   if (form == TableForm::List) {
-    if (table_len % kListFields != 0)
-      return fail(PlanError::BadNumber, 0, "list table length must be a multiple of 5");
+    if (table_len % kListFields != 0) return fail(PlanError::BadNumber, 0, "list table length must be a multiple of 5");
     st = plan_list(bufs, nbufs, table, table_len / kListFields, folios);
     if (st.ok()) st = check_overlaps(folios);
   } else if (form == TableForm::Region) {
