@@ -44,6 +44,8 @@ export interface Row {
   bytes: number;
   form: Cell['form'];
   kind: Cell['kind'];
+  /** A probe cell's row (see Cell.onlyPaths): not charted. */
+  probe?: boolean;
   path: string;
   pathKind: BenchPath['kind'];
   mode: Mode;
@@ -138,6 +140,7 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     bytes: cell.bytes,
     form: cell.form,
     kind: cell.kind,
+    ...(cell.onlyPaths ? { probe: true } : {}),
     path: path.name,
     pathKind: path.kind,
     mode,

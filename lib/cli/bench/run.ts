@@ -10,7 +10,7 @@ import { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConf
 import { type HostRecord, hostRecord } from './host';
 import { FULL_SETTINGS, type MeasureSettings, measure, QUICK_SETTINGS, type Row } from './measure';
 import { measureMemory } from './memory';
-import { type BenchPath, type CellBuffers, closePaths, openPaths } from './paths';
+import { type BenchPath, type CellBuffers, closePaths, openPaths, PREPARED_PATH } from './paths';
 import { GiB, sizeLabel } from './stats';
 import { evaluateTargets, type MemoryResult, type TargetResult } from './targets';
 
@@ -82,7 +82,8 @@ export function planTasks(cells: readonly Cell[], paths: readonly BenchPath[], f
   const tasks: Task[] = [];
   for (const cell of cells) {
     for (const path of paths) {
-      if (path.formIndependent && cell.form !== forms[0]) continue;
+      if (path.formIndependent && cell.form !== forms[0] && !cell.onlyPaths) continue;
+      if (cell.onlyPaths && path.kind === 'engine' && !cell.onlyPaths.includes(path.name)) continue;
       for (const mode of path.modes) {
         // copyBatchSync on large batches: for 'auto' only (the others add nothing new there).
         if (path.kind === 'engine' && mode === 'sync' && cell.kind === 'throughput' && path.name !== 'auto' && !path.syncOnLarge) continue;
@@ -162,7 +163,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   let memory: MemoryResult | null = null;
   const memoryWanted = o.memory ?? !quick;
   try {
-    const cells = o.cells ?? planCells(cfg);
+    const cells = o.cells ?? planCells(cfg, paths.some((p) => p.name === PREPARED_PATH) ? [PREPARED_PATH] : []);
     const tasks = planTasks(cells, paths, cfg.forms);
     const maxBytes = Math.max(0, ...cells.map((c) => c.bytes));
     const src = Buffer.allocUnsafeSlow(maxBytes);
