@@ -14,7 +14,7 @@ import {
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
 import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
-import { BatchTrace, publishQuarantine } from '../observe/diagnostics';
+import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
 import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
 import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
@@ -248,13 +248,14 @@ export class Engine {
     options?: CopyOptions,
   ): Promise<CopyReport> {
     if (this.#closed) throw closedError();
-    const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
+    const small = smallBatchBytes(dsts, srcs, options);
+    const smallInline = small < 0 ? undefined : this.#smallInline(small);
+    if (smallInline) return this.#copySmall(dsts, options, small);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
       return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
     const batch = validateBatch(dsts, srcs, options);
-    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+    if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
     const native = this.#native;
     const plan = this.#plan(batch);
     return this.#runAsync(batch, plan, (id) =>
@@ -269,12 +270,13 @@ export class Engine {
     options?: CopyOptions,
   ): CopyReport {
     if (this.#closed) throw closedError();
-    const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
+    const small = smallBatchBytes(dsts, srcs, options);
+    const smallInline = small < 0 ? undefined : this.#smallInline(small);
+    if (smallInline) return this.#copySmall(dsts, options, small);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
     const batch = validateBatch(dsts, srcs, options);
-    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+    if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
     const native = this.#native;
     const plan = this.#plan(batch);
     return this.#runSync(batch, plan, (id, totals) =>
@@ -364,12 +366,13 @@ export class Engine {
    */
   #inline(bytes: number, folios: number, copy: () => number): CopyReport {
     const t0 = process.hrtime.bigint();
-    const trace = this.#trace(bytes, folios, true);
+    // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
+    const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
     let descriptors: number;
     try {
       descriptors = copy();
     } catch (err) {
-      trace.fail(err as Error);
+      trace?.fail(err as Error);
       throw err;
     }
     const report: CopyReport = {
@@ -511,16 +514,14 @@ export class Engine {
   }
 
   /**
-   * Whether a batch qualifies for the small-batch path (see small-copy.ts) and, if so, the policy's
-   * inline decision for it. The decision is taken once per batch: the policy counts batches and
-   * sometimes explores the other path, and asking again would undo that choice.
+   * The policy's inline decision for a batch the small-batch path accepted (see small-copy.ts).
+   * It is taken once per batch: the policy counts batches and sometimes explores the other path,
+   * and asking again would undo that choice.
    */
-  #smallBatch(dsts: unknown, srcs: unknown, options: unknown): { bytes: number; inline: boolean | undefined } {
-    const bytes = smallBatchBytes(dsts, srcs, options);
-    if (bytes < 0) return { bytes, inline: undefined };
+  #smallInline(bytes: number): boolean {
     const inline = this.#policy.useInline(bytes);
     if (!inline) forgetSmall(); // the full path reads and checks the views itself
-    return { bytes, inline };
+    return inline;
   }
 
   /** The small-batch path: validated and copied in place on the calling thread. */
@@ -646,8 +647,8 @@ export class Engine {
     );
   }
 
-  #account(r: CopyReport, inline: boolean, trace: BatchTrace): void {
-    trace.end(r);
+  #account(r: CopyReport, inline: boolean, trace: BatchTrace | undefined): void {
+    trace?.end(r);
     const t = this.#totals;
     t.batches++;
     if (inline) t.inlineBatches++;
