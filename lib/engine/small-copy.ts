@@ -16,10 +16,6 @@ function plainBuffer(ab: ArrayBufferLike): boolean {
   return ab instanceof ArrayBuffer && (ab as ArrayBuffer & { resizable?: boolean }).resizable !== true;
 }
 
-function viewLength(v: View): number {
-  return v instanceof Uint8Array ? v.length : v.byteLength;
-}
-
 /**
  * Bytes of a list- or region-form call if it qualifies for the small path, else -1. Region form
  * qualifies without folioSize only (one folio), or with it (folios are slices of one copy).
