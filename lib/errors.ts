@@ -83,17 +83,6 @@ export function outOfRange(argument: string, message: string): DmacopyRangeError
   return new DmacopyRangeError('ERR_DMACOPY_OUT_OF_RANGE', message, { argument });
 }
 
-export function releasedError(): DmacopyError {
-  return new DmacopyError('ERR_DMACOPY_RELEASED', 'This prepared batch was released: prepare the batch again with engine.prepare().');
-}
-
-export function busyError(): DmacopyError {
-  return new DmacopyError(
-    'ERR_DMACOPY_BUSY',
-    'This prepared batch is still running: await its copy() before running it again (or prepare a second batch).',
-  );
-}
-
 export function closedError(): DmacopyError {
   return new DmacopyError('ERR_DMACOPY_CLOSED', 'The engine is closed: open a new one with openEngine().');
 }

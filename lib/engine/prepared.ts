@@ -3,7 +3,7 @@
 // native plan (regions, overlap check, the split into works) is built once and kept by the
 // addon; a run re-checks only that every buffer is still attached, then hands the kept plan
 // over. This module holds the handle and its state rules; engine.ts runs it.
-import { busyError, DmacopyTypeError, releasedError } from '../errors';
+import { DmacopyError, DmacopyTypeError } from '../errors';
 import { type NativePlan, TableForm } from '../native/abi';
 import type { CopyReport } from '../types';
 import type { BatchTable } from './validate';
@@ -124,9 +124,16 @@ export class PreparedBatch {
   /** The state of a run about to start, after the checks every run makes (in this order). */
   #begin(): PreparedState {
     const state = this.#state;
-    if (state === undefined) throw releasedError();
+    if (state === undefined) {
+      throw new DmacopyError('ERR_DMACOPY_RELEASED', 'This prepared batch was released: prepare the batch again with engine.prepare().');
+    }
     this.#runner.checkOpen();
-    if (this.#running) throw busyError();
+    if (this.#running) {
+      throw new DmacopyError(
+        'ERR_DMACOPY_BUSY',
+        'This prepared batch is still running: await its copy() before running it again (or prepare a second batch).',
+      );
+    }
     return state;
   }
 
