@@ -234,12 +234,13 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
   if (mode > kAsync) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
   const size_t k = works_of_bounds(env, bounds);
 
-  auto pieces = std::make_shared<dmacopy::WorkPieces>();
+  std::shared_ptr<dmacopy::WorkPieces> pieces = pieces_pool_->take();
   // A chunk of a larger batch is checked against the chunks before it, not only itself.
   const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   dmacopy::PlanStatus st;
+  std::vector<CopyRegion>& folios = folios_scratch_;
   if (chunked) {
-    std::vector<CopyRegion> folios;
+    folios.clear();
     if (form != kListForm || table.length % dmacopy::kListFields != 0)
       throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "a chunk must be a list table of 5 numbers per folio");
     st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
@@ -247,8 +248,9 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
     if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
   } else {
     st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), spans.data(), spans.size(), table.data,
-                             table.length, bounds.data, k, *pieces);
+                             table.length, bounds.data, k, *pieces, folios);
   }
+  if (folios.capacity() > dmacopy::WorkPiecesPool::kMaxKeptPieces) std::vector<CopyRegion>().swap(folios);
   if (!st.ok()) throw plan_error(env, st);
 
   dmacopy::CopyRequest req;
@@ -326,8 +328,9 @@ Napi::Value EngineHandle::Prepare(const Napi::CallbackInfo& info) {
   DoubleTable bounds = double_table(info[3], "bounds");
   p->works = works_of_bounds(env, bounds);
   auto pieces = std::make_shared<dmacopy::WorkPieces>();
+  std::vector<CopyRegion> folios;
   dmacopy::PlanStatus st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), p->spans.data(), p->spans.size(),
-                                               table.data, table.length, bounds.data, p->works, *pieces);
+                                               table.data, table.length, bounds.data, p->works, *pieces, folios);
   if (!st.ok()) throw plan_error(env, st);
   p->store = store_for(*core_, *pieces);
   p->cpu_works_from = info[4].IsNumber() ? uint32_arg(info[4], "cpuWorksFrom") : p->works;

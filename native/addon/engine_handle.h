@@ -79,6 +79,10 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   void execute(Napi::Env env, const dmacopy::CopyRequest& req, uint32_t* counts, dmacopy::EventRecord* totals);
 
   std::unordered_map<uint64_t, dmacopy::OverlapTracker> trackers_;
+  // Reused by every copy() on this (JS) thread, so a large batch does not fault its plan's pages
+  // in again each time: the folios before the split, and the split plans (jobs hand those back).
+  std::vector<dmacopy::CopyRegion> folios_scratch_;
+  std::shared_ptr<dmacopy::WorkPiecesPool> pieces_pool_ = dmacopy::WorkPiecesPool::create();
   // Chunked synchronous batches (registerSync .. waitSync); each entry unregisters on erase.
   std::unordered_map<uint64_t, std::unique_ptr<dmacopy::SyncRegistration>> sync_registrations_;
 

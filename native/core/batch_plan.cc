@@ -184,8 +184,8 @@ PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* boun
 }
 
 PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
-                      const double* bounds, size_t k, WorkPieces& out) {
-  std::vector<CopyRegion> folios;
+                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios) {
+  folios.clear();
   PlanStatus st;
   if (form == TableForm::List) {
     if (table_len % kListFields != 0) return fail(PlanError::BadNumber, 0, "list table length must be a multiple of 5");
@@ -200,6 +200,39 @@ PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, cons
   }
   if (!st.ok()) return st;
   return split_works(folios, bounds, k, out);
+}
+
+std::shared_ptr<WorkPieces> WorkPiecesPool::take() {
+  std::unique_ptr<WorkPieces> w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      w = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (!w) w = std::make_unique<WorkPieces>();
+  std::shared_ptr<WorkPiecesPool> self = shared_from_this();
+  // If building the shared_ptr throws, it deletes w with the deleter: back to the pool.
+  return std::shared_ptr<WorkPieces>(w.release(), [self](WorkPieces* p) { self->give(p); });
+}
+
+void WorkPiecesPool::give(WorkPieces* w) {
+  std::unique_ptr<WorkPieces> owned(w);
+  if (owned->pieces.capacity() > kMaxKeptPieces) return;  // freed: a rare huge plan is not kept
+  owned->pieces.clear();
+  owned->work_begin.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_.size() >= kKeep) return;
+  try {
+    free_.push_back(std::move(owned));
+  } catch (...) {  // out of memory growing the list: the plan is freed instead
+  }
+}
+
+size_t WorkPiecesPool::kept() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_.size();
 }
 
 size_t first_changed_span(const BufferSpan* planned, const BufferSpan* now, size_t n) {
