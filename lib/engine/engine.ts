@@ -29,8 +29,10 @@ import {
   checkListShape,
   checkNonNegative,
   describe,
+  giveChunkTable,
   LIST_CHUNK,
   prepareListSlice,
+  takeChunkTable,
   validateBatch,
 } from './validate';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
@@ -599,9 +601,10 @@ export class Engine {
     }
     const trace = this.#trace(0, n, false); // bytes are known only once every chunk was read
     let failure: Error | undefined;
+    const table = takeChunkTable();
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
-        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK));
+        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK), table);
         op.pin(chunk.buffers);
         const counts = native.copy(
           CopyMode.Async,
@@ -621,6 +624,7 @@ export class Engine {
         break;
       }
     }
+    giveChunkTable(table);
     native.endBatch(op.id);
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);

@@ -129,6 +129,25 @@ export function validateBatch(dsts: unknown, srcs: unknown, options: unknown): B
 /** Folios per chunk when a large list-form batch is validated and submitted piece by piece. */
 export const LIST_CHUNK = 4096;
 
+// One chunk table (160 KiB) reused by every chunked batch of this thread: the native layer reads
+// a chunk's table before copy() returns, and a fresh one per chunk cost page faults each time
+// (freshly mapped memory, 40 pages per chunk). A batch that starts while it is taken (a getter
+// of one batch's list running another) gets its own.
+let chunkTable: Float64Array | undefined;
+let chunkTableTaken = false;
+
+/** The shared chunk table if free (hand it back with giveChunkTable), else a new one. */
+export function takeChunkTable(): Float64Array {
+  if (chunkTableTaken) return new Float64Array(LIST_CHUNK * 5);
+  chunkTableTaken = true;
+  chunkTable ??= new Float64Array(LIST_CHUNK * 5);
+  return chunkTable;
+}
+
+export function giveChunkTable(table: Float64Array): void {
+  if (table === chunkTable) chunkTableTaken = false;
+}
+
 /** Checks the shape of a list-form call without reading the views (that happens per chunk). */
 export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): { dsts: unknown[]; srcs: unknown[] } | undefined {
   if (!Array.isArray(dsts)) return undefined;
@@ -155,11 +174,14 @@ function prepareList(dsts: unknown[], srcs: unknown[]): BatchTable {
   return prepareListSlice(dsts, srcs, 0, dsts.length);
 }
 
-/** Validates folios [start, end) of a list-form call and builds their table (buffer indexes local to the slice). */
-export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number): BatchTable {
+/**
+ * Validates folios [start, end) of a list-form call and builds their table (buffer indexes local
+ * to the slice), in `into` when given (at least 5 doubles per folio; see takeChunkTable).
+ */
+export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number, into?: Float64Array): BatchTable {
   const n = end - start;
   const buffers = new BufferTable();
-  const table = new Float64Array(n * 5);
+  const table = into ? into.subarray(0, n * 5) : new Float64Array(n * 5);
   let bytes = 0;
   // Consecutive folios usually share their buffers: remember the last ones to skip the Map.
   let lastDstAb: ArrayBufferLike | undefined;

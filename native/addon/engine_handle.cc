@@ -244,7 +244,12 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
     if (form != kListForm || table.length % dmacopy::kListFields != 0)
       throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "a chunk must be a list table of 5 numbers per folio");
     st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
-    if (st.ok()) st = trackers_[static_cast<uint64_t>(op_id)].add(folios);
+    if (st.ok()) {
+      auto it = trackers_.find(static_cast<uint64_t>(op_id));
+      if (it == trackers_.end())
+        it = trackers_.emplace(static_cast<uint64_t>(op_id), dmacopy::OverlapTracker(std::move(tracker_spare_))).first;
+      st = it->second.add(folios);
+    }
     if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
   } else {
     st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), spans.data(), spans.size(), table.data,
@@ -445,7 +450,12 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value EngineHandle::EndBatch(const Napi::CallbackInfo& info) {
-  trackers_.erase(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  auto it = trackers_.find(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  if (it == trackers_.end()) return info.Env().Undefined();
+  std::vector<CopyRegion> storage = it->second.take_storage();
+  trackers_.erase(it);
+  if (storage.capacity() <= dmacopy::WorkPiecesPool::kMaxKeptPieces && storage.capacity() > tracker_spare_.capacity())
+    tracker_spare_ = std::move(storage);
   return info.Env().Undefined();
 }
 

@@ -83,6 +83,8 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   // in again each time: the folios before the split, and the split plans (jobs hand those back).
   std::vector<dmacopy::CopyRegion> folios_scratch_;
   std::shared_ptr<dmacopy::WorkPiecesPool> pieces_pool_ = dmacopy::WorkPiecesPool::create();
+  // The history memory of the last chunked batch, for the next one's OverlapTracker.
+  std::vector<dmacopy::CopyRegion> tracker_spare_;
   // Chunked synchronous batches (registerSync .. waitSync); each entry unregisters on erase.
   std::unordered_map<uint64_t, std::unique_ptr<dmacopy::SyncRegistration>> sync_registrations_;
 

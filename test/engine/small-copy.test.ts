@@ -94,3 +94,33 @@ describe('small-batch path', () => {
     expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(38); // the last batch's buffers may sit in registers
   });
 });
+
+describe('chunked lists', () => {
+  it('a batch started from a getter of another (both chunked) gets its own chunk table: both copy exactly', () => {
+    const n = 9000;
+    const make = (seed: number) => {
+      const src = new Uint8Array(n * 64);
+      fillPattern(src, seed);
+      const dst = new Uint8Array(n * 64);
+      const dsts = Array.from({ length: n }, (_, i) => dst.subarray(i * 64, (i + 1) * 64));
+      const srcs = Array.from({ length: n }, (_, i) => src.subarray(i * 64, (i + 1) * 64));
+      return { src, dst, dsts, srcs };
+    };
+    const inner = make(7);
+    const outer = make(8);
+    let ran = false;
+    const hostile = new Proxy(outer.dsts, {
+      get(target, key, receiver) {
+        if (key === '5000' && !ran) {
+          ran = true;
+          engine.copyBatchSync(inner.dsts, inner.srcs);
+        }
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    engine.copyBatchSync(hostile, outer.srcs);
+    expect(ran).toBe(true);
+    expect(Buffer.compare(inner.dst, inner.src)).toBe(0);
+    expect(Buffer.compare(outer.dst, outer.src)).toBe(0);
+  });
+});
