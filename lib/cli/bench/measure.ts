@@ -28,7 +28,7 @@ export interface MeasureSettings {
 export const QUICK_SETTINGS: MeasureSettings = {
   reps: 3,
   warmup: 1,
-  latencyWarmup: 500,
+  latencyWarmup: 1000,
   latencyMinIters: 60,
   latencyBudgetMs: 25,
   latencyMaxIters: 20000,
@@ -36,7 +36,7 @@ export const QUICK_SETTINGS: MeasureSettings = {
 export const FULL_SETTINGS: MeasureSettings = {
   reps: 5,
   warmup: 1,
-  latencyWarmup: 1000,
+  latencyWarmup: 2000,
   latencyMinIters: 300,
   latencyBudgetMs: 200,
   latencyMaxIters: 100000,
