@@ -256,13 +256,19 @@ export class Engine {
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
       return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
-    const batch = validateBatch(dsts, srcs, options);
-    if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-    const native = this.#native;
-    const plan = this.#plan(batch);
-    return this.#runAsync(batch, plan, (id) =>
-      native.copy(CopyMode.Async, id, batch.buffers, batch.form, batch.table, plan.bounds, undefined, false, plan.cpuWorksFrom),
-    );
+    // The table is read by the native layer before this returns (the async copy only queues).
+    const table = takeChunkTable();
+    try {
+      const batch = validateBatch(dsts, srcs, options, table);
+      if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+      const native = this.#native;
+      const plan = this.#plan(batch);
+      return this.#runAsync(batch, plan, (id) =>
+        native.copy(CopyMode.Async, id, batch.buffers, batch.form, batch.table, plan.bounds, undefined, false, plan.cpuWorksFrom),
+      );
+    } finally {
+      giveChunkTable(table);
+    }
   }
 
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
@@ -277,13 +283,18 @@ export class Engine {
     if (smallInline) return this.#copySmall(dsts, options, small);
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
-    const batch = validateBatch(dsts, srcs, options);
-    if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-    const native = this.#native;
-    const plan = this.#plan(batch);
-    return this.#runSync(batch, plan, (id, totals) =>
-      sum(native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom)),
-    );
+    const table = takeChunkTable();
+    try {
+      const batch = validateBatch(dsts, srcs, options, table);
+      if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+      const native = this.#native;
+      const plan = this.#plan(batch);
+      return this.#runSync(batch, plan, (id, totals) =>
+        sum(native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom)),
+      );
+    } finally {
+      giveChunkTable(table);
+    }
   }
 
   /**

@@ -110,14 +110,17 @@ function checkCopyOptions(options: unknown): CopyOptions {
   return options as CopyOptions;
 }
 
-/** Validates a list-form or region-form call and builds its table. Throws typed errors. */
-export function validateBatch(dsts: unknown, srcs: unknown, options: unknown): BatchTable {
+/**
+ * Validates a list-form or region-form call and builds its table. Throws typed errors. A list's
+ * table is written into `into` when it fits (the caller's scratch: read before it is reused).
+ */
+export function validateBatch(dsts: unknown, srcs: unknown, options: unknown, into?: Float64Array): BatchTable {
   const opts = checkCopyOptions(options);
   if (Array.isArray(dsts)) {
     if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
     if (opts.folioSize !== undefined)
       throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
-    return prepareList(dsts, srcs);
+    return prepareList(dsts, srcs, into);
   }
   if (ArrayBuffer.isView(dsts)) {
     if (!ArrayBuffer.isView(srcs)) throw invalidArg('src', `src must be a Buffer, TypedArray or DataView like dst, got ${describe(srcs)}`);
@@ -129,18 +132,19 @@ export function validateBatch(dsts: unknown, srcs: unknown, options: unknown): B
 /** Folios per chunk when a large list-form batch is validated and submitted piece by piece. */
 export const LIST_CHUNK = 4096;
 
-// One chunk table (160 KiB) reused by every chunked batch of this thread: the native layer reads
-// a chunk's table before copy() returns, and a fresh one per chunk cost page faults each time
-// (freshly mapped memory, 40 pages per chunk). A batch that starts while it is taken (a getter
-// of one batch's list running another) gets its own.
+// One table (320 KiB: an unchunked list of up to 2 x LIST_CHUNK folios, or one chunk) reused by
+// the list-form batches of this thread: the native layer reads a table before copy() returns,
+// and a fresh one per batch or chunk cost page faults each time (freshly mapped memory, 40 pages
+// per 4,096 folios). A batch that starts while it is taken (a getter of one batch's list running
+// another) gets its own.
 let chunkTable: Float64Array | undefined;
 let chunkTableTaken = false;
 
 /** The shared chunk table if free (hand it back with giveChunkTable), else a new one. */
 export function takeChunkTable(): Float64Array {
-  if (chunkTableTaken) return new Float64Array(LIST_CHUNK * 5);
+  if (chunkTableTaken) return new Float64Array(2 * LIST_CHUNK * 5);
   chunkTableTaken = true;
-  chunkTable ??= new Float64Array(LIST_CHUNK * 5);
+  chunkTable ??= new Float64Array(2 * LIST_CHUNK * 5);
   return chunkTable;
 }
 
@@ -164,14 +168,14 @@ export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): 
   return { dsts, srcs };
 }
 
-function prepareList(dsts: unknown[], srcs: unknown[]): BatchTable {
+function prepareList(dsts: unknown[], srcs: unknown[], into?: Float64Array): BatchTable {
   if (srcs.length !== dsts.length) {
     throw new DmacopyRangeError(
       'ERR_DMACOPY_LENGTH_MISMATCH',
       `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
     );
   }
-  return prepareListSlice(dsts, srcs, 0, dsts.length);
+  return prepareListSlice(dsts, srcs, 0, dsts.length, into && into.length >= dsts.length * 5 ? into : undefined);
 }
 
 /**
