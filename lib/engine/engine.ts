@@ -249,26 +249,7 @@ export class Engine {
     srcs: readonly ArrayBufferView[] | ArrayBufferView,
     options?: CopyOptions,
   ): Promise<CopyReport> {
-    if (this.#closed) throw closedError();
-    const small = smallBatchBytes(dsts, srcs, options);
-    const smallInline = small < 0 ? undefined : this.#smallInline(small);
-    if (smallInline) return this.#copySmall(dsts, options, small);
-    const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
-      return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
-    // The table is read by the native layer before this returns (the async copy only queues).
-    const table = takeChunkTable();
-    try {
-      const batch = validateBatch(dsts, srcs, options, table);
-      if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-      const native = this.#native;
-      const plan = this.#plan(batch);
-      return this.#runAsync(batch, plan, (id) =>
-        native.copy(CopyMode.Async, id, batch.buffers, batch.form, batch.table, plan.bounds, undefined, false, plan.cpuWorksFrom),
-      );
-    } finally {
-      giveChunkTable(table);
-    }
+    return this.#route(dsts, srcs, options, false);
   }
 
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
@@ -277,21 +258,31 @@ export class Engine {
     srcs: readonly ArrayBufferView[] | ArrayBufferView,
     options?: CopyOptions,
   ): CopyReport {
+    return this.#route(dsts, srcs, options, true) as CopyReport;
+  }
+
+  /**
+   * The path of one copyBatch (sync false) or copyBatchSync (sync true) call: the small-batch
+   * path, a chunked list, inline, or the threads / device.
+   */
+  #route(dsts: unknown, srcs: unknown, options: CopyOptions | undefined, sync: boolean): CopyReport | Promise<CopyReport> {
     if (this.#closed) throw closedError();
     const small = smallBatchBytes(dsts, srcs, options);
     const smallInline = small < 0 ? undefined : this.#smallInline(small);
     if (smallInline) return this.#copySmall(dsts, options, small);
     const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, sync);
+    // The table is read by the native layer before this returns (an async copy only queues).
     const table = takeChunkTable();
     try {
       const batch = validateBatch(dsts, srcs, options, table);
       if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
       const native = this.#native;
       const plan = this.#plan(batch);
-      return this.#runSync(batch, plan, (id, totals) =>
-        sum(native.copy(CopyMode.Sync, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom)),
-      );
+      const copy = (mode: CopyMode, id: number, totals?: Float64Array) =>
+        native.copy(mode, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom);
+      if (sync) return this.#runSync(batch, plan, (id, totals) => sum(copy(CopyMode.Sync, id, totals)));
+      return this.#runAsync(batch, plan, (id) => copy(CopyMode.Async, id));
     } finally {
       giveChunkTable(table);
     }
