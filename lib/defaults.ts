@@ -42,6 +42,12 @@ export const PAGE_FAULT_RETRIES = 2;
 /** Consecutive failures (timeouts, errors, unhealthy states) before a queue is quarantined. */
 export const QUARANTINE_AFTER = 3;
 
+/** After a deadline or a device error, how long the in-band Drain descriptor may take (ms) before
+ *  the queue counts as wedged: its batches then reject with ERR_DMACOPY_DEVICE_WEDGED and it is
+ *  quarantined. Also bounds engine.close() on a wedged device. A Drain waits for what the device
+ *  holds, so this is how long a live device may lag before dmacopy stops waiting for it. */
+export const DRAIN_TIMEOUT_MS = 1000;
+
 /** Where sysfs does not say: the DSA 1.0 maximum transfer size of Sapphire Rapids devices. */
 export const DSA_MAX_TRANSFER_SIZE = 2 * 1024 * 1024;
 

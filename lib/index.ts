@@ -35,6 +35,7 @@ export {
 } from './observe/metrics';
 export type {
   Backend,
+  CloseReport,
   CopyOptions,
   CopyReport,
   EngineOptions,

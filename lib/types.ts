@@ -12,6 +12,12 @@ export interface EngineOptions {
   cpuThreads?: number;
   /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */
   timeoutMs?: number;
+  /**
+   * Device backends: after a deadline or a device error, how long the queue's in-band Drain may
+   * take, in ms, before the queue counts as wedged (its batches reject with
+   * ERR_DMACOPY_DEVICE_WEDGED, the queue is quarantined). Also bounds close(). Default 1000.
+   */
+  drainTimeoutMs?: number;
   /** Batches smaller than this are copied inline on the calling thread (no thread hop). */
   minOffloadBytes?: number;
   /** Batches at least this large use non-temporal (cache-bypassing) stores on the CPU path. */
@@ -45,8 +51,12 @@ export interface EmulatorFaults {
   backward?: number;
   /** A hardware error status. */
   error?: number;
-  /** Never completes (until the queue is drained). */
+  /** Completes only after hangMs; with hangMs 0, never (a wedged device: nothing aborts it). */
   hang?: number;
+  /** How long a hung descriptor takes, in ms; 0 (the default): forever. */
+  hangMs?: number;
+  /** The data is copied but the completion record is never written (a fault on it, DSA 1.0): a software error instead. */
+  lostRecord?: number;
   /** Completes only after lateMs. */
   late?: number;
   lateMs?: number;
@@ -63,6 +73,11 @@ export interface EmulatorFaults {
 }
 
 export interface EmulatorOptions {
+  /**
+   * The emulated device's name. Engines given the same name share its device-wide software-error
+   * latch, as clients of one real device do. Default: a name of this engine's own.
+   */
+  device?: string;
   /** Software queues (channels). Default: options.channels, else 2. */
   queues?: number;
   /** Engine threads per queue. Default 2. */
@@ -76,6 +91,15 @@ export interface EmulatorOptions {
   latencyUs?: number;
   jitterUs?: number;
   faults?: EmulatorFaults;
+}
+
+/** What engine.close() found. */
+export interface CloseReport {
+  /**
+   * DSA queues whose Drain did not complete within drainTimeoutMs: the device may still write
+   * what they held (those batches rejected with ERR_DMACOPY_DEVICE_WEDGED). Empty normally.
+   */
+  wedgedQueues: string[];
 }
 
 export interface CopyOptions {

@@ -280,6 +280,8 @@ const FAULT_PRESETS = [
       backward: R.f(),
       error: R.f() * 0.05,
       hang: R.f() * 0.01,
+      hangMs: R.int(1, 80),
+      lostRecord: R.f() * 0.01,
       late: R.f() * 0.02,
       lateMs: R.int(1, 40),
       retry: R.f() * 0.2,
@@ -287,14 +289,18 @@ const FAULT_PRESETS = [
     }),
   ],
   ['pagefault-heavy', (R) => ({ pageFault: 0.3 + R.f() * 0.6, backward: R.f() })],
-  ['errors-hangs', (R) => ({ error: R.f() * 0.3, hang: R.f() * 0.05, late: R.f() * 0.05, lateMs: R.int(1, 60) })],
+  ['errors-hangs', (R) => ({ error: R.f() * 0.3, hang: R.f() * 0.05, hangMs: R.int(1, 120), late: R.f() * 0.05, lateMs: R.int(1, 60) })],
+  ['lost-records', (R) => ({ lostRecord: 0.01 + R.f() * 0.2, pageFault: R.f() * 0.05 })],
+  // Wedged: hangs that never end. Those batches must reject with ERR_DMACOPY_DEVICE_WEDGED, bytes
+  // in place, and close() must stay within its bound.
+  ['wedge', (R) => ({ hang: R.f() * 0.01, pageFault: R.f() * 0.05 })],
   ['retry-storm', (R) => ({ retry: 0.5 + R.f() * 0.5, pageFault: R.f() * 0.1 })],
   ['disable', (R) => ({ disable: R.f() * 0.05, pageFault: R.f() * 0.05, error: R.f() * 0.02 })],
   ['none', () => ({})],
 ];
 
 /** An engine configuration from the round's PRNG. */
-function engineConfig(R) {
+function engineConfig(R, shared) {
   if (R.chance(0.2)) {
     return {
       label: 'cpu',
@@ -311,13 +317,17 @@ function engineConfig(R) {
   const mode = R.chance(0.5) ? 'shared' : 'dedicated';
   const faults = gen(R);
   if (mode !== 'shared') delete faults.retry;
+  // Engines of a round share one emulated device half the time: each one's software errors then
+  // show on the others' queues too, and must not be blamed on them.
   const options = {
     backend: 'emulated',
     minOffloadBytes: R.pick([0, 0, 0, 8192, undefined]),
     timeoutMs: R.pick([2, 10, 50, 200]),
+    drainTimeoutMs: preset === 'wedge' ? R.pick([20, 50, 100]) : 5000,
     cpuThreads: R.int(1, 3),
     cpuShare: R.chance(0.25) ? R.pick([0.1, 0.3, 0.5, 'auto']) : undefined,
     emulator: {
+      device: shared ? `campaign-${shared}` : undefined,
       seed: R.int(1, 2 ** 31),
       mode,
       queues: R.int(1, 4),
@@ -329,7 +339,7 @@ function engineConfig(R) {
       faults,
     },
   };
-  return { label: `emulated/${mode}/${preset}`, options };
+  return { label: `emulated/${mode}/${preset}`, options, wedge: preset === 'wedge' };
 }
 
 function stripUndefined(o) {
@@ -358,12 +368,27 @@ function newTotals() {
     descriptors: 0,
     outOfOrder: 0,
     fallbacks: { timeout: 0, error: 0, pageFault: 0, submit: 0 },
-    faults: { pageFaults: 0, pageFaultRetries: 0, errors: 0, retries: 0, timeouts: 0, quarantines: 0, drains: 0 },
+    faults: {
+      pageFaults: 0,
+      pageFaultRetries: 0,
+      errors: 0,
+      retries: 0,
+      timeouts: 0,
+      quarantines: 0,
+      drains: 0,
+      lostRecords: 0,
+      foreignErrors: 0,
+      wedged: 0,
+    },
     faultRoundsByPreset: {},
     lateWriteChecks: 0,
     mismatches: 0,
     guardHits: 0,
     lateWrites: 0,
+    recordsReused: 0,
+    closePastBound: 0,
+    closeMaxMs: 0,
+    wedgedBatches: 0,
     rejected: 0,
     stuck: 0,
     leftInFlight: 0,
@@ -378,7 +403,9 @@ const POISON = 0xe7;
 async function runRound(lib, roundSeed, batchesPerRound, t, log) {
   const R = rng(roundSeed);
   const nEngines = R.int(1, 3);
-  const configs = Array.from({ length: nEngines }, () => engineConfig(R));
+  const shared = R.chance(0.5) ? roundSeed : 0;
+  const configs = Array.from({ length: nEngines }, () => engineConfig(R, shared));
+  const reusedBefore = lastAudit;
   const engines = [];
   for (const c of configs) {
     engines.push(await lib.openEngine(stripUndefined(JSON.parse(JSON.stringify(c.options)))));
@@ -420,6 +447,13 @@ async function runRound(lib, roundSeed, batchesPerRound, t, log) {
         report = await Promise.race([engine.copyBatch(batch.dsts, batch.srcs, batch.options), watchdog]);
       }
     } catch (err) {
+      if (err?.code === 'ERR_DMACOPY_DEVICE_WEDGED' && configs[ei].wedge) {
+        // The promised outcome on a wedged device: every byte in place, and the rejection says
+        // the device may still write them (so they are not poisoned and checked for late writes).
+        t.wedgedBatches++;
+        verify(batch, t, { ...where, phase: 'wedged rejection' });
+        return;
+      }
       if (err?.stuck) t.stuck++;
       else t.rejected++;
       if (t.failures.length < 20) t.failures.push({ ...where, error: `${err?.code ? `${err.code}: ` : ''}${err?.message}` });
@@ -473,7 +507,29 @@ async function runRound(lib, roundSeed, batchesPerRound, t, log) {
     const d = s.native?.dsa;
     if (d) for (const k of Object.keys(t.faults)) t.faults[k] += Number(d[k] ?? sumChannels(d, k));
   }
-  await Promise.all(engines.map((e) => e.close()));
+  await Promise.all(
+    engines.map(async (e, i) => {
+      // close() is bounded: the fences (drainTimeoutMs), the CPU copies, the releases it waits
+      // for (drainTimeoutMs again), plus slack for a loaded machine.
+      const bound = 2 * (configs[i].options.drainTimeoutMs ?? 1000) + 3000;
+      const t0 = performance.now();
+      await e.close();
+      const ms = performance.now() - t0;
+      t.closeMaxMs = Math.max(t.closeMaxMs, ms);
+      if (ms > bound) {
+        t.closePastBound++;
+        if (t.failures.length < 20)
+          t.failures.push({ roundSeed, engine: configs[i].label, error: `close() took ${ms.toFixed(0)} ms, bound ${bound} ms` });
+      }
+    }),
+  );
+  lastAudit = Math.max(lastAudit, ...engines.map(recordsReused));
+  const reused = lastAudit - reusedBefore;
+  if (reused > 0) {
+    t.recordsReused += reused;
+    if (t.failures.length < 20)
+      t.failures.push({ roundSeed, error: `${reused} completion records written by the device after the engine let go of them` });
+  }
   // After close every device thread is quiet: a late write would have landed by now.
   if (poisoned.length) await new Promise((r) => setTimeout(r, R.pick([0, 5, 20])));
   for (const { batch, where } of poisoned) {
@@ -483,11 +539,18 @@ async function runRound(lib, roundSeed, batchesPerRound, t, log) {
     if (t.mismatches + t.guardHits !== before) t.lateWrites++;
   }
   t.rounds++;
-  const bad = t.mismatches + t.guardHits + t.rejected + t.stuck + t.leftInFlight + t.lateWrites;
+  const bad = t.mismatches + t.guardHits + t.rejected + t.stuck + t.leftInFlight + t.lateWrites + t.recordsReused + t.closePastBound;
   if (log)
     log(
       `round seed ${roundSeed}: ${configs.map((c) => c.label).join(' + ')}, ${batches} batches x${concurrency}${bad ? ' FAILURES SO FAR' : ''}`,
     );
+}
+
+/** The software device's process-wide record audit (CompletionArena::reused_while_owned), as an emulated engine reports it. */
+let lastAudit = 0;
+function recordsReused(engine) {
+  const v = engine.stats().native?.dsa?.recordsReusedWhileOwned;
+  return typeof v === 'number' ? v : 0;
 }
 
 function sumChannels(d, k) {
@@ -527,6 +590,8 @@ function ok(t) {
     t.stuck === 0 &&
     t.leftInFlight === 0 &&
     t.lateWrites === 0 &&
+    t.recordsReused === 0 &&
+    t.closePastBound === 0 &&
     t.failures.length === 0
   );
 }
@@ -554,7 +619,11 @@ function table(t) {
     ['faults seen: error statuses', fmt(t.faults.errors)],
     ['faults seen: retries (shared)', fmt(t.faults.retries)],
     ['faults seen: timeouts (hang/late)', fmt(t.faults.timeouts)],
-    ['faults seen: quarantines (disable)', `${fmt(t.faults.quarantines)} (drains ${fmt(t.faults.drains)})`],
+    [
+      'faults seen: quarantines',
+      `${fmt(t.faults.quarantines)} (Drain fences ${fmt(t.faults.drains)}, wedged queues ${fmt(t.faults.wedged)})`,
+    ],
+    ['faults seen: lost records / foreign errors', `${fmt(t.faults.lostRecords)} / ${fmt(t.faults.foreignErrors)}`],
     [
       'fault presets (emulated engines)',
       Object.entries(t.faultRoundsByPreset)
@@ -568,7 +637,10 @@ function table(t) {
     ['late-write checks', fmt(t.lateWriteChecks)],
     ['MISMATCHES (dst bytes)', fmt(t.mismatches)],
     ['bytes changed outside dsts', fmt(t.guardHits)],
-    ['late writes', fmt(t.lateWrites)],
+    ['device writes after resolve', fmt(t.lateWrites)],
+    ['records reused while owned', fmt(t.recordsReused)],
+    ['close() past its bound', `${fmt(t.closePastBound)} (slowest close ${t.closeMaxMs.toFixed(0)} ms)`],
+    ['wedged batches (rejected as promised, bytes verified)', fmt(t.wedgedBatches)],
     ['rejected / stuck / left in flight', `${fmt(t.rejected)} / ${fmt(t.stuck)} / ${fmt(t.leftInFlight)}`],
     ['result', t.ok ? 'PASS' : 'FAIL'],
   ];

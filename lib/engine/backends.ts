@@ -10,8 +10,32 @@ import type { NativeQueueOpenResult, NativeSoftQueue, NativeUserQueue } from '..
 import type { EmulatorFaults, EmulatorOptions } from '../types';
 import { checkIntInRange, checkNonNegative, describe } from './validate';
 
-const EMULATOR_KEYS = new Set(['queues', 'engines', 'wqSize', 'mode', 'maxTransferSize', 'seed', 'latencyUs', 'jitterUs', 'faults']);
-const FAULT_KEYS = new Set(['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable', 'realPageFaults']);
+const EMULATOR_KEYS = new Set([
+  'device',
+  'queues',
+  'engines',
+  'wqSize',
+  'mode',
+  'maxTransferSize',
+  'seed',
+  'latencyUs',
+  'jitterUs',
+  'faults',
+]);
+const FAULT_KEYS = new Set([
+  'pageFault',
+  'backward',
+  'error',
+  'hang',
+  'hangMs',
+  'lostRecord',
+  'late',
+  'lateMs',
+  'retry',
+  'disable',
+  'realPageFaults',
+]);
+let nextEmulatedDevice = 1;
 
 function probability(v: unknown, name: string): number {
   if (v === undefined) return 0;
@@ -45,6 +69,9 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
     throw invalidArg('options.emulator.mode', `emulator.mode must be 'dedicated' or 'shared', got ${describe(mode)}`);
   const queues =
     e.queues === undefined ? (channels ?? EMULATOR_DEFAULTS.queues) : checkIntInRange(e.queues, 'options.emulator.queues', 1, 64);
+  if (e.device !== undefined && (typeof e.device !== 'string' || e.device.length === 0 || e.device.length > 64))
+    throw invalidArg('options.emulator.device', `emulator.device must be a name of 1 to 64 characters, got ${describe(e.device)}`);
+  const device = e.device ?? `emu-${process.pid}-${nextEmulatedDevice++}`;
   const seed = e.seed === undefined ? EMULATOR_DEFAULTS.seed : checkNonNegative(e.seed, 'options.emulator.seed');
   if (!Number.isInteger(seed)) throw outOfRange('options.emulator.seed', 'emulator.seed must be an integer');
   const faults: Required<EmulatorFaults> = {
@@ -52,6 +79,8 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
     backward: probability(f.backward, 'options.emulator.faults.backward'),
     error: probability(f.error, 'options.emulator.faults.error'),
     hang: probability(f.hang, 'options.emulator.faults.hang'),
+    hangMs: f.hangMs === undefined ? 0 : checkIntInRange(f.hangMs, 'options.emulator.faults.hangMs', 0, 600_000),
+    lostRecord: probability(f.lostRecord, 'options.emulator.faults.lostRecord'),
     late: probability(f.late, 'options.emulator.faults.late'),
     lateMs: f.lateMs === undefined ? EMULATOR_DEFAULTS.lateMs : checkIntInRange(f.lateMs, 'options.emulator.faults.lateMs', 1, 600_000),
     retry: probability(f.retry, 'options.emulator.faults.retry'),
@@ -73,7 +102,8 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
     faults,
   };
   // Each queue is its own software device, with its own seed, so queues do not fault in lockstep.
-  return Array.from({ length: queues }, (_, i) => ({ ...base, name: `soft${i}.0`, seed: seed + i * 7919 }));
+  // Its queues are queues of one device: they share its software-error latch.
+  return Array.from({ length: queues }, (_, i) => ({ ...base, device, name: `soft${i}.0`, seed: seed + i * 7919 }));
 }
 
 /**

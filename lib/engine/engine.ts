@@ -5,6 +5,7 @@
 import {
   DEFAULT_MIN_OFFLOAD_BYTES,
   DEFAULT_TIMEOUT_MS,
+  DRAIN_TIMEOUT_MS,
   defaultCpuThreads,
   defaultNonTemporalMinBytes,
   MIN_WORK_BYTES,
@@ -15,7 +16,7 @@ import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, Dm
 import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
-import type { Backend, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
+import type { Backend, CloseReport, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
 import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
@@ -43,6 +44,7 @@ const ENGINE_OPTION_KEYS = new Set([
   'channels',
   'cpuThreads',
   'timeoutMs',
+  'drainTimeoutMs',
   'minOffloadBytes',
   'nonTemporalMinBytes',
   'emulator',
@@ -127,7 +129,14 @@ function resolveOptions(options: unknown): ResolvedOptions {
     nonTemporalMinBytes,
     fixedMinOffloadBytes: o.minOffloadBytes === undefined ? undefined : minOffloadBytes,
   };
-  const dsaOptions = { cacheControl: o.cacheControl ?? false, pageFaultRetries: PAGE_FAULT_RETRIES, quarantineAfter: QUARANTINE_AFTER };
+  const drainTimeoutMs =
+    o.drainTimeoutMs === undefined ? DRAIN_TIMEOUT_MS : checkIntInRange(o.drainTimeoutMs, 'options.drainTimeoutMs', 1, 600_000);
+  const dsaOptions = {
+    cacheControl: o.cacheControl ?? false,
+    pageFaultRetries: PAGE_FAULT_RETRIES,
+    quarantineAfter: QUARANTINE_AFTER,
+    drainTimeoutMs,
+  };
   if (backend === 'emulated') {
     const queues = emulatorQueues(o.emulator, requestedChannels);
     // The software device already runs on these cores: no CPU share unless asked for.
@@ -171,7 +180,7 @@ export class Engine {
   /** Identifies this engine in diagnostics_channel messages. */
   readonly id = nextEngineId++;
   #closed = false;
-  #closing: Promise<void> | undefined;
+  #closing: Promise<CloseReport> | undefined;
   readonly #totals = {
     batches: 0,
     inlineBatches: 0,
@@ -408,6 +417,7 @@ export class Engine {
         // Device copies: the native layer summed this op's events while the caller waited.
         op.applyTotals(totals);
         op.completeAll(0);
+        if (op.failedWith) throw op.failedWith; // wedged: the bytes are there, the device may still write
       } else {
         op.completeAll(batch.bytes);
       }
@@ -450,13 +460,19 @@ export class Engine {
     };
   }
 
-  /** Waits for every batch in flight, then stops the engine's threads. Later calls reject with ERR_DMACOPY_CLOSED. */
-  close(): Promise<void> {
+  /**
+   * Waits for every batch in flight, then stops the engine's threads. Later calls reject with
+   * ERR_DMACOPY_CLOSED. Bounded even on a wedged device (about drainTimeoutMs per fence): queues
+   * whose Drain never completed are named in the report instead of being waited for.
+   */
+  close(): Promise<CloseReport> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#closing = (async () => {
       await Promise.allSettled([...this.#inFlight].map((op) => op.done));
       this.#native?.close();
+      const channels = this.#native?.stats().dsa?.channels ?? [];
+      return { wedgedQueues: channels.filter((c) => c.wedged === true).map((c) => String(c.name)) };
     })();
     return this.#closing;
   }
@@ -637,6 +653,10 @@ export class Engine {
       }
       op.applyTotals(totals);
       op.completeAll(0);
+      if (op.failedWith) {
+        trace.fail(op.failedWith);
+        throw op.failedWith;
+      }
       this.#account(op.report, false, trace);
       return op.report;
     }

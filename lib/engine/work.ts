@@ -7,6 +7,30 @@ import { DmacopyError } from '../errors';
 import { EVENT_FIELDS, EventField } from '../native/abi';
 import type { CopyReport, FallbackCounts, ResolvedBackend } from '../types';
 
+/**
+ * Buffers of batches a device may still write (a queue's Drain timed out): referenced for the
+ * life of the process, so their memory is never freed and reused under a late device write. The
+ * caller's own references are the caller's; the rejection tells them the same.
+ */
+const stillWritable: Uint8Array[][] = [];
+
+/** Buffers kept for batches that ended wedged (tests and stats). */
+export function wedgedBuffersKept(): number {
+  return stillWritable.reduce((n, b) => n + b.length, 0);
+}
+
+function wedgedError(id: number, pieces: number, bytes: number): DmacopyError {
+  return new DmacopyError(
+    'ERR_DMACOPY_DEVICE_WEDGED',
+    `Batch ${id}: every byte is in place (the CPU copied ${pieces} descriptor${pieces === 1 ? '' : 's'} of it), but a DSA ` +
+      'queue did not confirm within drainTimeoutMs that it stopped working on them: the device may still write those ' +
+      `destinations (with the same source bytes) at any time. dmacopy keeps the batch's ${bytes} bytes of buffers ` +
+      'referenced for the life of the process and has quarantined the queue. Do not put other data in these ' +
+      'destinations or free them; check the device (dmesg, `dmacopy info`), and restart the process or reset the ' +
+      'device to end it.',
+  );
+}
+
 export class Work {
   /** Descriptors not yet completed. */
   pending = 0;
@@ -44,6 +68,10 @@ export class BatchOp {
   sealed = true;
   /** Set when a later chunk failed: the batch rejects with it once submitted work drained. */
   private failure: Error | undefined;
+  /** Descriptors the CPU finished while the device may still write them (EventField.Wedged). */
+  wedged = 0;
+  /** The error the batch rejected with (sync callers throw it). */
+  failedWith: Error | undefined;
 
   constructor(
     readonly id: number,
@@ -138,6 +166,7 @@ export class BatchOp {
     r.fallbacks.pageFault += ev[o + EventField.FallbackPageFault] as number;
     r.fallbacks.submit += ev[o + EventField.FallbackSubmit] as number;
     r.outOfOrder += ev[o + EventField.OutOfOrder] as number;
+    this.wedged += ev[o + EventField.Wedged] as number;
   }
 
   /** Marks every descriptor done at once (synchronous and inline copies). */
@@ -151,6 +180,7 @@ export class BatchOp {
   abort(err: Error): void {
     if (this.settled) return;
     this.settled = true;
+    this.failedWith = err;
     this.onSettled(this);
     this.fail(err);
   }
@@ -159,6 +189,13 @@ export class BatchOp {
     if (this.settled) return;
     if (this.failure) {
       this.abort(this.failure);
+      return;
+    }
+    if (this.wedged > 0) {
+      // Never resolve while a device write into this memory is possible: keep it, and say so.
+      stillWritable.push(this.pins.slice());
+      const bytes = this.pins.reduce((n, b) => n + b.byteLength, 0);
+      this.abort(wedgedError(this.id, this.wedged, bytes));
       return;
     }
     this.settled = true;

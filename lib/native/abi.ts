@@ -4,7 +4,7 @@
 import type { EmulatorFaults } from '../types';
 
 /** Doubles per completion event (native/addon/event_channel.h EventField). */
-export const EVENT_FIELDS = 11;
+export const EVENT_FIELDS = 12;
 export const enum EventField {
   Op = 0,
   Work = 1,
@@ -17,6 +17,8 @@ export const enum EventField {
   FallbackSubmit = 8,
   OutOfOrder = 9,
   PageFaultRetries = 10,
+  /** Descriptors the CPU finished while the device may still write them (a Drain timed out). */
+  Wedged = 11,
 }
 
 export const enum CopyMode {
@@ -126,6 +128,8 @@ export interface NativeBinding {
 }
 
 export interface NativeSoftQueue {
+  /** The emulated device: queues with the same device share its software-error latch. */
+  device: string;
   name: string;
   engines: number;
   wqSize: number;
@@ -153,5 +157,5 @@ export interface NativeUserQueue {
 export interface NativeDsaConfig {
   kind: 'emulated' | 'user';
   queues: NativeSoftQueue[] | NativeUserQueue[];
-  options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number };
+  options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number; drainTimeoutMs: number };
 }

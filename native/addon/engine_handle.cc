@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "completion_arena.h"
 #include "soft_device.h"
 
 #include "addon_data.h"
@@ -87,11 +88,16 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   c.faults.backward = required_number(f, "backward");
   c.faults.error = required_number(f, "error");
   c.faults.hang = required_number(f, "hang");
+  c.faults.hang_ms = static_cast<uint32_t>(required_number(f, "hangMs"));
+  c.faults.lost_record = required_number(f, "lostRecord");
   c.faults.late = required_number(f, "late");
   c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
   c.faults.retry = required_number(f, "retry");
   c.faults.disable = required_number(f, "disable");
   c.faults.real_page_faults = required_bool(f, "realPageFaults");
+  // Queues given the same device name share its software-error latch (one device, several
+  // queues or engines), as every client of a real device does.
+  c.errors = dmacopy::soft_error_latch(required_string(q, "device"));
   try {
     return std::make_unique<dmacopy::SoftWorkQueue>(c);
   } catch (const std::invalid_argument& e) {
@@ -203,6 +209,7 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     o.cache_control = required_bool(oo, "cacheControl");
     o.page_fault_retries = static_cast<uint32_t>(required_number(oo, "pageFaultRetries"));
     o.quarantine_after = static_cast<uint32_t>(required_number(oo, "quarantineAfter"));
+    o.drain_timeout_ms = static_cast<uint32_t>(required_number(oo, "drainTimeoutMs"));
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);
@@ -422,6 +429,13 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
     ds.Set("unhealthy", num(d.unhealthy));
     ds.Set("outOfOrder", num(d.out_of_order));
     ds.Set("quarantines", num(d.quarantines));
+    ds.Set("drains", num(d.drains));
+    ds.Set("lostRecords", num(d.lost_records));
+    ds.Set("foreignErrors", num(d.foreign_errors));
+    ds.Set("wedged", num(d.wedged));
+    ds.Set("wedgedPieces", num(d.wedged_pieces));
+    // Process-wide audit of the software device (0 with real queues, which cannot be audited).
+    ds.Set("recordsReusedWhileOwned", num(dmacopy::CompletionArena::reused_while_owned()));
     ds.Set("eventsPosted", num(d.events_posted));
     ds.Set("eventBatches", num(d.event_batches));
     Napi::Array chans = Napi::Array::New(env, d.channels.size());
@@ -441,6 +455,9 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
       co.Set("outOfOrder", num(c.out_of_order));
       co.Set("maxInFlight", num(c.max_in_flight));
       co.Set("quarantined", Napi::Boolean::New(env, c.quarantined));
+      co.Set("lostRecords", num(c.lost_records));
+      co.Set("foreignErrors", num(c.foreign_errors));
+      co.Set("wedged", Napi::Boolean::New(env, c.wedged));
       chans.Set(static_cast<uint32_t>(i), co);
     }
     ds.Set("channels", chans);

@@ -12,8 +12,10 @@
 
 #include <linux/idxd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace dmacopy {
@@ -48,6 +50,16 @@ class CompletionArena {
   // Call only after WorkQueue::drain() returned: nothing can write the buried records now.
   void recycle_graveyard();
 
+  // Ownership audit (what the fault campaign counts as "records reused while owned"): the poller
+  // says which destination a slot's descriptor writes; a device about to write a record asks
+  // audit_record_write() whether the record still belongs to that descriptor. A record released
+  // (or reacquired for another descriptor) while the device could still write it fails the audit.
+  void set_owner(uint32_t slot, uint64_t dst) { owners_[slot].store(dst, std::memory_order_release); }
+  // Called by a (software) device right before it writes the record of a descriptor writing dst.
+  // Returns false, and counts it, when the record is an arena's and not owned by that descriptor.
+  static bool audit_record_write(const void* record, uint64_t dst);
+  static uint64_t reused_while_owned();  // audit failures in this process
+
   dsa_completion_record* record(uint32_t slot) { return &records_[slot]; }
   const dsa_completion_record* record(uint32_t slot) const { return &records_[slot]; }
   uint32_t slot_of(const dsa_completion_record* cr) const { return static_cast<uint32_t>(cr - records_); }
@@ -57,8 +69,9 @@ class CompletionArena {
   size_t bytes_ = 0;
   int lock_errno_ = 0;
   dsa_completion_record* records_;
-  std::vector<uint32_t> free_;       // stack of free slots
-  std::vector<uint32_t> graveyard_;  // abandoned slots waiting for a drain
+  std::vector<uint32_t> free_;                       // stack of free slots
+  std::vector<uint32_t> graveyard_;                  // abandoned slots waiting for a drain
+  std::unique_ptr<std::atomic<uint64_t>[]> owners_;  // per slot: the owning descriptor's dst, 0 = free
 };
 
 }  // namespace dmacopy

@@ -19,6 +19,8 @@ struct CompletionEvent {
   uint32_t fallback_submit = 0;
   uint32_t out_of_order = 0;        // completions seen while an earlier descriptor of the queue was outstanding
   uint32_t page_fault_retries = 0;  // page faults continued on the device
+  uint32_t wedged = 0;              // of `completed`: finished by the CPU while the device may still write them
+                                    // (a Drain did not complete in time; see completion_poller.h)
 };
 
 class EventSink {

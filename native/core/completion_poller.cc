@@ -56,6 +56,9 @@ const DsaChannelOptions& validated(const DsaChannelOptions& o) {
         "DsaChannelOptions.quarantine_after must be at least 1 (lib/defaults.ts QUARANTINE_AFTER)");
   if (o.page_fault_retries > UINT8_MAX)
     throw std::invalid_argument("DsaChannelOptions.page_fault_retries must be at most 255");
+  if (o.drain_timeout_ms == 0)
+    throw std::invalid_argument(
+        "DsaChannelOptions.drain_timeout_ms must be at least 1 (lib/defaults.ts DRAIN_TIMEOUT_MS)");
   return o;
 }
 
@@ -68,12 +71,16 @@ CompletionPoller::CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queue
     if (!q) continue;
     auto ch = std::make_unique<Channel>();
     ch->info = q->info();
-    uint32_t win = ch->info.size ? ch->info.size : 1;  // never more in flight than the queue holds
+    // Never more in flight than the queue holds, less the entry a Drain descriptor needs (a
+    // dedicated queue drops what overflows it). A queue of one entry cannot keep one free: its
+    // fence waits until the entry is free (see try_submit_fence).
+    uint32_t win = ch->info.size > 1 ? ch->info.size - 1 : 1;
     if (opts_.max_window && win > opts_.max_window) win = opts_.max_window;
     ch->window = win;
     ch->limit = piece_limit(ch->info.max_transfer_size);
     ch->cc = opts_.cache_control && ch->info.cache_control;
-    ch->arena = std::make_unique<CompletionArena>(win);
+    ch->arena = std::make_shared<CompletionArena>(win);
+    ch->fence_record = std::make_shared<CompletionArena>(1);
     ch->by_slot.resize(win);
     ch->active.reserve(win);
     ch->st.name = ch->info.name;
@@ -93,6 +100,10 @@ const WqInfo& CompletionPoller::channel_info(size_t c) const { return channels_[
 uint32_t CompletionPoller::channel_limit(size_t c) const { return channels_[c]->limit; }
 bool CompletionPoller::channel_usable(size_t c) const {
   return !channels_[c]->quarantined.load(std::memory_order_acquire);
+}
+
+bool CompletionPoller::usable(const Channel& ch) const {
+  return !ch.quarantined.load(std::memory_order_relaxed) && (ch.mode == Mode::Running || ch.mode == Mode::Fencing);
 }
 
 bool CompletionPoller::enqueue(WorkState* w) {
@@ -172,14 +183,30 @@ void CompletionPoller::run() {
     idle = 90;
   }
 
-  // Shutdown: whatever the queues hold is abandoned by a drain and finished on the CPU, so every
-  // work still reaches its final count; then wait for the CPU before the thread ends.
+  // Shutdown: what was never submitted goes to the CPU; what the queues hold is fenced (bounded
+  // by drain_timeout_ms: a wedged channel ends its works marked wedged), so every work still
+  // reaches its final count; then wait for the CPU before the thread ends.
   take_news();
   for (auto& chp : channels_) {
     Channel& ch = *chp;
-    reset_channel(ch, kTimeout, false, false);
     Piece p;
     while (next_piece(ch, &p)) to_cpu(p, kSubmit);
+    if (ch.mode == Mode::Running && !ch.active.empty()) start_fence(ch, FenceWhy::Shutdown, monotonic_ns());
+  }
+  for (;;) {
+    bool fencing = false;
+    uint64_t now = monotonic_ns();
+    for (auto& chp : channels_) {
+      Channel& ch = *chp;
+      if (ch.mode != Mode::Fencing) continue;
+      scan(ch);
+      advance_fence(ch, now);
+      if (ch.mode == Mode::Fencing) fencing = true;
+    }
+    flush_cpu();
+    post_events();
+    if (!fencing) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(opts_.idle_sleep_us));
   }
   flush_cpu();
   post_events();
@@ -194,14 +221,25 @@ void CompletionPoller::run() {
     flush_cpu();
     post_events();
   }
-  publish_stats();
-  // Release the queues now, not when the engine object is collected: a software device joins its
-  // threads, a /dev/dsa queue unmaps its portal and closes its file. Only then do the completion
-  // records go: the device can no longer write them.
+  // Release the queues now, not when the engine object is collected, and off this thread: the
+  // records go only once a release returned. Every channel left here is quiet (its Drain
+  // completed, or it is disabled), so these releases are quick; a wedged one was retired
+  // already and is not waited for. Reopens still running finish (and release) on their own.
+  std::vector<std::shared_ptr<std::atomic<bool>>> releases;
   for (auto& chp : channels_) {
-    chp->q.reset();
-    chp->arena.reset();
+    Channel& ch = *chp;
+    if (ch.reopening && ch.reopening->state.load(std::memory_order_acquire) != ReopenJob::kRunning)
+      ch.q = std::move(ch.reopening->q);
+    ch.reopening.reset();
+    if (ch.q) releases.push_back(QueueReaper::retire(std::move(ch.q), ch.arena));
+    ch.arena.reset();
+    ch.fence_record.reset();
   }
+  const uint64_t until = monotonic_ns() + uint64_t(opts_.drain_timeout_ms) * 1000000ull;
+  for (auto& r : releases)
+    while (!r->load(std::memory_order_acquire) && monotonic_ns() < until)
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+  publish_stats();
 }
 
 bool CompletionPoller::take_news() {
@@ -232,17 +270,23 @@ bool CompletionPoller::sweep(uint64_t now) {
   if (has_news_.load(std::memory_order_acquire)) progress |= take_news();
   for (auto& chp : channels_) {
     Channel& ch = *chp;
-    if (!ch.active.empty()) {
-      progress |= scan(ch);
-      if (!ch.active.empty() && now - ch.last_health_ns >= kHealthCheckNs) {
-        ch.last_health_ns = now;
-        if (!ch.q->healthy()) {  // SWERR / disabled: what it holds may never complete
-          ++ch.st.unhealthy;
-          reset_channel(ch, kError, true, true);
-          progress = true;
-        }
-      }
+    if (ch.mode == Mode::Gone) {
+      if (!ch.retry.empty() || !ch.backlog.empty()) reroute_queued(ch);  // (never expected)
+      continue;
     }
+    if (ch.mode == Mode::Reopening) {
+      check_reopen(ch);
+      continue;
+    }
+    if (!ch.active.empty()) progress |= scan(ch);
+    if (now - ch.last_health_ns >= kHealthCheckNs) {
+      ch.last_health_ns = now;
+      uint64_t before = ch.generation;
+      check_health(ch, now);
+      progress |= ch.generation != before;
+    }
+    if (ch.mode == Mode::Fencing) progress |= advance_fence(ch, now);
+    if (ch.mode == Mode::Gone || ch.mode == Mode::Reopening) continue;
     if (now - ch.last_deadline_ns >= kDeadlineCheckNs) {
       ch.last_deadline_ns = now;
       progress |= check_deadlines(ch, now);
@@ -260,7 +304,7 @@ void CompletionPoller::route(WorkState* w) {
   if (w->channel != SIZE_MAX && n) {
     for (size_t k = 0; k < n; ++k) {
       size_t c = (w->channel + k) % n;
-      if (!channels_[c]->quarantined.load(std::memory_order_relaxed)) {
+      if (usable(*channels_[c])) {
         chosen = c;
         break;
       }
@@ -312,7 +356,7 @@ void CompletionPoller::remove_outstanding(Channel& ch, uint32_t slot) {
 }
 
 bool CompletionPoller::feed(Channel& ch) {
-  if (ch.quarantined.load(std::memory_order_relaxed)) return false;
+  if (ch.quarantined.load(std::memory_order_relaxed) || ch.mode != Mode::Running) return false;
   alignas(64) dsa_hw_desc descs[kFeedChunk];
   Piece pieces[kFeedChunk];
   uint32_t slots[kFeedChunk];
@@ -330,6 +374,7 @@ bool CompletionPoller::feed(Channel& ch) {
         break;
       }
       slots[k] = slot;
+      ch.arena->set_owner(slot, reinterpret_cast<uintptr_t>(pieces[k].dst));
       build_memmove(&descs[k], pieces[k].dst, pieces[k].src, pieces[k].len, ch.arena->record(slot), ch.cc);
       ++k;
     }
@@ -383,9 +428,9 @@ bool CompletionPoller::feed(Channel& ch) {
       ch.arena->release(slots[j]);
       ch.retry.push_front(pieces[j]);
     }
-    if (why == SubmitStatus::Disabled) {
+    if (why == SubmitStatus::Disabled) {  // a disabled queue completes nothing more it held
       ++ch.st.unhealthy;
-      reset_channel(ch, kError, true, true);
+      settle_disabled(ch);
       return true;
     }
     if (why == SubmitStatus::Error) note_bad(ch);
@@ -510,10 +555,11 @@ bool CompletionPoller::check_deadlines(Channel& ch, uint64_t now) {
       need_drain = true;
     }
   }
-  if (need_drain) {
-    // Only a drain guarantees no late device write lands after we report these bytes done.
+  if (need_drain && ch.mode == Mode::Running) {
+    // The device cannot be stopped: learn when it is done with these pieces (a Drain), and
+    // until then report none of them done.
     ++ch.st.timeouts;
-    reset_channel(ch, kTimeout, true, true);
+    start_fence(ch, FenceWhy::Deadline, now);
     progress = true;
   }
   if (!ch.retry.empty()) {
@@ -548,28 +594,175 @@ bool CompletionPoller::check_deadlines(Channel& ch, uint64_t now) {
   return progress;
 }
 
-void CompletionPoller::reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen) {
-  ++ch.generation;
-  // Everything outstanding is abandoned: its records go to the graveyard until the drain says
-  // the device will not write them any more.
-  for (uint32_t slot : ch.active) ch.arena->abandon(slot);
-  ch.q->drain();
-  ++ch.st.drains;
-  for (uint32_t slot : ch.active) {
-    const Outstanding& o = ch.by_slot[slot];
-    uint8_t raw = load_status(ch.arena->record(slot));
-    if (classify_memmove_status(raw) == CompletionClass::Success) {
-      account_device_success(ch, o.p.w, o.p.len);  // finished before the drain: it counts
-    } else {
-      to_cpu(o.p, why);  // the drain abandoned it (or it failed): the CPU copies it all
+void CompletionPoller::check_health(Channel& ch, uint64_t now) {
+  if (!ch.q) return;
+  if (!ch.q->healthy()) {  // disabled or halted: it completes nothing more that it held
+    ++ch.st.unhealthy;
+    settle_disabled(ch);
+    return;
+  }
+  if (ch.q->take_device_error()) {
+    // Device-wide: maybe ours, maybe another client's. With nothing outstanding it cannot be
+    // ours (a dropped descriptor of ours stays outstanding until the Drain settles it).
+    if (ch.active.empty() || ch.mode != Mode::Running) {
+      if (ch.active.empty()) ++ch.st.foreign_errors;
+      return;
     }
+    start_fence(ch, FenceWhy::DeviceError, now);
+  }
+}
+
+void CompletionPoller::start_fence(Channel& ch, FenceWhy why, uint64_t now) {
+  if (ch.mode != Mode::Running || !ch.q || ch.settling) return;
+  ch.mode = Mode::Fencing;
+  ch.fence_why = why;
+  ch.fence_submitted = false;
+  ch.fence_deadline_ns = now + uint64_t(opts_.drain_timeout_ms) * 1000000ull;
+  ++ch.st.drains;
+  try_submit_fence(ch);
+}
+
+void CompletionPoller::try_submit_fence(Channel& ch) {
+  // A one-entry queue has no spare entry: give what it holds half the Drain's time to complete;
+  // after that submit anyway (its record may be lost while the entry is free; if the entry is
+  // still taken, a dedicated queue drops the Drain and the deadline calls the channel wedged).
+  const uint64_t half = uint64_t(opts_.drain_timeout_ms) * 500000ull;
+  if (ch.info.size <= 1 && !ch.active.empty() && monotonic_ns() + half < ch.fence_deadline_ns) return;
+  ch.fence_record->release(0);
+  uint32_t slot = ch.fence_record->acquire();  // zeroed
+  alignas(64) dsa_hw_desc d;
+  build_drain(&d, ch.fence_record->record(slot));
+  submission_fence();
+  SubmitStatus st = ch.q->submit(d);
+  if (st == SubmitStatus::Accepted) {
+    ch.fence_submitted = true;
+  } else if (st == SubmitStatus::Disabled) {
+    ++ch.st.unhealthy;
+    settle_disabled(ch);
+  }
+  // Retry (a full shared queue) or Error: tried again on the next sweep, until the deadline.
+}
+
+bool CompletionPoller::advance_fence(Channel& ch, uint64_t now) {
+  if (ch.mode != Mode::Fencing) return false;
+  if (!ch.fence_submitted) try_submit_fence(ch);
+  if (ch.mode != Mode::Fencing) return true;
+  if (ch.fence_submitted && load_status(ch.fence_record->record(0)) != 0) {
+    settle_after_drain(ch);
+    return true;
+  }
+  if (now >= ch.fence_deadline_ns) {
+    wedge(ch);
+    return true;
+  }
+  return false;
+}
+
+uint64_t CompletionPoller::settle_outstanding(Channel& ch, Reason why, bool wedged) {
+  // Re-entry guard: on_complete may quarantine; quarantine() then only marks and reroutes, and
+  // the caller of this retires the queue afterwards. scan() stops early on the generation bump.
+  ch.settling = true;
+  ++ch.generation;
+  settle_scratch_.assign(ch.active.begin(), ch.active.end());
+  for (uint32_t slot : settle_scratch_)
+    if (load_status(ch.arena->record(slot)) != 0) on_complete(ch, slot, false);
+  uint64_t blank = ch.active.size();
+  for (uint32_t slot : ch.active) {
+    const Piece& p = ch.by_slot[slot].p;
+    if (wedged) {  // the device may still write it: its record is never reused (QueueReaper keeps it)
+      ++p.w->acc.wedged;
+      ++totals_.wedged_pieces;
+    } else {
+      ch.arena->release(slot);
+    }
+    to_cpu(p, why);
   }
   ch.active.clear();
-  ch.arena->recycle_graveyard();
-  if (!reopen) return;
-  bool quarantine_now = !ch.q->reopen();
-  if (count_bad && ++ch.consecutive_bad >= opts_.quarantine_after) quarantine_now = true;
-  if (quarantine_now) quarantine(ch);
+  ch.settling = false;
+  return blank;
+}
+
+void CompletionPoller::settle_after_drain(Channel& ch) {
+  // The Drain's record was read with acquire: every record written before it is visible now,
+  // and a record still blank will never be written (the descriptor was dropped or its record
+  // lost): the CPU copies those pieces.
+  const Reason why = ch.fence_why == FenceWhy::Deadline ? kTimeout : kError;
+  uint64_t lost = settle_outstanding(ch, why, false);
+  ch.st.lost_records += lost;
+  ch.mode = Mode::Running;
+  switch (ch.fence_why) {
+    case FenceWhy::DeviceError:
+      if (lost) note_bad(ch);  // one of ours never completed: the error was ours
+      else ++ch.st.foreign_errors;
+      break;
+    case FenceWhy::Deadline: note_bad(ch); break;
+    case FenceWhy::Trouble:
+    case FenceWhy::Shutdown: break;
+  }
+  if (ch.quarantined.load(std::memory_order_relaxed)) retire_queue(ch);
+}
+
+void CompletionPoller::settle_disabled(Channel& ch) {
+  // Disabled (sysfs state, or submit said so) or halted: the device completes nothing more it
+  // held. What completed counts; the rest is the CPU's.
+  settle_outstanding(ch, kError, false);
+  ch.mode = Mode::Running;
+  note_bad(ch);
+  if (ch.quarantined.load(std::memory_order_relaxed)) {
+    retire_queue(ch);
+    return;
+  }
+  // Reopen off this thread (a release and a probe); its works go elsewhere meanwhile.
+  ch.mode = Mode::Reopening;
+  ch.reopening = QueueReaper::reopen(std::move(ch.q));
+  reroute_queued(ch);
+}
+
+void CompletionPoller::check_reopen(Channel& ch) {
+  int st = ch.reopening ? ch.reopening->state.load(std::memory_order_acquire) : int(ReopenJob::kFailed);
+  if (st == ReopenJob::kRunning) return;
+  if (ch.reopening) ch.q = std::move(ch.reopening->q);
+  ch.reopening.reset();
+  ch.mode = Mode::Running;
+  if (ch.quarantined.load(std::memory_order_relaxed)) retire_queue(ch);
+  else if (st == ReopenJob::kFailed || !ch.q) quarantine(ch);
+}
+
+void CompletionPoller::wedge(Channel& ch) {
+  // The Drain did not complete in time: any outstanding descriptor may still write its
+  // destination (the same source bytes) and its record. The CPU copies the pieces now; their
+  // works end marked wedged; the records stay allocated (QueueReaper keeps them).
+  settle_outstanding(ch, kTimeout, true);
+  ch.st.wedged = true;
+  ++totals_.wedged;
+  ch.mode = Mode::Running;
+  quarantine(ch);
+  if (ch.mode != Mode::Gone) retire_queue(ch);
+}
+
+void CompletionPoller::retire_queue(Channel& ch) {
+  ch.mode = Mode::Gone;
+  // Nothing may stay behind on a channel that is never swept again: a page-fault continuation
+  // queued while its last records were settled, or a work routed here while it was fencing.
+  reroute_queued(ch);
+  if (ch.q) {
+    // The Drain record must outlive the release too: a wedged device may still complete it.
+    auto keep = std::make_shared<std::pair<std::shared_ptr<CompletionArena>, std::shared_ptr<CompletionArena>>>(
+        ch.arena, ch.fence_record);
+    QueueReaper::retire(std::move(ch.q), std::move(keep));
+  }
+  ch.arena.reset();
+  ch.fence_record.reset();
+}
+
+void CompletionPoller::reroute_queued(Channel& ch) {
+  while (!ch.retry.empty()) {
+    to_cpu(ch.retry.front(), kSubmit);
+    ch.retry.pop_front();
+  }
+  std::deque<WorkState*> works;
+  works.swap(ch.backlog);
+  for (WorkState* w : works) route(w);
 }
 
 void CompletionPoller::note_bad(Channel& ch) {
@@ -581,15 +774,15 @@ void CompletionPoller::quarantine(Channel& ch) {
   ch.quarantined.store(true, std::memory_order_release);
   ch.st.quarantined = true;
   ++totals_.quarantines;
-  if (!ch.active.empty()) reset_channel(ch, kError, false, false);
   // Its queued work goes elsewhere: pieces already cut go to the CPU, whole works are rerouted.
-  while (!ch.retry.empty()) {
-    to_cpu(ch.retry.front(), kSubmit);
-    ch.retry.pop_front();
+  reroute_queued(ch);
+  // What it still holds is the device's until a Drain says otherwise; then the queue goes.
+  if (ch.settling || ch.mode != Mode::Running) return;  // the settle / fence / reopen retires it
+  if (!ch.active.empty()) {
+    start_fence(ch, FenceWhy::Trouble, monotonic_ns());
+    if (ch.mode == Mode::Fencing) return;
   }
-  std::deque<WorkState*> works;
-  works.swap(ch.backlog);
-  for (WorkState* w : works) route(w);
+  if (ch.mode == Mode::Running) retire_queue(ch);
 }
 
 void CompletionPoller::to_cpu(const Piece& p, Reason why) {
@@ -722,6 +915,7 @@ void CompletionPoller::publish_stats() {
   published_.submitted = published_.device_completed = published_.device_bytes = 0;
   published_.page_faults = published_.page_fault_retries = published_.errors = 0;
   published_.retries = published_.timeouts = published_.unhealthy = published_.out_of_order = 0;
+  published_.drains = published_.lost_records = published_.foreign_errors = 0;
   chs.resize(channels_.size());
   for (size_t i = 0; i < channels_.size(); ++i) {
     const ChannelStats& s = channels_[i]->st;
@@ -736,6 +930,9 @@ void CompletionPoller::publish_stats() {
     published_.timeouts += s.timeouts;
     published_.unhealthy += s.unhealthy;
     published_.out_of_order += s.out_of_order;
+    published_.drains += s.drains;
+    published_.lost_records += s.lost_records;
+    published_.foreign_errors += s.foreign_errors;
   }
   published_.channels.swap(chs);
 }

@@ -4,6 +4,19 @@
 // per work, continues page faults, sends failures / timeouts / unhealthy queues to the CPU,
 // and posts coalesced events. Only this thread touches channel state, so the hot path has no
 // locks and no per-descriptor allocation: fixed slot arrays, a dense list of outstanding slots.
+//
+// A device has no abort, and releasing a queue drains only on the last reference, with no
+// timeout. So after a deadline (or a device-wide software error) the poller FENCES the channel:
+// it stops feeding it and submits an in-band Drain descriptor (one queue entry is kept free for
+// it), which completes once everything before it did. Until then every outstanding record and
+// destination stays owned by the device: nothing is recycled and no work that has a piece there
+// finishes. When the Drain completes, records still blank were lost (dropped or never written):
+// the CPU copies those pieces, and only then is the channel blamed (a software error with no
+// lost descriptor of ours was another client's). If the Drain does not complete within
+// drain_timeout_ms the device is wedged: the CPU copies what was outstanding, the works end
+// marked `wedged` (the device may still write those destinations, with the same bytes), the
+// channel is quarantined, and its queue and records go to QueueReaper, which releases the queue
+// off this thread and frees the records only if the release ever returns.
 #pragma once
 
 #include <atomic>
@@ -23,6 +36,7 @@
 #include "cpu_copier.h"
 #include "cpu_features.h"
 #include "dsa_hw.h"
+#include "queue_reaper.h"
 #include "work_queue.h"
 
 namespace dmacopy {
@@ -45,8 +59,10 @@ struct DsaChannelOptions {
   uint32_t retry_spins = kSharedQueueRetrySpins;  // see kSharedQueueRetrySpins (0: the CPU at the first Retry)
   uint32_t quarantine_after = 0;                  // consecutive bad events (timeout drains, errors, unhealthy) on a
                                                   // channel before it is quarantined; must be at least 1
-  uint32_t max_window = 4096;   // cap on descriptors in flight per channel (also capped by queue size)
-  uint32_t idle_sleep_us = 50;  // poller sleep while descriptors are outstanding but quiet
+  uint32_t max_window = 4096;     // cap on descriptors in flight per channel (also capped by queue size)
+  uint32_t idle_sleep_us = 50;    // poller sleep while descriptors are outstanding but quiet
+  uint32_t drain_timeout_ms = 0;  // how long a Drain descriptor may take before the channel counts
+                                  // as wedged (lib/defaults.ts DRAIN_TIMEOUT_MS); at least 1
 };
 
 struct ChannelStats {
@@ -61,10 +77,13 @@ struct ChannelStats {
   uint64_t retries = 0;             // Retry answers from a shared queue
   uint64_t timeouts = 0;            // deadline drains
   uint64_t unhealthy = 0;           // drains because healthy() was false or submit said Disabled
-  uint64_t drains = 0;
+  uint64_t drains = 0;              // fences: Drain descriptors submitted (timeouts, errors, shutdown)
+  uint64_t lost_records = 0;        // descriptors whose record never came although the Drain completed
+  uint64_t foreign_errors = 0;      // device software errors that no descriptor of ours caused
   uint64_t out_of_order = 0;
   uint64_t max_in_flight = 0;  // highest number of descriptors outstanding at once
   bool quarantined = false;
+  bool wedged = false;  // a Drain did not complete in time: the device may still write
 };
 
 struct DsaChannelsStats {
@@ -75,6 +94,8 @@ struct DsaChannelsStats {
   uint64_t fallback_timeout = 0, fallback_error = 0, fallback_page_fault = 0, fallback_submit = 0;
   uint64_t page_faults = 0, page_fault_retries = 0, errors = 0, retries = 0, timeouts = 0, unhealthy = 0;
   uint64_t out_of_order = 0, quarantines = 0, events_posted = 0, event_batches = 0;
+  uint64_t drains = 0, lost_records = 0, foreign_errors = 0, wedged = 0;  // wedged: channels
+  uint64_t wedged_pieces = 0;  // pieces the CPU finished while the device might still write them
   // Which idle wait ran, so a test (and `stats()`) can tell: UMWAIT on a record, yield, or sleep.
   uint64_t idle_umwaits = 0, idle_yields = 0, idle_sleeps = 0;
   std::vector<ChannelStats> channels;
@@ -102,8 +123,9 @@ struct WorkState {
 
 class CompletionPoller {
  public:
-  // Throws std::invalid_argument (naming the field) when opts.quarantine_after is 0 or
-  // opts.page_fault_retries exceeds 255 (a piece counts its continuations in 8 bits).
+  // Throws std::invalid_argument (naming the field) when opts.quarantine_after or
+  // opts.drain_timeout_ms is 0, or opts.page_fault_retries exceeds 255 (a piece counts its
+  // continuations in 8 bits).
   CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queues, CpuCopier* cpu, EventSink* sink,
                    const DsaChannelOptions& opts);
   ~CompletionPoller();  // stop()
@@ -117,8 +139,10 @@ class CompletionPoller {
   // Hands a work to the poller (any thread) and wakes it. False once stop() began: the caller
   // keeps ownership of w then.
   bool enqueue(WorkState* w);
-  // Drains every queue, finishes what they held on the CPU, waits for the CPU, posts the last
-  // events and joins the poller. Idempotent.
+  // Fences every channel (bounded by drain_timeout_ms), finishes what they held on the CPU,
+  // waits for the CPU, posts the last events, hands the queues to QueueReaper and joins the
+  // poller. Returns within about drain_timeout_ms plus the CPU copies even on a wedged device.
+  // Idempotent.
   void stop();
   DsaChannelsStats stats() const;
 
@@ -136,26 +160,37 @@ class CompletionPoller {
     uint32_t pos;  // index in Channel::active
   };
   enum Reason : uint8_t { kTimeout, kError, kPageFault, kSubmit };
+  // Why a channel is fenced: a work's deadline, a device-wide software error (blame only if one
+  // of ours was lost), the queue's own trouble (errors, quarantine), or the engine closing.
+  enum class FenceWhy : uint8_t { Deadline, DeviceError, Trouble, Shutdown };
+  enum class Mode : uint8_t { Running, Fencing, Reopening, Gone };
   struct FallbackPiece {
     Piece p;
     Reason why;
   };
   struct Channel {
-    std::unique_ptr<WorkQueue> q;
+    std::unique_ptr<WorkQueue> q;  // null once Gone (given to QueueReaper) or while Reopening
+    Mode mode = Mode::Running;
+    FenceWhy fence_why = FenceWhy::Deadline;
+    bool fence_submitted = false;
+    uint64_t fence_deadline_ns = 0;
+    std::shared_ptr<CompletionArena> fence_record;  // one record for the Drain descriptor
+    std::shared_ptr<ReopenJob> reopening;
+    bool settling = false;  // inside settle_outstanding (see there)
     WqInfo info;
     uint32_t window = 0;
     uint32_t limit = 0;
     bool cc = false;
-    std::unique_ptr<CompletionArena> arena;
-    std::vector<Outstanding> by_slot;  // indexed by arena slot
-    std::vector<uint32_t> active;      // outstanding slots, dense
-    std::deque<Piece> retry;           // pieces to (re)submit before new ones
-    std::deque<WorkState*> backlog;    // works with pieces not generated yet
+    std::shared_ptr<CompletionArena> arena;  // shared: QueueReaper keeps it while a release runs
+    std::vector<Outstanding> by_slot;        // indexed by arena slot
+    std::vector<uint32_t> active;            // outstanding slots, dense
+    std::deque<Piece> retry;                 // pieces to (re)submit before new ones
+    std::deque<WorkState*> backlog;          // works with pieces not generated yet
     uint64_t next_seq = 0;
     uint32_t consecutive_bad = 0;
     uint64_t last_health_ns = 0;
     uint64_t last_deadline_ns = 0;
-    uint64_t generation = 0;  // bumped by every reset
+    uint64_t generation = 0;  // bumped whenever outstanding pieces are settled at once
     std::atomic<bool> quarantined{false};
     ChannelStats st;
   };
@@ -174,9 +209,21 @@ class CompletionPoller {
   void account_device_success(Channel& ch, WorkState* w, uint32_t len);
   // Page-fault continuation: makes the page holding c.fault_addr present (see the .cc).
   static void touch_fault_page(const Piece& p, const CompletionInfo& c);
-  // Abandon everything outstanding, drain, send what did not complete to the CPU (reason why),
-  // then optionally reopen (quarantine if that fails or the channel keeps failing).
-  void reset_channel(Channel& ch, Reason why, bool count_bad, bool reopen);
+  // Fencing (see the top of this file).
+  void start_fence(Channel& ch, FenceWhy why, uint64_t now);
+  void try_submit_fence(Channel& ch);
+  bool advance_fence(Channel& ch, uint64_t now);  // Drain done / deadline / queue disabled
+  // Every outstanding piece at once: written records count as usual, blank ones go to the CPU
+  // (why), with their records released, or kept and their works marked wedged. Returns blanks.
+  uint64_t settle_outstanding(Channel& ch, Reason why, bool wedged);
+  void settle_after_drain(Channel& ch);  // the Drain completed: blanks were lost
+  void settle_disabled(Channel& ch);     // the queue is disabled: it completes nothing more
+  void wedge(Channel& ch);               // the Drain did not complete in time
+  void retire_queue(Channel& ch);        // hand queue and records to QueueReaper
+  void reroute_queued(Channel& ch);      // retry pieces to the CPU, backlog works elsewhere
+  void check_reopen(Channel& ch);
+  void check_health(Channel& ch, uint64_t now);
+  bool usable(const Channel& ch) const;
   void quarantine(Channel& ch);
   void note_bad(Channel& ch);
   void to_cpu(const Piece& p, Reason why);
@@ -212,7 +259,8 @@ class CompletionPoller {
   uint64_t cpu_outstanding_ = 0;            // pieces at the CPU
   std::vector<WorkState*> dirty_;
   std::vector<CompletionEvent> events_;
-  std::vector<uint32_t> done_;  // scan scratch
+  std::vector<uint32_t> done_;            // scan scratch
+  std::vector<uint32_t> settle_scratch_;  // settle_outstanding scratch
   std::vector<WorkState*> inbox_local_;
   std::vector<std::vector<FallbackPiece>*> cpu_done_local_;
   uint64_t live_works_ = 0;

@@ -24,6 +24,13 @@ void build_noop(dsa_hw_desc* d, dsa_completion_record* cr) {
   d->completion_addr = reinterpret_cast<uintptr_t>(cr);
 }
 
+void build_drain(dsa_hw_desc* d, dsa_completion_record* cr) {
+  std::memset(static_cast<void*>(d), 0, sizeof(*d));
+  d->opcode = DSA_OPCODE_DRAIN;
+  d->flags = IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR;
+  d->completion_addr = reinterpret_cast<uintptr_t>(cr);
+}
+
 CompletionInfo decode_completion(const dsa_completion_record* cr) {
   CompletionInfo c;
   uint8_t raw = load_status(cr);

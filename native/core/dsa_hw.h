@@ -52,6 +52,11 @@ void build_memmove(dsa_hw_desc* d, void* dst, const void* src, uint32_t len, dsa
 // NOOP with a completion record: used to probe that a queue accepts work at all.
 void build_noop(dsa_hw_desc* d, dsa_completion_record* cr);
 
+// Drain with a completion record: completes only after every descriptor submitted before it on
+// the queue (same PASID on a shared queue) completed. It waits; it aborts nothing. Flags beyond
+// CRAV|RCR stay clear: the Readback and Suppress-Drain flags do not apply to user work.
+void build_drain(dsa_hw_desc* d, dsa_completion_record* cr);
+
 // The status byte as the device published it: an acquire load, so the rest of the record (and
 // the data the operation wrote) is visible once a non-zero status is seen.
 inline uint8_t load_status(const dsa_completion_record* cr) {

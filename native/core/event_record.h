@@ -22,6 +22,7 @@ enum EventField : size_t {
   kEvFallbackSubmit,
   kEvOutOfOrder,
   kEvPageFaultRetries,
+  kEvWedged,
   kEventFields
 };
 
@@ -42,6 +43,7 @@ inline EventRecord to_record(const CompletionEvent& e) {
   r.f[kEvFallbackSubmit] = e.fallback_submit;
   r.f[kEvOutOfOrder] = e.out_of_order;
   r.f[kEvPageFaultRetries] = e.page_fault_retries;
+  r.f[kEvWedged] = e.wedged;
   return r;
 }
 

@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <stdexcept>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "completion_arena.h"
 #include "dsa_hw.h"
 
 namespace dmacopy {
@@ -30,13 +32,15 @@ enum CtrIdx {
   kHangs,
   kLates,
   kDisables,
-  kAborted,
+  kLostRecords,
   kDrains,
   kReopens,
   kInvalid,
   kUnreportable,
   kReordered,
   kRealPageFaults,
+  kDrainDescs,
+  kDeferred,
   kCtrCount
 };
 
@@ -67,7 +71,8 @@ enum What : uint32_t {
   kWFaultBytes,
   kWFaultDir,
   kWFaultWrite,
-  kWErrCode
+  kWErrCode,
+  kWLostRecord
 };
 
 bool all_zero(const uint8_t* p, size_t n) {
@@ -120,9 +125,29 @@ const SoftDeviceConfig& validated(const SoftDeviceConfig& c) {
   return c;
 }
 
+std::mutex& g_latches_mu = *new std::mutex();  // never destroyed, like the map it guards
+std::map<std::string, std::weak_ptr<SoftErrorLatch>>& latches() {
+  static auto* m = new std::map<std::string, std::weak_ptr<SoftErrorLatch>>();  // never destroyed
+  return *m;
+}
+
 }  // namespace
 
-SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(validated(cfg)) {
+std::shared_ptr<SoftErrorLatch> soft_error_latch(const std::string& device) {
+  std::lock_guard<std::mutex> lk(g_latches_mu);
+  auto& m = latches();
+  for (auto it = m.begin(); it != m.end();) it = it->second.expired() ? m.erase(it) : std::next(it);
+  std::shared_ptr<SoftErrorLatch> l = m[device].lock();
+  if (!l) {
+    l = std::make_shared<SoftErrorLatch>();
+    m[device] = l;
+  }
+  return l;
+}
+
+SoftDevice::SoftDevice(const SoftDeviceConfig& cfg)
+    : cfg_(validated(cfg)), errors_(cfg.errors ? cfg.errors : std::make_shared<SoftErrorLatch>()) {
+  errors_seen_ = errors_->count.load(std::memory_order_acquire);
   static_assert(sizeof(ctr_.v) / sizeof(ctr_.v[0]) == kCtrCount, "counter table size");
   for (auto& c : ctr_.v) c.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < cfg_.engines; ++i) {
@@ -138,21 +163,27 @@ SoftDevice::SoftDevice(const SoftDeviceConfig& cfg) : cfg_(validated(cfg)) {
   }
 }
 
-SoftDevice::~SoftDevice() {
-  drain();
+// Destruction is the device's reset (the process lets go of it): what it still holds is
+// discarded without a write. Not a release: a release waits, and a wedged descriptor would keep
+// it waiting forever.
+SoftDevice::~SoftDevice() { stop_engines(); }
+
+void SoftDevice::stop_engines() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_.store(true);
   }
   for (auto& e : engines_) e->cv.notify_all();
-  for (auto& e : engines_) e->thread.join();
+  for (auto& e : engines_)
+    if (e->thread.joinable()) e->thread.join();
 }
 
 SoftDevice::Fate SoftDevice::decide(uint64_t seq, uint32_t member) const {
   const SoftFaults& f = cfg_.faults;
   uint64_t s = cfg_.seed;
   if (f.disable > 0 && draw(s, seq, member, kWDisable) < f.disable) return Fate::Disable;
-  if (f.hang > 0 && draw(s, seq, member, kWHang) < f.hang) return Fate::Hang;
+  if (f.hang > 0 && draw(s, seq, member, kWHang) < f.hang) return f.hang_ms ? Fate::Hang : Fate::Wedged;
+  if (f.lost_record > 0 && draw(s, seq, member, kWLostRecord) < f.lost_record) return Fate::LostRecord;
   if (f.error > 0 && draw(s, seq, member, kWError) < f.error) return Fate::Error;
   if (f.page_fault > 0 && draw(s, seq, member, kWFault) < f.page_fault) return Fate::PageFault;
   if (f.late > 0 && draw(s, seq, member, kWLate) < f.late) return Fate::Late;
@@ -166,7 +197,8 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   bool wake_all = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    uint64_t now = (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0) ? monotonic_ns() : 0;
+    uint64_t now =
+        (cfg_.latency_us || cfg_.jitter_us || cfg_.faults.late > 0 || cfg_.faults.hang > 0) ? monotonic_ns() : 0;
     for (; ok < n; ++ok) {
       bump(kSubmitted);
       if (state_.load(std::memory_order_relaxed) != kEnabled) {
@@ -189,10 +221,27 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
         }
         // Dedicated queue: MOVDIR64B is a posted write; the device drops it and raises SWERR.
         bump(kDropped);
-        swerr_.store(true, std::memory_order_release);
+        errors_->raise();
         continue;
       }
       uint64_t seq = next_seq_++;
+      if (is_plain_drain(descs[ok])) {
+        // In-band Drain: takes a queue entry and completes once nothing accepted before it is
+        // held (it waits; it aborts nothing). It never reaches an engine.
+        in_flight_.fetch_add(1, std::memory_order_acq_rel);
+        bump(kAccepted);
+        std::lock_guard<std::mutex> ol(order_mu_);
+        PendingDrain pd;
+        std::memcpy(static_cast<void*>(&pd.desc), &descs[ok], sizeof(dsa_hw_desc));
+        pd.seq = seq;
+        drains_.push_back(pd);
+        complete_ready_drains();
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> ol(order_mu_);
+        held_seqs_.insert(seq);
+      }
       Held h;
       std::memcpy(static_cast<void*>(&h.desc), &descs[ok], sizeof(dsa_hw_desc));
       h.seq = seq;
@@ -200,8 +249,12 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
       uint64_t lat = uint64_t(cfg_.latency_us) * 1000;
       if (cfg_.jitter_us) lat += draw_u64(cfg_.seed, seq, 0, kWJitter) % (uint64_t(cfg_.jitter_us) * 1000 + 1);
       h.due_ns = now + lat;
-      if (h.fate == Fate::Hang) {  // held until drain(): counted when decided, it never runs
+      if (h.fate == Fate::Wedged) {  // never runs: counted when decided
         h.due_ns = UINT64_MAX;
+        bump(kHangs);
+      }
+      if (h.fate == Fate::Hang) {  // runs, but only after hang_ms
+        h.due_ns = now + uint64_t(cfg_.faults.hang_ms) * 1000000ull;
         bump(kHangs);
       }
       if (h.fate == Fate::Late) {
@@ -226,38 +279,70 @@ SubmitStatus SoftDevice::submit(const dsa_hw_desc* descs, size_t n, size_t* acce
   return st;
 }
 
-bool SoftDevice::healthy() const {
-  return state_.load(std::memory_order_acquire) == kEnabled && !swerr_.load(std::memory_order_acquire);
+bool SoftDevice::healthy() const { return state_.load(std::memory_order_acquire) == kEnabled; }
+
+bool SoftDevice::take_device_error() {
+  uint64_t c = errors_->count.load(std::memory_order_acquire);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (c == errors_seen_) return false;
+  errors_seen_ = c;
+  return true;
 }
 
-void SoftDevice::drain() {
-  uint64_t aborted = 0;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    state_.store(kDrained, std::memory_order_release);  // submits now get Disabled
-    for (auto& e : engines_) {
-      aborted += e->incoming.size();
-      e->incoming.clear();
-      e->pending.store(0, std::memory_order_release);
+bool SoftDevice::is_plain_drain(const dsa_hw_desc& d) {
+  return d.opcode == DSA_OPCODE_DRAIN && d.rsvd == 0 && d.rsvd1 == 0 && d.priv == 0 &&
+         all_zero(d.op_specific, sizeof d.op_specific) && d.src_addr == 0 && d.dst_addr == 0 && d.xfer_size == 0;
+}
+
+void SoftDevice::retire(uint64_t seq) {
+  std::lock_guard<std::mutex> ol(order_mu_);
+  held_seqs_.erase(seq);
+  complete_ready_drains();
+  if (held_seqs_.empty()) quiet_cv_.notify_all();
+}
+
+void SoftDevice::complete_ready_drains() {
+  const uint64_t oldest = held_seqs_.empty() ? UINT64_MAX : *held_seqs_.begin();
+  size_t keep = 0;
+  for (size_t i = 0; i < drains_.size(); ++i) {
+    if (drains_[i].seq < oldest) {
+      bump(kDrainDescs);
+      bump(kCompleted);
+      bump(kSucceeded);
+      write_record(drains_[i].desc, DSA_COMP_SUCCESS, 0, 0, 0, true);
+    } else {
+      drains_[keep++] = drains_[i];
     }
   }
-  // An engine executes only while holding its exec lock: once we held it, that engine has
-  // finished whatever it was writing, and its held descriptors are gone.
-  for (auto& e : engines_) {
-    std::lock_guard<std::mutex> ex(e->exec);
-    aborted += e->local.size();
-    e->local.clear();
+  drains_.resize(keep);
+}
+
+void SoftDevice::hold_file() { file_refs_.fetch_add(1, std::memory_order_acq_rel); }
+void SoftDevice::drop_file() { file_refs_.fetch_sub(1, std::memory_order_acq_rel); }
+
+void SoftDevice::drain() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (state_.load(std::memory_order_relaxed) == kEnabled) state_.store(kDrained, std::memory_order_release);
   }
-  in_flight_.store(0, std::memory_order_release);
-  bump(kAborted, aborted);
   bump(kDrains);
+  if (file_refs_.load(std::memory_order_acquire) > 1) {  // not the last reference: no drain at all
+    bump(kDeferred);
+    return;
+  }
+  // The kernel's release drain: wait for the device, with no timeout.
+  std::unique_lock<std::mutex> ol(order_mu_);
+  quiet_cv_.wait(ol, [this] { return held_seqs_.empty() && drains_.empty(); });
 }
 
 bool SoftDevice::reopen() {
-  if (state_.load(std::memory_order_acquire) != kDrained) drain();
+  if (state_.load(std::memory_order_acquire) == kEnabled) drain();
+  {  // the queue is not reusable until the device let go of what it held
+    std::unique_lock<std::mutex> ol(order_mu_);
+    quiet_cv_.wait(ol, [this] { return held_seqs_.empty() && drains_.empty(); });
+  }
   std::lock_guard<std::mutex> lk(mu_);
-  swerr_.store(false, std::memory_order_release);
-  state_.store(kEnabled, std::memory_order_release);
+  state_.store(kEnabled, std::memory_order_release);  // the device's error latch stays as it is
   bump(kReopens);
   return true;
 }
@@ -279,8 +364,10 @@ SoftDeviceCounters SoftDevice::counters() const {
   c.hangs = g(kHangs);
   c.lates = g(kLates);
   c.disables = g(kDisables);
-  c.aborted = g(kAborted);
+  c.lost_records = g(kLostRecords);
   c.drains = g(kDrains);
+  c.drain_descriptors = g(kDrainDescs);
+  c.deferred_releases = g(kDeferred);
   c.reopens = g(kReopens);
   c.invalid = g(kInvalid);
   c.unreportable = g(kUnreportable);
@@ -306,11 +393,19 @@ void SoftDevice::unit_main(ExecUnit& e) {
         e.incoming.clear();
         e.pending.store(0, std::memory_order_release);
       }
-      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) {
+      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kDisabled) {
+        // A disabled queue completes nothing it held: those descriptors end without a record.
+        for (const Held& h : e.local) {
+          in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+          retire(h.seq);
+        }
+        e.local.clear();
+        did = true;
+      }
+      if (!e.local.empty()) {
         uint64_t now = e.local.front().due_ns == 0 ? 0 : monotonic_ns();
-        // Bounded per pass so a steady stream cannot starve drain() of the exec lock forever.
         for (int k = 0; k < 64 && !e.local.empty() && e.local.front().due_ns <= now; ++k) {
-          if (state_.load(std::memory_order_acquire) != kEnabled) break;  // disabled mid-stream
+          if (state_.load(std::memory_order_acquire) == kDisabled) break;  // disabled mid-stream
           std::pop_heap(e.local.begin(), e.local.end(), later);
           Held h = e.local.back();
           e.local.pop_back();
@@ -318,7 +413,7 @@ void SoftDevice::unit_main(ExecUnit& e) {
           did = true;
         }
       }
-      if (!e.local.empty() && state_.load(std::memory_order_acquire) == kEnabled) next_due = e.local.front().due_ns;
+      if (!e.local.empty()) next_due = e.local.front().due_ns;
     }
     if (did) {
       idle = 0;
@@ -381,6 +476,9 @@ void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t resu
   }
   if (success && !rcr) return;  // CRAV without RCR: a record only on failure
   auto* cr = reinterpret_cast<dsa_completion_record*>(static_cast<uintptr_t>(d.completion_addr));
+  // Instrumentation, not device behaviour: counts a record the engine gave up while we could
+  // still write it (CompletionArena::reused_while_owned).
+  CompletionArena::audit_record_write(cr, d.opcode == DSA_OPCODE_MEMMOVE ? d.dst_addr : 0);
   if (code == DSA_COMP_CRA_ALIGN) {  // misaligned record: the status is all it can say
     store_status(cr, status);
     return;
@@ -509,11 +607,27 @@ void SoftDevice::execute(const Held& h) {
     // The queue goes down with this descriptor: it and everything still held never complete.
     bump(kDisables);
     state_.store(kDisabled, std::memory_order_release);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    retire(h.seq);
     return;
   }
-  // Only MEMMOVE and NOOP are implemented (what the engine submits); anything else, BATCH
+  if (h.fate == Fate::LostRecord) {
+    // The data moves, then the record write faults: DSA 1.0 loses the record and raises SWERR.
+    const dsa_hw_desc& d = h.desc;
+    if (d.opcode == DSA_OPCODE_MEMMOVE && d.xfer_size <= cfg_.max_transfer_size)
+      std::memmove(reinterpret_cast<void*>(static_cast<uintptr_t>(d.dst_addr)),
+                   reinterpret_cast<const void*>(static_cast<uintptr_t>(d.src_addr)), d.xfer_size);
+    bump(kLostRecords);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    errors_->raise();
+    retire(h.seq);
+    return;
+  }
+  // Only MEMMOVE, NOOP and DRAIN are implemented (what the engine submits); anything else, BATCH
   // included, completes with BAD_OPCODE.
-  run_op(h.desc, h.fate == Fate::Late ? Fate::Normal : h.fate, h.seq, 0, true);
+  const Fate run = (h.fate == Fate::Late || h.fate == Fate::Hang) ? Fate::Normal : h.fate;
+  run_op(h.desc, run, h.seq, 0, true);
+  retire(h.seq);
 }
 
 SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {

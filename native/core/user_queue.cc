@@ -636,22 +636,17 @@ bool UserWorkQueue::healthy() {
     mark_unhealthy("poll() on the queue fd failed: " + errno_text(errno));
     return false;
   }
-  if (r > 0 && p.revents) {
+  if (r > 0 && (p.revents & (POLLNVAL | POLLERR | POLLHUP))) {
     if (p.revents & POLLNVAL)
       mark_unhealthy(
           "the queue fd is no longer valid (POLLNVAL; kernels with 8dfa57aabff6 report this, via a "
           "-EPERM poll mask, to a process other than the opener)");
-    else if ((p.revents & POLLIN) && swerr_at_open_ && !(p.revents & (POLLERR | POLLHUP))) {
-      // A software error was already latched at open: POLLIN cannot tell a new one apart.
-    } else if (p.revents & POLLIN)
-      mark_unhealthy(
-          "the device reported a software error (poll: POLLIN, SWERR valid; device-wide): a "
-          "descriptor was dropped or invalid; see dmesg and the device 'errors' attribute");
     else mark_unhealthy("poll() on the queue fd reported an error (revents 0x" + std::to_string(p.revents) + ")");
-    if (unhealthy_.load(std::memory_order_relaxed)) return false;
+    return false;
   }
+  // POLLIN alone is the device-wide software-error latch: take_device_error(), not health.
 
-  if (!config_.wq_state_path.empty() || !config_.device_state_path.empty() || have_errors_baseline_) {
+  if (!config_.wq_state_path.empty() || !config_.device_state_path.empty()) {
     uint64_t now = monotonic_ns();
     if (now >= next_sysfs_check_ns_.load(std::memory_order_relaxed)) {
       next_sysfs_check_ns_.store(now + static_cast<uint64_t>(config_.health_recheck_ms) * 1000000ull,
@@ -661,15 +656,33 @@ bool UserWorkQueue::healthy() {
         mark_unhealthy(st.reason);
         return false;
       }
-      std::string errs;
-      if (have_errors_baseline_ && read_state_file(config_.device_errors_path, &errs) && errs != errors_baseline_) {
-        mark_unhealthy("the device reported a new software error (" + config_.device_errors_path + " changed to '" +
-                       errs + "'): a descriptor was dropped or invalid; see dmesg");
-        return false;
-      }
     }
   }
   return true;
+}
+
+bool UserWorkQueue::take_device_error() {
+  if (forked() || state_ != State::Open || fd_ < 0) return false;
+  bool fresh = false;
+  // POLLIN: idxd's sw_err.valid, device-wide and sticky. Its first appearance is news; after
+  // that only the 'errors' file can tell a newer error apart.
+  if (!swerr_at_open_) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+      swerr_at_open_ = true;
+      fresh = true;
+    }
+  }
+  if (have_errors_baseline_) {
+    std::string errs;
+    if (read_state_file(config_.device_errors_path, &errs) && errs != errors_baseline_) {
+      errors_baseline_ = errs;
+      fresh = true;
+    }
+  }
+  if (fresh)
+    set_reason("the device reported a software error (device-wide: maybe another client's); checking with a Drain");
+  return fresh;
 }
 
 void UserWorkQueue::drain() {

@@ -125,6 +125,7 @@ class UserWorkQueue : public WorkQueue {
   SubmitStatus submit(const dsa_hw_desc& desc) override;
   size_t submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) override;
   bool healthy() override;
+  bool take_device_error() override;
   void drain() override;
   bool reopen() override;  // drain() if needed, then open(); details in last_open_result()
   int last_errno() const override { return last_errno_; }

@@ -58,14 +58,22 @@ class WorkQueue {
     return n;
   }
 
-  // Cheap health check the poller calls while descriptors are outstanding (real queue: poll()
-  // on the fd reports a software error such as a dropped descriptor; also sysfs state).
-  // Returns false once the queue can no longer be trusted to complete what it holds.
+  // Cheap health check the poller calls while descriptors are outstanding (sysfs queue and
+  // device state, a fork child, a closed file). Returns false once the queue is disabled, halted
+  // or unusable: a disabled queue completes nothing more that it held.
   virtual bool healthy() = 0;
 
-  // Blocks until the device will write nothing more for any descriptor submitted so far
-  // (software device: aborts what it holds; real queue: close the fd and unmap the portal, the
-  // kernel drains on release). Afterwards the queue is unusable until reopen() succeeds.
+  // True once per new software error latched on the DEVICE (poll() POLLIN, the 'errors' file).
+  // The latch is device-wide: the error may be another client's. The poller finds out whether
+  // it was this queue's with an in-band Drain (see completion_poller.h), never from this alone.
+  virtual bool take_device_error() { return false; }
+
+  // The release of the queue's file: afterwards it is unusable until reopen() succeeds. On real
+  // hardware the kernel drains only on the LAST release of the file, without a timeout, so this
+  // may block for as long as the device takes (forever on a wedged device), and it returns at
+  // once WITHOUT draining while another reference exists (a fork child, a dup). So nothing may
+  // conclude from its return that the device is quiet; the poller learns that from a Drain
+  // descriptor and calls this only off its own thread (queue_reaper.h).
   virtual void drain() = 0;
 
   // Makes a drained or unhealthy queue usable again, if it can be. Returns false if not.

@@ -137,10 +137,12 @@ describe('software DSA device', () => {
         jitterUs: 30,
         maxTransferSize: 8192,
         faults: {
-          pageFault: 0.05,
+          pageFault: 0.15, // high enough that some piece faults past its 2 continuations (0.15^3 per descriptor)
           backward: 0.3,
           error: 0.02,
           hang: 0.004,
+          hangMs: 40,
+          lostRecord: 0.003,
           late: 0.004,
           lateMs: 30,
           retry: mode === 'shared' ? 0.05 : 0,
@@ -212,19 +214,90 @@ describe('software DSA device', () => {
     await engine.close();
   });
 
-  it('hung descriptors time out, the CPU finishes them, and a late write never lands after resolve', async () => {
-    const engine = await emulated({ seed: 3, queues: 2, faults: { hang: 0.2, late: 0.2, lateMs: 50 } }, { timeoutMs: 10 });
+  it('descriptors past their deadline: the batch resolves only once a Drain shows the device is done, so no late write lands after', async () => {
+    // Slow, not dead: the device has no abort, so the batch waits for the Drain behind them.
+    const engine = await emulated({ seed: 3, queues: 2, faults: { hang: 0.2, hangMs: 60, late: 0.2, lateMs: 50 } }, { timeoutMs: 10 });
     const src = new Uint8Array(64 * 4096);
     fillPattern(src, 6);
     const dst = new Uint8Array(64 * 4096);
+    const t0 = performance.now();
     const r = await engine.copyBatch(dst, src, { folioSize: 4096 });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
     expect(Buffer.compare(dst, src)).toBe(0);
-    expect(r.fallbacks.timeout).toBeGreaterThan(0);
+    const native = engine.stats().native as { dsa: { timeouts: number; drains: number; wedged: number } };
+    expect(native.dsa.timeouts).toBeGreaterThan(0);
+    expect(native.dsa.drains).toBeGreaterThan(0);
+    expect(native.dsa.wedged).toBe(0);
+    expect(r.bytes).toBe(src.length);
     // Overwrite the destination with a guard pattern; a late device write would disturb it.
     dst.fill(0xee);
-    await new Promise((res) => setTimeout(res, 120));
+    await new Promise((res) => setTimeout(res, 150));
     expect(dst.every((x) => x === 0xee)).toBe(true);
-    await engine.close();
+    expect((await engine.close()).wedgedQueues).toEqual([]);
+  });
+
+  it('a wedged device: the batch rejects with ERR_DMACOPY_DEVICE_WEDGED, bytes in place; close() is bounded and names the queue', async () => {
+    const engine = await emulated({ seed: 3, queues: 2, faults: { hang: 0.2 } }, { timeoutMs: 10, drainTimeoutMs: 100 });
+    const src = new Uint8Array(64 * 4096);
+    fillPattern(src, 9);
+    const dst = new Uint8Array(64 * 4096);
+    const err = await engine.copyBatch(dst, src, { folioSize: 4096 }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    expect(err?.code).toBe('ERR_DMACOPY_DEVICE_WEDGED');
+    expect(err?.message).toMatch(/every byte is in place/);
+    expect(Buffer.compare(dst, src)).toBe(0);
+    // Both queues wedged on that batch (seeded); the next batch runs on the CPU, resolving.
+    const dst2 = new Uint8Array(64 * 4096);
+    const r2 = engine.copyBatchSync(dst2, src, { folioSize: 4096 });
+    expect(Buffer.compare(dst2, src)).toBe(0);
+    expect(r2.bytes).toBe(src.length);
+    const t0 = performance.now();
+    const report = await engine.close();
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(report.wedgedQueues.length).toBeGreaterThan(0);
+    const native = engine.stats().native as { dsa: { wedged: number; quarantines: number } };
+    expect(native.dsa.wedged).toBe(report.wedgedQueues.length);
+  });
+
+  it('copyBatchSync on a wedged device throws ERR_DMACOPY_DEVICE_WEDGED with the bytes in place', async () => {
+    const engine = await emulated({ seed: 5, queues: 1, faults: { hang: 0.5 } }, { timeoutMs: 10, drainTimeoutMs: 50 });
+    const src = new Uint8Array(32 * 4096);
+    fillPattern(src, 10);
+    const dst = new Uint8Array(32 * 4096);
+    expect(() => engine.copyBatchSync(dst, src, { folioSize: 4096 })).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_DEVICE_WEDGED' }),
+    );
+    expect(Buffer.compare(dst, src)).toBe(0);
+    expect((await engine.close()).wedgedQueues).toEqual(['soft0.0']);
+  });
+
+  it('two engines on one emulated device: a software error from one drains nothing of the other', async () => {
+    const device = `shared-${process.pid}`;
+    const good = await emulated({ device, seed: 31, queues: 1, latencyUs: 100 }, { timeoutMs: 10_000 });
+    const bad = await emulated({ device, seed: 32, queues: 1, latencyUs: 100, faults: { lostRecord: 0.2 } }, { timeoutMs: 10_000 });
+    const src = new Uint8Array(2 << 20);
+    fillPattern(src, 14);
+    for (let i = 0; i < 6; i++) {
+      const d1 = new Uint8Array(2 << 20);
+      const d2 = new Uint8Array(2 << 20);
+      const [r1, r2] = await Promise.all([good.copyBatch(d1, src, { folioSize: 4096 }), bad.copyBatch(d2, src, { folioSize: 4096 })]);
+      expect(Buffer.compare(d1, src)).toBe(0);
+      expect(Buffer.compare(d2, src)).toBe(0);
+      expect(r1.cpuBytes).toBe(0); // nothing of the innocent engine went to the CPU
+      expect(r2.bytes).toBe(src.length);
+    }
+    type Dsa = { foreignErrors: number; lostRecords: number; quarantines: number; cpuBytes: number };
+    const g = (good.stats().native as { dsa: Dsa }).dsa;
+    const b = (bad.stats().native as { dsa: Dsa }).dsa;
+    expect(g.foreignErrors).toBeGreaterThan(0);
+    expect(g.lostRecords).toBe(0);
+    expect(g.quarantines).toBe(0);
+    expect(b.lostRecords).toBeGreaterThan(0);
+    expect(b.cpuBytes).toBeGreaterThan(0);
+    await good.close();
+    await bad.close();
   });
 
   it('a queue disabled mid-batch: its work finishes on the CPU and the engine carries on', async () => {

@@ -110,7 +110,7 @@ describe('diagnostics_channel', () => {
         backend: 'emulated',
         minOffloadBytes: 0,
         timeoutMs: 5,
-        emulator: { queues: 2, seed: 8, faults: { error: 0.5, hang: 0.2 } },
+        emulator: { queues: 2, seed: 8, faults: { error: 0.5, hang: 0.2, hangMs: 20 } },
       });
       const src = new Uint8Array(1 << 20);
       const dst = new Uint8Array(1 << 20);

@@ -71,7 +71,7 @@ describe('enableMetrics', () => {
       backend: 'emulated',
       minOffloadBytes: 0,
       timeoutMs: 5,
-      emulator: { queues: 2, engines: 2, seed: 8, jitterUs: 20, faults: { error: 0.3, hang: 0.1, pageFault: 0.2 } },
+      emulator: { queues: 2, engines: 2, seed: 8, jitterUs: 20, faults: { error: 0.3, hang: 0.1, hangMs: 20, pageFault: 0.2 } },
     });
     const src = new Uint8Array(1 << 20);
     for (let i = 0; i < src.length; i++) src[i] = (i * 7) & 0xff;

@@ -132,7 +132,9 @@ export function enginePath(name: string, engine: Engine, threads: number, modes:
       }
       return list ? engine.copyBatch(b.dstViews, b.srcViews) : engine.copyBatch(b.dst, b.src, { folioSize: b.folioSize });
     },
-    close: () => engine.close(),
+    close: async () => {
+      await engine.close();
+    },
     stats: () => engine.stats(),
   };
 }

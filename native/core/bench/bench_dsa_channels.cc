@@ -63,6 +63,7 @@ double run(std::vector<std::unique_ptr<WorkQueue>> qs, size_t region, size_t per
   DsaChannelOptions opts;
   opts.page_fault_retries = 2;
   opts.quarantine_after = 3;
+  opts.drain_timeout_ms = 1000;  // lib/defaults.ts DRAIN_TIMEOUT_MS
   DsaChannels eng(std::move(qs), nullptr, &sink, opts);
   std::vector<uint8_t> src(region * per_work), dst(region * per_work);
   std::memset(src.data(), 1, src.size());

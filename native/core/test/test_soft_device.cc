@@ -182,7 +182,8 @@ TEST("dedicated queue: overflow is dropped silently and raises the software erro
     CHECK(q.submit(desc) == SubmitStatus::Accepted);  // posted write: no feedback
   }
   CHECK_EQ(q.device().counters().dropped, 2u);
-  CHECK(!q.healthy());
+  CHECK(q.take_device_error());  // the device-wide latch, once
+  CHECK(!q.take_device_error());
   for (int i = 0; i < 4; ++i) CHECK_EQ(wait_status(&r.p[i]), DSA_COMP_SUCCESS);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   CHECK_EQ(load_status(&r.p[4]), 0);  // dropped: never completes
@@ -356,18 +357,24 @@ TEST("errors, hangs, late completions and disable are injected and counted") {
     CHECK_EQ(q.device().counters().errors, 1u);
   }
   {
+    // A hang with hang_ms completes, late; nothing aborts it. The release waits for it.
     SoftDeviceConfig c = small();
     c.faults.hang = 1.0;
+    c.faults.hang_ms = 60;
     SoftWorkQueue q(c);
     Records r(1);
-    uint8_t s[64] = {}, d[64] = {};
+    uint8_t s[64], d[64] = {};
+    std::memset(s, 7, sizeof s);
     dsa_hw_desc desc;
     build_memmove(&desc, d, s, 64, &r.p[0], false);
+    auto t0 = std::chrono::steady_clock::now();
     CHECK(q.submit(desc) == SubmitStatus::Accepted);
-    CHECK_EQ(wait_status(&r.p[0], 50), 0);
+    CHECK_EQ(wait_status(&r.p[0], 20), 0);
     CHECK_EQ(q.device().counters().hangs, 1u);
-    q.drain();
-    CHECK_EQ(q.device().counters().aborted, 1u);
+    q.drain();  // the kernel's release: no timeout, no abort
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(55));
+    CHECK_EQ(load_status(&r.p[0]), DSA_COMP_SUCCESS);
+    CHECK_EQ(d[63], 7);
     CHECK_EQ(q.device().in_flight(), 0u);
   }
   {
@@ -406,7 +413,7 @@ TEST("errors, hangs, late completions and disable are injected and counted") {
   }
 }
 
-TEST("drain aborts held descriptors and nothing completes afterwards") {
+TEST("release (drain) waits for what is held, aborts nothing, and the queue is unusable until reopen") {
   SoftDeviceConfig c = small(2);
   c.latency_us = 5000;
   SoftWorkQueue q(c);
@@ -418,17 +425,99 @@ TEST("drain aborts held descriptors and nothing completes afterwards") {
     CHECK(q.submit(desc) == SubmitStatus::Accepted);
   }
   q.drain();
-  std::vector<uint8_t> snap = d;
-  std::vector<uint8_t> recs(reinterpret_cast<uint8_t*>(r.p), reinterpret_cast<uint8_t*>(r.p) + 16 * 32);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(snap == d);
-  CHECK(std::memcmp(recs.data(), r.p, 16 * 32) == 0);
+  for (int i = 0; i < 16; ++i) CHECK_EQ(load_status(&r.p[i]), DSA_COMP_SUCCESS);  // all ran: none aborted
+  CHECK(s == d);
   dsa_hw_desc desc;
   build_noop(&desc, &r.p[0]);
   CHECK(q.submit(desc) == SubmitStatus::Disabled);  // unusable until reopen
   CHECK(q.reopen());
   prepare_completion(&r.p[0]);
   CHECK_EQ(run_one(q, desc, &r.p[0]), DSA_COMP_SUCCESS);
+}
+
+TEST("release while another reference holds the file (fork child, dup) returns at once; the device goes on") {
+  SoftDeviceConfig c = small(1);
+  c.latency_us = 500000;
+  SoftWorkQueue q(c);
+  Records r(1);
+  std::vector<uint8_t> s(256, 4), d(256, 0);
+  dsa_hw_desc desc;
+  build_memmove(&desc, d.data(), s.data(), 256, &r.p[0], false);
+  q.device().hold_file();
+  CHECK(q.submit(desc) == SubmitStatus::Accepted);
+  auto t0 = std::chrono::steady_clock::now();
+  q.drain();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(250));
+  CHECK_EQ(load_status(&r.p[0]), 0);  // not drained: still on the device
+  CHECK_EQ(q.device().counters().deferred_releases, 1u);
+  CHECK_EQ(wait_status(&r.p[0], 2000), DSA_COMP_SUCCESS);  // and it writes, after the "release"
+  CHECK(s == d);
+  q.device().drop_file();
+}
+
+TEST("Drain descriptor: completes after every earlier descriptor, waits for a slow one, never for a later one") {
+  SoftDeviceConfig c = small(2);
+  c.faults.hang = 1.0;  // every memmove is slow (hang_ms), so the Drain has to wait
+  c.faults.hang_ms = 300;
+  SoftWorkQueue q(c);
+  Records r(3);
+  std::vector<uint8_t> s(512, 3), d(512, 0);
+  dsa_hw_desc desc;
+  build_memmove(&desc, d.data(), s.data(), 256, &r.p[0], false);
+  CHECK(q.submit(desc) == SubmitStatus::Accepted);
+  dsa_hw_desc drain;
+  build_drain(&drain, &r.p[1]);
+  CHECK(q.submit(drain) == SubmitStatus::Accepted);
+  build_memmove(&desc, d.data() + 256, s.data() + 256, 256, &r.p[2], false);
+  CHECK(q.submit(desc) == SubmitStatus::Accepted);
+  CHECK_EQ(wait_status(&r.p[1], 20), 0);  // the memmove before it is still running
+  CHECK_EQ(wait_status(&r.p[1], 2000), DSA_COMP_SUCCESS);
+  CHECK_EQ(load_status(&r.p[0]), DSA_COMP_SUCCESS);  // written before the Drain's record
+  CHECK_EQ(q.device().counters().drain_descriptors, 1u);
+  CHECK_EQ(wait_status(&r.p[2], 2000), DSA_COMP_SUCCESS);
+  // A wedged descriptor (hang_ms 0) keeps a Drain behind it pending for good.
+  SoftDeviceConfig w = small(1);
+  w.faults.hang = 1.0;
+  auto wq = std::make_unique<SoftWorkQueue>(w);
+  Records r2(2);
+  build_memmove(&desc, d.data(), s.data(), 64, &r2.p[0], false);
+  CHECK(wq->submit(desc) == SubmitStatus::Accepted);
+  build_drain(&drain, &r2.p[1]);
+  CHECK(wq->submit(drain) == SubmitStatus::Accepted);
+  CHECK_EQ(wait_status(&r2.p[1], 100), 0);
+  wq.reset();  // destruction resets the device: nothing more is written
+  CHECK_EQ(load_status(&r2.p[0]), 0);
+}
+
+TEST("software errors are device-wide and sticky: every queue of the device sees each one once; reopen keeps it") {
+  auto latch = soft_error_latch("test-dev-7");
+  SoftDeviceConfig a = small(1), b = small(1);
+  a.errors = latch;
+  b.errors = latch;
+  b.faults.lost_record = 1.0;
+  SoftWorkQueue qa(a), qb(b);
+  CHECK(!qa.take_device_error());
+  CHECK(!qb.take_device_error());
+  Records r(2);
+  std::vector<uint8_t> s(128, 6), d(128, 0);
+  dsa_hw_desc desc;
+  build_memmove(&desc, d.data(), s.data(), 128, &r.p[0], false);
+  CHECK(qb.submit(desc) == SubmitStatus::Accepted);
+  // The record is lost (a fault on it, DSA 1.0): the data moved, no record, SWERR instead.
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (qb.device().counters().lost_records == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  CHECK_EQ(qb.device().counters().lost_records, 1u);
+  CHECK_EQ(load_status(&r.p[0]), 0);
+  CHECK(s == d);
+  CHECK(qa.take_device_error());  // queue a did nothing wrong, and still sees it
+  CHECK(!qa.take_device_error());
+  CHECK(qb.take_device_error());
+  CHECK(qa.healthy());  // a device error is not ill health of the queue
+  qa.drain();
+  CHECK(qa.reopen());
+  CHECK(!qa.take_device_error());  // seen already; the latch is not cleared (count stays)
+  CHECK(latch->count.load() == 1u);
+  CHECK(soft_error_latch("test-dev-7") == latch);
 }
 
 TEST("same seed, same fault decisions") {

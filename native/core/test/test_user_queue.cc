@@ -9,23 +9,34 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "check.h"
+#include "clock.h"
 #include "cpu_features.h"
+#include "dsa_channels.h"
 #include "dsa_hw.h"
 #include "fifo_agent.h"
 #include "portal.h"
+#include "process_agent.h"
+#include "queue_reaper.h"
+#include "test_configs.h"
 #include "user_queue.h"
 
 using namespace dmacopy;
 using dmacopy_test::AgentOptions;
 using dmacopy_test::FifoAgent;
+using dmacopy_test::ProcessAgent;
+using dmacopy_test::ProcessAgentOptions;
 using dmacopy_test::TempDir;
 
 namespace {
@@ -109,6 +120,17 @@ void write_text(const std::string& path, const char* text) {
   if (fd < 0) return;
   (void)!::write(fd, text, std::strlen(text));
   ::close(fd);
+}
+
+bool read_text(const std::string& path, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n < 0) return false;
+  out->assign(buf, size_t(n));
+  return true;
 }
 
 }  // namespace
@@ -530,28 +552,33 @@ TEST("probe: an error status -> ProbeFailed with the masked status") {
 
 // ---- health, drain, reopen ---------------------------------------------------------------------
 
-TEST("health: POLLIN on the fd (SWERR stand-in: unread data) makes the queue unhealthy") {
+TEST("health: POLLIN on the fd (SWERR stand-in: unread data) is a device error, reported once, not ill health") {
   TempDir dir;
   std::string node = dir.fifo("wq0.0");
   FifoAgent agent(node);
   UserWorkQueue q(fifo_config(node));
   CHECK(q.open().ok);
   CHECK(q.healthy());
+  CHECK(!q.take_device_error());
   agent.pause();
   Copies c(1, 64);
   CHECK(q.submit(c.descs[0]) == SubmitStatus::Accepted);
-  CHECK(!q.healthy());  // the FIFO is readable on our fd: POLLIN, as idxd reports SWERR
+  // The FIFO is readable on our fd: POLLIN, as idxd reports SWERR. Device-wide and sticky, so it
+  // is news once, and it does not make the queue unhealthy (it may be another client's error).
+  CHECK(q.take_device_error());
   CHECK(contains(q.status_reason(), "software error"));
-  CHECK(q.submit(c.descs[0]) == SubmitStatus::Disabled);  // sticky until reopen
+  CHECK(!q.take_device_error());
+  CHECK(q.healthy());
   agent.resume();
   CHECK(c.wait_all());
-  CHECK(!q.healthy());
+  CHECK(q.healthy());
   q.drain();
+  CHECK(!q.healthy());
   CHECK(q.reopen());
   CHECK(q.healthy());
 }
 
-TEST("health: a software error already latched at open is a baseline; a change of 'errors' is new") {
+TEST("health: a software error already latched at open is a baseline; a change of 'errors' is news once") {
   TempDir dir;
   std::string node = dir.fifo("wq0.0");
   std::string errors = dir.file("dsa0.errors");
@@ -571,10 +598,12 @@ TEST("health: a software error already latched at open is a baseline; a change o
   CHECK(r.ok);
   CHECK(r.swerr_at_open);
   CHECK(q.healthy());  // an old error does not condemn the queue
-  CHECK(q.healthy());
+  CHECK(!q.take_device_error());
   write_text(errors, "0x8000000000000003,0x0000000000000000,0x0000000000000000,0x0000000000000000\n");
-  CHECK(!q.healthy());
-  CHECK(contains(q.status_reason(), "new software error"));
+  CHECK(q.take_device_error());  // a change of the device's 'errors' file is a new error
+  CHECK(!q.take_device_error());
+  CHECK(q.healthy());
+  CHECK(contains(q.status_reason(), "software error"));
   ::close(w);
   agent.resume();
   CHECK(agent.wait_descriptors(1, 1000));
@@ -834,3 +863,248 @@ TEST("portal: auto on a mappable node uses the portal only when the CPU has the 
 }
 
 DMACOPY_TEST_MAIN
+
+// ---- the stand-in device in another process -----------------------------------------------------
+
+namespace {
+
+// Sums a DsaChannels' events; waits for a number of finished works.
+struct SumSink : EventSink {
+  std::mutex mu;
+  std::condition_variable cv;
+  CompletionEvent sum;
+  std::map<std::pair<uint64_t, uint32_t>, uint32_t> left;  // (op, work) -> descriptors left
+  size_t finished = 0;
+  void expect(uint64_t op, uint32_t work, uint32_t n) {
+    std::lock_guard<std::mutex> lk(mu);
+    left[{op, work}] += n;
+  }
+  void post(const CompletionEvent* ev, size_t n) override {
+    std::lock_guard<std::mutex> lk(mu);
+    for (size_t i = 0; i < n; ++i) {
+      const CompletionEvent& e = ev[i];
+      sum.completed += e.completed;
+      sum.device_bytes += e.device_bytes;
+      sum.cpu_bytes += e.cpu_bytes;
+      sum.page_fault_retries += e.page_fault_retries;
+      sum.wedged += e.wedged;
+      uint32_t& l = left[{e.op_id, e.work}];
+      l -= e.completed;
+      if (l == 0 && e.completed) ++finished;
+    }
+    cv.notify_all();
+  }
+  bool wait(size_t n, int ms) {
+    std::unique_lock<std::mutex> lk(mu);
+    return cv.wait_for(lk, std::chrono::milliseconds(ms), [&] { return finished >= n; });
+  }
+};
+
+std::unique_ptr<UserWorkQueue> open_write_queue(const std::string& node, uint32_t size) {
+  UserQueueConfig cfg = fifo_config(node);
+  cfg.submission = SubmissionPath::Write;
+  cfg.info.size = size;
+  auto q = std::make_unique<UserWorkQueue>(cfg);
+  OpenResult r = q->open();
+  if (!r.ok) {
+    std::fprintf(stderr, "open: %s\n", r.reason.c_str());
+    return nullptr;
+  }
+  return q;
+}
+
+}  // namespace
+
+TEST(
+    "out-of-process device: write() submission, poll() health and release, bytes copied through the client's page "
+    "tables") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  ProcessAgent agent(node);
+  CHECK(agent.ok());
+  CHECK(agent.pid() != getpid());
+  auto q = open_write_queue(node, 32);  // the NOOP probe went to the other process and back
+  CHECK(q != nullptr);
+  if (!q) return;
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::move(q));
+  SumSink sink;
+  DsaChannels eng(std::move(qs), nullptr, &sink, typical_channel_options());
+  const size_t kLen = 1 << 20;
+  std::vector<uint8_t> src(kLen), dst(kLen, 0);
+  for (size_t i = 0; i < kLen; ++i) src[i] = uint8_t(i * 31 + i / 4096);
+  std::vector<CopyRegion> regs;
+  for (size_t off = 0; off < kLen; off += 4096) regs.push_back(CopyRegion{dst.data() + off, src.data() + off, 4096});
+  uint32_t n = eng.submit_work(0, 1, 0, regs.data(), regs.size(), 0);
+  sink.expect(1, 0, n);
+  CHECK(sink.wait(1, 10000));
+  CHECK(src == dst);
+  CHECK_EQ(sink.sum.device_bytes, uint64_t(kLen));  // all of it by the other process
+  CHECK_EQ(sink.sum.cpu_bytes, 0u);
+  eng.close();
+}
+
+TEST("out-of-process device: an inaccessible destination page (EFAULT) completes PAGE_FAULT_NOBOF at that page") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  ProcessAgent agent(node);
+  CHECK(agent.ok());
+  auto q = open_write_queue(node, 8);
+  CHECK(q != nullptr);
+  if (!q) return;
+  const size_t ps = 4096;
+  auto* map = static_cast<uint8_t*>(mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  CHECK(map != MAP_FAILED);
+  CHECK_EQ(mprotect(map + ps, ps, PROT_NONE), 0);
+  std::vector<uint8_t> src(1024, 0x42);
+  alignas(32) dsa_completion_record cr{};
+  dsa_hw_desc d;
+  build_memmove(&d, map + ps - 300, src.data(), 1024, &cr, false);  // 300 bytes fit, then the hole
+  CHECK(q->submit(d) == SubmitStatus::Accepted);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (load_status(&cr) == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  CompletionInfo c = decode_completion(&cr);
+  CHECK_EQ(c.status, DSA_COMP_PAGE_FAULT_NOBOF);
+  CHECK(c.fault_on_write);
+  CHECK_EQ(c.bytes_completed, 300u);
+  CHECK_EQ(c.fault_addr, uint64_t(reinterpret_cast<uintptr_t>(map + ps)));
+  CHECK(map[ps - 1] == 0x42 && map[ps - 300] == 0x42);
+  munmap(map, 2 * ps);
+}
+
+TEST("out-of-process device: pages not resident fault, the poller touches them, the device continues") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  ProcessAgentOptions o;
+  o.pagemap_faults = true;
+  ProcessAgent agent(node, o);
+  CHECK(agent.ok());
+  auto q = open_write_queue(node, 16);
+  CHECK(q != nullptr);
+  if (!q) return;
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::move(q));
+  SumSink sink;
+  DsaChannelOptions opts = typical_channel_options();
+  opts.page_fault_retries = 4;
+  DsaChannels eng(std::move(qs), nullptr, &sink, opts);
+  const size_t kLen = 64 * 4096;
+  auto* dst = static_cast<uint8_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  std::vector<uint8_t> src(kLen);
+  for (size_t i = 0; i < kLen; ++i) src[i] = uint8_t(i ^ (i >> 9));
+  CHECK_EQ(madvise(dst, kLen, MADV_DONTNEED), 0);  // every destination page: mapped, not resident
+  CopyRegion r{dst, src.data(), kLen};
+  uint32_t n = eng.submit_work(0, 2, 0, &r, 1, 0);
+  sink.expect(2, 0, n);
+  CHECK(sink.wait(1, 10000));
+  CHECK(std::memcmp(dst, src.data(), kLen) == 0);
+  DsaChannelsStats st = eng.stats();
+  CHECK(st.page_faults > 0);
+  CHECK(st.page_fault_retries > 0);  // continued on the device after the touch
+  CHECK(sink.sum.device_bytes > 0);
+  eng.close();
+  munmap(dst, kLen);
+}
+
+TEST("out-of-process wedged device: the Drain never completes, the work ends wedged, close() is bounded") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  ProcessAgentOptions o;
+  o.wedge = true;
+  UserQueueConfig cfg = fifo_config(node);
+  cfg.submission = SubmissionPath::Write;
+  cfg.info.size = 16;
+  cfg.probe = false;  // a wedged device would fail the probe
+  ProcessAgent agent(node, o);
+  CHECK(agent.ok());
+  auto q = std::make_unique<UserWorkQueue>(cfg);
+  CHECK(q->open().ok);
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::move(q));
+  SumSink sink;
+  DsaChannelOptions opts = typical_channel_options();
+  opts.drain_timeout_ms = 50;
+  DsaChannels eng(std::move(qs), nullptr, &sink, opts);
+  std::vector<uint8_t> src(16 * 4096, 0x5c), dst(16 * 4096, 0);
+  CopyRegion r{dst.data(), src.data(), src.size()};
+  uint32_t n = eng.submit_work(0, 3, 0, &r, 1, monotonic_ns() + 10'000'000);
+  sink.expect(3, 0, n);
+  CHECK(sink.wait(1, 5000));
+  CHECK(src == dst);                       // the CPU copied it...
+  CHECK_EQ(sink.sum.wedged, uint64_t(n));  // ...and says the device may still write it
+  auto t0 = std::chrono::steady_clock::now();
+  eng.close();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+  CHECK_EQ(eng.stats().wedged, 1u);
+  CHECK(QueueReaper::wait_idle(2000));  // a FIFO's release returns (a real wedged device's would not)
+}
+
+TEST(
+    "out-of-process dedicated queue on the write() path: overflow is dropped with a device error; the engine never "
+    "overflows it") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  std::string errors = dir.file("dsa0.errors");
+  write_text(errors, "0x0000000000000000,0x0000000000000000,0x0000000000000000,0x0000000000000000\n");
+  ProcessAgentOptions o;
+  o.wq_size = 4;
+  o.latency_us = 2000;
+  o.errors_path = errors;
+  {
+    // Straight at the queue: 6 descriptors into 4 entries. write() takes them all (no feedback).
+    ProcessAgent agent(node, o);
+    CHECK(agent.ok());
+    UserQueueConfig cfg = fifo_config(node);
+    cfg.submission = SubmissionPath::Write;
+    cfg.info.size = 4;
+    cfg.device_errors_path = errors;
+    cfg.health_recheck_ms = 0;
+    UserWorkQueue q(cfg);
+    CHECK(q.open().ok);
+    CHECK(!q.take_device_error());
+    Copies c(6, 256);
+    CHECK_EQ(q.submit_many(c.descs.data(), 6, nullptr), 6u);
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool seen = false;
+    while (!seen && std::chrono::steady_clock::now() < end) {
+      seen = q.take_device_error();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(seen);
+    CHECK(q.healthy());  // a device error is not ill health of the queue
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    int completed = 0;
+    for (size_t i = 0; i < 6; ++i) completed += load_status(&c.records[i]) == DSA_COMP_SUCCESS;
+    CHECK_EQ(completed, 4);  // two dropped: their records never come
+  }
+  {
+    // Through the engine: a window of size-1 keeps an entry for the Drain; nothing is dropped.
+    write_text(errors, "0x0000000000000000,0x0000000000000000,0x0000000000000000,0x0000000000000000\n");
+    o.latency_us = 200;
+    ProcessAgent agent(node, o);
+    CHECK(agent.ok());
+    UserQueueConfig cfg = fifo_config(node);
+    cfg.submission = SubmissionPath::Write;
+    cfg.info.size = 4;
+    cfg.device_errors_path = errors;
+    auto q = std::make_unique<UserWorkQueue>(cfg);
+    CHECK(q->open().ok);
+    std::vector<std::unique_ptr<WorkQueue>> qs;
+    qs.push_back(std::move(q));
+    SumSink sink;
+    DsaChannels eng(std::move(qs), nullptr, &sink, typical_channel_options());
+    std::vector<uint8_t> src(256 * 1024, 0x61), dst(256 * 1024, 0);
+    CopyRegion r{dst.data(), src.data(), src.size()};
+    uint32_t n = eng.submit_work(0, 4, 0, &r, 1, monotonic_ns() + 2'000'000);  // a 2 ms deadline: fences too
+    sink.expect(4, 0, n);
+    CHECK(sink.wait(1, 20000));
+    CHECK(src == dst);
+    DsaChannelsStats st = eng.stats();
+    CHECK(st.channels[0].max_in_flight <= 3);
+    CHECK_EQ(st.lost_records, 0u);  // nothing dropped: every record came, Drains included
+    eng.close();
+    std::string e;
+    CHECK(read_text(errors, &e));
+    CHECK(e.rfind("0x0000000000000000,", 0) == 0);  // the device raised no error
+  }
+}

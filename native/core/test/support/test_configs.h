@@ -23,11 +23,12 @@ inline SoftDeviceConfig typical_soft_device() {
   return c;
 }
 
-// PAGE_FAULT_RETRIES and QUARANTINE_AFTER of lib/defaults.ts.
+// PAGE_FAULT_RETRIES, QUARANTINE_AFTER and DRAIN_TIMEOUT_MS of lib/defaults.ts.
 inline DsaChannelOptions typical_channel_options() {
   DsaChannelOptions o;
   o.page_fault_retries = 2;
   o.quarantine_after = 3;
+  o.drain_timeout_ms = 1000;
   return o;
 }
 

@@ -1,0 +1,54 @@
+#include "queue_reaper.h"
+
+#include <chrono>
+#include <thread>
+
+namespace dmacopy {
+namespace {
+std::atomic<uint64_t> g_pending{0};
+}
+
+std::shared_ptr<std::atomic<bool>> QueueReaper::retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  if (!q) {
+    done->store(true);
+    return done;
+  }
+  g_pending.fetch_add(1, std::memory_order_acq_rel);
+  WorkQueue* raw = q.release();
+  std::thread([raw, keep = std::move(keep), done]() mutable {
+    std::unique_ptr<WorkQueue> owned(raw);
+    owned->drain();  // the release: may take as long as the device does
+    owned.reset();
+    keep.reset();  // only now can nothing write the records
+    done->store(true, std::memory_order_release);
+    g_pending.fetch_sub(1, std::memory_order_acq_rel);
+  }).detach();
+  return done;
+}
+
+std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {
+  auto job = std::make_shared<ReopenJob>();
+  job->q = std::move(q);
+  g_pending.fetch_add(1, std::memory_order_acq_rel);
+  std::thread([job]() mutable {
+    bool ok = job->q->reopen();
+    job->state.store(ok ? ReopenJob::kOpened : ReopenJob::kFailed, std::memory_order_release);
+    job.reset();  // the last owner (the poller let go): the queue is released here
+    g_pending.fetch_sub(1, std::memory_order_acq_rel);
+  }).detach();
+  return job;
+}
+
+uint64_t QueueReaper::pending() { return g_pending.load(std::memory_order_acquire); }
+
+bool QueueReaper::wait_idle(uint64_t timeout_ms) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (pending() != 0) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+}  // namespace dmacopy

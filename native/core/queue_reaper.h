@@ -1,0 +1,37 @@
+// Queue teardown off the poller thread. Releasing a queue's file may block as long as the device
+// takes: the kernel drains on the last release with no timeout, forever on a wedged device (see
+// work_queue.h drain()). Reopening runs a probe that can take its full timeout. Either would
+// stall every channel if the poller did it, so both run here, each on its own detached thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "work_queue.h"
+
+namespace dmacopy {
+
+// A reopen in progress. The job owns the queue until the poller takes it back; if the poller
+// lets go first (engine closing), the job's thread releases the queue when the reopen ends.
+struct ReopenJob {
+  enum State : int { kRunning = 0, kOpened = 1, kFailed = 2 };
+  std::unique_ptr<WorkQueue> q;
+  std::atomic<int> state{kRunning};
+};
+
+class QueueReaper {
+ public:
+  // Releases q, then frees `keep` (memory the device may write until the release returned:
+  // completion records). The memory is never freed if the release never returns.
+  // Returns a flag that becomes true when the release returned.
+  static std::shared_ptr<std::atomic<bool>> retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep);
+  // Starts q->reopen() on its own thread.
+  static std::shared_ptr<ReopenJob> reopen(std::unique_ptr<WorkQueue> q);
+  // Releases and reopens still running in this process (tests, stats).
+  static uint64_t pending();
+  // Waits up to timeout_ms for pending() to reach 0; true if it did.
+  static bool wait_idle(uint64_t timeout_ms);
+};
+
+}  // namespace dmacopy
