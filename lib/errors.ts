@@ -9,6 +9,8 @@ export type DmacopyErrorCode =
   | 'ERR_DMACOPY_RESIZABLE' // a view over a resizable ArrayBuffer or growable SharedArrayBuffer
   | 'ERR_DMACOPY_OVERLAP' // destinations overlap each other or a source
   | 'ERR_DMACOPY_CLOSED' // the engine was closed
+  | 'ERR_DMACOPY_RELEASED' // a prepared batch was used after release()
+  | 'ERR_DMACOPY_BUSY' // a prepared batch was run while its previous run was still in flight
   | 'ERR_DMACOPY_BACKEND_UNAVAILABLE' // the requested backend cannot run on this host
   | 'ERR_DMACOPY_SYSFS' // a sysfs or /dev root given for discovery cannot be used
   | 'ERR_DMACOPY_DEVICE' // a device or queue could not be opened or used

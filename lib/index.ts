@@ -4,6 +4,7 @@ import { type Engine, openEngine } from './engine/engine';
 import type { CopyOptions, CopyReport } from './types';
 
 export { Engine, openEngine } from './engine/engine';
+export { PreparedBatch } from './engine/prepared';
 export type { DmacopyErrorCode } from './errors';
 export { DmacopyError, DmacopyRangeError, DmacopyTypeError } from './errors';
 // Discovery: what DSA devices, queues and dmaengine channels this host has, and why a queue is unusable.

@@ -160,6 +160,8 @@ export interface EngineStats {
   outOfOrder: number;
   /** Batches accepted but not yet finished. */
   inFlight: number;
+  /** Prepared batches (engine.prepare) whose native plan is held: neither released nor garbage-collected. */
+  prepared: number;
   /** True when the native addon is not available and copies run in JavaScript. */
   jsFallback: boolean;
   /** The inline threshold in force now (tuned from measurements unless minOffloadBytes was given). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Measures copyBatch through the CPU engine against what a Node user has (a Buffer.copy loop,
-// a TypedArray.set loop) and against the bound: the same bytes copied natively with memcpy and
+// Measures copyBatch, and prepared re-runs of the same batch (engine.prepare), through the CPU
+// engine against what a Node user has (a Buffer.copy loop, a TypedArray.set loop) and against the bound: the same bytes copied natively with memcpy and
 // with streaming stores on 1..N threads (the fastest is the bound), all in one run, so the
 // ratios hold on a noisy machine. Every measured copy is verified outside the
 // timed region. One cell of `dmacopy bench` (lib/bench), which sweeps everything.
@@ -26,7 +26,10 @@ async function main() {
   const threads = os.availableParallelism();
   const engine = await dmacopy.openEngine({ backend: 'cpu' });
   const copyPath = { ...bench.enginePath('copyBatch (cpu)', engine, engine.stats().cpuThreads), syncOnLarge: true };
-  const paths = [bench.bufferCopyPath(), bench.typedArraySetPath(), copyPath];
+  // Prepared re-runs (engine.prepare once, then copy() / copySync()) on an engine of their own.
+  const prepEngine = await dmacopy.openEngine({ backend: 'cpu' });
+  const prepPath = bench.preparedPath('prepared (cpu)', prepEngine, prepEngine.stats().cpuThreads);
+  const paths = [bench.bufferCopyPath(), bench.typedArraySetPath(), copyPath, prepPath];
   for (const kind of ['memcpy', 'streaming']) for (let k = 1; k <= threads; k++) paths.push(bench.memcpyBoundPath(k, kind));
   const cells = ['region', 'list'].map((form) => ({ folioSize: folio, folios, bytes: folios * folio, form, kind: 'throughput' }));
   const report = await bench.runBench({ cells, paths, memory: false, settings: { reps, warmup: 1 } });

@@ -14,25 +14,28 @@ import {
   QUARANTINE_AFTER,
 } from '../defaults';
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
-import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativeUserQueue } from '../native/abi';
+import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
-import { BatchTrace, publishQuarantine } from '../observe/diagnostics';
+import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
 import type { Backend, CloseReport, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
 import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
 import { Policy } from './policy';
+import { checkAttached, copyPairs, folioPairs, PreparedBatch, type PreparedRunner, type PreparedState } from './prepared';
 import { copySmall, forgetSmall, smallBatchBytes } from './small-copy';
 import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import {
+  type BatchTable,
   checkIntInRange,
   checkListShape,
   checkNonNegative,
   describe,
+  giveChunkTable,
   LIST_CHUNK,
-  type PreparedBatch,
-  prepareBatch,
   prepareListSlice,
+  takeChunkTable,
+  validateBatch,
 } from './validate';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
@@ -68,6 +71,13 @@ interface ResolvedOptions {
   cpuShare?: number | 'auto';
   /** Why 'auto' chose what it chose. */
   autoReason?: string;
+}
+
+/** How a batch is cut: k works, of which those from cpuWorksFrom on are the CPU's share (cpuShareBytes). */
+interface PlanShape {
+  k: number;
+  cpuWorksFrom: number;
+  cpuShareBytes: number;
 }
 
 let warnedJsFallback = false;
@@ -254,15 +264,7 @@ export class Engine {
     srcs: readonly ArrayBufferView[] | ArrayBufferView,
     options?: CopyOptions,
   ): Promise<CopyReport> {
-    if (this.#closed) throw closedError();
-    const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
-    const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native)
-      return this.#copyChunked(list.dsts, list.srcs, false) as Promise<CopyReport>;
-    const batch = prepareBatch(dsts, srcs, options);
-    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
-    return this.#copyAsync(batch);
+    return this.#route(dsts, srcs, options, false);
   }
 
   /** The same as copyBatch, blocking the calling thread until the bytes are there. */
@@ -271,32 +273,153 @@ export class Engine {
     srcs: readonly ArrayBufferView[] | ArrayBufferView,
     options?: CopyOptions,
   ): CopyReport {
+    return this.#route(dsts, srcs, options, true) as CopyReport;
+  }
+
+  /**
+   * The path of one copyBatch (sync false) or copyBatchSync (sync true) call: the small-batch
+   * path, a chunked list, inline, or the threads / device.
+   */
+  #route(dsts: unknown, srcs: unknown, options: CopyOptions | undefined, sync: boolean): CopyReport | Promise<CopyReport> {
     if (this.#closed) throw closedError();
-    const small = this.#smallBatch(dsts, srcs, options);
-    if (small.inline) return this.#copySmall(dsts, options, small.bytes);
+    const small = smallBatchBytes(dsts, srcs, options);
+    const smallInline = small < 0 ? undefined : this.#smallInline(small);
+    if (smallInline) return this.#copySmall(dsts, options, small);
     const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, true) as CopyReport;
-    const batch = prepareBatch(dsts, srcs, options);
-    if (this.#native === undefined || (small.inline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, sync);
+    // The table is read by the native layer before this returns (an async copy only queues).
+    const table = takeChunkTable();
+    try {
+      const batch = validateBatch(dsts, srcs, options, table);
+      if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
+      const native = this.#native;
+      const plan = this.#plan(batch);
+      const copy = (mode: CopyMode, id: number, totals?: Float64Array) =>
+        native.copy(mode, id, batch.buffers, batch.form, batch.table, plan.bounds, totals, false, plan.cpuWorksFrom);
+      if (sync) return this.#runSync(batch, plan, (id, totals) => sum(copy(CopyMode.Sync, id, totals)));
+      return this.#runAsync(batch, plan, (id) => copy(CopyMode.Async, id));
+    } finally {
+      giveChunkTable(table);
+    }
+  }
+
+  /**
+   * Validates, pins and plans a batch once, for copying it again and again (a pool snapshotted
+   * every second): the same arguments as copyBatch. The returned handle's copy() and copySync()
+   * re-run it; its release() ends it. Throws the errors copyBatchSync throws for bad arguments.
+   */
+  prepare(
+    dsts: readonly ArrayBufferView[] | ArrayBufferView,
+    srcs: readonly ArrayBufferView[] | ArrayBufferView,
+    options?: CopyOptions,
+  ): PreparedBatch {
+    if (this.#closed) throw closedError();
+    const table = validateBatch(dsts, srcs, options);
+    const lengths = table.buffers.map((b) => b.length);
+    if (this.#native === undefined) {
+      const pairs = folioPairs(table);
+      const state = { table, plan: undefined, lengths, counts: new Uint32Array(1), works: 1, cpuWorksFrom: 1, cpuShareBytes: 0, pairs };
+      return new PreparedBatch(state, this.#preparedRunner);
+    }
+    const plan = this.#plan(table);
+    let native: NativePlan;
+    try {
+      native = this.#native.prepare(table.buffers, table.form, table.table, plan.bounds, plan.cpuWorksFrom);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    // The native plan holds the regions: the numeric table is not needed again.
+    const pairs = folioPairs(table);
+    const kept = { ...table, table: new Float64Array(0) };
+    const state: PreparedState = {
+      pairs,
+      table: kept,
+      plan: native,
+      lengths,
+      counts: new Uint32Array(plan.k),
+      works: plan.k,
+      cpuWorksFrom: plan.cpuWorksFrom,
+      cpuShareBytes: plan.cpuShareBytes,
+    };
+    return new PreparedBatch(state, this.#preparedRunner);
+  }
+
+  readonly #preparedRunner: PreparedRunner = {
+    run: (state, sync) => this.#runPrepared(state, sync),
+    release: (state) => {
+      if (state.plan !== undefined) this.#native?.releasePrepared(state.plan);
+    },
+    checkOpen: () => {
+      if (this.#closed) throw closedError();
+    },
+  };
+
+  /** One run of a prepared batch: inline when small (as copyBatch decides), else sync or async. */
+  #runPrepared(state: PreparedState, sync: boolean): CopyReport | Promise<CopyReport> {
+    checkAttached(state);
+    const batch = state.table;
+    const native = this.#native;
+    const plan = state.plan;
+    const pairs = state.pairs;
+    if (native === undefined || plan === undefined || this.#policy.useInline(batch.bytes)) {
+      // Inline: small batches through their JavaScript pairs (no native crossing), others natively.
+      if (pairs !== undefined) return this.#inline(batch.bytes, batch.folios, () => copyPairs(pairs, batch.folios));
+      if (native === undefined || plan === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch));
+      return this.#inline(batch.bytes, batch.folios, () =>
+        fromNativeCall(() => native.runPrepared(plan, CopyMode.Inline, 0, batch.buffers, state.counts)),
+      );
+    }
+    const buffers = batch.buffers;
+    const counts = state.counts;
+    const p = { k: state.works, cpuWorksFrom: state.cpuWorksFrom, cpuShareBytes: state.cpuShareBytes };
+    if (sync) return this.#runSync(batch, p, (id, totals) => native.runPrepared(plan, CopyMode.Sync, id, buffers, counts, totals));
+    return this.#runAsync(batch, p, (id) => {
+      native.runPrepared(plan, CopyMode.Async, id, buffers, counts);
+      return counts;
+    });
+  }
+
+  /**
+   * A batch copied on the calling thread by `copy` (which returns its descriptors), reported
+   * and accounted without a BatchOp: the small-batch and prepared inline paths.
+   */
+  #inline(bytes: number, folios: number, copy: () => number): CopyReport {
+    const t0 = process.hrtime.bigint();
+    // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
+    const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
+    let descriptors: number;
+    try {
+      descriptors = copy();
+    } catch (err) {
+      trace?.fail(err as Error);
+      throw err;
+    }
+    const report: CopyReport = {
+      backend: this.#options.backend,
+      bytes,
+      folios,
+      descriptors,
+      channels: 1,
+      offloadedBytes: 0,
+      cpuBytes: bytes,
+      fallbacks: zeroFallbacks(),
+      outOfOrder: 0,
+      elapsedNs: Number(process.hrtime.bigint() - t0),
+    };
+    this.#policy.observeInline(bytes, report.elapsedNs);
+    this.#account(report, true, trace);
+    return report;
+  }
+
+  /** A synchronous threaded or device copy: `submit` runs it (op id, totals) and returns its descriptors. */
+  #runSync(batch: BatchTable, plan: PlanShape, submit: (id: number, totals: Float64Array | undefined) => number): CopyReport {
     const trace = this.#trace(batch.bytes, batch.folios, false);
-    const plan = this.#plan(batch);
     const op = this.#newOp(batch, plan.k);
     try {
-      const totals = new Float64Array(EVENT_FIELDS);
-      const id = this.#options.dsa ? nextOpId() : 0;
-      const counts = this.#native.copy(
-        CopyMode.Sync,
-        id,
-        batch.buffers,
-        batch.form,
-        batch.table,
-        plan.bounds,
-        totals,
-        false,
-        plan.cpuWorksFrom,
-      );
-      op.report.descriptors = sum(counts);
-      if (this.#options.dsa) {
+      const dsa = this.#options.dsa !== undefined;
+      const totals = dsa ? new Float64Array(EVENT_FIELDS) : undefined;
+      op.report.descriptors = submit(dsa ? nextOpId() : 0, totals);
+      if (totals) {
         // Device copies: the native layer summed this op's events while the caller waited.
         op.applyTotals(totals);
         op.completeAll(0);
@@ -317,6 +440,7 @@ export class Engine {
 
   stats(): EngineStats {
     const t = this.#totals;
+    const native = this.#native?.stats();
     return {
       backend: this.#options.backend,
       channels: this.#options.channels,
@@ -332,12 +456,13 @@ export class Engine {
       fallbacks: { ...t.fallbacks },
       outOfOrder: t.outOfOrder,
       inFlight: this.#inFlight.size,
+      prepared: native?.preparedPlans ?? 0,
       jsFallback: this.#native === undefined,
       minOffloadBytes: this.#policy.stats().inlineMaxBytes,
       policy: this.#policy.stats(),
       nonTemporalMinBytes: this.#options.nonTemporalMinBytes,
       autoReason: this.#options.autoReason,
-      native: this.#native?.stats(),
+      native,
       queues: this.#queueResults.length ? this.#queueResults : undefined,
     };
   }
@@ -359,7 +484,7 @@ export class Engine {
     return this.#closing;
   }
 
-  #worksFor(batch: PreparedBatch): number {
+  #worksFor(batch: BatchTable): number {
     const byBytes = Math.max(1, Math.floor(batch.bytes / Math.max(MIN_WORK_BYTES, SPLIT_UNIT)));
     return Math.min(this.#options.channels, byBytes);
   }
@@ -368,7 +493,7 @@ export class Engine {
    * How a batch is cut: works per channel, plus (device engines) the CPU's share beside the
    * device, weighted so both sides finish together.
    */
-  #plan(batch: PreparedBatch): { k: number; bounds: Float64Array; cpuWorksFrom: number; cpuShareBytes: number } {
+  #plan(batch: BatchTable): PlanShape & { bounds: Float64Array } {
     const kDev = this.#worksFor(batch);
     if (!this.#options.dsa) return { k: kDev, bounds: workBounds(batch, kDev), cpuWorksFrom: kDev, cpuShareBytes: 0 };
     const { cpuWorks, weights } = this.#policy.deviceSplit(batch.bytes, kDev);
@@ -379,7 +504,7 @@ export class Engine {
   }
 
   /** Feeds what a finished batch measured back into the policy. */
-  #observe(op: BatchOp, plan: { k: number; cpuWorksFrom: number; cpuShareBytes: number }): void {
+  #observe(op: BatchOp, plan: PlanShape): void {
     const r = op.report;
     if (!this.#options.dsa) {
       this.#policy.observeThreaded(r.bytes, r.elapsedNs);
@@ -409,51 +534,31 @@ export class Engine {
   }
 
   /** A batch finished inside the call (inline or synchronous): it gets no events, so no id. */
-  #newOp(batch: PreparedBatch, k: number): BatchOp {
+  #newOp(batch: BatchTable, k: number): BatchOp {
     const op = new BatchOp(0, this.#options.backend, batch.buffers, batch.bytes, batch.folios, k, () => {});
     op.done.catch(() => {}); // the caller gets the error thrown, not this promise
     return op;
   }
 
   /**
-   * Whether a batch qualifies for the small-batch path (see small-copy.ts) and, if so, the policy's
-   * inline decision for it. The decision is taken once per batch: the policy counts batches and
-   * sometimes explores the other path, and asking again would undo that choice.
+   * The policy's inline decision for a batch the small-batch path accepted (see small-copy.ts).
+   * It is taken once per batch: the policy counts batches and sometimes explores the other path,
+   * and asking again would undo that choice.
    */
-  #smallBatch(dsts: unknown, srcs: unknown, options: unknown): { bytes: number; inline: boolean | undefined } {
-    const bytes = smallBatchBytes(dsts, srcs, options);
-    if (bytes < 0) return { bytes, inline: undefined };
+  #smallInline(bytes: number): boolean {
     const inline = this.#policy.useInline(bytes);
     if (!inline) forgetSmall(); // the full path reads and checks the views itself
-    return { bytes, inline };
+    return inline;
   }
 
   /** The small-batch path: validated and copied in place on the calling thread. */
   #copySmall(dsts: unknown, options: unknown, bytes: number): CopyReport {
-    const t0 = process.hrtime.bigint();
-    const trace = this.#trace(bytes, 0, true);
-    try {
-      copySmall();
-    } catch (err) {
-      trace.fail(err as Error);
-      throw err;
-    }
     const folioSize = (options as CopyOptions | undefined)?.folioSize;
     const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
-    const report: CopyReport = {
-      backend: this.#options.backend,
-      bytes,
-      folios,
-      descriptors: folios,
-      channels: 1,
-      offloadedBytes: 0,
-      cpuBytes: bytes,
-      fallbacks: zeroFallbacks(),
-      outOfOrder: 0,
-      elapsedNs: Number(process.hrtime.bigint() - t0),
-    };
-    this.#account(report, true, trace);
-    return report;
+    return this.#inline(bytes, folios, () => {
+      copySmall();
+      return folios;
+    });
   }
 
   /** Publishes a batch's start; the trace publishes its one end (see #account and the failure paths). */
@@ -461,31 +566,18 @@ export class Engine {
     return new BatchTrace(this.id, this.#options.backend, inline ? 'inline' : this.#options.dsa ? 'device' : 'threads', bytes, folios);
   }
 
-  #copyInline(batch: PreparedBatch): CopyReport {
-    const trace = this.#trace(batch.bytes, batch.folios, true);
-    const op = this.#newOp(batch, 1);
-    try {
-      if (this.#native) {
-        const bounds = new Float64Array([0, 0, batch.folios, 0]);
-        op.report.descriptors = sum(this.#native.copy(CopyMode.Inline, op.id, batch.buffers, batch.form, batch.table, bounds));
-      } else {
-        copyInJs(batch);
-        op.report.descriptors = batch.folios;
-      }
-    } catch (err) {
-      const error = fromNative(err);
-      trace.fail(error);
-      throw error;
-    }
-    op.completeAll(batch.bytes);
-    this.#policy.observeInline(batch.bytes, op.report.elapsedNs);
-    this.#account(op.report, true, trace);
-    return op.report;
+  #copyInline(batch: BatchTable): CopyReport {
+    const native = this.#native;
+    if (native === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch));
+    const bounds = new Float64Array([0, 0, batch.folios, 0]);
+    return this.#inline(batch.bytes, batch.folios, () =>
+      sum(fromNativeCall(() => native.copy(CopyMode.Inline, 0, batch.buffers, batch.form, batch.table, bounds))),
+    );
   }
 
-  #copyAsync(batch: PreparedBatch): Promise<CopyReport> {
+  /** An asynchronous threaded or device copy: `submit` queues it under the op id and returns descriptors per work. */
+  #runAsync(batch: BatchTable, plan: PlanShape, submit: (id: number) => ArrayLike<number>): Promise<CopyReport> {
     const trace = this.#trace(batch.bytes, batch.folios, false);
-    const plan = this.#plan(batch);
     const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
       this.#inFlight.delete(settled);
       untrack(settled);
@@ -493,18 +585,7 @@ export class Engine {
     this.#inFlight.add(op);
     track(op);
     try {
-      const counts = (this.#native as NativeEngine).copy(
-        CopyMode.Async,
-        op.id,
-        batch.buffers,
-        batch.form,
-        batch.table,
-        plan.bounds,
-        undefined,
-        false,
-        plan.cpuWorksFrom,
-      );
-      op.start(counts);
+      op.start(submit(op.id));
     } catch (err) {
       op.abort(fromNative(err)); // settles op.done: the same path as a failure reported later
     }
@@ -545,9 +626,10 @@ export class Engine {
     }
     const trace = this.#trace(0, n, false); // bytes are known only once every chunk was read
     let failure: Error | undefined;
+    const table = takeChunkTable();
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
-        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK));
+        const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK), table);
         op.pin(chunk.buffers);
         const counts = native.copy(
           CopyMode.Async,
@@ -567,6 +649,7 @@ export class Engine {
         break;
       }
     }
+    giveChunkTable(table);
     native.endBatch(op.id);
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);
@@ -597,8 +680,8 @@ export class Engine {
     );
   }
 
-  #account(r: CopyReport, inline: boolean, trace: BatchTrace): void {
-    trace.end(r);
+  #account(r: CopyReport, inline: boolean, trace: BatchTrace | undefined): void {
+    trace?.end(r);
     const t = this.#totals;
     t.batches++;
     if (inline) t.inlineBatches++;
@@ -620,6 +703,21 @@ function fromNative(err: unknown): Error {
   if (err instanceof DmacopyTypeError || err instanceof DmacopyRangeError) return err;
   const Cls = err instanceof RangeError ? DmacopyRangeError : err instanceof TypeError ? DmacopyTypeError : DmacopyError;
   return new Cls(code as DmacopyErrorCode, err.message);
+}
+
+/** Runs a native call, giving what it throws the library's classes. */
+function fromNativeCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+/** The copy without the addon: in JavaScript on this thread; returns the descriptors (folios). */
+function copyJs(batch: BatchTable): number {
+  copyInJs(batch);
+  return batch.folios;
 }
 
 function sum(a: ArrayLike<number>): number {

@@ -1,9 +1,9 @@
 // The copy loop used when the native addon cannot load on this host (not Linux x86-64, or no
 // compiler and no prebuild). Slower than the native engine but correct, so copyBatch still works.
 import { TableForm } from '../native/abi';
-import type { PreparedBatch } from './validate';
+import type { BatchTable } from './validate';
 
-export function copyInJs(batch: PreparedBatch): void {
+export function copyInJs(batch: BatchTable): void {
   const t = batch.table;
   const bufs = batch.buffers;
   if (batch.form === TableForm.Region) {

@@ -16,10 +16,6 @@ function plainBuffer(ab: ArrayBufferLike): boolean {
   return ab instanceof ArrayBuffer && (ab as ArrayBuffer & { resizable?: boolean }).resizable !== true;
 }
 
-function viewLength(v: View): number {
-  return v instanceof Uint8Array ? v.length : v.byteLength;
-}
-
 /**
  * Bytes of a list- or region-form call if it qualifies for the small path, else -1. Region form
  * qualifies without folioSize only (one folio), or with it (folios are slices of one copy).
@@ -40,15 +36,21 @@ export function smallBatchBytes(dsts: unknown, srcs: unknown, options: unknown):
   return pairBytes(dsts, srcs, dsts.length);
 }
 
-// Scratch arrays reused across calls: each view's buffer and offsets are read once (the
-// getters cost tens of ns each on Node 20), then compared pairwise for overlap. The views
+// Scratch arrays reused across calls (never shrunk: setting .length is a runtime call), cleared
+// slot by slot after each batch so the caller's buffers are never kept alive here. Each view's
+// buffer and offset are read once (the getters cost tens of ns each on Node 20). The views
 // themselves are kept until copySmall() or forgetSmall(): the copy uses exactly the views that
 // were checked, never a second read of the list (a Proxy could answer differently).
-const bufs: ArrayBufferLike[] = [];
+const bufs: (ArrayBufferLike | undefined)[] = []; // 2i: destination of folio i, 2i+1: its source
 const offs: number[] = [];
 const lens: number[] = [];
-const views: View[] = []; // 2i: destination of folio i, 2i+1: its source
+const views: (View | undefined)[] = []; // 2i: destination of folio i, 2i+1: its source
+/** The distinct buffers of the batch (each checked once: plain, and still attached at the end). */
+const distinct: (ArrayBufferLike | undefined)[] = [];
+let nDistinct = 0;
 let pairs = 0;
+/** Every view of the accepted batch is a Uint8Array (Buffers included): copy with set() as is. */
+let allU8 = false;
 
 function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
   let bytes = -1;
@@ -56,27 +58,62 @@ function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
     bytes = scanPairs(dsts, srcs, n);
     return bytes;
   } finally {
-    bufs.length = 0; // never keep the caller's buffers alive in the scratch array
-    if (bytes < 0) forgetSmall();
+    for (let i = 0; i < 2 * n; i++) bufs[i] = undefined;
+    for (let i = 0; i < nDistinct; i++) distinct[i] = undefined;
+    nDistinct = 0;
+    if (bytes < 0) {
+      for (let i = 0; i < 2 * n; i++) views[i] = undefined;
+      pairs = 0;
+    }
   }
+}
+
+/** Index of ab among the distinct buffers, adding it (after the plain-buffer check) if new; -1: not plain. */
+function noteBuffer(ab: ArrayBufferLike): number {
+  for (let k = 0; k < nDistinct; k++) if (distinct[k] === ab) return k;
+  if (!plainBuffer(ab)) return -1;
+  distinct[nDistinct] = ab;
+  return nDistinct++;
 }
 
 function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
   let bytes = 0;
+  let u8 = true;
+  // Destinations all in one buffer, at increasing offsets, and no source in that buffer: the
+  // overlap check is then one pass (the usual layout); anything else takes the pairwise check.
+  let ordered = true;
+  let dstBuf: ArrayBufferLike | undefined;
+  let lastDb: ArrayBufferLike | undefined;
+  let lastSb: ArrayBufferLike | undefined;
   for (let i = 0; i < n; i++) {
     const d = dsts[i];
     const s = srcs[i];
     if (!ArrayBuffer.isView(d) || !ArrayBuffer.isView(s)) return -1;
-    const len = viewLength(s);
-    // Each getter is read once: .buffer costs tens of ns on Node 20.
-    const db = d.buffer;
-    const sb = s.buffer;
-    if (len === 0 || viewLength(d) < len || !plainBuffer(db) || !plainBuffer(sb)) return -1;
+    const du8 = d instanceof Uint8Array;
+    const su8 = s instanceof Uint8Array;
+    const len = su8 ? s.length : s.byteLength;
+    if (len === 0 || (du8 ? d.length : d.byteLength) < len) return -1;
     bytes += len;
     if (bytes > SMALL_MAX_BYTES) return -1;
+    u8 = u8 && du8 && su8;
+    // Each getter is read once: .buffer and .byteOffset cost tens of ns each on Node 20.
+    const db = d.buffer;
+    const sb = s.buffer;
+    if (db !== lastDb) {
+      if (noteBuffer(db) < 0) return -1;
+      lastDb = db;
+    }
+    if (sb !== lastSb) {
+      if (noteBuffer(sb) < 0) return -1;
+      lastSb = sb;
+    }
+    const doff = d.byteOffset;
+    if (i === 0) dstBuf = db;
+    else if (db !== dstBuf || doff < (offs[2 * i - 2] as number) + (lens[i - 1] as number)) ordered = false;
+    if (sb === dstBuf) ordered = false;
     // Slot 2i: the destination, 2i+1: the source.
     bufs[2 * i] = db;
-    offs[2 * i] = d.byteOffset;
+    offs[2 * i] = doff;
     bufs[2 * i + 1] = sb;
     offs[2 * i + 1] = s.byteOffset;
     lens[i] = len;
@@ -84,20 +121,13 @@ function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
     views[2 * i + 1] = s;
   }
   pairs = n;
-  // A destination may share bytes with no other destination and no source.
-  for (let a = 0; a < 2 * n; a += 2) {
-    const la = lens[a >> 1] as number;
-    for (let b = 0; b < 2 * n; b++) {
-      if (b === a || ((b & 1) === 0 && b < a)) continue;
-      if (bufs[a] !== bufs[b]) continue;
-      const lb = lens[b >> 1] as number;
-      if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) return -1;
-    }
-  }
-  // Every getter has run now: one of them may have detached a buffer read before it.
-  for (let i = 0; i < 2 * n; i++) {
-    const v = views[i] as View;
-    if (viewLength(v) < (lens[i >> 1] as number)) {
+  allU8 = u8;
+  if (!ordered && overlaps(n)) return -1;
+  // Every getter has run now: one of them may have detached a buffer read before it. A detached
+  // buffer has no bytes, and every view of the batch had some.
+  for (let k = 0; k < nDistinct; k++) {
+    if ((distinct[k] as ArrayBufferLike).byteLength === 0) {
+      const i = bufs.indexOf(distinct[k]);
       forgetSmall();
       const where = `${i & 1 ? 'srcs' : 'dsts'}[${i >> 1}]`;
       throw new DmacopyTypeError(
@@ -110,16 +140,31 @@ function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
   return bytes;
 }
 
+/** The pairwise check: does a destination share bytes with another destination or any source? */
+function overlaps(n: number): boolean {
+  for (let a = 0; a < 2 * n; a += 2) {
+    const la = lens[a >> 1] as number;
+    for (let b = 0; b < 2 * n; b++) {
+      if (b === a || ((b & 1) === 0 && b < a)) continue;
+      if (bufs[a] !== bufs[b]) continue;
+      const lb = lens[b >> 1] as number;
+      if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) return true;
+    }
+  }
+  return false;
+}
+
 /** Drops the views smallBatchBytes() kept, when the batch takes another path. */
 export function forgetSmall(): void {
-  views.length = 0;
+  for (let i = 0; i < 2 * pairs; i++) views[i] = undefined;
   pairs = 0;
 }
 
 /** Copies the batch smallBatchBytes() just accepted, from the views it checked. */
 export function copySmall(): void {
   try {
-    for (let i = 0; i < pairs; i++) copyPair(views[2 * i] as View, views[2 * i + 1] as View);
+    if (allU8) for (let i = 0; i < pairs; i++) (views[2 * i] as Uint8Array).set(views[2 * i + 1] as Uint8Array);
+    else for (let i = 0; i < pairs; i++) copyPair(views[2 * i] as View, views[2 * i + 1] as View);
   } finally {
     forgetSmall();
   }

@@ -3,7 +3,7 @@
 // rather than whole folios, so one 2 MiB folio still spreads over every channel. Weighted splits
 // (a CPU share beside a device) cut the same units in proportion to the weights.
 import { TableForm } from '../native/abi';
-import type { PreparedBatch } from './validate';
+import type { BatchTable } from './validate';
 
 /** Work boundaries fall on multiples of this many bytes of the batch (one base page). */
 export const SPLIT_UNIT = 4096;
@@ -37,7 +37,7 @@ export function boundaryBytes(bytes: number, k: number, weights?: readonly numbe
  * The k+1 boundaries of k works as (folio index, byte offset in folio) pairs, the form the native
  * layer cuts pieces from. Work w covers bytes [start(w), start(w+1)) of the batch.
  */
-export function workBounds(batch: PreparedBatch, k: number, weights?: readonly number[]): Float64Array {
+export function workBounds(batch: BatchTable, k: number, weights?: readonly number[]): Float64Array {
   const out = new Float64Array(2 * (k + 1));
   const starts = boundaryBytes(batch.bytes, k, weights);
   const t = batch.table;

@@ -5,7 +5,7 @@ import { DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../
 import { TableForm } from '../native/abi';
 import type { CopyOptions } from '../types';
 
-export interface PreparedBatch {
+export interface BatchTable {
   form: TableForm;
   /** One full-length Uint8Array per distinct ArrayBuffer; holding it keeps the memory alive. */
   buffers: Uint8Array[];
@@ -110,14 +110,17 @@ function checkCopyOptions(options: unknown): CopyOptions {
   return options as CopyOptions;
 }
 
-/** Validates a list-form or region-form call and builds its table. Throws typed errors. */
-export function prepareBatch(dsts: unknown, srcs: unknown, options: unknown): PreparedBatch {
+/**
+ * Validates a list-form or region-form call and builds its table. Throws typed errors. A list's
+ * table is written into `into` when it fits (the caller's scratch: read before it is reused).
+ */
+export function validateBatch(dsts: unknown, srcs: unknown, options: unknown, into?: Float64Array): BatchTable {
   const opts = checkCopyOptions(options);
   if (Array.isArray(dsts)) {
     if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
     if (opts.folioSize !== undefined)
       throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
-    return prepareList(dsts, srcs);
+    return prepareList(dsts, srcs, into);
   }
   if (ArrayBuffer.isView(dsts)) {
     if (!ArrayBuffer.isView(srcs)) throw invalidArg('src', `src must be a Buffer, TypedArray or DataView like dst, got ${describe(srcs)}`);
@@ -128,6 +131,26 @@ export function prepareBatch(dsts: unknown, srcs: unknown, options: unknown): Pr
 
 /** Folios per chunk when a large list-form batch is validated and submitted piece by piece. */
 export const LIST_CHUNK = 4096;
+
+// One table (320 KiB: an unchunked list of up to 2 x LIST_CHUNK folios, or one chunk) reused by
+// the list-form batches of this thread: the native layer reads a table before copy() returns,
+// and a fresh one per batch or chunk cost page faults each time (freshly mapped memory, 40 pages
+// per 4,096 folios). A batch that starts while it is taken (a getter of one batch's list running
+// another) gets its own.
+let chunkTable: Float64Array | undefined;
+let chunkTableTaken = false;
+
+/** The shared chunk table if free (hand it back with giveChunkTable), else a new one. */
+export function takeChunkTable(): Float64Array {
+  if (chunkTableTaken) return new Float64Array(2 * LIST_CHUNK * 5);
+  chunkTableTaken = true;
+  chunkTable ??= new Float64Array(2 * LIST_CHUNK * 5);
+  return chunkTable;
+}
+
+export function giveChunkTable(table: Float64Array): void {
+  if (table === chunkTable) chunkTableTaken = false;
+}
 
 /** Checks the shape of a list-form call without reading the views (that happens per chunk). */
 export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): { dsts: unknown[]; srcs: unknown[] } | undefined {
@@ -145,21 +168,24 @@ export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): 
   return { dsts, srcs };
 }
 
-function prepareList(dsts: unknown[], srcs: unknown[]): PreparedBatch {
+function prepareList(dsts: unknown[], srcs: unknown[], into?: Float64Array): BatchTable {
   if (srcs.length !== dsts.length) {
     throw new DmacopyRangeError(
       'ERR_DMACOPY_LENGTH_MISMATCH',
       `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
     );
   }
-  return prepareListSlice(dsts, srcs, 0, dsts.length);
+  return prepareListSlice(dsts, srcs, 0, dsts.length, into && into.length >= dsts.length * 5 ? into : undefined);
 }
 
-/** Validates folios [start, end) of a list-form call and builds their table (buffer indexes local to the slice). */
-export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number): PreparedBatch {
+/**
+ * Validates folios [start, end) of a list-form call and builds their table (buffer indexes local
+ * to the slice), in `into` when given (at least 5 doubles per folio; see takeChunkTable).
+ */
+export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number, end: number, into?: Float64Array): BatchTable {
   const n = end - start;
   const buffers = new BufferTable();
-  const table = new Float64Array(n * 5);
+  const table = into ? into.subarray(0, n * 5) : new Float64Array(n * 5);
   let bytes = 0;
   // Consecutive folios usually share their buffers: remember the last ones to skip the Map.
   let lastDstAb: ArrayBufferLike | undefined;
@@ -204,7 +230,7 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
   return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
 }
 
-function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): PreparedBatch {
+function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): BatchTable {
   const bytes = src.byteLength;
   if (dst.byteLength < bytes) {
     throw new DmacopyRangeError(

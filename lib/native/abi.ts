@@ -61,6 +61,11 @@ export interface NativeQueueOpenResult {
   swerrAtOpen: boolean;
 }
 
+/** A plan kept by the addon for a prepared batch (an opaque, type-tagged External). */
+export interface NativePlan {
+  readonly __nativePlan: never;
+}
+
 export interface NativeEngineStats {
   cpuJobs: number;
   cpuRegions: number;
@@ -71,6 +76,8 @@ export interface NativeEngineStats {
   cpuNiceFailures: number;
   cpuNiceErrno: number;
   inFlightJobs: number;
+  /** Prepared plans neither released nor collected. */
+  preparedPlans: number;
   dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
 }
 
@@ -89,6 +96,19 @@ export interface NativeEngine {
     /** Device engines: works from this index on run on the CPU threads beside the device. */
     cpuWorksFrom?: number,
   ): Uint32Array;
+  /**
+   * Validates, overlap-checks and splits a batch once (engine.prepare): the plan is kept natively
+   * and run again by runPrepared. Throws the same coded errors as copy().
+   */
+  prepare(buffers: Uint8Array[], form: TableForm, table: Float64Array, bounds: Float64Array, cpuWorksFrom?: number): NativePlan;
+  /**
+   * Runs a prepared plan once over `buffers` (the very memory it was prepared on, re-checked:
+   * a detached buffer throws ERR_DMACOPY_DETACHED). counts receives each work's descriptors;
+   * returns their sum. totals as in copy().
+   */
+  runPrepared(plan: NativePlan, mode: CopyMode, opId: number, buffers: Uint8Array[], counts: Uint32Array, totals?: Float64Array): number;
+  /** Frees a plan now (a run in flight keeps what it uses); later runs throw ERR_DMACOPY_RELEASED. */
+  releasePrepared(plan: NativePlan): void;
   endBatch(opId: number): void;
   registerSync(opId: number): void;
   waitSync(opId: number, expected: number, totals: Float64Array): void;

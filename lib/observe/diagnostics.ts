@@ -30,6 +30,11 @@ export interface BatchEndMessage {
   error?: Error;
 }
 
+/** Whether anyone listens to batch messages now (the inline path skips building a trace otherwise). */
+export function tracing(): boolean {
+  return batchStart.hasSubscribers || batchEnd.hasSubscribers || batchFallback.hasSubscribers;
+}
+
 export function publishStart(m: BatchStartMessage): void {
   if (batchStart.hasSubscribers) batchStart.publish(m);
 }

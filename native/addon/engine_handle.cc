@@ -24,7 +24,7 @@ using dmacopy::StoreKind;
 
 namespace {
 
-enum TableForm : uint32_t { kListForm = 0, kRegionForm = 1 };
+constexpr uint32_t kListForm = static_cast<uint32_t>(dmacopy::TableForm::List);
 constexpr uint32_t kSync = static_cast<uint32_t>(CopyMode::Sync);
 constexpr uint32_t kAsync = static_cast<uint32_t>(CopyMode::Async);
 
@@ -130,6 +130,24 @@ std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
   return std::make_unique<dmacopy::UserWorkQueue>(c);
 }
 
+Napi::Error closed_error(Napi::Env env) {
+  return coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
+}
+
+// Works a bounds table describes: k+1 (folio, offset) pairs.
+size_t works_of_bounds(Napi::Env env, const DoubleTable& bounds) {
+  if (bounds.length < 4 || bounds.length % 2 != 0)
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "bounds must hold at least two (folio, offset) pairs");
+  return bounds.length / 2 - 1;
+}
+
+// Batches at least non_temporal_min_bytes large stream their stores.
+StoreKind store_for(const EngineResources& core, const dmacopy::WorkPieces& pieces) {
+  uint64_t total = 0;
+  for (const CopyRegion& r : pieces.pieces) total += r.len;
+  return total >= core.non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
+}
+
 }  // namespace
 
 void EngineResources::shutdown() {
@@ -145,7 +163,9 @@ Napi::Function EngineHandle::Define(Napi::Env env) {
       {InstanceMethod<&EngineHandle::Copy>("copy"), InstanceMethod<&EngineHandle::Stats>("stats"),
        InstanceMethod<&EngineHandle::Close>("close"), InstanceMethod<&EngineHandle::Queues>("queues"),
        InstanceMethod<&EngineHandle::EndBatch>("endBatch"), InstanceMethod<&EngineHandle::RegisterSync>("registerSync"),
-       InstanceMethod<&EngineHandle::WaitSync>("waitSync")});
+       InstanceMethod<&EngineHandle::WaitSync>("waitSync"), InstanceMethod<&EngineHandle::Prepare>("prepare"),
+       InstanceMethod<&EngineHandle::RunPrepared>("runPrepared"),
+       InstanceMethod<&EngineHandle::ReleasePrepared>("releasePrepared")});
 }
 
 EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
@@ -215,61 +235,64 @@ EngineHandle::~EngineHandle() {
 
 Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (core_->closed)
-    throw coded_error(env, "ERR_DMACOPY_CLOSED", "The engine is closed: open a new one with openEngine().");
+  if (core_->closed) throw closed_error(env);
   const uint32_t mode = uint32_arg(info[0], "mode");
   const double op_id = number_arg(info[1], "opId");
   std::vector<BufferSpan> spans = buffer_spans(info[2]);
   const uint32_t form = uint32_arg(info[3], "form");
   DoubleTable table = double_table(info[4], "table");
   DoubleTable bounds = double_table(info[5], "bounds");
-  if (mode > kAsync || form > kRegionForm)
-    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
-  if (bounds.length < 4 || bounds.length % 2 != 0)
-    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "bounds must hold at least two (folio, offset) pairs");
+  if (mode > kAsync) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode or table form");
+  const size_t k = works_of_bounds(env, bounds);
 
-  std::vector<CopyRegion> folios;
-  dmacopy::PlanStatus st;
-  if (form == kListForm) {
-    if (table.length % dmacopy::kListFields != 0)
-      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "list table length must be a multiple of 5");
-    st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
-  } else {
-    if (table.length != dmacopy::kRegionFields)
-      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "region table must hold 6 numbers");
-    st = dmacopy::plan_region(spans.data(), spans.size(), table.data, folios);
-  }
+  std::shared_ptr<dmacopy::WorkPieces> pieces = pieces_pool_->take();
   // A chunk of a larger batch is checked against the chunks before it, not only itself.
   const bool chunked = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
-  if (st.ok()) {
-    st = chunked               ? trackers_[static_cast<uint64_t>(op_id)].add(folios)
-         : form == kRegionForm ? dmacopy::check_region_overlap(folios)
-                               : dmacopy::check_overlaps(folios);
+  dmacopy::PlanStatus st;
+  std::vector<CopyRegion>& folios = folios_scratch_;
+  if (chunked) {
+    folios.clear();
+    if (form != kListForm || table.length % dmacopy::kListFields != 0)
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "a chunk must be a list table of 5 numbers per folio");
+    st = dmacopy::plan_list(spans.data(), spans.size(), table.data, table.length / dmacopy::kListFields, folios);
+    if (st.ok()) {
+      auto it = trackers_.find(static_cast<uint64_t>(op_id));
+      if (it == trackers_.end())
+        it = trackers_.emplace(static_cast<uint64_t>(op_id), dmacopy::OverlapTracker(std::move(tracker_spare_))).first;
+      st = it->second.add(folios);
+    }
+    if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
+  } else {
+    st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), spans.data(), spans.size(), table.data,
+                             table.length, bounds.data, k, *pieces, folios);
   }
-  const size_t k = bounds.length / 2 - 1;
-  auto pieces = std::make_shared<dmacopy::WorkPieces>();
-  if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
+  if (folios.capacity() > dmacopy::WorkPiecesPool::kMaxKeptPieces) std::vector<CopyRegion>().swap(folios);
   if (!st.ok()) throw plan_error(env, st);
-
-  uint64_t total = 0;
-  for (const CopyRegion& r : pieces->pieces) total += r.len;
 
   dmacopy::CopyRequest req;
   req.op_id = static_cast<uint64_t>(op_id);
   req.mode = static_cast<CopyMode>(mode);
-  req.store = total >= core_->non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
+  req.store = store_for(*core_, *pieces);
   // Device engines: works from cpuWorksFrom on are the CPU's share, run beside the device.
   req.cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : k;
   req.plan = std::move(pieces);
-  // Events go to this environment's channel (which lib/ installed first); an inline copy, and
-  // a synchronous one on the CPU alone, post none.
-  const bool needs_events = mode == kAsync || (core_->dsa && mode == kSync);
-  dmacopy::EventRouter* events = needs_events ? &AddonData::of(env).events(env).router() : nullptr;
 
   Napi::Uint32Array counts = Napi::Uint32Array::New(env, k);
   dmacopy::EventRecord totals{};
+  execute(env, req, counts.Data(), &totals);
+  // Synchronous device copies: the sum of the op's events, for lib/ to apply as one event.
+  if (core_->dsa && mode == kSync) write_totals(info[6], totals);
+  return counts;
+}
+
+void EngineHandle::execute(Napi::Env env, const dmacopy::CopyRequest& req, uint32_t* counts,
+                           dmacopy::EventRecord* totals) {
+  // Events go to this environment's channel (which lib/ installed first); an inline copy, and
+  // a synchronous one on the CPU alone, post none.
+  const bool needs_events = req.mode == CopyMode::Async || (core_->dsa && req.mode == CopyMode::Sync);
+  dmacopy::EventRouter* events = needs_events ? &AddonData::of(env).events(env).router() : nullptr;
   try {
-    core_->executor->run(req, counts.Data(), events, &totals);
+    core_->executor->run(req, counts, events, totals);
   } catch (const std::bad_alloc&) {
     // run() returns only after what it had queued finished: no copy outlives this call.
     throw coded_error(env, "ERR_DMACOPY_INTERNAL", "out of memory while queueing a copy; the batch was not completed");
@@ -277,9 +300,109 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
     // node-addon-api turns only Napi::Error into a JavaScript exception; anything else would abort.
     throw coded_error(env, "ERR_DMACOPY_INTERNAL", std::string("copy failed: ") + e.what());
   }
-  // Synchronous device copies: the sum of the op's events, for lib/ to apply as one event.
-  if (core_->dsa && mode == kSync) write_totals(info[6], totals);
-  return counts;
+}
+
+namespace {
+
+// What a prepared batch keeps between runs. Owned by the External handed to lib/.
+struct PreparedPlan {
+  std::weak_ptr<EngineResources> engine;  // the engine it was planned for (and counted in)
+  const EngineResources* owner = nullptr;
+  std::vector<BufferSpan> spans;                    // the memory it was planned on: every run must see exactly this
+  std::shared_ptr<const dmacopy::WorkPieces> plan;  // null once released
+  dmacopy::StoreKind store = StoreKind::Cached;
+  size_t works = 0;
+  size_t cpu_works_from = 0;
+
+  void release() {
+    if (!plan) return;
+    plan.reset();
+    if (auto e = engine.lock()) e->prepared_live.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ~PreparedPlan() { release(); }
+};
+
+// Tags our Externals, so a foreign External is refused instead of being cast.
+const napi_type_tag kPreparedTag = {0x646d61636f707970ull, 0x7072657061726564ull};
+
+PreparedPlan* prepared_arg(Napi::Env env, const Napi::Value& v) {
+  bool ours = false;
+  if (v.IsExternal()) NAPI_THROW_IF_FAILED(env, napi_check_object_type_tag(env, v, &kPreparedTag, &ours), nullptr);
+  if (!ours) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "plan must come from prepare()");
+  return v.As<Napi::External<PreparedPlan>>().Data();
+}
+
+}  // namespace
+
+Napi::Value EngineHandle::Prepare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (core_->closed) throw closed_error(env);
+  auto p = std::make_unique<PreparedPlan>();
+  p->spans = buffer_spans(info[0]);
+  const uint32_t form = uint32_arg(info[1], "form");
+  DoubleTable table = double_table(info[2], "table");
+  DoubleTable bounds = double_table(info[3], "bounds");
+  p->works = works_of_bounds(env, bounds);
+  auto pieces = std::make_shared<dmacopy::WorkPieces>();
+  std::vector<CopyRegion> folios;
+  dmacopy::PlanStatus st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), p->spans.data(), p->spans.size(),
+                                               table.data, table.length, bounds.data, p->works, *pieces, folios);
+  if (!st.ok()) throw plan_error(env, st);
+  p->store = store_for(*core_, *pieces);
+  p->cpu_works_from = info[4].IsNumber() ? uint32_arg(info[4], "cpuWorksFrom") : p->works;
+  p->plan = std::move(pieces);
+  p->engine = core_;
+  p->owner = core_.get();
+  core_->prepared_live.fetch_add(1, std::memory_order_relaxed);
+  auto ext = Napi::External<PreparedPlan>::New(env, p.get(), [](Napi::Env, PreparedPlan* q) { delete q; });
+  p.release();  // the External owns it now
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, ext, &kPreparedTag), Napi::Value());
+  return ext;
+}
+
+Napi::Value EngineHandle::RunPrepared(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (core_->closed) throw closed_error(env);
+  PreparedPlan* p = prepared_arg(env, info[0]);
+  if (!p->plan)
+    throw coded_error(env, "ERR_DMACOPY_RELEASED", "this prepared batch was released: prepare the batch again");
+  if (p->owner != core_.get())
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "plan was prepared by another engine");
+  const uint32_t mode = uint32_arg(info[1], "mode");
+  if (mode > kAsync) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "unknown copy mode");
+  const double op_id = number_arg(info[2], "opId");
+  std::vector<BufferSpan> now = buffer_spans(info[3]);
+  size_t changed =
+      now.size() == p->spans.size() ? dmacopy::first_changed_span(p->spans.data(), now.data(), now.size()) : 0;
+  if (changed != p->spans.size() || now.size() != p->spans.size()) {
+    if (changed < now.size() && now[changed].len == 0 && p->spans[changed].len != 0)
+      throw coded_type_error(env, "ERR_DMACOPY_DETACHED",
+                             "a buffer of this prepared batch was detached (transferred): nothing was copied; "
+                             "prepare the batch again over buffers this thread keeps");
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "prepared batch run over other buffers: please report this");
+  }
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      info[4].As<Napi::Uint32Array>().ElementLength() < p->works)
+    throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "counts must be a Uint32Array with one entry per work");
+  uint32_t* counts = info[4].As<Napi::Uint32Array>().Data();
+
+  dmacopy::CopyRequest req;
+  req.op_id = static_cast<uint64_t>(op_id);
+  req.mode = static_cast<CopyMode>(mode);
+  req.store = p->store;
+  req.cpu_works_from = p->cpu_works_from;
+  req.plan = p->plan;  // co-owned by the run's jobs: a release() meanwhile frees nothing they use
+  dmacopy::EventRecord totals{};
+  execute(env, req, counts, &totals);
+  if (core_->dsa && mode == kSync) write_totals(info[5], totals);
+  double sum = 0;
+  for (size_t w = 0; w < p->works; ++w) sum += counts[w];
+  return Napi::Number::New(env, sum);
+}
+
+Napi::Value EngineHandle::ReleasePrepared(const Napi::CallbackInfo& info) {
+  prepared_arg(info.Env(), info[0])->release();
+  return info.Env().Undefined();
 }
 
 Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
@@ -294,6 +417,7 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuNiceFailures", Napi::Number::New(env, s.nice_failures));
   o.Set("cpuNiceErrno", Napi::Number::New(env, s.nice_errno));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
+  o.Set("preparedPlans", Napi::Number::New(env, static_cast<double>(core_->prepared_live.load())));
   if (core_->dsa) {
     dmacopy::DsaChannelsStats d = core_->dsa->stats();
     auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
@@ -350,7 +474,12 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value EngineHandle::EndBatch(const Napi::CallbackInfo& info) {
-  trackers_.erase(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  auto it = trackers_.find(static_cast<uint64_t>(number_arg(info[0], "opId")));
+  if (it == trackers_.end()) return info.Env().Undefined();
+  std::vector<CopyRegion> storage = it->second.take_storage();
+  trackers_.erase(it);
+  if (storage.capacity() <= dmacopy::WorkPiecesPool::kMaxKeptPieces && storage.capacity() > tracker_spare_.capacity())
+    tracker_spare_ = std::move(storage);
   return info.Env().Undefined();
 }
 

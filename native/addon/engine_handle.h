@@ -6,6 +6,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 #include <unordered_map>
 
@@ -34,6 +35,8 @@ struct EngineResources {
   std::unique_ptr<dmacopy::CopyExecutor> executor;
   uint64_t non_temporal_min_bytes = 0;  // batches at least this large stream their stores
   bool closed = false;
+  // Prepared batches whose plan is still held (released or collected ones are not counted).
+  std::atomic<uint64_t> prepared_live{0};
   void shutdown();
 };
 
@@ -61,8 +64,27 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   // the summed events into totals (a Float64Array in event layout).
   Napi::Value RegisterSync(const Napi::CallbackInfo& info);
   Napi::Value WaitSync(const Napi::CallbackInfo& info);
+  // Prepared batches (engine.prepare): validated, overlap-checked and split once.
+  // prepare(buffers, form, table, bounds, cpuWorksFrom) -> an opaque plan (an External; its
+  // finalizer frees the plan if releasePrepared was never called).
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
+  // runPrepared(plan, mode, opId, buffers, counts, totals) -> descriptors in all works. buffers
+  // must be the very memory the plan was made from (checked each run: a detached buffer throws
+  // ERR_DMACOPY_DETACHED); counts (a Uint32Array with one entry per work) receives what each
+  // work's events will sum to; totals as in copy().
+  Napi::Value RunPrepared(const Napi::CallbackInfo& info);
+  // releasePrepared(plan): frees the plan now (jobs still running co-own their pieces).
+  Napi::Value ReleasePrepared(const Napi::CallbackInfo& info);
+  // Runs a request and turns core failures into coded errors.
+  void execute(Napi::Env env, const dmacopy::CopyRequest& req, uint32_t* counts, dmacopy::EventRecord* totals);
 
   std::unordered_map<uint64_t, dmacopy::OverlapTracker> trackers_;
+  // Reused by every copy() on this (JS) thread, so a large batch does not fault its plan's pages
+  // in again each time: the folios before the split, and the split plans (jobs hand those back).
+  std::vector<dmacopy::CopyRegion> folios_scratch_;
+  std::shared_ptr<dmacopy::WorkPiecesPool> pieces_pool_ = dmacopy::WorkPiecesPool::create();
+  // The history memory of the last chunked batch, for the next one's OverlapTracker.
+  std::vector<dmacopy::CopyRegion> tracker_spare_;
   // Chunked synchronous batches (registerSync .. waitSync); each entry unregisters on erase.
   std::unordered_map<uint64_t, std::unique_ptr<dmacopy::SyncRegistration>> sync_registrations_;
 

@@ -101,9 +101,32 @@ PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table
   return {};
 }
 
+namespace {
+
+// Interval lists of this thread's last overlap check, kept (up to a bound) for the next one:
+// allocating them fresh per batch faulted their pages in every time (2 x 24 bytes a folio).
+constexpr size_t kKeptIntervals = size_t{1} << 17;
+
+struct IntervalScratch {
+  std::vector<Interval> dsts, srcs;
+  void trim() {
+    if (dsts.capacity() > kKeptIntervals) std::vector<Interval>().swap(dsts);
+    if (srcs.capacity() > kKeptIntervals) std::vector<Interval>().swap(srcs);
+  }
+};
+
+}  // namespace
+
 PlanStatus check_overlaps(const std::vector<CopyRegion>& folios) {
-  std::vector<Interval> dsts;
-  std::vector<Interval> srcs;
+  static thread_local IntervalScratch scratch;
+  struct Trim {
+    IntervalScratch& s;
+    ~Trim() { s.trim(); }
+  } trim{scratch};
+  std::vector<Interval>& dsts = scratch.dsts;
+  std::vector<Interval>& srcs = scratch.srcs;
+  dsts.clear();
+  srcs.clear();
   dsts.reserve(folios.size());
   srcs.reserve(folios.size());
   for (size_t i = 0; i < folios.size(); ++i) {
@@ -181,6 +204,64 @@ PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* boun
     prev_o = o;
   }
   return {};
+}
+
+PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
+                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios) {
+  folios.clear();
+  PlanStatus st;
+  if (form == TableForm::List) {
+    if (table_len % kListFields != 0) return fail(PlanError::BadNumber, 0, "list table length must be a multiple of 5");
+    st = plan_list(bufs, nbufs, table, table_len / kListFields, folios);
+    if (st.ok()) st = check_overlaps(folios);
+  } else if (form == TableForm::Region) {
+    if (table_len != kRegionFields) return fail(PlanError::BadNumber, 0, "region table must hold 6 numbers");
+    st = plan_region(bufs, nbufs, table, folios);
+    if (st.ok()) st = check_region_overlap(folios);
+  } else {
+    return fail(PlanError::BadNumber, 0, "unknown table form");
+  }
+  if (!st.ok()) return st;
+  return split_works(folios, bounds, k, out);
+}
+
+std::shared_ptr<WorkPieces> WorkPiecesPool::take() {
+  std::unique_ptr<WorkPieces> w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      w = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (!w) w = std::make_unique<WorkPieces>();
+  std::shared_ptr<WorkPiecesPool> self = shared_from_this();
+  // If building the shared_ptr throws, it deletes w with the deleter: back to the pool.
+  return std::shared_ptr<WorkPieces>(w.release(), [self](WorkPieces* p) { self->give(p); });
+}
+
+void WorkPiecesPool::give(WorkPieces* w) {
+  std::unique_ptr<WorkPieces> owned(w);
+  if (owned->pieces.capacity() > kMaxKeptPieces) return;  // freed: a rare huge plan is not kept
+  owned->pieces.clear();
+  owned->work_begin.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_.size() >= kKeep) return;
+  try {
+    free_.push_back(std::move(owned));
+  } catch (...) {  // out of memory growing the list: the plan is freed instead
+  }
+}
+
+size_t WorkPiecesPool::kept() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_.size();
+}
+
+size_t first_changed_span(const BufferSpan* planned, const BufferSpan* now, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (planned[i].base != now[i].base || planned[i].len != now[i].len) return i;
+  return n;
 }
 
 }  // namespace dmacopy

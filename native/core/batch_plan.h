@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,5 +69,43 @@ struct WorkPieces {
 // pairs as doubles: work w runs from bounds[w] to bounds[w+1]; the first must be (0, 0) and the
 // last (n, 0). Zero-length pieces are dropped (a zero-length folio is a no-op).
 PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out);
+
+// The two table forms JavaScript sends (lib/native/abi.ts TableForm).
+enum class TableForm : uint32_t { List = 0, Region = 1 };
+
+// The whole plan of one batch that is not a chunk of a larger one: validates the table of either
+// form against bufs (a list table holds a multiple of kListFields numbers, a region table exactly
+// kRegionFields), rejects overlap within the batch, and cuts it into k works at bounds (see
+// split_works). `folios` is scratch (cleared first; pass the same vector again to reuse its
+// memory). A prepared batch keeps `out` and runs it again and again.
+PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
+                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios);
+
+// Recycles WorkPieces between batches. A plan of 65,536 folios holds 1.5 MiB of pieces; freeing
+// it after every batch hands the pages back to the system, and the next batch faults them in
+// again (on some VMs each fault costs tens of microseconds: 65,536 folios lost a third of their
+// throughput to it). take() returns a plan that goes back to the pool when its last owner (a
+// queued job, the request) drops it, from any thread; the pool outlives every plan it gave out.
+class WorkPiecesPool : public std::enable_shared_from_this<WorkPiecesPool> {
+ public:
+  // Plans kept for reuse, and the largest one kept (in pieces); bigger ones are freed.
+  static constexpr size_t kKeep = 4;
+  static constexpr size_t kMaxKeptPieces = size_t{1} << 20;
+
+  static std::shared_ptr<WorkPiecesPool> create() { return std::shared_ptr<WorkPiecesPool>(new WorkPiecesPool()); }
+  std::shared_ptr<WorkPieces> take();
+  size_t kept() const;
+
+ private:
+  WorkPiecesPool() = default;
+  void give(WorkPieces* w);
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<WorkPieces>> free_;
+};
+
+// A prepared batch is re-run only over the very memory it was planned on: the index of the
+// first span of `now` whose base or length differs from `planned` (a detached buffer reads as
+// length 0), n when all n match.
+size_t first_changed_span(const BufferSpan* planned, const BufferSpan* now, size_t n);
 
 }  // namespace dmacopy

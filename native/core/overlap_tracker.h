@@ -12,6 +12,12 @@ namespace dmacopy {
 
 class OverlapTracker {
  public:
+  OverlapTracker() = default;
+  // Starts with `storage`'s memory (emptied): a caller that tracks batch after batch hands the
+  // memory of the last one back in (take_storage), so a long list does not grow it from nothing.
+  explicit OverlapTracker(std::vector<CopyRegion> storage) : all_(std::move(storage)) { all_.clear(); }
+  std::vector<CopyRegion> take_storage() { return std::move(all_); }
+
   // Adds the folios of the next chunk. On failure the chunk is not added, and the status names
   // batch-wide folio numbers.
   PlanStatus add(const std::vector<CopyRegion>& chunk);

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type BoundFigure, selectBound } from '../../lib/cli/bench/bound';
 import type { Cell } from '../../lib/cli/bench/cells';
-import { planCells, sweepConfig } from '../../lib/cli/bench/cells';
+import { PER_FOLIO_PROBE, planCells, sweepConfig } from '../../lib/cli/bench/cells';
 import type { Row } from '../../lib/cli/bench/measure';
-import { type BenchPath, bufferCopyPath } from '../../lib/cli/bench/paths';
-import { fillRatios, runBench } from '../../lib/cli/bench/run';
+import { type BenchPath, bufferCopyPath, PREPARED_PATH } from '../../lib/cli/bench/paths';
+import { fillRatios, planTasks, runBench } from '../../lib/cli/bench/run';
 import { chartPanels, renderSvg, seriesColor } from '../../lib/cli/bench/svg';
 import { formatBounds, formatReport, formatRows, formatTargets } from '../../lib/cli/bench/table';
 import { evaluateTargets } from '../../lib/cli/bench/targets';
@@ -79,13 +79,13 @@ describe('bench', () => {
     expect(r.ok).toBe(true);
     expect(r.failures).toEqual([]);
     const names = new Set(r.rows.map((x) => x.path));
-    for (const p of ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'emulated', 'auto', 'memcpy x1', 'streaming x1'])
+    for (const p of ['Buffer.copy', 'TypedArray.set', 'cpu x1', 'emulated', 'auto', PREPARED_PATH, 'memcpy x1', 'streaming x1'])
       expect(names.has(p)).toBe(true);
     for (const x of r.rows) {
       expect(x.verified).toBe(true);
       expect(x.iterations).toBeGreaterThan(0);
       expect(x.gbps).toBeGreaterThan(0);
-      expect(Number.isFinite(x.cpuNsPerGiB)).toBe(true);
+      expect(Number.isFinite(x.cpuNsPerGiB)).toBe(x.kind === 'throughput'); // not timed per small batch
       expect(x.vsBufferCopy).toBeGreaterThan(0);
       expect(x.xBound).toBeGreaterThan(0);
       expect(x.xBound).toBeCloseTo(x.gbps / (x.boundGbps as number), 9);
@@ -205,6 +205,48 @@ describe('bench', () => {
     const text = formatTargets(targets);
     expect(text).toMatch(/\[NOT MET\] 256 MiB of 4 KiB folios via auto, region form, copyBatchSync/);
     expect(text).toMatch(/\[MET {4}\] 256 MiB of 4 KiB folios via auto, region form, await copyBatch/);
+  });
+
+  it('evaluates the prepared-batch targets: bound, fixed cost and per-folio cost from the probe', () => {
+    const prep = { path: PREPARED_PATH, boundGbps: 20, boundPath: 'streaming x2' };
+    const one = { folioSize: 4 * KiB, folios: 1, bytes: 4 * KiB, kind: 'latency' as const };
+    const rows: Row[] = [
+      row({ ...prep, form: 'region', mode: 'await', xBound: 0.95 }),
+      row({ ...prep, form: 'list', mode: 'await', xBound: 0.88 }),
+      row({ ...prep, form: 'region', mode: 'sync', xBound: 0.93 }),
+      row({ ...prep, form: 'list', mode: 'sync', xBound: 0.91 }),
+      // 4096 bytes at 20 GB/s (bytes per ns) take 204.8 ns: the fixed cost is p50 minus that.
+      ...(['region', 'list'] as const).flatMap((form) =>
+        (['await', 'sync'] as const).map((mode) => row({ ...prep, ...one, form, mode, p50Ns: 204.8 + (mode === 'await' ? 1500 : 800) })),
+      ),
+      // The probe: 4 MiB at 20 GB/s = 209,715.2 ns; 1,000 us beyond it minus the 0.8 us fixed cost over 65,535 folios.
+      row({ ...prep, folioSize: 64, folios: 65536, bytes: 4 * MiB, form: 'list', mode: 'sync', probe: true, p50Ns: 209715.2 + 1e6 }),
+    ];
+    const t = Object.fromEntries(evaluateTargets(rows).map((x) => [x.id, x]));
+    expect(t['prepared-4k-await-vs-bound']?.value).toBe(0.88); // the worse form
+    expect(t['prepared-4k-await-vs-bound']?.pass).toBe(false);
+    expect(t['prepared-4k-sync-vs-bound']?.pass).toBe(true);
+    expect(t['prepared-4k-sync-vs-bound']?.detail).toContain('copySync()');
+    expect(t['prepared-fixed-cost']?.value).toBeCloseTo(1.5, 6);
+    expect(t['prepared-fixed-cost']?.unit).toBe('us');
+    expect(t['prepared-fixed-cost']?.pass).toBe(true);
+    expect(t['prepared-per-folio']?.value).toBeCloseTo((1e6 - 800) / 65535, 6);
+    expect(t['prepared-per-folio']?.pass).toBe(false); // 15.2 ns > 5 ns
+    expect(evaluateTargets([]).find((x) => x.id === 'prepared-per-folio')?.pass).toBeNull();
+    expect(formatTargets(evaluateTargets(rows))).toMatch(/\[MET {4}\] prepared re-run of 1 folio.*: 1\.50 us \(<= 2 us\)/);
+  });
+
+  it('plans the per-folio probe for the prepared path only, and leaves probe rows off the chart', () => {
+    const cfg = sweepConfig({ quick: true });
+    const probe = planCells(cfg, [PREPARED_PATH]).filter((c) => c.onlyPaths);
+    expect(probe).toEqual([{ ...PER_FOLIO_PROBE, bytes: 4 * MiB, form: 'list', kind: 'throughput', onlyPaths: [PREPARED_PATH] }]);
+    expect(planCells(cfg).some((c) => c.onlyPaths)).toBe(false);
+    const paths = [bufferCopyPath(), { ...bufferCopyPath(), name: 'cpu x1', kind: 'engine' as const }];
+    const tasks = planTasks(probe, paths, ['region', 'list']);
+    expect(tasks.map((x) => x.path.name)).toEqual(['Buffer.copy']);
+    const rows = chartRows();
+    const probed = rows.map((r) => ({ ...r, probe: true }));
+    expect(chartPanels(probed)).toEqual([]);
   });
 
   it('picks the bound as the fastest verified figure across copy kinds and thread counts', () => {

@@ -13,7 +13,19 @@ export interface Cell {
   bytes: number;
   form: Form;
   kind: CellKind;
+  /**
+   * A probe cell: measured only by these engine paths (with Buffer.copy and the bounds), and
+   * left out of the chart. The prepared per-folio probe is one.
+   */
+  onlyPaths?: string[];
 }
+
+/**
+ * The per-folio probe: 65,536 folios of 64 bytes (list form), re-run as a prepared batch. The
+ * copy itself is small, so the time beyond the bound (64-byte copies on 1..N threads) and the
+ * fixed cost is what the engine spends per folio.
+ */
+export const PER_FOLIO_PROBE = { folioSize: 64, folios: 65536 } as const;
 
 export const LATENCY_MAX_FOLIOS = 64;
 /** A small batch larger than this is measured as a throughput cell (a few repetitions). */
@@ -62,8 +74,12 @@ export function cellKey(c: { folioSize: number; folios: number; form: Form }): s
  * of 4 KiB only, the large total of 4 KiB (256 MiB: the targets are about it) and the large
  * cell of every other size over at most 64 MiB.
  */
-export function planCells(cfg: SweepConfig): Cell[] {
+export function planCells(cfg: SweepConfig, probePaths: string[] = []): Cell[] {
   const cells: Cell[] = [];
+  if (probePaths.length && cfg.forms.includes('list')) {
+    const { folioSize, folios } = PER_FOLIO_PROBE;
+    cells.push({ folioSize, folios, bytes: folioSize * folios, form: 'list', kind: 'throughput', onlyPaths: probePaths });
+  }
   for (const folioSize of cfg.folioSizes) {
     let total = cfg.totalBytes;
     if (cfg.quick && folioSize !== 4 * KiB) total = Math.min(total, QUICK_OTHER_TOTAL_BYTES);

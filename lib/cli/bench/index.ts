@@ -12,6 +12,8 @@ export {
   type CellBuffers,
   enginePath,
   memcpyBoundPath,
+  PREPARED_PATH,
+  preparedPath,
   typedArraySetPath,
 } from './paths';
 export { type BenchOptions, type BenchReport, boundNotes, fillRatios, planTasks, runBench } from './run';

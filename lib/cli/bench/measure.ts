@@ -12,7 +12,11 @@ export interface MeasureSettings {
   reps: number;
   /** Throughput cells: untimed repetitions first. */
   warmup: number;
-  /** Latency cells: iterations discarded first. */
+  /**
+   * Latency cells: iterations discarded first. Enough for V8 to optimize the path (a few
+   * hundred calls): with 20, the first cells timed interpreted JavaScript against Buffer.copy's
+   * C++, and the small-batch ratios measured the JIT's tiering rather than the path.
+   */
   latencyWarmup: number;
   /** Latency cells: at least this many timed iterations... */
   latencyMinIters: number;
@@ -24,7 +28,7 @@ export interface MeasureSettings {
 export const QUICK_SETTINGS: MeasureSettings = {
   reps: 3,
   warmup: 1,
-  latencyWarmup: 20,
+  latencyWarmup: 1000,
   latencyMinIters: 60,
   latencyBudgetMs: 25,
   latencyMaxIters: 20000,
@@ -32,7 +36,7 @@ export const QUICK_SETTINGS: MeasureSettings = {
 export const FULL_SETTINGS: MeasureSettings = {
   reps: 5,
   warmup: 1,
-  latencyWarmup: 50,
+  latencyWarmup: 2000,
   latencyMinIters: 300,
   latencyBudgetMs: 200,
   latencyMaxIters: 100000,
@@ -44,6 +48,8 @@ export interface Row {
   bytes: number;
   form: Cell['form'];
   kind: Cell['kind'];
+  /** A probe cell's row (see Cell.onlyPaths): not charted. */
+  probe?: boolean;
   path: string;
   pathKind: BenchPath['kind'];
   mode: Mode;
@@ -59,7 +65,7 @@ export interface Row {
   minNs: number;
   /** Bytes of the batch over its median time. */
   gbps: number;
-  /** CPU time (user + sys, all threads) per GiB copied, in ns. */
+  /** CPU time (user + sys, all threads) per GiB copied, in ns; throughput cells only (NaN on latency cells). */
   cpuNsPerGiB: number;
   /** Buffer.copy loop median / this median, same cell (form included). Filled by the run. */
   vsBufferCopy: number | null;
@@ -108,12 +114,14 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     let ns: number;
     let c: number;
     try {
-      const c0 = cpuNs();
+      // CPU time on throughput cells only: a getrusage() pair around every small batch costs
+      // more than the batch and disturbs the microseconds being timed (caches, TLB).
+      const c0 = latency ? 0 : cpuNs();
       const t0 = nowNs();
       let r: unknown = path.run(b, mode);
       if (r instanceof Promise) r = await r;
       const t1 = nowNs();
-      c = cpuNs() - c0;
+      c = latency ? 0 : cpuNs() - c0;
       ns = typeof r === 'number' ? r : t1 - t0;
     } catch (err) {
       error = (err as Error).message;
@@ -138,6 +146,7 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     bytes: cell.bytes,
     form: cell.form,
     kind: cell.kind,
+    ...(cell.onlyPaths ? { probe: true } : {}),
     path: path.name,
     pathKind: path.kind,
     mode,
@@ -149,7 +158,7 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     p99Ns: quantile(times, 0.99),
     minNs: times.length === 0 ? Number.NaN : times.reduce((m, x) => Math.min(m, x), Number.POSITIVE_INFINITY),
     gbps: gbps(cell.bytes, med),
-    cpuNsPerGiB: times.length ? (cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
+    cpuNsPerGiB: times.length && !latency ? (cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
     vsBufferCopy: null,
     xBound: null,
     ...(path.boundKind !== undefined ? { boundKind: path.boundKind } : {}),

@@ -4,6 +4,7 @@
 // multi-threaded copy of the same bytes with the same chunking, with memcpy and with the
 // engine's streaming-store kernel, each on 1..N threads. The fastest of those is the bound.
 import { type Engine, openEngine } from '../../engine/engine';
+import type { PreparedBatch } from '../../engine/prepared';
 import { BoundKind } from '../../native/abi';
 import { nativeBinding } from '../../native/loader';
 import type { EngineOptions } from '../../types';
@@ -21,6 +22,8 @@ export interface CellBuffers {
 }
 
 export type PathKind = 'baseline' | 'engine' | 'bound';
+/** The name of the prepared re-run path (engine.prepare on default options), which the targets read. */
+export const PREPARED_PATH = 'auto prepared';
 /** How a bound path copies: the C library's memcpy, or the engine's streaming-store kernel. */
 export type BoundCopyKind = 'memcpy' | 'streaming';
 export const BOUND_COPY_KINDS: readonly BoundCopyKind[] = ['memcpy', 'streaming'];
@@ -136,6 +139,46 @@ export function enginePath(name: string, engine: Engine, threads: number, modes:
   };
 }
 
+/**
+ * Prepared re-runs (engine.prepare): the cell's batch is prepared once, on its first (warm-up)
+ * run, then copy() ('await') and copySync() ('sync') re-run it. One handle is kept at a time:
+ * the previous cell's is released when the cell changes.
+ */
+export function preparedPath(name: string, engine: Engine, threads: number): BenchPath {
+  let cell: CellBuffers | undefined;
+  let handle: PreparedBatch | undefined;
+  const prepared = (b: CellBuffers): PreparedBatch => {
+    if (cell !== b || handle === undefined) {
+      handle?.release();
+      handle = b.form === 'list' ? engine.prepare(b.dstViews, b.srcViews) : engine.prepare(b.dst, b.src, { folioSize: b.folioSize });
+      cell = b;
+    }
+    return handle;
+  };
+  return {
+    name,
+    kind: 'engine',
+    threads,
+    modes: ['await', 'sync'],
+    syncOnLarge: true,
+    run(b, mode) {
+      const h = prepared(b);
+      if (mode === 'sync') {
+        h.copySync();
+        return undefined;
+      }
+      return h.copy();
+    },
+    close: async () => {
+      handle?.release();
+      handle = undefined;
+      cell = undefined;
+      await engine.close();
+    },
+    stats: () => engine.stats(),
+  };
+}
+
 export interface OpenedPaths {
   paths: BenchPath[];
   /** Paths that could not be opened, and why (e.g. DSA queues that did not open). */
@@ -183,6 +226,11 @@ export async function openPaths(sel: PathSelection): Promise<OpenedPaths> {
     try {
       const engine = await openEngine();
       paths.push(enginePath('auto', engine, engine.stats().cpuThreads));
+      // Prepared re-runs on an engine of their own, so neither path's policy learns from the other.
+      if (wanted(PREPARED_PATH, sel.only)) {
+        const own = await openEngine();
+        paths.push(preparedPath(PREPARED_PATH, own, own.stats().cpuThreads));
+      }
     } catch (err) {
       skipped.push({ name: 'auto', reason: (err as Error).message });
     }

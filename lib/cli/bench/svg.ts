@@ -68,7 +68,7 @@ function seriesLabel(r: Row): string {
 function collect(rows: readonly Row[], keep: (r: Row) => boolean, x: (r: Row) => number, y: (r: Row) => number): Series[] {
   const series = new Map<string, Series>();
   for (const r of rows) {
-    if (!keep(r) || !r.verified) continue;
+    if (!keep(r) || !r.verified || r.probe) continue;
     const v = y(r);
     if (!Number.isFinite(v)) continue;
     const label = seriesLabel(r);

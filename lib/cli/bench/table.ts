@@ -101,18 +101,21 @@ export function formatBounds(bounds: readonly CellBound[]): string {
   return `${grid(out, right).join('\n')}\n`;
 }
 
+function withUnit(v: number, unit: TargetResult['unit']): string {
+  return unit === 'x' ? `${v}x` : `${v} ${unit}`;
+}
+
 function targetValue(t: TargetResult): string {
   if (t.value === null) return '-';
-  return t.unit === 'x' ? `${t.value.toFixed(2)}x` : `${t.value.toFixed(1)} MiB`;
+  if (t.unit === 'x') return `${t.value.toFixed(2)}x`;
+  return `${t.value.toFixed(t.unit === 'MiB' ? 1 : 2)} ${t.unit}`;
 }
 
 export function formatTargets(targets: readonly TargetResult[]): string {
   const lines: string[] = [];
   for (const t of targets) {
     const mark = t.pass === null ? 'n/a    ' : t.pass ? 'MET    ' : 'NOT MET';
-    lines.push(
-      `  [${mark}] ${t.description}: ${targetValue(t)} (${t.comparator} ${t.unit === 'x' ? `${t.threshold}x` : `${t.threshold} MiB`})`,
-    );
+    lines.push(`  [${mark}] ${t.description}: ${targetValue(t)} (${t.comparator} ${withUnit(t.threshold, t.unit)})`);
     lines.push(`         ${t.detail}`);
   }
   const met = targets.filter((t) => t.pass === true).length;
@@ -136,7 +139,9 @@ export function formatReport(r: BenchReport): string {
   parts.push(formatRows(r.rows));
   if (r.skipped.length) parts.push(`not measured: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}\n`);
   if (r.host.cores !== 2) parts.push(`note: the targets are stated for a 2-core host without DSA; this host has ${r.host.cores} cores.\n`);
-  parts.push(`targets (throughput against the bound, issue 13; small batches and memory, issue 5):\n${formatTargets(r.targets)}`);
+  parts.push(
+    `targets (throughput against the bound, prepared re-runs and small batches, issue 13; memory, issue 5):\n${formatTargets(r.targets)}`,
+  );
   if (r.failures.length) parts.push(`VERIFICATION FAILURES:\n${r.failures.map((f) => `  ${f}`).join('\n')}\n`);
   for (const n of r.notes) parts.push(`note: ${n}`);
   return `${parts.join('\n')}\n`;

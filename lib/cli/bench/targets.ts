@@ -4,8 +4,9 @@
 // stated against the Buffer.copy loop and in MiB. Each target names the row it was read from,
 // so a reader can check.
 
-import type { Form, Mode } from './cells';
+import { type Form, type Mode, PER_FOLIO_PROBE } from './cells';
 import type { Row } from './measure';
+import { PREPARED_PATH } from './paths';
 import { KiB, MiB, sizeLabel } from './stats';
 
 export interface MemoryResult {
@@ -29,7 +30,7 @@ export interface TargetResult {
   value: number | null;
   comparator: '>=' | '<=';
   threshold: number;
-  unit: 'x' | 'MiB';
+  unit: 'x' | 'MiB' | 'us' | 'ns';
   /** null: not measured in this run. */
   pass: boolean | null;
   /** Which rows it was read from, or why it was not measured. */
@@ -62,7 +63,8 @@ function boundTarget(id: string, description: string, row: Row | undefined, thre
     };
   }
   const bad = row.verified ? '' : ' (VERIFICATION FAILED)';
-  const how = row.mode === 'sync' ? 'copyBatchSync' : 'await copyBatch';
+  const sync = row.mode === 'sync';
+  const how = row.path === PREPARED_PATH ? (sync ? 'copySync()' : 'await copy()') : sync ? 'copyBatchSync' : 'await copyBatch';
   return {
     id,
     description,
@@ -107,6 +109,109 @@ function latencyTarget(rows: readonly Row[], folios: number, mode: 'await' | 'sy
   };
 }
 
+const FORMS = ['region', 'list'] as const;
+
+/** A target no row was found for. */
+function notMeasured(
+  id: string,
+  description: string,
+  comparator: '>=' | '<=',
+  threshold: number,
+  unit: TargetResult['unit'],
+): TargetResult {
+  return { id, description, value: null, comparator, threshold, unit, pass: null, detail: 'cell not measured in this run' };
+}
+
+/** Prepared re-runs of the largest 4 KiB batch against the bound: the worse form counts. */
+function preparedBoundTarget(rows: readonly Row[], mode: Mode, threshold: number): TargetResult {
+  const how = mode === 'sync' ? 'copySync()' : 'await copy()';
+  const id = `prepared-4k-${mode}-vs-bound`;
+  const description = `prepared 256 MiB of 4 KiB folios (65,536 in list form), ${how} re-runs: >= ${threshold} x the bound`;
+  const each = FORMS.map((form) => boundTarget(id, description, largest(rows, PREPARED_PATH, 4 * KiB, form, mode), threshold));
+  const measured = each.filter((t) => t.value !== null);
+  if (measured.length === 0) return notMeasured(id, description, '>=', threshold, 'x');
+  const worst = measured.reduce((a, t) => ((t.value as number) < (a.value as number) ? t : a));
+  return { ...worst, pass: measured.every((t) => t.pass === true), detail: measured.map((t) => t.detail).join('; ') };
+}
+
+/** Nanoseconds a row took beyond copying its bytes at the cell's bound (the engine's own cost). */
+function overheadNs(r: Row): number | null {
+  if (!r.boundGbps || !Number.isFinite(r.p50Ns)) return null;
+  return r.p50Ns - r.bytes / r.boundGbps;
+}
+
+/**
+ * The fixed cost of a prepared re-run: p50 of one 4 KiB folio minus the time the bound takes for
+ * those bytes; the worst of forms and modes counts.
+ */
+function preparedFixedTarget(rows: readonly Row[]): TargetResult {
+  const id = 'prepared-fixed-cost';
+  const description =
+    'prepared re-run of 1 folio of 4 KiB, fixed cost (p50 beyond the bound time of its bytes), copy() and copySync(): <= 2 us';
+  const parts: string[] = [];
+  let worst: number | null = null;
+  let verified = true;
+  for (const form of FORMS) {
+    for (const mode of ['await', 'sync'] as const) {
+      const r = rows.find(
+        (x) => x.path === PREPARED_PATH && x.mode === mode && x.folioSize === 4 * KiB && x.folios === 1 && x.form === form,
+      );
+      const o = r ? overheadNs(r) : null;
+      if (!r || o === null) continue;
+      verified &&= r.verified;
+      parts.push(
+        `${form} ${mode}: ${(r.p50Ns / 1000).toFixed(2)} us - ${(r.bytes / (r.boundGbps as number) / 1000).toFixed(2)} us = ${(o / 1000).toFixed(2)} us`,
+      );
+      if (worst === null || o > worst) worst = o;
+    }
+  }
+  if (worst === null) return notMeasured(id, description, '<=', 2, 'us');
+  const value = worst / 1000;
+  return {
+    id,
+    description,
+    value,
+    comparator: '<=',
+    threshold: 2,
+    unit: 'us',
+    pass: verified && value <= 2,
+    detail: parts.join('; ') + (verified ? '' : ' (VERIFICATION FAILED)'),
+  };
+}
+
+/**
+ * The cost per folio of a prepared re-run, from the per-folio probe (PER_FOLIO_PROBE: 65,536
+ * folios of 64 bytes, where copying the bytes takes little): its copySync() overhead (p50 beyond
+ * the bound's 64-byte copies) minus the fixed cost (the 1-folio overhead, list form, copySync()),
+ * per folio.
+ */
+function preparedPerFolioTarget(rows: readonly Row[]): TargetResult {
+  const id = 'prepared-per-folio';
+  const description = `prepared copySync() re-runs, cost per folio beyond the bound and the fixed cost (${PER_FOLIO_PROBE.folios} folios of ${PER_FOLIO_PROBE.folioSize} B): <= 5 ns`;
+  const probe = rows.find(
+    (x) =>
+      x.path === PREPARED_PATH && x.mode === 'sync' && x.folioSize === PER_FOLIO_PROBE.folioSize && x.folios === PER_FOLIO_PROBE.folios,
+  );
+  const one = rows.find(
+    (x) => x.path === PREPARED_PATH && x.mode === 'sync' && x.folioSize === 4 * KiB && x.folios === 1 && x.form === 'list',
+  );
+  const op = probe ? overheadNs(probe) : null;
+  const o1 = one ? overheadNs(one) : null;
+  if (!probe || !one || op === null || o1 === null) return notMeasured(id, description, '<=', 5, 'ns');
+  const per = Math.max(0, op - o1) / (probe.folios - 1);
+  const verified = probe.verified && one.verified;
+  return {
+    id,
+    description,
+    value: per,
+    comparator: '<=',
+    threshold: 5,
+    unit: 'ns',
+    pass: verified && per <= 5,
+    detail: `(${(probe.p50Ns / 1000).toFixed(1)} us - ${(probe.bytes / (probe.boundGbps as number) / 1000).toFixed(1)} us at the bound (${probe.boundPath}) - ${(o1 / 1000).toFixed(2)} us fixed) / ${probe.folios - 1} folios = ${per.toFixed(2)} ns${verified ? '' : ' (VERIFICATION FAILED)'}`,
+  };
+}
+
 export function evaluateTargets(rows: readonly Row[], memory?: MemoryResult | null): TargetResult[] {
   const f4k = 4 * KiB;
   const out: TargetResult[] = [
@@ -144,6 +249,10 @@ export function evaluateTargets(rows: readonly Row[], memory?: MemoryResult | nu
     latencyTarget(rows, 8, 'await', 2),
     latencyTarget(rows, 1, 'sync', 1.3),
     latencyTarget(rows, 8, 'sync', 1.3),
+    preparedBoundTarget(rows, 'await', 0.9),
+    preparedBoundTarget(rows, 'sync', 0.9),
+    preparedFixedTarget(rows),
+    preparedPerFolioTarget(rows),
   ];
   const memDesc = 'peak memory for a 1 GiB batch of 4 KiB folios via auto: <= 64 MiB above the buffers';
   if (!memory) {

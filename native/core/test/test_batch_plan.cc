@@ -124,4 +124,82 @@ TEST("region form overlap is checked on the whole ranges") {
   CHECK(check_overlaps(ok).ok());
 }
 
+TEST("plan_works validates, checks overlap and splits either form in one call") {
+  // List form: two folios into two works, cut inside the first folio.
+  double list[] = {0, 0, 1, 0, 8192, 0, 8192, 1, 8192, 4096};
+  double bounds[] = {0, 0, 0, 4096, 2, 0};
+  WorkPieces w;
+  std::vector<CopyRegion> scratch;
+  CHECK(plan_works(TableForm::List, spans, 2, list, 10, bounds, 2, w, scratch).ok());
+  CHECK_EQ(w.work_begin.size(), 3u);
+  CHECK_EQ(w.pieces.size(), 3u);
+  CHECK(w.pieces[0].dst == a.data() && w.pieces[0].len == 4096);
+  CHECK(w.pieces[2].dst == a.data() + 8192 && w.pieces[2].src == b.data() + 8192);
+  // Region form, one work.
+  double region[] = {0, 0, 1, 0, 10000, 4096};
+  double one[] = {0, 0, 3, 0};
+  CHECK(plan_works(TableForm::Region, spans, 2, region, 6, one, 1, w, scratch).ok());
+  CHECK_EQ(w.pieces.size(), 3u);
+  // Bad table lengths, overlap, unknown forms.
+  CHECK(plan_works(TableForm::List, spans, 2, list, 9, bounds, 2, w, scratch).error == PlanError::BadNumber);
+  CHECK(plan_works(TableForm::Region, spans, 2, region, 5, one, 1, w, scratch).error == PlanError::BadNumber);
+  CHECK(plan_works(static_cast<TableForm>(7), spans, 2, region, 6, one, 1, w, scratch).error == PlanError::BadNumber);
+  double overlap[] = {0, 0, 1, 0, 4096, 0, 100, 1, 8192, 4096};
+  double b2[] = {0, 0, 2, 0};
+  CHECK(plan_works(TableForm::List, spans, 2, overlap, 10, b2, 1, w, scratch).error == PlanError::DstOverlap);
+  double self[] = {0, 0, 0, 100, 4096};
+  double b1[] = {0, 0, 1, 0};
+  CHECK(plan_works(TableForm::List, spans, 2, self, 5, b1, 1, w, scratch).error == PlanError::SrcDstOverlap);
+  double rself[] = {0, 0, 0, 100, 4096, 4096};
+  CHECK(plan_works(TableForm::Region, spans, 2, rself, 6, b1, 1, w, scratch).error == PlanError::SrcDstOverlap);
+}
+
+TEST("WorkPiecesPool hands plans back for reuse, keeps their memory, and bounds what it keeps") {
+  auto pool = WorkPiecesPool::create();
+  const CopyRegion* kept_data = nullptr;
+  {
+    std::shared_ptr<WorkPieces> p = pool->take();
+    p->pieces.resize(1000);
+    p->work_begin = {0, 1000};
+    kept_data = p->pieces.data();
+    CHECK_EQ(pool->kept(), 0u);
+  }
+  CHECK_EQ(pool->kept(), 1u);
+  {
+    std::shared_ptr<WorkPieces> q = pool->take();
+    CHECK(q->pieces.empty() && q->work_begin.empty());
+    CHECK(q->pieces.capacity() >= 1000);
+    q->pieces.resize(10);
+    CHECK(q->pieces.data() == kept_data);  // the same memory again
+    std::shared_ptr<WorkPieces> copy = q;  // a second owner (a queued job)
+    q.reset();
+    CHECK_EQ(pool->kept(), 0u);
+  }
+  CHECK_EQ(pool->kept(), 1u);
+  std::vector<std::shared_ptr<WorkPieces>> many;
+  for (int i = 0; i < 10; ++i) many.push_back(pool->take());
+  many.clear();
+  CHECK_EQ(pool->kept(), WorkPiecesPool::kKeep);
+  {
+    auto huge = pool->take();
+    huge->pieces.reserve(WorkPiecesPool::kMaxKeptPieces + 1);
+  }
+  CHECK_EQ(pool->kept(), WorkPiecesPool::kKeep - 1);  // the huge one (taken from the pool) was freed, not kept
+  // A plan may outlive the pool's last outside owner.
+  std::shared_ptr<WorkPieces> late = pool->take();
+  pool.reset();
+  late.reset();
+}
+
+TEST("first_changed_span finds a moved or detached buffer") {
+  BufferSpan now[2] = {spans[0], spans[1]};
+  CHECK_EQ(first_changed_span(spans, now, 2), 2u);
+  now[1].len = 0;  // detached
+  CHECK_EQ(first_changed_span(spans, now, 2), 1u);
+  now[1] = spans[1];
+  now[0].base = b.data();
+  CHECK_EQ(first_changed_span(spans, now, 2), 0u);
+  CHECK_EQ(first_changed_span(spans, now, 0), 0u);
+}
+
 DMACOPY_TEST_MAIN
