@@ -37,6 +37,7 @@ import {
   takeChunkTable,
   validateBatch,
 } from './validate';
+import { checkTableDestinations, checkViewDestinations, destinationBuffers } from './wedged';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
 const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
@@ -284,13 +285,17 @@ export class Engine {
     if (this.#closed) throw closedError();
     const small = smallBatchBytes(dsts, srcs, options);
     const smallInline = small < 0 ? undefined : this.#smallInline(small);
-    if (smallInline) return this.#copySmall(dsts, options, small);
+    if (smallInline) {
+      checkViewDestinations(dsts);
+      return this.#copySmall(dsts, options, small);
+    }
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, sync);
     // The table is read by the native layer before this returns (an async copy only queues).
     const table = takeChunkTable();
     try {
       const batch = validateBatch(dsts, srcs, options, table);
+      checkTableDestinations(batch);
       if (this.#native === undefined || (smallInline ?? this.#policy.useInline(batch.bytes))) return this.#copyInline(batch);
       const native = this.#native;
       const plan = this.#plan(batch);
@@ -318,7 +323,17 @@ export class Engine {
     const lengths = table.buffers.map((b) => b.length);
     if (this.#native === undefined) {
       const pairs = folioPairs(table);
-      const state = { table, plan: undefined, lengths, counts: new Uint32Array(1), works: 1, cpuWorksFrom: 1, cpuShareBytes: 0, pairs };
+      const state = {
+        table,
+        plan: undefined,
+        lengths,
+        counts: new Uint32Array(1),
+        works: 1,
+        cpuWorksFrom: 1,
+        cpuShareBytes: 0,
+        pairs,
+        destinations: destinationBuffers(table),
+      };
       return new PreparedBatch(state, this.#preparedRunner);
     }
     const plan = this.#plan(table);
@@ -333,6 +348,7 @@ export class Engine {
     const kept = { ...table, table: new Float64Array(0) };
     const state: PreparedState = {
       pairs,
+      destinations: destinationBuffers(table),
       table: kept,
       plan: native,
       lengths,
@@ -357,6 +373,7 @@ export class Engine {
   /** One run of a prepared batch: inline when small (as copyBatch decides), else sync or async. */
   #runPrepared(state: PreparedState, sync: boolean): CopyReport | Promise<CopyReport> {
     checkAttached(state);
+    checkViewDestinations(state.destinations);
     const batch = state.table;
     const native = this.#native;
     const plan = state.plan;
@@ -630,6 +647,7 @@ export class Engine {
     for (let start = 0; start < n; start += LIST_CHUNK) {
       try {
         const chunk = prepareListSlice(dsts, srcs, start, Math.min(n, start + LIST_CHUNK), table);
+        checkTableDestinations(chunk);
         op.pin(chunk.buffers);
         const counts = native.copy(
           CopyMode.Async,

@@ -26,6 +26,8 @@ export interface PreparedState {
    * memory, for an inline run without crossing into native code. Undefined for larger lists.
    */
   readonly pairs: Uint8Array[] | undefined;
+  /** The buffers the batch writes (checked against memory a wedged device may still write). */
+  readonly destinations: Uint8Array[];
 }
 
 /** Lists of at most this many folios keep JavaScript pairs for inline runs (the region form always does). */

@@ -6,18 +6,7 @@
 import { DmacopyError } from '../errors';
 import { EVENT_FIELDS, EventField } from '../native/abi';
 import type { CopyReport, FallbackCounts, ResolvedBackend } from '../types';
-
-/**
- * Buffers of batches a device may still write (a queue's Drain timed out): referenced for the
- * life of the process, so their memory is never freed and reused under a late device write. The
- * caller's own references are the caller's; the rejection tells them the same.
- */
-const stillWritable: Uint8Array[][] = [];
-
-/** Buffers kept for batches that ended wedged (tests and stats). */
-export function wedgedBuffersKept(): number {
-  return stillWritable.reduce((n, b) => n + b.length, 0);
-}
+import { keepWedged } from './wedged';
 
 function wedgedError(id: number, pieces: number, bytes: number): DmacopyError {
   return new DmacopyError(
@@ -193,7 +182,7 @@ export class BatchOp {
     }
     if (this.wedged > 0) {
       // Never resolve while a device write into this memory is possible: keep it, and say so.
-      stillWritable.push(this.pins.slice());
+      keepWedged(this.pins);
       const bytes = this.pins.reduce((n, b) => n + b.byteLength, 0);
       this.abort(wedgedError(this.id, this.wedged, bytes));
       return;

@@ -248,6 +248,22 @@ describe('software DSA device', () => {
     expect(err?.code).toBe('ERR_DMACOPY_DEVICE_WEDGED');
     expect(err?.message).toMatch(/every byte is in place/);
     expect(Buffer.compare(dst, src)).toBe(0);
+    // That memory may still be written by the device: no later batch may write into it, on any
+    // path (small, threads, device, prepared), and nothing is written when it is refused.
+    const other = new Uint8Array(64 * 4096).fill(0x33);
+    const snapshot = Buffer.from(dst);
+    await expect(engine.copyBatch(dst, other, { folioSize: 4096 })).rejects.toMatchObject({ code: 'ERR_DMACOPY_DEVICE_WEDGED' });
+    expect(() => engine.copyBatchSync([dst.subarray(0, 16)], [other.subarray(0, 16)])).toThrow(
+      expect.objectContaining({ code: 'ERR_DMACOPY_DEVICE_WEDGED' }),
+    );
+    const prepared = engine.prepare(dst, other, { folioSize: 4096 });
+    expect(() => prepared.copySync()).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_DEVICE_WEDGED' }));
+    prepared.release();
+    expect(Buffer.compare(dst, snapshot)).toBe(0);
+    // Reading from it is fine: it is a source now, never written.
+    const fromWedged = new Uint8Array(64 * 4096);
+    engine.copyBatchSync(fromWedged, dst, { folioSize: 4096 });
+    expect(Buffer.compare(fromWedged, src)).toBe(0);
     // Both queues wedged on that batch (seeded); the next batch runs on the CPU, resolving.
     const dst2 = new Uint8Array(64 * 4096);
     const r2 = engine.copyBatchSync(dst2, src, { folioSize: 4096 });
