@@ -323,7 +323,9 @@ function engineConfig(R, shared) {
     backend: 'emulated',
     minOffloadBytes: R.pick([0, 0, 0, 8192, undefined]),
     timeoutMs: R.pick([2, 10, 50, 200]),
-    drainTimeoutMs: preset === 'wedge' ? R.pick([20, 50, 100]) : 5000,
+    // Live devices get twice the library default: no hang there outlasts it, and a one-entry queue
+    // (which waits half of it before it sends a Drain behind a lost record) stays cheap.
+    drainTimeoutMs: preset === 'wedge' ? R.pick([20, 50, 100]) : 2000,
     cpuThreads: R.int(1, 3),
     cpuShare: R.chance(0.25) ? R.pick([0.1, 0.3, 0.5, 'auto']) : undefined,
     emulator: {

@@ -35,7 +35,7 @@ const seed = envSeed !== undefined ? Number(envSeed) >>> 0 : (Date.now() ^ (proc
 const scale = process.env.DMACOPY_ASAN ? 0.35 : 1;
 
 describe('fault campaign (short)', () => {
-  it(`every byte right under every fault kind, CPU too (seed ${seed})`, { timeout: 120_000 }, async () => {
+  it(`every byte right under every fault kind, CPU too (seed ${seed})`, { timeout: 240_000 }, async () => {
     const t = await runCampaign({ lib, seed, rounds: 10, batchesPerRound: Math.round(60 * scale) });
     const why = `replay: node scripts/fault-campaign.js --seed ${seed} --rounds 10 --batches ${Math.round(60 * scale)}\n${table(t)}\n${JSON.stringify(t.failures, null, 1)}`;
     expect(t.failures, why).toEqual([]);
