@@ -175,7 +175,10 @@ describe('software DSA device', () => {
     // A large zero-filled ArrayBuffer comes from calloc/mmap: its pages are not resident until
     // written, so the software device (realPageFaults) meets real page faults in the destination.
     const engine = await emulated({ seed: 4, queues: 1, maxTransferSize: 4096, faults: { realPageFaults: true } }, { timeoutMs: 10_000 });
-    const size = 16 << 20;
+    // 48 MiB: above glibc's largest dynamic mmap threshold (32 MiB), so the destination is always
+    // a fresh mapping. A 16 MiB buffer could reuse heap pages an earlier test had touched (seen on
+    // Node 24 in CI: no page was missing, no fault).
+    const size = 48 << 20;
     const src = new Uint8Array(size);
     fillPattern(src, 17);
     const dst = new Uint8Array(size);
