@@ -72,7 +72,6 @@ CompletionArena::CompletionArena(uint32_t capacity) : capacity_(capacity ? capac
     arenas()[reinterpret_cast<uintptr_t>(p)] = this;
   }
   free_.reserve(capacity_);
-  graveyard_.reserve(capacity_);
   // Hand out low slots first (pushed last): keeps the hot records in few cache lines.
   for (uint32_t i = capacity_; i-- > 0;) free_.push_back(i);
 }
@@ -96,13 +95,6 @@ uint32_t CompletionArena::acquire() {
 void CompletionArena::release(uint32_t slot) {
   owners_[slot].store(0, std::memory_order_release);
   free_.push_back(slot);
-}
-
-void CompletionArena::abandon(uint32_t slot) { graveyard_.push_back(slot); }
-
-void CompletionArena::recycle_graveyard() {
-  for (uint32_t s : graveyard_) free_.push_back(s);
-  graveyard_.clear();
 }
 
 }  // namespace dmacopy

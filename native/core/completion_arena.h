@@ -1,7 +1,9 @@
 // Completion records for one queue: a fixed set of slots (the queue's in-flight window), one
 // 32-byte-aligned dsa_completion_record each, in one contiguous aligned allocation.
-// A slot whose descriptor was abandoned (timeout, unhealthy queue) may still be written by the
-// device, so it goes to a graveyard and is reused only after the queue was drained.
+// A slot is released only once its record was seen written, or once the queue that owned it
+// was released (the poller settles a queue with an in-band Drain, or retires the queue and this
+// whole arena together when a descriptor never completes): a record is never reused while the
+// device may still write it. The ownership audit below checks exactly that.
 // The record memory cannot fault when the device writes it (on DSA 1.0 a fault while writing a
 // completion record loses the record and raises SWERR): it is its own anonymous mapping, shared
 // with no other heap object, pre-faulted (MAP_POPULATE, then every page written) and mlock()ed
@@ -38,17 +40,12 @@ class CompletionArena {
   // Arenas in this process whose mlock failed (each still pre-faulted).
   static uint64_t lock_failures();
   uint32_t free_count() const { return static_cast<uint32_t>(free_.size()); }
-  uint32_t graveyard_count() const { return static_cast<uint32_t>(graveyard_.size()); }
-  uint32_t in_use_count() const { return capacity_ - free_count() - graveyard_count(); }
+  uint32_t in_use_count() const { return capacity_ - free_count(); }
 
   // A free slot with its record zeroed, or kNoSlot when every slot is in use or buried.
   uint32_t acquire();
   // The device finished with the slot (its status was seen non-zero): reusable at once.
   void release(uint32_t slot);
-  // The descriptor was given up while the device may still write its record.
-  void abandon(uint32_t slot);
-  // Call only after WorkQueue::drain() returned: nothing can write the buried records now.
-  void recycle_graveyard();
 
   // Ownership audit (what the fault campaign counts as "records reused while owned"): the poller
   // says which destination a slot's descriptor writes; a device about to write a record asks
@@ -70,7 +67,6 @@ class CompletionArena {
   int lock_errno_ = 0;
   dsa_completion_record* records_;
   std::vector<uint32_t> free_;                       // stack of free slots
-  std::vector<uint32_t> graveyard_;                  // abandoned slots waiting for a drain
   std::unique_ptr<std::atomic<uint64_t>[]> owners_;  // per slot: the owning descriptor's dst, 0 = free
 };
 

@@ -384,6 +384,7 @@ OpenResult UserWorkQueue::open_or_reuse() {
     swerr_at_open_ = r.swerr_at_open;
     have_errors_baseline_ =
         !config_.device_errors_path.empty() && read_state_file(config_.device_errors_path, &errors_baseline_);
+    next_errors_check_ns_ = 0;
   }
 
   fd_ = fd;
@@ -673,7 +674,13 @@ bool UserWorkQueue::take_device_error() {
       fresh = true;
     }
   }
-  if (have_errors_baseline_) {
+  // The 'errors' file is re-read at most every health_recheck_ms, as the state files are: the
+  // poller asks every 100 us while descriptors are outstanding, and an open/read/close of a
+  // sysfs file each time would cost a busy channel a few per cent of a core. A lost record waits
+  // for its Drain far longer than this.
+  const uint64_t now = monotonic_ns();
+  if (have_errors_baseline_ && now >= next_errors_check_ns_) {
+    next_errors_check_ns_ = now + static_cast<uint64_t>(config_.health_recheck_ms) * 1000000ull;
     std::string errs;
     if (read_state_file(config_.device_errors_path, &errs) && errs != errors_baseline_) {
       errors_baseline_ = errs;

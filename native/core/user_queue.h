@@ -174,6 +174,7 @@ class UserWorkQueue : public WorkQueue {
   std::atomic<uint64_t> next_sysfs_check_ns_{0};
   bool swerr_at_open_ = false;
   bool have_errors_baseline_ = false;
+  uint64_t next_errors_check_ns_ = 0;  // take_device_error() runs on the poller thread only
   std::string errors_baseline_;
   mutable std::mutex reason_mu_;
   std::string status_reason_;

@@ -609,6 +609,34 @@ TEST("health: a software error already latched at open is a baseline; a change o
   CHECK(agent.wait_descriptors(1, 1000));
 }
 
+TEST("health: the 'errors' file is re-read at most every health_recheck_ms (the poller asks every 100 us)") {
+  TempDir dir;
+  std::string node = dir.fifo("wq0.0");
+  std::string errors = dir.file("dsa0.errors");
+  write_text(errors, "0x0000000000000000,0x0000000000000000,0x0000000000000000,0x0000000000000000\n");
+  FifoAgent agent(node);
+  UserQueueConfig cfg = fifo_config(node);
+  cfg.probe = false;
+  cfg.device_errors_path = errors;
+  cfg.health_recheck_ms = 200;
+  UserWorkQueue q(cfg);
+  CHECK(q.open().ok);
+  CHECK(!q.take_device_error());  // the first call reads the file: unchanged
+  write_text(errors, "0x8000000000000003,0x0000000000000000,0x0000000000000000,0x0000000000000000\n");
+  const auto changed = std::chrono::steady_clock::now();
+  bool seen = q.take_device_error();
+  // Within the period the file is not read again (unless this thread was descheduled that long).
+  if (std::chrono::steady_clock::now() - changed < std::chrono::milliseconds(150)) CHECK(!seen);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!seen && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    seen = q.take_device_error();
+  }
+  CHECK(seen);  // after the period: news, once
+  CHECK(std::chrono::steady_clock::now() - changed >= std::chrono::milliseconds(150));
+  CHECK(!q.take_device_error());
+}
+
 TEST("health: sysfs device/queue state files are re-read; halted/disabled are typed") {
   TempDir dir;
   std::string node = dir.fifo("wq0.0");
