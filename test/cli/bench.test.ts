@@ -12,7 +12,7 @@ import type { Cell } from '../../lib/cli/bench/cells';
 import { PER_FOLIO_PROBE, planCells, sweepConfig } from '../../lib/cli/bench/cells';
 import type { Row } from '../../lib/cli/bench/measure';
 import { type BenchPath, bufferCopyPath, PREPARED_PATH } from '../../lib/cli/bench/paths';
-import { fillRatios, planTasks, runBench } from '../../lib/cli/bench/run';
+import { fillRatios, perRepRatio, planTasks, runBench } from '../../lib/cli/bench/run';
 import { chartPanels, renderSvg, seriesColor } from '../../lib/cli/bench/svg';
 import { formatBounds, formatReport, formatRows, formatTargets } from '../../lib/cli/bench/table';
 import { evaluateTargets } from '../../lib/cli/bench/targets';
@@ -88,7 +88,18 @@ describe('bench', () => {
       expect(Number.isFinite(x.cpuNsPerGiB)).toBe(x.kind === 'throughput'); // not timed per small batch
       expect(x.vsBufferCopy).toBeGreaterThan(0);
       expect(x.xBound).toBeGreaterThan(0);
-      expect(x.xBound).toBeCloseTo(x.gbps / (x.boundGbps as number), 9);
+      if (x.kind === 'latency') {
+        expect(x.xBound).toBeCloseTo(x.gbps / (x.boundGbps as number), 9);
+        expect(x.xBoundMethod).toBe('medians');
+        expect(x.samplesNs).toBeUndefined();
+      } else {
+        // Throughput rows: the median of the per-repetition ratios to the bound row's same round.
+        expect(x.samplesNs).toHaveLength(TINY.reps);
+        expect(x.xBoundMethod).toBe('per-rep');
+        const b = r.rows.find((y) => y.path === x.boundPath && y.folioSize === x.folioSize && y.folios === x.folios) as Row;
+        const ratios = (x.samplesNs as number[]).map((ns, i) => ((b.samplesNs as number[])[i] as number) / ns).sort((p, q) => p - q);
+        expect(x.xBound).toBeCloseTo(((ratios[0] as number) + (ratios[1] as number)) / 2, 9); // median of 2
+      }
       if (x.kind === 'latency') expect(x.p99Ns).toBeGreaterThanOrEqual(x.p50Ns);
     }
     // Engines are measured with await and with copyBatchSync on the small cells; the bound once per cell.
@@ -159,6 +170,103 @@ describe('bench', () => {
     expect(r.rows.filter((x) => x.path === 'Buffer.copy').every((x) => x.verified)).toBe(true);
     expect(r.failures.some((f) => f.startsWith('broken'))).toBe(true);
     expect(formatReport(r)).toContain('VERIFICATION FAILURES');
+  });
+
+  /** A stub path that copies for real (so verification passes) and reports a fixed time per call, logging each call. */
+  function stub(name: string, times: number[], log: string[], extra: Partial<BenchPath> = {}, opts: { throwAt?: number } = {}): BenchPath {
+    let call = 0;
+    return {
+      name,
+      kind: 'engine',
+      threads: 1,
+      modes: ['await'],
+      ...extra,
+      run(b) {
+        const zeroed = b.dst[0] === 0 && b.dst[b.dst.length - 1] === 0;
+        log.push(`${name}/${b.form}/${b.folios}${zeroed ? '' : ' NOT ZEROED'}`);
+        const i = call++;
+        if (opts.throwAt !== undefined && i >= opts.throwAt) throw new Error(`${name} gave up`);
+        b.src.copy(b.dst);
+        return times[i] ?? times[times.length - 1];
+      },
+    };
+  }
+
+  it('interleaves the repetitions of every path of a throughput cell (both forms) round by round, rotating the first; latency cells back to back', async () => {
+    const log: string[] = [];
+    const progress: [number, number][] = [];
+    const tcells: Cell[] = [
+      { folioSize: 4 * KiB, folios: 2, bytes: 8 * KiB, form: 'region', kind: 'latency' },
+      { folioSize: 4 * KiB, folios: 16, bytes: 64 * KiB, form: 'region', kind: 'throughput' },
+      { folioSize: 4 * KiB, folios: 16, bytes: 64 * KiB, form: 'list', kind: 'throughput' },
+    ];
+    const bound = stub('memcpy x1', [100], log, { kind: 'bound', modes: ['sync'], formIndependent: true, boundKind: 'memcpy' });
+    const paths = [stub('A', [100], log), stub('B', [100], log), bound];
+    const settings = { ...TINY, reps: 5, warmup: 1, latencyWarmup: 0, latencyMinIters: 3, latencyMaxIters: 3 };
+    const r = await runBench({ cells: tcells, paths, memory: false, settings, onProgress: (d, t) => progress.push([d, t]) });
+    expect(r.ok).toBe(true);
+    expect(log.every((l) => !l.includes('NOT ZEROED'))).toBe(true); // dst zeroed before every repetition
+    // Latency cell: each path's iterations back to back (warmUp() runs latencyWarmup = 0 calls).
+    expect(log.filter((l) => l.endsWith('/2'))).toEqual([
+      ...Array(3).fill('A/region/2'),
+      ...Array(3).fill('B/region/2'),
+      ...Array(3).fill('memcpy x1/region/2'),
+    ]);
+    // Throughput: tasks A/region, B/region, memcpy x1 (once per folio size and batch), A/list, B/list.
+    const t = ['A/region/16', 'B/region/16', 'memcpy x1/region/16', 'A/list/16', 'B/list/16'];
+    const rounds = [0, 1, 2, 3, 4].flatMap((k) => t.map((_, j) => t[(k + j) % t.length] as string));
+    expect(log.filter((l) => l.endsWith('/16'))).toEqual([...t, ...rounds]); // warm-up of each, then 5 rotated rounds
+    for (const x of r.rows.filter((y) => y.kind === 'throughput')) {
+      expect(x.iterations).toBe(5);
+      expect(x.samplesNs).toEqual([100, 100, 100, 100, 100]);
+    }
+    expect(r.rows.map((x) => `${x.path}/${x.form}/${x.folios}`)).toEqual(['A/region/2', 'B/region/2', 'memcpy x1/region/2', ...t]); // rows in task order
+    // Progress: done never goes back, counts tasks, and ends at done === total.
+    const total = progress[0]?.[1] as number;
+    expect(total).toBe(8);
+    expect(progress.every(([, tt]) => tt === total)).toBe(true);
+    expect(progress.every(([d], i) => i === 0 || d >= (progress[i - 1] as [number, number])[0])).toBe(true);
+    expect(progress[progress.length - 1]).toEqual([total, total]);
+    expect(progress.filter(([d]) => d === total)).toHaveLength(1);
+  });
+
+  it('takes x bound of a throughput row as the median of per-repetition ratios to the bound in the same round, and falls back to the medians', async () => {
+    const log: string[] = [];
+    const tcell: Cell[] = [{ folioSize: 4 * KiB, folios: 16, bytes: 64 * KiB, form: 'region', kind: 'throughput' }];
+    // The first value of each list is the warm-up repetition (not timed).
+    const bound = stub('memcpy x1', [999, 100, 200, 400], log, {
+      kind: 'bound',
+      modes: ['sync'],
+      formIndependent: true,
+      boundKind: 'memcpy',
+    });
+    const a = stub('A', [999, 200, 100, 800], log); // ratios bound/A: 0.5, 2, 0.5 -> 0.5; medians: 200 / 200 = 1
+    const same = stub('B', [999, 100, 200, 400], log); // in step with the bound: 1
+    const quits = stub('C', [999, 300], log, {}, { throwAt: 2 }); // throws on its 2nd timed rep: 1 sample
+    const settings = { ...TINY, reps: 3, warmup: 1 };
+    const r = await runBench({ cells: tcell, paths: [a, same, quits, bound], memory: false, settings });
+    const get = (p: string) => r.rows.find((x) => x.path === p) as Row;
+    expect(get('A').samplesNs).toEqual([200, 100, 800]);
+    expect(get('A').medianNs).toBe(200);
+    expect(get('memcpy x1').medianNs).toBe(200);
+    expect(get('A').gbps / (get('A').boundGbps as number)).toBeCloseTo(1, 9); // the ratio of medians...
+    expect(get('A').xBound).toBeCloseTo(0.5, 9); // ...is not what x bound reports
+    expect(get('A').xBoundMethod).toBe('per-rep');
+    expect(get('A').boundPath).toBe('memcpy x1');
+    expect(get('B').xBound).toBeCloseTo(1, 9);
+    expect(get('memcpy x1').xBound).toBe(1);
+    // C stopped after 1 sample (the others went on for all 3): the ratio of the medians instead.
+    expect(get('C').error).toBe('C gave up');
+    expect(get('C').samplesNs).toEqual([300]);
+    expect(get('C').xBound).toBeCloseTo(200 / 300, 9);
+    expect(get('C').xBoundMethod).toBe('medians');
+    expect(get('B').iterations).toBe(3);
+    expect(log.filter((l) => l.startsWith('C/'))).toHaveLength(3); // warm-up, rep 1, the throwing rep 2
+    expect(formatReport(r)).toContain('x bound: median of per-rep ratios to the bound measured in the same round');
+    // perRepRatio directly: lined-up samples give the median ratio, others null.
+    expect(perRepRatio(get('A'), get('memcpy x1'))).toBeCloseTo(0.5, 9);
+    expect(perRepRatio(get('C'), get('memcpy x1'))).toBeNull();
+    expect(perRepRatio({ ...get('A'), kind: 'latency' }, get('memcpy x1'))).toBeNull();
   });
 
   it('evaluates the targets against the bound: met, not met, not measured, and failed verification never passes', () => {

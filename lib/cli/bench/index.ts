@@ -16,7 +16,7 @@ export {
   preparedPath,
   typedArraySetPath,
 } from './paths';
-export { type BenchOptions, type BenchReport, boundNotes, fillRatios, planTasks, runBench } from './run';
+export { type BenchOptions, type BenchReport, boundNotes, fillRatios, perRepRatio, planTasks, runBench } from './run';
 export { median, parseSize, quantile, sizeLabel } from './stats';
 export { chartPanels, type Panel, renderSvg, seriesColor, seriesColors } from './svg';
 export { formatBounds, formatReport, formatRows, formatTargets } from './table';

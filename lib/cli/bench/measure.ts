@@ -1,4 +1,5 @@
-// Measuring one path on one cell. Every measured copy is verified outside the timed region:
+// Measuring paths on a cell: one path back to back (latency cells), or every path of a
+// throughput cell with their repetitions interleaved round by round. Every measured copy is verified outside the timed region:
 // the destination is zeroed before each repetition and compared with the source after it. The
 // timed region holds only the copy (for 'await', up to the resolution of its promise).
 // CPU time is process.cpuUsage() (user + system of every thread, the native ones included)
@@ -8,7 +9,7 @@ import type { BenchPath, CellBuffers } from './paths';
 import { cpuNs, GiB, gbps, median, nowNs, quantile } from './stats';
 
 export interface MeasureSettings {
-  /** Throughput cells: timed repetitions after the warm-up. */
+  /** Throughput cells: timed repetitions after the warm-up (rounds: one repetition of every path of the cell each). */
   reps: number;
   /** Throughput cells: untimed repetitions first. */
   warmup: number;
@@ -26,7 +27,7 @@ export interface MeasureSettings {
 }
 
 export const QUICK_SETTINGS: MeasureSettings = {
-  reps: 3,
+  reps: 5,
   warmup: 1,
   latencyWarmup: 1000,
   latencyMinIters: 60,
@@ -34,7 +35,7 @@ export const QUICK_SETTINGS: MeasureSettings = {
   latencyMaxIters: 20000,
 };
 export const FULL_SETTINGS: MeasureSettings = {
-  reps: 5,
+  reps: 7,
   warmup: 1,
   latencyWarmup: 2000,
   latencyMinIters: 300,
@@ -56,7 +57,7 @@ export interface Row {
   threads: number;
   /** Timed repetitions or iterations. */
   iterations: number;
-  /** Wall time the measurement took, verification and resets included. */
+  /** Wall time the measurement took (its repetitions, warm-up, resets and verification included, summed). */
   wallMs: number;
   /** Median time of one batch (= p50). */
   medianNs: number;
@@ -65,6 +66,11 @@ export interface Row {
   minNs: number;
   /** Bytes of the batch over its median time. */
   gbps: number;
+  /**
+   * Throughput cells: the time of every timed repetition, in the order they ran (repetition r of
+   * every path of the cell ran in the same round, see measureInterleaved). Absent on latency cells.
+   */
+  samplesNs?: number[];
   /** CPU time (user + sys, all threads) per GiB copied, in ns; throughput cells only (NaN on latency cells). */
   cpuNsPerGiB: number;
   /** Buffer.copy loop median / this median, same cell (form included). Filled by the run. */
@@ -74,6 +80,12 @@ export interface Row {
    * stores on 1..N threads, same bytes and chunking, this run). Filled by the run.
    */
   xBound: number | null;
+  /**
+   * How xBound was taken: 'per-rep', the median over repetitions r of (this row's GB/s at r) /
+   * (the bound path's GB/s at r), both measured in round r; or 'medians', this row's median GB/s
+   * over the bound's (latency cells, or when the repetitions do not line up).
+   */
+  xBoundMethod?: 'per-rep' | 'medians';
   /** The bound path the fraction was taken against (e.g. "streaming x2"), and its throughput. */
   boundPath?: string;
   boundGbps?: number;
@@ -99,46 +111,75 @@ function firstDifference(a: Buffer, b: Buffer): number {
   return a.length === b.length ? -1 : Math.min(a.length, b.length);
 }
 
-export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBuffers, s: MeasureSettings): Promise<Row> {
-  const times: number[] = [];
-  let cpu = 0;
-  let mismatches = 0;
-  let firstBadOffset: number | undefined;
-  let error: string | undefined;
-  const latency = cell.kind === 'latency';
-  const warm = latency ? s.latencyWarmup : s.warmup;
-  const start = nowNs();
-  const budgetNs = s.latencyBudgetMs * 1e6;
-  for (let it = 0; ; it++) {
-    b.dst.fill(0);
-    let ns: number;
-    let c: number;
-    try {
-      // CPU time on throughput cells only: a getrusage() pair around every small batch costs
-      // more than the batch and disturbs the microseconds being timed (caches, TLB).
-      const c0 = latency ? 0 : cpuNs();
-      const t0 = nowNs();
-      let r: unknown = path.run(b, mode);
-      if (r instanceof Promise) r = await r;
-      const t1 = nowNs();
-      c = latency ? 0 : cpuNs() - c0;
-      ns = typeof r === 'number' ? r : t1 - t0;
-    } catch (err) {
-      error = (err as Error).message;
-      break;
-    }
-    if (!b.dst.equals(b.src)) {
-      mismatches++;
-      if (firstBadOffset === undefined) firstBadOffset = firstDifference(b.dst, b.src);
-    }
-    if (it >= warm) {
-      times.push(ns);
-      cpu += c;
-    }
-    const n = times.length;
-    if (!latency && n >= s.reps) break;
-    if (latency && (n >= s.latencyMaxIters || (n >= s.latencyMinIters && nowNs() - start > budgetNs))) break;
+/** One (cell, path, mode) being measured: what its repetitions have gathered so far. */
+export interface MeasureTask {
+  path: BenchPath;
+  mode: Mode;
+  cell: Cell;
+  b: CellBuffers;
+}
+
+interface TaskState extends MeasureTask {
+  /** Timed repetitions or iterations, in the order they ran. */
+  times: number[];
+  cpu: number;
+  mismatches: number;
+  firstBadOffset?: number;
+  error?: string;
+  /** Repetitions run so far, warm-up included. */
+  runs: number;
+  /** Wall time of every repetition (reset, copy, verification), summed. */
+  wallNs: number;
+}
+
+function newState(t: MeasureTask): TaskState {
+  return { ...t, times: [], cpu: 0, mismatches: 0, runs: 0, wallNs: 0 };
+}
+
+/**
+ * One repetition of one task, shared by the back-to-back and the interleaved measurement: the
+ * destination zeroed, the copy timed (CPU time too on throughput cells), the destination compared
+ * with the source outside the timed region. Repetitions past `warm` are kept. Returns false when
+ * the path threw (the task then stops being measured; its error is recorded).
+ */
+async function runRep(st: TaskState, warm: number): Promise<boolean> {
+  const { b, path, mode } = st;
+  const latency = st.cell.kind === 'latency';
+  const w0 = nowNs();
+  b.dst.fill(0);
+  let ns: number;
+  let c: number;
+  try {
+    // CPU time on throughput cells only: a getrusage() pair around every small batch costs
+    // more than the batch and disturbs the microseconds being timed (caches, TLB).
+    const c0 = latency ? 0 : cpuNs();
+    const t0 = nowNs();
+    let r: unknown = path.run(b, mode);
+    if (r instanceof Promise) r = await r;
+    const t1 = nowNs();
+    c = latency ? 0 : cpuNs() - c0;
+    ns = typeof r === 'number' ? r : t1 - t0;
+  } catch (err) {
+    st.error = (err as Error).message;
+    st.wallNs += nowNs() - w0;
+    return false;
   }
+  if (!b.dst.equals(b.src)) {
+    st.mismatches++;
+    if (st.firstBadOffset === undefined) st.firstBadOffset = firstDifference(b.dst, b.src);
+  }
+  if (st.runs >= warm) {
+    st.times.push(ns);
+    st.cpu += c;
+  }
+  st.runs++;
+  st.wallNs += nowNs() - w0;
+  return true;
+}
+
+function toRow(st: TaskState): Row {
+  const { cell, path, mode, times } = st;
+  const latency = cell.kind === 'latency';
   const med = median(times);
   return {
     folioSize: cell.folioSize,
@@ -152,19 +193,68 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
     mode,
     threads: path.threads,
     iterations: times.length,
-    wallMs: Math.round((nowNs() - start) / 1e4) / 100,
+    wallMs: Math.round(st.wallNs / 1e4) / 100,
     medianNs: med,
     p50Ns: quantile(times, 0.5),
     p99Ns: quantile(times, 0.99),
     minNs: times.length === 0 ? Number.NaN : times.reduce((m, x) => Math.min(m, x), Number.POSITIVE_INFINITY),
     gbps: gbps(cell.bytes, med),
-    cpuNsPerGiB: times.length && !latency ? (cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
+    cpuNsPerGiB: times.length && !latency ? (st.cpu / (times.length * cell.bytes)) * GiB : Number.NaN,
+    // Throughput cells only: a latency cell runs up to latencyMaxIters iterations.
+    ...(latency ? {} : { samplesNs: [...times] }),
     vsBufferCopy: null,
     xBound: null,
     ...(path.boundKind !== undefined ? { boundKind: path.boundKind } : {}),
-    verified: error === undefined && mismatches === 0 && times.length > 0,
-    mismatches,
-    ...(firstBadOffset !== undefined ? { firstBadOffset } : {}),
-    ...(error !== undefined ? { error } : {}),
+    verified: st.error === undefined && st.mismatches === 0 && times.length > 0,
+    mismatches: st.mismatches,
+    ...(st.firstBadOffset !== undefined ? { firstBadOffset: st.firstBadOffset } : {}),
+    ...(st.error !== undefined ? { error: st.error } : {}),
   };
+}
+
+/** One task measured back to back: its warm-up, then its timed repetitions (or, on a latency cell, iterations). */
+export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBuffers, s: MeasureSettings): Promise<Row> {
+  const st = newState({ path, mode, cell, b });
+  const latency = cell.kind === 'latency';
+  const warm = latency ? s.latencyWarmup : s.warmup;
+  const start = nowNs();
+  const budgetNs = s.latencyBudgetMs * 1e6;
+  for (;;) {
+    if (!(await runRep(st, warm))) break;
+    const n = st.times.length;
+    if (!latency && n >= s.reps) break;
+    if (latency && (n >= s.latencyMaxIters || (n >= s.latencyMinIters && nowNs() - start > budgetNs))) break;
+  }
+  return toRow(st);
+}
+
+/**
+ * Throughput tasks measured together, repetitions interleaved: first each task's warm-up
+ * (s.warmup untimed repetitions, task after task), then s.reps rounds, each running one timed
+ * repetition of every task in turn. Round r (0-based) starts at task r mod n, so no path is
+ * always the first one after a reset or always next to the same neighbour. Memory bandwidth on a
+ * shared machine drifts over seconds: this way every path's repetition r, the bound's included,
+ * is measured within one round of a fraction of a second, and fillRatios() compares them round
+ * by round. A task whose path throws stops there; the others go on. `onRound(r)` is called
+ * before round r (0-based; r === s.reps once done). Rows come back in the order of `tasks`.
+ */
+export async function measureInterleaved(
+  tasks: readonly MeasureTask[],
+  s: MeasureSettings,
+  onRound?: (round: number) => void,
+): Promise<Row[]> {
+  const states = tasks.map(newState);
+  for (const st of states) {
+    for (let i = 0; i < s.warmup; i++) if (!(await runRep(st, s.warmup))) break;
+  }
+  const n = states.length;
+  for (let r = 0; r < s.reps; r++) {
+    onRound?.(r);
+    for (let k = 0; k < n; k++) {
+      const st = states[(r + k) % n] as TaskState;
+      if (st.error === undefined) await runRep(st, s.warmup);
+    }
+  }
+  onRound?.(s.reps);
+  return states.map(toRow);
 }

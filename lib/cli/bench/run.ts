@@ -1,17 +1,18 @@
-// One bench run: plans the cells, opens the paths, measures every (cell, path, mode) in turn,
-// fills the ratios (to the Buffer.copy loop of the same cell, and x bound: the fraction of the
-// cell's bound, the fastest of memcpy and streaming stores on 1..N threads, both measured in
-// this run), evaluates the targets, and returns a report that the table, --json and --svg are
-// all made from.
+// One bench run: plans the cells, opens the paths, measures every (cell, path, mode) (latency
+// cells one task after another; the throughput tasks of a folio size and batch together, their
+// repetitions interleaved round by round), fills the ratios (to the Buffer.copy loop of the same
+// cell, and x bound: the fraction of the cell's bound, the fastest of memcpy and streaming stores
+// on 1..N threads, both measured in this run, taken round by round on throughput cells), evaluates
+// the targets, and returns a report that the table, --json and --svg are all made from.
 import os from 'node:os';
 import { listDevices } from '../../host/discovery';
 import { type CellBound, cellBounds } from './bound';
 import { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConfig } from './cells';
 import { type HostRecord, hostRecord } from './host';
-import { FULL_SETTINGS, type MeasureSettings, measure, QUICK_SETTINGS, type Row } from './measure';
+import { FULL_SETTINGS, type MeasureSettings, measure, measureInterleaved, QUICK_SETTINGS, type Row } from './measure';
 import { measureMemory } from './memory';
 import { type BenchPath, type CellBuffers, closePaths, openPaths, PREPARED_PATH } from './paths';
-import { GiB, sizeLabel } from './stats';
+import { GiB, median, sizeLabel } from './stats';
 import { evaluateTargets, type MemoryResult, type TargetResult } from './targets';
 
 export interface BenchOptions {
@@ -37,7 +38,11 @@ export interface BenchOptions {
   paths?: BenchPath[];
   /** Added to the opened paths (tests: a deliberately broken path). */
   extraPaths?: BenchPath[];
-  /** Called before each measurement and once at the end (done === total). */
+  /**
+   * Called before each latency task, before the warm-up and each round of a group of interleaved
+   * throughput tasks (done counts tasks, advancing through a group round by round), and once at
+   * the end (done === total).
+   */
   onProgress?: (done: number, total: number, label: string) => void;
 }
 
@@ -95,20 +100,52 @@ export function planTasks(cells: readonly Cell[], paths: readonly BenchPath[], f
 }
 
 /**
+ * x bound of a throughput row from its repetitions: the median over rounds r of (this row's GB/s
+ * at r) / (the bound path's GB/s at r) = bound ns at r / row ns at r. Both were measured in the
+ * same round (measureInterleaved), a fraction of a second apart, so the machine's bandwidth drift
+ * over the run cancels out. Null when the samples do not line up (a latency row, a path that
+ * stopped early, different repetition counts): the caller then takes the ratio of the medians.
+ */
+export function perRepRatio(row: Row, boundRow: Row | undefined): number | null {
+  const a = row.samplesNs;
+  const b = boundRow?.samplesNs;
+  if (row.kind !== 'throughput' || boundRow?.kind !== 'throughput' || !a || !b || a.length === 0 || a.length !== b.length) return null;
+  const ratios: number[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (!(x > 0) || !(y > 0) || !Number.isFinite(x) || !Number.isFinite(y)) return null;
+    ratios.push(y / x);
+  }
+  return median(ratios);
+}
+
+/**
  * Fills vsBufferCopy (Buffer.copy loop of the same cell and form) and xBound (this row's
  * throughput over the cell's bound: the fastest verified bound figure of the same bytes and
- * chunking, any kind, any thread count) of every row. Returns the bounds it used.
+ * chunking, any kind, any thread count, by median) of every row. On throughput cells xBound is
+ * the median of the per-repetition ratios to the bound path measured in the same round
+ * (perRepRatio); otherwise, and when the repetitions do not line up, the ratio of the medians.
+ * Returns the bounds it used.
  */
 export function fillRatios(rows: Row[]): CellBound[] {
   const base = new Map<string, Row>();
   for (const r of rows) if (r.path === 'Buffer.copy' && r.verified) base.set(`${r.folioSize}/${r.folios}/${r.form}`, r);
   const bounds = cellBounds(rows);
   const byCell = new Map(bounds.map((c) => [`${c.folioSize}/${c.folios}`, c]));
+  const boundRows = new Map<string, Row>();
+  for (const r of rows) if (r.pathKind === 'bound') boundRows.set(`${r.folioSize}/${r.folios}/${r.path}`, r);
   for (const r of rows) {
     const b = base.get(`${r.folioSize}/${r.folios}/${r.form}`);
     const bound = byCell.get(`${r.folioSize}/${r.folios}`)?.bound ?? null;
     r.vsBufferCopy = b && Number.isFinite(r.medianNs) ? b.medianNs / r.medianNs : null;
-    r.xBound = bound && Number.isFinite(r.gbps) ? r.gbps / bound.gbps : null;
+    r.xBound = null;
+    delete r.xBoundMethod;
+    if (bound && Number.isFinite(r.gbps)) {
+      const perRep = perRepRatio(r, boundRows.get(`${r.folioSize}/${r.folios}/${bound.path}`));
+      r.xBound = perRep ?? r.gbps / bound.gbps;
+      r.xBoundMethod = perRep === null ? 'medians' : 'per-rep';
+    }
     if (bound) {
       r.boundPath = bound.path;
       r.boundGbps = bound.gbps;
@@ -209,21 +246,50 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       return { form: c.form, folioSize: c.folioSize, folios: c.folios, dst: cd, src: cs, dstViews, srcViews };
     };
     await warmUp(tasks, buffersOf, settings.latencyWarmup);
-    let current: CellBuffers | undefined;
-    let currentCell: Cell | undefined;
-    for (let i = 0; i < tasks.length; i++) {
-      const t = tasks[i] as Task;
-      const c = t.cell;
-      o.onProgress?.(
-        i,
-        tasks.length,
-        `${sizeLabel(c.folioSize)} x ${c.folios} ${c.form} ${t.path.name}${t.path.kind === 'engine' ? ` ${t.mode}` : ''}`,
-      );
-      if (currentCell !== c) {
-        currentCell = c;
-        current = buffersOf(c);
+    const label = (t: Task) =>
+      `${sizeLabel(t.cell.folioSize)} x ${t.cell.folios} ${t.cell.form} ${t.path.name}${t.path.kind === 'engine' ? ` ${t.mode}` : ''}`;
+    // Consecutive throughput tasks of the same folio size and batch (both forms: they share the
+    // bound) are measured together, their repetitions interleaved; latency tasks one at a time.
+    const groupKey = (t: Task) => (t.cell.kind === 'throughput' ? `${t.cell.folioSize}/${t.cell.folios}` : null);
+    const buffers = new Map<Cell, CellBuffers>();
+    const buffersFor = (c: Cell): CellBuffers => {
+      let b = buffers.get(c);
+      if (!b) {
+        buffers.clear(); // only the cells of the current group are kept (list views are many)
+        b = buffersOf(c);
+        buffers.set(c, b);
       }
-      rows.push(await measure(t.path, t.mode, c, current as CellBuffers, settings));
+      return b;
+    };
+    for (let i = 0; i < tasks.length; ) {
+      const first = tasks[i] as Task;
+      const key = groupKey(first);
+      if (key === null) {
+        o.onProgress?.(i, tasks.length, label(first));
+        rows.push(await measure(first.path, first.mode, first.cell, buffersFor(first.cell), settings));
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < tasks.length && groupKey(tasks[j] as Task) === key) j++;
+      const group = tasks.slice(i, j);
+      const groupBuffers = new Map<Cell, CellBuffers>();
+      for (const t of group) if (!groupBuffers.has(t.cell)) groupBuffers.set(t.cell, buffersOf(t.cell));
+      buffers.clear();
+      const i0 = i;
+      const n = group.length;
+      const what = `${sizeLabel(first.cell.folioSize)} x ${first.cell.folios}, ${n} paths`;
+      o.onProgress?.(i0, tasks.length, `${what}, warm-up`);
+      const measured = await measureInterleaved(
+        group.map((t) => ({ path: t.path, mode: t.mode, cell: t.cell, b: groupBuffers.get(t.cell) as CellBuffers })),
+        settings,
+        (r) => {
+          if (r < settings.reps)
+            o.onProgress?.(i0 + Math.floor((n * r) / settings.reps), tasks.length, `${what}, round ${r + 1}/${settings.reps}`);
+        },
+      );
+      rows.push(...measured);
+      i = j;
     }
     o.onProgress?.(tasks.length, tasks.length, 'done');
     for (const p of paths) if (p.stats) engines[p.name] = p.stats();

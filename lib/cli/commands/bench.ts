@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
     .option(
       '--reps <n>',
-      'timed repetitions of each throughput cell; --service: runs of the whole sweep, interleaved (medians)',
+      'timed repetitions of each throughput cell, interleaved across its paths (default 5 with --quick, 7 otherwise); --service: runs of the whole sweep, interleaved (medians)',
       positiveInt('--reps'),
     )
     .option('--latency-ms <n>', 'wall-time budget per latency cell and path', positiveInt('--latency-ms'))
