@@ -263,8 +263,9 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
     }
     if (st.ok()) st = dmacopy::split_works(folios, bounds.data, k, *pieces);
   } else {
+    // With no device the CPU copies each work as one stream: a region form is planned per work.
     st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), spans.data(), spans.size(), table.data,
-                             table.length, bounds.data, k, *pieces, folios);
+                             table.length, bounds.data, k, *pieces, folios, !core_->dsa);
   }
   if (folios.capacity() > dmacopy::WorkPiecesPool::kMaxKeptPieces) std::vector<CopyRegion>().swap(folios);
   if (!st.ok()) throw plan_error(env, st);
@@ -345,8 +346,9 @@ Napi::Value EngineHandle::Prepare(const Napi::CallbackInfo& info) {
   p->works = works_of_bounds(env, bounds);
   auto pieces = std::make_shared<dmacopy::WorkPieces>();
   std::vector<CopyRegion> folios;
-  dmacopy::PlanStatus st = dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), p->spans.data(), p->spans.size(),
-                                               table.data, table.length, bounds.data, p->works, *pieces, folios);
+  dmacopy::PlanStatus st =
+      dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), p->spans.data(), p->spans.size(), table.data,
+                          table.length, bounds.data, p->works, *pieces, folios, !core_->dsa);
   if (!st.ok()) throw plan_error(env, st);
   p->store = store_for(*core_, *pieces);
   p->cpu_works_from = info[4].IsNumber() ? uint32_arg(info[4], "cpuWorksFrom") : p->works;

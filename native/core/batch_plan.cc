@@ -77,26 +77,43 @@ PlanStatus plan_list(const BufferSpan* bufs, size_t nbufs, const double* table, 
   return {};
 }
 
-PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table, std::vector<CopyRegion>& out) {
+namespace {
+
+// A region-form table resolved and checked: total bytes from dst and src in folios of `folio`.
+struct RegionSpec {
+  uint8_t* dst = nullptr;
+  uint8_t* src = nullptr;
+  uint64_t total = 0;
+  uint64_t folio = 0;
+  uint64_t folios() const { return total == 0 ? 0 : (total + folio - 1) / folio; }
+};
+
+PlanStatus resolve_region(const BufferSpan* bufs, size_t nbufs, const double* table, RegionSpec& r) {
   uint64_t v[kRegionFields];
   for (size_t j = 0; j < kRegionFields; ++j) {
     if (!to_index(table[j], v[j]))
       return fail(PlanError::BadNumber, 0, "region table holds a value that is not a safe integer");
   }
-  const uint64_t total = v[4];
-  const uint64_t folio = v[5];
-  if (folio == 0 && total != 0) return fail(PlanError::BadNumber, 0, "folio size must be positive");
-  uint8_t* dst = nullptr;
-  uint8_t* src = nullptr;
-  if (resolve(bufs, nbufs, v[0], v[1], total, dst) != PlanError::None)
+  r.total = v[4];
+  r.folio = v[5];
+  if (r.folio == 0 && r.total != 0) return fail(PlanError::BadNumber, 0, "folio size must be positive");
+  if (resolve(bufs, nbufs, v[0], v[1], r.total, r.dst) != PlanError::None)
     return fail(PlanError::OutOfBounds, 0, "destination region runs past the end of its buffer");
-  if (resolve(bufs, nbufs, v[2], v[3], total, src) != PlanError::None)
+  if (resolve(bufs, nbufs, v[2], v[3], r.total, r.src) != PlanError::None)
     return fail(PlanError::OutOfBounds, 0, "source region runs past the end of its buffer");
-  if (total == 0) return {};
-  const uint64_t n = (total + folio - 1) / folio;
+  return {};
+}
+
+}  // namespace
+
+PlanStatus plan_region(const BufferSpan* bufs, size_t nbufs, const double* table, std::vector<CopyRegion>& out) {
+  RegionSpec r;
+  PlanStatus st = resolve_region(bufs, nbufs, table, r);
+  if (!st.ok() || r.total == 0) return st;
+  const uint64_t n = r.folios();
   out.reserve(out.size() + n);
-  for (uint64_t i = 0, off = 0; i < n; ++i, off += folio) {
-    out.push_back(CopyRegion{dst + off, src + off, static_cast<size_t>(std::min(folio, total - off))});
+  for (uint64_t i = 0, off = 0; i < n; ++i, off += r.folio) {
+    out.push_back(CopyRegion{r.dst + off, r.src + off, static_cast<size_t>(std::min(r.folio, r.total - off))});
   }
   return {};
 }
@@ -172,42 +189,82 @@ PlanStatus check_region_overlap(const std::vector<CopyRegion>& folios) {
   return {};
 }
 
-PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out) {
-  const size_t n = folios.size();
-  out.pieces.clear();
-  out.work_begin.assign(k + 1, 0);
-  out.pieces.reserve(n + k);
+namespace {
+
+// Walks the k+1 work boundaries (folio index, byte offset in that folio) of a batch of n folios
+// whose lengths len_of(f) gives, checking each, and calls span(w, from_f, from_o, to_f, to_o)
+// for every work w once its end is known. One walker for both plan shapes, so a coalesced plan
+// accepts and rejects exactly what the per-folio one does.
+template <typename LenOf, typename Span>
+PlanStatus walk_bounds(uint64_t n, LenOf len_of, const double* bounds, size_t k, Span span) {
   uint64_t prev_f = 0, prev_o = 0;
   for (size_t w = 0; w <= k; ++w) {
     uint64_t f, o;
     if (!to_index(bounds[2 * w], f) || !to_index(bounds[2 * w + 1], o))
       return fail(PlanError::BadBounds, w, "work boundary is not a safe integer");
-    bool valid = f < n ? o < folios[f].len || (o == 0) : (f == n && o == 0);
+    bool valid = f < n ? o < len_of(f) || (o == 0) : (f == n && o == 0);
     if (w == 0) valid = valid && f == 0 && o == 0;
     if (w == k) valid = valid && f == n && o == 0;
     if (w > 0) valid = valid && (f > prev_f || (f == prev_f && o >= prev_o));
     if (!valid) return fail(PlanError::BadBounds, w, "work boundaries must increase from the first byte to the last");
-    if (w > 0) {
-      // Pieces of work w-1: from (prev_f, prev_o) up to (f, o).
-      uint64_t cf = prev_f, co = prev_o;
-      while (cf < f || (cf == f && co < o)) {
-        const CopyRegion& r = folios[cf];
-        uint64_t end = (cf == f) ? o : r.len;
-        if (end > co) out.pieces.push_back(CopyRegion{r.dst + co, r.src + co, static_cast<size_t>(end - co)});
-        ++cf;
-        co = 0;
-        if (cf > f) break;
-      }
-    }
-    out.work_begin[w] = out.pieces.size();
+    if (w > 0) span(w - 1, prev_f, prev_o, f, o);
     prev_f = f;
     prev_o = o;
   }
   return {};
 }
 
+}  // namespace
+
+PlanStatus split_works(const std::vector<CopyRegion>& folios, const double* bounds, size_t k, WorkPieces& out) {
+  const size_t n = folios.size();
+  out.pieces.clear();
+  out.work_regions.clear();
+  out.work_begin.assign(k + 1, 0);
+  out.pieces.reserve(n + k);
+  return walk_bounds(
+      n, [&](uint64_t f) { return folios[f].len; }, bounds, k,
+      [&](size_t w, uint64_t cf, uint64_t co, uint64_t f, uint64_t o) {
+        // Pieces of work w: from (cf, co) up to (f, o).
+        while (cf < f || (cf == f && co < o)) {
+          const CopyRegion& r = folios[cf];
+          uint64_t end = (cf == f) ? o : r.len;
+          if (end > co) out.pieces.push_back(CopyRegion{r.dst + co, r.src + co, static_cast<size_t>(end - co)});
+          ++cf;
+          co = 0;
+          if (cf > f) break;
+        }
+        out.work_begin[w + 1] = out.pieces.size();
+      });
+}
+
+namespace {
+
+// The region form, coalesced: work w is the one byte range between its boundaries.
+PlanStatus plan_region_coalesced(const RegionSpec& r, const double* bounds, size_t k, WorkPieces& out) {
+  const uint64_t n = r.folios();
+  out.pieces.clear();
+  out.work_begin.assign(k + 1, 0);
+  out.work_regions.assign(k, 0);
+  out.pieces.reserve(k);
+  return walk_bounds(
+      n, [&](uint64_t f) { return std::min(r.folio, r.total - f * r.folio); }, bounds, k,
+      [&](size_t w, uint64_t pf, uint64_t po, uint64_t f, uint64_t o) {
+        const uint64_t from = pf * r.folio + po;
+        const uint64_t to = f == n ? r.total : f * r.folio + o;
+        if (to > from) {
+          out.pieces.push_back(CopyRegion{r.dst + from, r.src + from, static_cast<size_t>(to - from)});
+          // The folio pieces split_works would cut: every folio from pf up to f, and f's head.
+          out.work_regions[w] = static_cast<uint32_t>((f - pf) + (o > 0 ? 1 : 0));
+        }
+        out.work_begin[w + 1] = out.pieces.size();
+      });
+}
+
+}  // namespace
+
 PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
-                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios) {
+                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios, bool coalesce) {
   folios.clear();
   PlanStatus st;
   if (form == TableForm::List) {
@@ -216,6 +273,15 @@ PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, cons
     if (st.ok()) st = check_overlaps(folios);
   } else if (form == TableForm::Region) {
     if (table_len != kRegionFields) return fail(PlanError::BadNumber, 0, "region table must hold 6 numbers");
+    if (coalesce) {
+      RegionSpec r;
+      st = resolve_region(bufs, nbufs, table, r);
+      if (!st.ok()) return st;
+      const uintptr_t d = reinterpret_cast<uintptr_t>(r.dst), s = reinterpret_cast<uintptr_t>(r.src);
+      if (r.total != 0 && d < s + r.total && s < d + r.total)
+        return fail(PlanError::SrcDstOverlap, 0, "the destination region overlaps the source region");
+      return plan_region_coalesced(r, bounds, k, out);
+    }
     st = plan_region(bufs, nbufs, table, folios);
     if (st.ok()) st = check_region_overlap(folios);
   } else {
@@ -245,6 +311,7 @@ void WorkPiecesPool::give(WorkPieces* w) {
   if (owned->pieces.capacity() > kMaxKeptPieces) return;  // freed: a rare huge plan is not kept
   owned->pieces.clear();
   owned->work_begin.clear();
+  owned->work_regions.clear();
   std::lock_guard<std::mutex> lock(mu_);
   if (free_.size() >= kKeep) return;
   try {

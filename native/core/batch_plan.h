@@ -63,6 +63,14 @@ PlanStatus check_region_overlap(const std::vector<CopyRegion>& folios);
 struct WorkPieces {
   std::vector<CopyRegion> pieces;
   std::vector<size_t> work_begin;
+  // Empty: every piece is one folio piece. Otherwise (a coalesced plan) work w covers
+  // work_regions[w] folio pieces in fewer, longer pieces: what its pending counter counts and
+  // what a batch reports as its regions, whatever the plan's shape.
+  std::vector<uint32_t> work_regions;
+  // The folio pieces of work w: what its completion events must add up to.
+  uint32_t regions_of(size_t w) const {
+    return work_regions.empty() ? static_cast<uint32_t>(work_begin[w + 1] - work_begin[w]) : work_regions[w];
+  }
 };
 
 // Cuts folios at the work boundaries. bounds holds k+1 (folio index, byte offset in that folio)
@@ -78,8 +86,14 @@ enum class TableForm : uint32_t { List = 0, Region = 1 };
 // kRegionFields), rejects overlap within the batch, and cuts it into k works at bounds (see
 // split_works). `folios` is scratch (cleared first; pass the same vector again to reuse its
 // memory). A prepared batch keeps `out` and runs it again and again.
+//
+// `coalesce` (engines with no device: the CPU copies each work as one stream anyway): a region
+// form's work becomes one piece, planned in O(works) instead of O(folios), with work_regions
+// saying how many folio pieces it stands for. The list form is planned as without it. Device
+// engines never coalesce: each folio piece is one descriptor with its own completion.
 PlanStatus plan_works(TableForm form, const BufferSpan* bufs, size_t nbufs, const double* table, size_t table_len,
-                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios);
+                      const double* bounds, size_t k, WorkPieces& out, std::vector<CopyRegion>& folios,
+                      bool coalesce = false);
 
 // Recycles WorkPieces between batches. A plan of 65,536 folios holds 1.5 MiB of pieces; freeing
 // it after every batch hands the pages back to the system, and the next batch faults them in

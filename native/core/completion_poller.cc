@@ -225,20 +225,26 @@ void CompletionPoller::run() {
   // records go only once a release returned. Every channel left here is quiet (its Drain
   // completed, or it is disabled), so these releases are quick; a wedged one was retired
   // already and is not waited for. Reopens still running finish (and release) on their own.
-  std::vector<std::shared_ptr<std::atomic<bool>>> releases;
+  std::vector<QueueReaper::Retirement> releases;
   for (auto& chp : channels_) {
     Channel& ch = *chp;
     if (ch.reopening && ch.reopening->state.load(std::memory_order_acquire) != ReopenJob::kRunning)
       ch.q = std::move(ch.reopening->q);
     ch.reopening.reset();
-    if (ch.q) releases.push_back(QueueReaper::retire(std::move(ch.q), ch.arena));
+    if (ch.q) releases.push_back(QueueReaper::retire_joinable(std::move(ch.q), ch.arena));
     ch.arena.reset();
     ch.fence_record.reset();
   }
   const uint64_t until = monotonic_ns() + uint64_t(opts_.drain_timeout_ms) * 1000000ull;
-  for (auto& r : releases)
-    while (!r->load(std::memory_order_acquire) && monotonic_ns() < until)
+  for (auto& r : releases) {
+    while (!r.done->load(std::memory_order_acquire) && monotonic_ns() < until)
       std::this_thread::sleep_for(std::chrono::microseconds(100));
+    // Released: its thread is ending, join it so that close() leaves no thread behind. Still
+    // releasing after the Drain timeout (a device that never finishes): let it go on alone.
+    if (!r.thread.joinable()) continue;
+    if (r.done->load(std::memory_order_acquire)) r.thread.join();
+    else r.thread.detach();
+  }
   publish_stats();
 }
 

@@ -59,6 +59,7 @@ CpuCopyJob make_job(const CopyRequest& req, size_t w) {
   job.end = req.plan->work_begin[w + 1];
   job.op_id = req.op_id;
   job.work = static_cast<uint32_t>(w);
+  if (!req.plan->work_regions.empty()) job.regions = req.plan->work_regions[w];
   job.store = req.store;
   return job;
 }
@@ -75,8 +76,7 @@ uint64_t CopyExecutor::work_deadline(uint64_t now_ns, double timeout_ms, uint64_
 void CopyExecutor::run(const CopyRequest& req, uint32_t* counts, EventRouter* events, EventRecord* sync_totals) {
   if (!req.plan || req.plan->work_begin.empty()) throw std::invalid_argument("CopyExecutor: no plan");
   const size_t k = works_of(req);
-  for (size_t w = 0; w < k; ++w)
-    counts[w] = static_cast<uint32_t>(req.plan->work_begin[w + 1] - req.plan->work_begin[w]);
+  for (size_t w = 0; w < k; ++w) counts[w] = req.plan->regions_of(w);
   if (req.mode == CopyMode::Inline) return run_inline(req, counts);
   if (req.mode == CopyMode::Async && !events) throw std::invalid_argument("CopyExecutor: async copy without events");
   if (device_) {
@@ -147,7 +147,9 @@ void CopyExecutor::run_device(const CopyRequest& req, uint32_t* counts, EventRou
         expected += e - b;
         continue;
       }
-      // One submit_work per work; its return value is that work's pending count.
+      // One submit_work per work; its return value is that work's pending count. A device work
+      // is one descriptor per folio piece: a coalesced plan is a CPU engine's only.
+      if (!plan.work_regions.empty()) throw std::invalid_argument("CopyExecutor: a coalesced plan on a device");
       uint64_t work_bytes = 0;
       for (size_t i = b; i < e; ++i) work_bytes += plan.pieces[i].len;
       const uint64_t deadline = work_deadline(monotonic_ns(), timeout_ms_, work_bytes);

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -60,9 +61,19 @@ void CpuCopyPool::run_here(CpuCopyJob& job) {
 
 void CpuCopyPool::execute(CpuCopyJob& job) {
   const std::vector<CopyRegion>& t = *job.table;
+  const bool coalesced = job.regions != 0;
   uint32_t regions_since = 0;
   uint64_t bytes_since = 0;
   uint64_t total_bytes = 0;
+  // Reports the bytes copied since the last report (and, per-entry jobs, their regions) while
+  // more of the job is left: a big work shows progress, and every byte reported is in memory.
+  auto report_progress = [&] {
+    if (job.store == StoreKind::NonTemporal) store_fence();
+    if (job.sink) job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
+    total_bytes += bytes_since;
+    regions_since = 0;
+    bytes_since = 0;
+  };
   for (size_t i = job.begin; i < job.end; ++i) {
     // Neighbouring regions that continue each other in both source and destination (a region
     // form, or folios cut from one buffer in order) are copied as one: fewer calls, and no
@@ -74,22 +85,26 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
       r.len += t[++i].len;
       ++merged;
     }
-    copy_bytes(r.dst, r.src, r.len, job.store);
-    regions_since += merged;
-    bytes_since += r.len;
-    if (bytes_since >= kProgressReportBytes && i + 1 < job.end && job.sink) {
-      if (job.store == StoreKind::NonTemporal) store_fence();
-      job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
-      total_bytes += bytes_since;
-      regions_since = 0;
-      bytes_since = 0;
+    // A run longer than a report's worth (a coalesced work) is copied in slices of that size.
+    size_t done = 0;
+    while (job.sink && r.len - done > kProgressReportBytes - std::min(bytes_since, kProgressReportBytes)) {
+      const size_t slice = static_cast<size_t>(kProgressReportBytes - bytes_since);
+      copy_bytes(r.dst + done, r.src + done, slice, job.store);
+      done += slice;
+      bytes_since += slice;
+      report_progress();
     }
+    copy_bytes(r.dst + done, r.src + done, r.len - done, job.store);
+    if (!coalesced) regions_since += merged;
+    bytes_since += r.len - done;
+    if (bytes_since >= kProgressReportBytes && i + 1 < job.end && job.sink) report_progress();
   }
   // Streaming stores must be globally visible before anyone is told the bytes are there.
   if (job.store == StoreKind::NonTemporal) store_fence();
+  if (coalesced) regions_since = job.regions;
   total_bytes += bytes_since;
   stat_jobs_.fetch_add(1, std::memory_order_relaxed);
-  stat_regions_.fetch_add(job.end - job.begin, std::memory_order_relaxed);
+  stat_regions_.fetch_add(coalesced ? job.regions : job.end - job.begin, std::memory_order_relaxed);
   stat_bytes_.fetch_add(total_bytes, std::memory_order_relaxed);
   // Drop our share of the table before reporting: the report may free the batch.
   job.table.reset();

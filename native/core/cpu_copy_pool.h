@@ -35,6 +35,9 @@ struct CpuCopyJob {
   uint64_t op_id = 0;
   uint32_t work = 0;
   StoreKind store = StoreKind::Cached;
+  // 0: every table entry is one region (reported as they are copied). Otherwise the entries are
+  // coalesced runs standing for this many folio regions, all reported with the job's last bytes.
+  uint32_t regions = 0;
   CpuProgressSink* sink = nullptr;  // progress reports (may be null)
   std::function<void()> done;       // called after the last byte (may be empty)
 };

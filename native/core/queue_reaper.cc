@@ -8,23 +8,30 @@ namespace {
 std::atomic<uint64_t> g_pending{0};
 }
 
-std::shared_ptr<std::atomic<bool>> QueueReaper::retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
-  auto done = std::make_shared<std::atomic<bool>>(false);
+QueueReaper::Retirement QueueReaper::retire_joinable(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
+  Retirement r;
+  r.done = std::make_shared<std::atomic<bool>>(false);
   if (!q) {
-    done->store(true);
-    return done;
+    r.done->store(true);
+    return r;
   }
   g_pending.fetch_add(1, std::memory_order_acq_rel);
   WorkQueue* raw = q.release();
-  std::thread([raw, keep = std::move(keep), done]() mutable {
+  r.thread = std::thread([raw, keep = std::move(keep), done = r.done]() mutable {
     std::unique_ptr<WorkQueue> owned(raw);
     owned->drain();  // the release: may take as long as the device does
     owned.reset();
     keep.reset();  // only now can nothing write the records
     done->store(true, std::memory_order_release);
     g_pending.fetch_sub(1, std::memory_order_acq_rel);
-  }).detach();
-  return done;
+  });
+  return r;
+}
+
+std::shared_ptr<std::atomic<bool>> QueueReaper::retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
+  Retirement r = retire_joinable(std::move(q), std::move(keep));
+  if (r.thread.joinable()) r.thread.detach();
+  return r.done;
 }
 
 std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include "work_queue.h"
 
@@ -26,6 +27,14 @@ class QueueReaper {
   // completion records). The memory is never freed if the release never returns.
   // Returns a flag that becomes true when the release returned.
   static std::shared_ptr<std::atomic<bool>> retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep);
+  // The same, for a caller that waits for the release (an engine closing): the thread is handed
+  // back joinable, so that once the flag is true the caller can join it and no thread of ours
+  // outlives close(). A caller that stops waiting (the release never returns) detaches it.
+  struct Retirement {
+    std::shared_ptr<std::atomic<bool>> done;
+    std::thread thread;  // not joinable when there was nothing to release
+  };
+  static Retirement retire_joinable(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep);
   // Starts q->reopen() on its own thread.
   static std::shared_ptr<ReopenJob> reopen(std::unique_ptr<WorkQueue> q);
   // Releases and reopens still running in this process (tests, stats).

@@ -1,4 +1,5 @@
 // Validation and splitting of batches: every number from JavaScript is re-checked here.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -152,6 +153,70 @@ TEST("plan_works validates, checks overlap and splits either form in one call") 
   CHECK(plan_works(TableForm::List, spans, 2, self, 5, b1, 1, w, scratch).error == PlanError::SrcDstOverlap);
   double rself[] = {0, 0, 0, 100, 4096, 4096};
   CHECK(plan_works(TableForm::Region, spans, 2, rself, 6, b1, 1, w, scratch).error == PlanError::SrcDstOverlap);
+}
+
+// Guards the coalesced region plan (CPU engines): it must accept and reject exactly what the
+// per-folio plan does, cover the same bytes per work in one piece, and count the same folio
+// pieces per work (the pending counter and the report's regions depend on it).
+TEST("coalesced region plans agree with per-folio plans on random tables and bounds") {
+  std::mt19937_64 rng(7);
+  int accepted = 0, rejected = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    const uint64_t folio = 1 + rng() % 700;
+    const uint64_t total = rng() % 6 == 0 ? 0 : rng() % 9000;
+    const uint64_t n = total == 0 ? 0 : (total + folio - 1) / folio;
+    double table[] = {0,
+                      double(rng() % 3 == 0 ? rng() % 60000 : 0),
+                      1,
+                      double(rng() % 4000),
+                      double(total),
+                      double(rng() % 50 == 0 ? 0 : folio)};
+    if (rng() % 40 == 0) table[0] = 0, table[2] = 0;  // same buffer: overlap or not
+    const size_t k = 1 + rng() % 4;
+    std::vector<double> bounds(2 * (k + 1), 0);
+    // Increasing (folio, offset) points, sometimes bent out of shape.
+    std::vector<uint64_t> cuts;
+    for (size_t w = 1; w < k; ++w) cuts.push_back(total ? rng() % (total + 1) : 0);
+    std::sort(cuts.begin(), cuts.end());
+    for (size_t w = 1; w < k; ++w) {
+      const uint64_t at = cuts[w - 1];
+      bounds[2 * w] = double(at / folio);
+      bounds[2 * w + 1] = double(at % folio);
+    }
+    bounds[2 * k] = double(n);
+    if (rng() % 25 == 0) bounds[rng() % bounds.size()] = double(rng() % 20);
+    if (rng() % 100 == 0) bounds[1] = 0.5;
+    WorkPieces per, co;
+    std::vector<CopyRegion> scratch;
+    PlanStatus a_st = plan_works(TableForm::Region, spans, 2, table, 6, bounds.data(), k, per, scratch);
+    PlanStatus b_st = plan_works(TableForm::Region, spans, 2, table, 6, bounds.data(), k, co, scratch, true);
+    CHECK(a_st.error == b_st.error);
+    CHECK_EQ(a_st.folio, b_st.folio);
+    if (!a_st.ok() || !b_st.ok()) {
+      ++rejected;
+      continue;
+    }
+    ++accepted;
+    CHECK_EQ(co.work_begin.size(), k + 1);
+    CHECK_EQ(co.work_regions.size(), k);
+    CHECK(per.work_regions.empty());
+    for (size_t w = 0; w < k; ++w) {
+      CHECK_EQ(co.regions_of(w), per.regions_of(w));
+      const size_t pb = per.work_begin[w], pe = per.work_begin[w + 1];
+      const size_t cb = co.work_begin[w], ce = co.work_begin[w + 1];
+      uint64_t bytes = 0;
+      for (size_t i = pb; i < pe; ++i) bytes += per.pieces[i].len;
+      CHECK_EQ(ce - cb, size_t(bytes > 0 ? 1 : 0));
+      if (bytes == 0) continue;
+      CHECK(co.pieces[cb].dst == per.pieces[pb].dst);
+      CHECK(co.pieces[cb].src == per.pieces[pb].src);
+      CHECK_EQ(co.pieces[cb].len, bytes);
+      // The per-folio pieces of the work are one contiguous run: the coalesced piece is that run.
+      for (size_t i = pb + 1; i < pe; ++i) CHECK(per.pieces[i].dst == per.pieces[i - 1].dst + per.pieces[i - 1].len);
+    }
+  }
+  CHECK(accepted > 5000);
+  CHECK(rejected > 500);
 }
 
 TEST("WorkPiecesPool hands plans back for reuse, keeps their memory, and bounds what it keeps") {

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "check.h"
 #include "cpu_copy_pool.h"
@@ -88,6 +90,53 @@ TEST("large jobs report progress in several deltas that add up") {
   CHECK(sink.calls.load() >= 4);
   CHECK_EQ(sink.bytes.load(), uint64_t(64) << 20);
   CHECK(d[(64 << 20) - 1] == 3);
+}
+
+// A coalesced work (a CPU engine's region form) is one long run standing for many folio regions:
+// it is still copied in report-sized slices (progress while it runs), every byte is reported
+// once, and its regions all come with the last report, after the last byte.
+TEST("a coalesced run is copied in slices with progress; its regions come with the last bytes") {
+  CpuCopyPool eng(1);
+  const size_t len = (40u << 20) + 12345;
+  std::vector<uint8_t> s(len), d(len, 0);
+  for (size_t i = 0; i < len; ++i) s[i] = static_cast<uint8_t>(i * 131 + 7);
+  auto table = std::make_shared<std::vector<CopyRegion>>();
+  table->push_back({d.data(), s.data(), len});
+  struct Sink : CpuProgressSink {
+    std::vector<std::pair<uint32_t, uint64_t>> calls;  // one thread reports: no lock needed
+    const std::vector<uint8_t>* dst = nullptr;
+    const std::vector<uint8_t>* src = nullptr;
+    uint64_t seen = 0;
+    bool prefix_ok = true;
+    void job_progress(uint64_t, uint32_t, uint32_t r, uint64_t b) override {
+      calls.emplace_back(r, b);
+      seen += b;
+      // Every byte reported so far is already in place.
+      prefix_ok = prefix_ok && std::memcmp(dst->data(), src->data(), seen) == 0;
+    }
+  } sink;
+  sink.dst = &d;
+  sink.src = &s;
+  std::atomic<bool> done{false};
+  CpuCopyJob job;
+  job.table = table;
+  job.end = 1;
+  job.regions = 10251;  // what the run stands for
+  job.store = StoreKind::NonTemporal;
+  job.sink = &sink;
+  job.done = [&] { done = true; };
+  eng.submit(0, std::move(job));
+  while (!done) std::this_thread::yield();
+  CHECK(d == s);
+  CHECK(sink.prefix_ok);
+  CHECK_EQ(sink.calls.size(), size_t(3));  // 16 MiB, 16 MiB, the rest
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < sink.calls.size(); ++i) {
+    bytes += sink.calls[i].second;
+    CHECK_EQ(sink.calls[i].first, i + 1 == sink.calls.size() ? 10251u : 0u);
+  }
+  CHECK_EQ(bytes, uint64_t(len));
+  CHECK_EQ(eng.stats().regions, 10251u);
 }
 
 TEST("shutdown finishes queued jobs and later submits still copy") {
