@@ -1,6 +1,6 @@
 // The bound: what this machine can copy, measured in the same run as the paths. For every cell
-// (folio size, batch) the native yardstick copies the same bytes with the same chunking with
-// memcpy and with streaming stores, each on 1..N threads; the fastest of those figures is the
+// (folio size, batch) the native yardstick copies the same bytes, each thread its share in one
+// run, with memcpy and with streaming stores, each on 1..N threads; the fastest of those figures is the
 // cell's bound, and every row's throughput is stated as a fraction of it (x bound). A plain
 // memcpy alone is not the limit: streaming stores skip the read-for-ownership of every
 // destination line, and on large batches they are much faster.

@@ -77,7 +77,7 @@ export interface Row {
   vsBufferCopy: number | null;
   /**
    * This row's throughput as a fraction of the cell's bound (the fastest of memcpy and streaming
-   * stores on 1..N threads, same bytes and chunking, this run). Filled by the run.
+   * stores on 1..N threads, same bytes, this run). Filled by the run.
    */
   xBound: number | null;
   /**

@@ -122,8 +122,8 @@ export function perRepRatio(row: Row, boundRow: Row | undefined): number | null 
 
 /**
  * Fills vsBufferCopy (Buffer.copy loop of the same cell and form) and xBound (this row's
- * throughput over the cell's bound: the fastest verified bound figure of the same bytes and
- * chunking, any kind, any thread count, by median) of every row. On throughput cells xBound is
+ * throughput over the cell's bound: the fastest verified bound figure of the same bytes, any
+ * kind, any thread count, by median) of every row. On throughput cells xBound is
  * the median of the per-repetition ratios to the bound path measured in the same round
  * (perRepRatio); otherwise, and when the repetitions do not line up, the ratio of the medians.
  * Returns the bounds it used.

@@ -133,7 +133,7 @@ export function formatReport(r: BenchReport): string {
   );
   parts.push('');
   parts.push(
-    `bound (per cell: the same bytes and chunking copied natively with memcpy and with streaming stores on 1..N threads; the fastest figure is the bound, "x bound" below is a fraction of it):`,
+    `bound (per cell: the same bytes copied natively, each thread its share in one run, with memcpy and with streaming stores on 1..N threads; the fastest figure is the bound, "x bound" below is a fraction of it):`,
   );
   parts.push(formatBounds(r.bounds));
   parts.push(formatRows(r.rows));
