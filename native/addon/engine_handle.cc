@@ -141,11 +141,15 @@ size_t works_of_bounds(Napi::Env env, const DoubleTable& bounds) {
   return bounds.length / 2 - 1;
 }
 
-// Batches at least non_temporal_min_bytes large stream their stores.
-StoreKind store_for(const EngineResources& core, const dmacopy::WorkPieces& pieces) {
+uint64_t plan_bytes(const dmacopy::WorkPieces& pieces) {
   uint64_t total = 0;
   for (const CopyRegion& r : pieces.pieces) total += r.len;
-  return total >= core.non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
+  return total;
+}
+
+// Batches at least non_temporal_min_bytes large stream their stores.
+StoreKind store_for(const EngineResources& core, uint64_t bytes) {
+  return bytes >= core.non_temporal_min_bytes ? StoreKind::NonTemporal : StoreKind::Cached;
 }
 
 }  // namespace
@@ -273,7 +277,8 @@ Napi::Value EngineHandle::Copy(const Napi::CallbackInfo& info) {
   dmacopy::CopyRequest req;
   req.op_id = static_cast<uint64_t>(op_id);
   req.mode = static_cast<CopyMode>(mode);
-  req.store = store_for(*core_, *pieces);
+  req.bytes = plan_bytes(*pieces);
+  req.store = store_for(*core_, req.bytes);
   // Device engines: works from cpuWorksFrom on are the CPU's share, run beside the device.
   req.cpu_works_from = info[8].IsNumber() ? uint32_arg(info[8], "cpuWorksFrom") : k;
   req.plan = std::move(pieces);
@@ -312,6 +317,7 @@ struct PreparedPlan {
   std::vector<BufferSpan> spans;                    // the memory it was planned on: every run must see exactly this
   std::shared_ptr<const dmacopy::WorkPieces> plan;  // null once released
   dmacopy::StoreKind store = StoreKind::Cached;
+  uint64_t bytes = 0;
   size_t works = 0;
   size_t cpu_works_from = 0;
 
@@ -350,7 +356,8 @@ Napi::Value EngineHandle::Prepare(const Napi::CallbackInfo& info) {
       dmacopy::plan_works(static_cast<dmacopy::TableForm>(form), p->spans.data(), p->spans.size(), table.data,
                           table.length, bounds.data, p->works, *pieces, folios, !core_->dsa);
   if (!st.ok()) throw plan_error(env, st);
-  p->store = store_for(*core_, *pieces);
+  p->bytes = plan_bytes(*pieces);
+  p->store = store_for(*core_, p->bytes);
   p->cpu_works_from = info[4].IsNumber() ? uint32_arg(info[4], "cpuWorksFrom") : p->works;
   p->plan = std::move(pieces);
   p->engine = core_;
@@ -392,6 +399,7 @@ Napi::Value EngineHandle::RunPrepared(const Napi::CallbackInfo& info) {
   req.op_id = static_cast<uint64_t>(op_id);
   req.mode = static_cast<CopyMode>(mode);
   req.store = p->store;
+  req.bytes = p->bytes;
   req.cpu_works_from = p->cpu_works_from;
   req.plan = p->plan;  // co-owned by the run's jobs: a release() meanwhile frees nothing they use
   dmacopy::EventRecord totals{};

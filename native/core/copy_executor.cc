@@ -1,9 +1,11 @@
 #include "copy_executor.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "clock.h"
 
@@ -94,8 +96,51 @@ void CopyExecutor::run_inline(const CopyRequest& req, uint32_t* counts) {
   }
 }
 
+void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
+  const WorkPieces& plan = *req.plan;
+  const size_t k = works_of(req);
+  uint64_t bytes = req.bytes;
+  if (bytes == 0)
+    for (const CopyRegion& r : plan.pieces) bytes += r.len;
+  std::vector<uint32_t> regions(k);
+  for (size_t w = 0; w < k; ++w) regions[w] = plan.regions_of(w);
+  const unsigned threads = cpu_.threads();
+  const bool sync = req.mode == CopyMode::Sync;
+  // Sync: no events (the caller is the one who waits); the queue counts, nobody reports.
+  auto queue = std::make_shared<SliceQueue>(std::shared_ptr<const std::vector<CopyRegion>>(req.plan, &plan.pieces),
+                                            plan.work_begin, regions, SliceQueue::grain_for(bytes, threads), req.op_id,
+                                            req.store, sync ? nullptr : events);
+  const size_t takers = std::min<size_t>(threads, queue->slices());
+  auto in_flight = std::make_shared<InFlight>();
+  try {
+    // Sync: the calling thread is one of the takers instead of idling while it waits.
+    for (size_t j = sync ? 1 : 0; j < takers; ++j) {
+      CpuCopyJob job;
+      job.op_id = req.op_id;
+      job.store = req.store;
+      job.slices = queue;
+      job.done = done_callback(in_flight);
+      queue_unit(*in_flight, [&] { cpu_.submit(static_cast<unsigned>(j), std::move(job)); });
+    }
+  } catch (...) {
+    in_flight->wait();  // what was queued still writes into the caller's buffers
+    throw;
+  }
+  if (!sync) return;
+  if (takers > 0) {
+    CpuCopyJob job;
+    job.op_id = req.op_id;
+    job.store = req.store;
+    job.slices = queue;
+    cpu_.run_here(job);
+  }
+  in_flight->wait();
+}
+
 void CopyExecutor::run_cpu(const CopyRequest& req, uint32_t* counts, EventRouter* events) {
   const size_t k = works_of(req);
+  // Several threads: they share the batch slice by slice (cpu_slices.h).
+  if (cpu_.threads() > 1 && k > 1) return run_shared(req, events);
   auto in_flight = std::make_shared<InFlight>();
   const bool sync = req.mode == CopyMode::Sync;
   // Sync: the calling thread copies the first busy work itself instead of idling while it

@@ -32,6 +32,8 @@ struct CopyRequest {
   // With a device: works from here on are the CPU's share (the number of works = all device).
   size_t cpu_works_from = SIZE_MAX;
   StoreKind store = StoreKind::Cached;
+  // The plan's bytes when the caller knows them (0: counted here when needed).
+  uint64_t bytes = 0;
 };
 
 class CopyExecutor {
@@ -56,6 +58,7 @@ class CopyExecutor {
  private:
   void run_inline(const CopyRequest& req, uint32_t* counts);
   void run_cpu(const CopyRequest& req, uint32_t* counts, EventRouter* events);
+  void run_shared(const CopyRequest& req, EventRouter* events);
   void run_device(const CopyRequest& req, uint32_t* counts, EventRouter* events, EventRecord* sync_totals);
 
   CpuCopyPool& cpu_;

@@ -59,7 +59,24 @@ void CpuCopyPool::run_here(CpuCopyJob& job) {
   execute(job);
 }
 
+void CpuCopyPool::execute_slices(CpuCopyJob& job) {
+  uint64_t bytes = 0, regions = 0;
+  while (const CpuSlice* s = job.slices->take()) {
+    uint32_t done = 0;
+    bytes += job.slices->copy(*s, &done);
+    regions += done;
+  }
+  stat_jobs_.fetch_add(1, std::memory_order_relaxed);
+  stat_regions_.fetch_add(regions, std::memory_order_relaxed);
+  stat_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  job.slices.reset();
+  job.table.reset();
+  if (job.done) job.done();
+  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
 void CpuCopyPool::execute(CpuCopyJob& job) {
+  if (job.slices) return execute_slices(job);
   const std::vector<CopyRegion>& t = *job.table;
   const bool coalesced = job.regions != 0;
   uint32_t regions_since = 0;

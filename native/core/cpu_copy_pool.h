@@ -16,6 +16,7 @@
 #include "copy_kernels.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
+#include "cpu_slices.h"
 
 namespace dmacopy {
 
@@ -40,6 +41,9 @@ struct CpuCopyJob {
   uint32_t regions = 0;
   CpuProgressSink* sink = nullptr;  // progress reports (may be null)
   std::function<void()> done;       // called after the last byte (may be empty)
+  // Set: instead of [begin, end) of table, the job takes slices of a shared batch until none is
+  // left (several jobs share one queue; each work's report comes from the queue, not `sink`).
+  std::shared_ptr<SliceQueue> slices;
 };
 
 struct CpuCopyPoolStats {
@@ -100,6 +104,7 @@ class CpuCopyPool final : public CpuCopier {
   void worker_loop(Worker* w);
   void lower_priority();
   void execute(CpuCopyJob& job);
+  void execute_slices(CpuCopyJob& job);
 
   const int nice_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -226,36 +226,46 @@ TEST("event router: a sync registration sums its op's events, forwards the rest,
 }
 
 TEST("CPU submit throws mid-batch (sync and async): queued jobs finish first, the executor recovers") {
-  CpuCopyPool pool(3);
-  CopyExecutor ex(pool, nullptr, 1000);
-  RecordingSink sink;
-  EventRouter router(&sink);
-  for (CopyMode mode : {CopyMode::Sync, CopyMode::Async}) {
-    // Large works, so the queued ones are still copying when the failing submit throws.
-    auto b = std::make_unique<Batch>(6, 2, 4u << 20, 9);
-    std::vector<uint32_t> counts(b->works());
-    // Sync: work 0 is the caller's own, works 1 and 2 are submits 1 and 2. Async: works 0..1.
-    fail_nth_submit(pool, 3);
-    bool threw = false;
-    try {
-      ex.run(request(*b, 200 + static_cast<uint64_t>(mode), mode), counts.data(), &router, nullptr);
-    } catch (const std::bad_alloc&) {
-      threw = true;
+  // One thread: works are pinned to it, one job each. Three threads: the works are shared out in
+  // slices (cpu_slices.h) by one job per thread. Either way a throwing submit returns only after
+  // every job already queued finished, and the executor works again afterwards.
+  for (unsigned threads : {1u, 3u}) {
+    CpuCopyPool pool(threads);
+    CopyExecutor ex(pool, nullptr, 1000);
+    RecordingSink sink;
+    EventRouter router(&sink);
+    for (CopyMode mode : {CopyMode::Sync, CopyMode::Async}) {
+      // Large works, so the queued ones are still copying when the failing submit throws.
+      auto b = std::make_unique<Batch>(6, 2, 4u << 20, 9);
+      std::vector<uint32_t> counts(b->works());
+      // Pinned: sync work 0 is the caller's own, works 1 and 2 are submits 1 and 2; async works
+      // 0..1. Shared: submit 1 queued a job that takes slices; submit 2 throws.
+      fail_nth_submit(pool, threads == 1 ? 3 : 2);
+      bool threw = false;
+      try {
+        ex.run(request(*b, 200 + static_cast<uint64_t>(mode), mode), counts.data(), &router, nullptr);
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      CHECK(threw);
+      // Nothing queued is still waiting (a job counts itself out just after its done() call).
+      for (int i = 0; i < 1000 && pool.in_flight() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      CHECK_EQ(pool.in_flight(), 0u);
+      if (threads == 1) {
+        const size_t first_queued = mode == CopyMode::Sync ? 1 : 0;
+        CHECK(b->work_copied(first_queued));
+        CHECK(b->work_copied(first_queued + 1));
+        CHECK(!b->work_copied(5));  // never queued
+      } else {
+        CHECK(b->all_copied());  // the one queued taker took every slice, and finished first
+      }
+      b.reset();  // the caller's buffers go: ASan would see any late write
+      pool.set_submit_fault_for_test(nullptr);
+      Batch again(4, 3, 70000, 1);
+      std::vector<uint32_t> c2(again.works());
+      ex.run(request(again, 300 + static_cast<uint64_t>(mode), CopyMode::Sync), c2.data(), &router, nullptr);
+      CHECK(again.all_copied());
     }
-    CHECK(threw);
-    // Nothing queued is still waiting (a job counts itself out just after its done() call).
-    for (int i = 0; i < 1000 && pool.in_flight() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    CHECK_EQ(pool.in_flight(), 0u);
-    const size_t first_queued = mode == CopyMode::Sync ? 1 : 0;
-    CHECK(b->work_copied(first_queued));
-    CHECK(b->work_copied(first_queued + 1));
-    CHECK(!b->work_copied(5));  // never queued
-    b.reset();                  // the caller's buffers go: ASan would see any late write
-    pool.set_submit_fault_for_test(nullptr);
-    Batch again(4, 3, 70000, 1);
-    std::vector<uint32_t> c2(again.works());
-    ex.run(request(again, 300 + static_cast<uint64_t>(mode), CopyMode::Sync), c2.data(), &router, nullptr);
-    CHECK(again.all_copied());
   }
 }
 

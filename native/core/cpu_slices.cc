@@ -1,0 +1,85 @@
+#include "cpu_slices.h"
+
+#include <algorithm>
+
+#include "cpu_copy_pool.h"
+
+namespace dmacopy {
+
+SliceQueue::SliceQueue(std::shared_ptr<const std::vector<CopyRegion>> table, const std::vector<size_t>& works,
+                       const std::vector<uint32_t>& regions, size_t grain, uint64_t op_id, StoreKind store,
+                       CpuProgressSink* sink)
+    : table_(std::move(table)), regions_(regions), op_id_(op_id), store_(store), sink_(sink) {
+  const std::vector<CopyRegion>& t = *table_;
+  const size_t k = works.size() - 1;
+  if (grain == 0) grain = 1;
+  left_.reset(new std::atomic<uint32_t>[k]);
+  bytes_.assign(k, 0);
+  for (size_t w = 0; w < k; ++w) {
+    uint32_t n = 0;
+    size_t i = works[w];
+    const size_t e = works[w + 1];
+    while (i < e) {
+      const size_t len = t[i].len;
+      if (len > grain) {
+        // A long piece: cut in slices of the grain (the last one takes the remainder).
+        for (size_t off = 0; off < len; off += grain) {
+          slices_.push_back(CpuSlice{static_cast<uint32_t>(w), i, i + 1, off, std::min(grain, len - off)});
+          ++n;
+        }
+        bytes_[w] += len;
+        ++i;
+        continue;
+      }
+      // Whole pieces while they fit the grain (at least one).
+      CpuSlice s{static_cast<uint32_t>(w), i, i, 0, 0};
+      size_t sum = 0;
+      while (i < e && t[i].len <= grain && (sum == 0 || sum + t[i].len <= grain)) sum += t[i++].len;
+      s.end = i;
+      bytes_[w] += sum;
+      slices_.push_back(s);
+      ++n;
+    }
+    left_[w].store(n, std::memory_order_relaxed);
+  }
+}
+
+size_t SliceQueue::grain_for(uint64_t bytes, unsigned threads) {
+  constexpr uint64_t kMin = uint64_t{1} << 20, kMax = uint64_t{16} << 20;
+  uint64_t g = bytes / (4ull * (threads ? threads : 1));
+  return static_cast<size_t>(std::max(kMin, std::min(kMax, g)));
+}
+
+const CpuSlice* SliceQueue::take() {
+  const size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+  return i < slices_.size() ? &slices_[i] : nullptr;
+}
+
+uint64_t SliceQueue::copy(const CpuSlice& s, uint32_t* regions) {
+  *regions = 0;
+  const std::vector<CopyRegion>& t = *table_;
+  uint64_t bytes = 0;
+  if (s.len != 0) {
+    const CopyRegion& r = t[s.begin];
+    copy_bytes(r.dst + s.off, r.src + s.off, s.len, store_);
+    bytes = s.len;
+  } else {
+    for (size_t i = s.begin; i < s.end; ++i) {
+      // Neighbours that continue each other (folios in order) are copied as one run.
+      CopyRegion r = t[i];
+      while (i + 1 < s.end && t[i + 1].src == r.src + r.len && t[i + 1].dst == r.dst + r.len) r.len += t[++i].len;
+      copy_bytes(r.dst, r.src, r.len, store_);
+      bytes += r.len;
+    }
+  }
+  // Streaming stores are globally visible before the slice counts as done.
+  if (store_ == StoreKind::NonTemporal) store_fence();
+  // acq_rel: the thread that finishes the work sees every other slice's bytes before it reports.
+  if (left_[s.work].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    *regions = regions_[s.work];
+    if (sink_) sink_->job_progress(op_id_, s.work, regions_[s.work], bytes_[s.work]);
+  }
+  return bytes;
+}
+
+}  // namespace dmacopy
