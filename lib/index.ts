@@ -38,6 +38,7 @@ export type {
   CloseReport,
   CopyOptions,
   CopyReport,
+  CpuPolicy,
   EngineOptions,
   EngineStats,
   FallbackCounts,

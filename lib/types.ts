@@ -2,6 +2,8 @@
 
 export type Backend = 'auto' | 'cpu' | 'emulated' | 'dsa';
 export type ResolvedBackend = 'cpu' | 'emulated' | 'dsa';
+/** Scheduling policy of the native copy threads: SCHED_OTHER at cpuNice, or SCHED_IDLE. */
+export type CpuPolicy = 'normal' | 'idle';
 
 export interface EngineOptions {
   /** Where copies run. 'auto' picks DSA when usable queues exist, else the CPU engine. Default 'auto'. */
@@ -17,6 +19,14 @@ export interface EngineOptions {
    * process's own priority; 19 gives requests the most room. Default 10 (see "In a service" in the README).
    */
   cpuNice?: number;
+  /**
+   * Scheduling policy of the native copy threads (Linux, per thread). 'normal' (default):
+   * SCHED_OTHER at cpuNice. 'idle': SCHED_IDLE, so the threads run only on cores nothing else
+   * wants and any other thread that wakes (the event loop with a request) preempts them at once;
+   * the copy then gets no share at all of a core another process keeps busy. See "In a service"
+   * in the README for what each costs and saves.
+   */
+  cpuPolicy?: CpuPolicy;
   /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */
   timeoutMs?: number;
   /**
@@ -148,6 +158,8 @@ export interface EngineStats {
   cpuThreads: number;
   /** The nice value the copy threads were given (native.cpuNiceFailures counts threads where it failed). */
   cpuNice: number;
+  /** The scheduling policy of the copy threads ('idle': SCHED_IDLE; cpuNice does not apply then). */
+  cpuPolicy: CpuPolicy;
   batches: number;
   /** Batches copied inline on the calling thread (below minOffloadBytes). */
   inlineBatches: number;

@@ -4,7 +4,8 @@
 //   --snapshot-interval-ms / SNAPSHOT_INTERVAL_MS (10000; 0 turns the timer off)
 //   --strategy / STRATEGY (copy-batch): how snapshots copy (see copier.js)
 //   --copy-loop: copy back to back from the start (the benchmark's load), --gap-ms N between copies
-//   --cpu-threads N, --cpu-nice N: the engine's options (default: dmacopy's own defaults)
+//   --cpu-threads N, --cpu-nice N, --cpu-policy normal|idle: the engine's options (default:
+//   dmacopy's own defaults)
 'use strict';
 const { parseArgs } = require('node:util');
 
@@ -19,6 +20,7 @@ const FLAGS = {
   'gap-ms': { type: 'string', env: 'GAP_MS', default: '0' },
   'cpu-threads': { type: 'string', env: 'CPU_THREADS' },
   'cpu-nice': { type: 'string', env: 'CPU_NICE' },
+  'cpu-policy': { type: 'string', env: 'CPU_POLICY' },
   backend: { type: 'string', env: 'BACKEND' },
 };
 
@@ -41,6 +43,7 @@ function loadConfig(argv = process.argv.slice(2), env = process.env) {
   const engineOptions = {};
   if (get('cpu-threads') !== undefined) engineOptions.cpuThreads = number('cpu-threads', get('cpu-threads'), 1);
   if (get('cpu-nice') !== undefined) engineOptions.cpuNice = number('cpu-nice', get('cpu-nice'), 0);
+  if (get('cpu-policy') !== undefined) engineOptions.cpuPolicy = get('cpu-policy'); // openEngine checks it
   if (get('backend') !== undefined) engineOptions.backend = get('backend');
   return {
     port: number('port', get('port'), 0),

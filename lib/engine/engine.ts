@@ -17,7 +17,7 @@ import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, Dm
 import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
-import type { Backend, CloseReport, CopyOptions, CopyReport, EngineOptions, EngineStats, ResolvedBackend } from '../types';
+import type { Backend, CloseReport, CopyOptions, CopyReport, CpuPolicy, EngineOptions, EngineStats, ResolvedBackend } from '../types';
 import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
@@ -56,6 +56,7 @@ const ENGINE_OPTION_KEYS = new Set([
   'cpuShare',
   'spread',
   'cpuNice',
+  'cpuPolicy',
 ]);
 
 interface ResolvedOptions {
@@ -63,6 +64,7 @@ interface ResolvedOptions {
   channels: number;
   cpuThreads: number;
   cpuNice: number;
+  cpuPolicy: CpuPolicy;
   timeoutMs: number;
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
@@ -109,6 +111,9 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const numaNode = o.numaNode === undefined ? undefined : checkIntInRange(o.numaNode, 'options.numaNode', 0, 4096);
   const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkIntInRange(o.cpuThreads, 'options.cpuThreads', 1, 256);
   const cpuNice = o.cpuNice === undefined ? DEFAULT_CPU_NICE : checkIntInRange(o.cpuNice, 'options.cpuNice', 0, 19);
+  const cpuPolicy = o.cpuPolicy ?? 'normal';
+  if (cpuPolicy !== 'normal' && cpuPolicy !== 'idle')
+    throw invalidArg('options.cpuPolicy', `cpuPolicy must be 'normal' or 'idle', got ${describe(o.cpuPolicy)}`);
   const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
@@ -130,6 +135,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const common = {
     cpuThreads,
     cpuNice,
+    cpuPolicy: cpuPolicy as CpuPolicy,
     timeoutMs,
     minOffloadBytes,
     nonTemporalMinBytes,
@@ -217,6 +223,7 @@ export class Engine {
       this.#native = new binding.NativeEngine({
         threads: options.cpuThreads,
         cpuNice: options.cpuNice,
+        cpuIdle: options.cpuPolicy === 'idle',
         nonTemporalMinBytes: options.nonTemporalMinBytes,
         timeoutMs: options.timeoutMs,
         dsa: options.dsa,
@@ -463,6 +470,7 @@ export class Engine {
       channels: this.#options.channels,
       cpuThreads: this.#options.cpuThreads,
       cpuNice: this.#options.cpuNice,
+      cpuPolicy: this.#options.cpuPolicy,
       batches: t.batches,
       inlineBatches: t.inlineBatches,
       bytes: t.bytes,

@@ -44,6 +44,8 @@ export interface NativeEngineOptions {
   threads: number;
   /** Nice value (0..19) of each copy thread; 0 or absent leaves them at the process's priority. */
   cpuNice?: number;
+  /** SCHED_IDLE copy threads (cpuNice is then unused); absent: false. */
+  cpuIdle?: boolean;
   nonTemporalMinBytes: number;
   timeoutMs: number;
   dsa?: NativeDsaConfig;
@@ -72,7 +74,8 @@ export interface NativeEngineStats {
   cpuBytes: number;
   cpuThreads: number;
   cpuNice: number;
-  /** Copy threads whose nice value could not be set, and the errno of the last failure. */
+  cpuIdle: boolean;
+  /** Copy threads whose nice value (or SCHED_IDLE) could not be set, and the errno of the last failure. */
   cpuNiceFailures: number;
   cpuNiceErrno: number;
   inFlightJobs: number;

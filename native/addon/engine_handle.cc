@@ -187,7 +187,9 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
   uint32_t nice = nice_value.IsUndefined() ? 0 : uint32_arg(nice_value, "cpuNice");
   if (nice > 19) throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "cpuNice must be from 0 to 19");
   core_ = std::make_shared<EngineResources>();
-  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice));
+  Napi::Value idle_value = opts.Get("cpuIdle");
+  const bool idle = idle_value.IsBoolean() && idle_value.As<Napi::Boolean>().Value();
+  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle);
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
 
   Napi::Value dv = opts.Get("dsa");
@@ -424,6 +426,7 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
   o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
   o.Set("cpuNice", Napi::Number::New(env, core_->cpu->nice()));
+  o.Set("cpuIdle", Napi::Boolean::New(env, core_->cpu->idle()));
   o.Set("cpuNiceFailures", Napi::Number::New(env, s.nice_failures));
   o.Set("cpuNiceErrno", Napi::Number::New(env, s.nice_errno));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));

@@ -1,5 +1,7 @@
 #include "cpu_copy_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,7 +12,11 @@
 
 namespace dmacopy {
 
-CpuCopyPool::CpuCopyPool(unsigned threads, int nice) : nice_(nice < 0 ? 0 : nice > 19 ? 19 : nice) {
+CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle)
+    : nice_(nice < 0    ? 0
+            : nice > 19 ? 19
+                        : nice),
+      idle_(idle) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
@@ -131,6 +137,17 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
 }
 
 void CpuCopyPool::lower_priority() {
+  if (idle_) {
+    // SCHED_IDLE needs no privilege to enter (only to leave), and applies to this thread alone.
+    sched_param none{};
+    none.sched_priority = 0;
+    const int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
+    if (err != 0) {
+      nice_errno_.store(err, std::memory_order_relaxed);
+      nice_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
   if (nice_ == 0) return;
   // PRIO_PROCESS with a thread id sets that one thread on Linux (nice is per task): the event
   // loop and every other thread of the process keep their priority. Raising nice needs no

@@ -50,7 +50,8 @@ struct CpuCopyPoolStats {
   uint64_t jobs = 0;
   uint64_t regions = 0;
   uint64_t bytes = 0;
-  // Threads whose nice value could not be set (the errno of the last failure, 0 if none).
+  // Threads whose nice value or SCHED_IDLE policy could not be set (the errno of the last
+  // failure, 0 if none).
   uint32_t nice_failures = 0;
   int nice_errno = 0;
 };
@@ -61,13 +62,19 @@ class CpuCopyPool final : public CpuCopier {
   // thread), so a thread that serves requests in the same process, the event loop, gets a core
   // back as soon as it wakes; the copy keeps whatever CPU nobody else wants. A thread already
   // nicer than that (an inherited nice) keeps its own; 0 leaves them alone.
-  explicit CpuCopyPool(unsigned threads, int nice = 0);
+  //
+  // `idle` puts the copy threads in SCHED_IDLE instead: the scheduler runs them only on a core
+  // nothing else wants, and any other thread that wakes (a request for the event loop) preempts
+  // them at once, where a niced thread may keep the core until its slice ends. Work sharing
+  // (cpu_slices.h) lets the thread that still runs take the preempted one's slices.
+  explicit CpuCopyPool(unsigned threads, int nice = 0, bool idle = false);
   ~CpuCopyPool() override;
   CpuCopyPool(const CpuCopyPool&) = delete;
   CpuCopyPool& operator=(const CpuCopyPool&) = delete;
 
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
   int nice() const { return nice_; }
+  bool idle() const { return idle_; }
 
   // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy. If it
   // throws (bad_alloc), the job was not queued and none of its callbacks will run.
@@ -107,6 +114,7 @@ class CpuCopyPool final : public CpuCopier {
   void execute_slices(CpuCopyJob& job);
 
   const int nice_;
+  const bool idle_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint32_t> nice_failures_{0};
   std::atomic<int> nice_errno_{0};

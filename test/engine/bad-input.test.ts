@@ -193,6 +193,8 @@ const ENGINE_CASES: { name: string; options: unknown; code: string }[] = [
   { name: 'cpuNice past 19', options: { cpuNice: 20 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'cpuNice fractional', options: { cpuNice: 2.5 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'cpuNice a string', options: { cpuNice: 'low' }, code: 'ERR_DMACOPY_INVALID_ARG' },
+  { name: 'cpuPolicy unknown', options: { cpuPolicy: 'fast' }, code: 'ERR_DMACOPY_INVALID_ARG' },
+  { name: 'cpuPolicy a number', options: { cpuPolicy: 5 }, code: 'ERR_DMACOPY_INVALID_ARG' },
   { name: 'channels fractional', options: { channels: 2.5 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'timeoutMs negative', options: { timeoutMs: -1 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'timeoutMs zero', options: { timeoutMs: 0 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },

@@ -9,12 +9,22 @@ import { runNode } from '../helpers';
 
 /** Nice value of every thread of this process, by thread id (field 19 of the stat line). */
 function threadNices(): Map<number, number> {
+  return threadStat(16);
+}
+
+/** Scheduling policy of every thread of this process (field 41: 0 SCHED_OTHER, 5 SCHED_IDLE). */
+function threadPolicies(): Map<number, number> {
+  return threadStat(38);
+}
+
+/** One numeric field of every thread's stat line, by index after the name (field 3 is index 0). */
+function threadStat(index: number): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
       const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(fields[16])); // fields after the name start at field 3
+      out.set(Number(tid), Number(fields[index]));
     } catch {
       // the thread exited between the listing and the read
     }
@@ -83,5 +93,26 @@ describe('cpuNice', () => {
     expect(r.status, r.stderr).toBe(0);
     const m = JSON.parse(r.stdout.trim());
     expect(m).toEqual({ bytes: 16 << 20, nice: 11, failures: 0, equal: true });
+  });
+
+  it("cpuPolicy 'idle' puts every copy thread, and no other thread, in SCHED_IDLE; copies stay byte-exact", async () => {
+    const before = threadPolicies();
+    const engine = await openEngine({ backend: 'cpu', cpuThreads: 2, cpuPolicy: 'idle', minOffloadBytes: 0 });
+    const src = Buffer.alloc(8 << 20, 0x3c);
+    const dst = Buffer.alloc(8 << 20);
+    await engine.copyBatch(dst, src, { folioSize: 4096 });
+    expect(dst.equals(src)).toBe(true);
+    const after = threadPolicies();
+    const fresh = [...after].filter(([tid]) => !before.has(tid));
+    expect(fresh.filter(([, policy]) => policy === 5)).toHaveLength(2);
+    for (const [tid, policy] of before) if (after.has(tid)) expect(after.get(tid)).toBe(policy);
+    expect(engine.stats().cpuPolicy).toBe('idle');
+    const native = engine.stats().native as { cpuIdle: boolean; cpuNiceFailures: number };
+    expect(native.cpuIdle).toBe(true);
+    expect(native.cpuNiceFailures).toBe(0);
+    await engine.close();
+    const plain = await openEngine({ backend: 'cpu' });
+    expect(plain.stats().cpuPolicy).toBe('normal');
+    await plain.close();
   });
 });

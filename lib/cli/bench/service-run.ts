@@ -53,6 +53,7 @@ async function measurePoint(
     strategy: s.strategy,
     cpuThreads: st.engine.cpuThreads,
     cpuNice: st.engine.cpuNice,
+    cpuPolicy: st.engine.cpuPolicy ?? 'normal',
     gapMs,
     request,
     eventLoopDelay: { p50: st.eventLoopDelay.p50, p99: st.eventLoopDelay.p99, max: st.eventLoopDelay.max },
@@ -112,6 +113,7 @@ export async function runServiceBench(options: Partial<ServiceBenchOptions> = {}
         pageSize: o.pageSize,
         cpuThreads: s.cpuThreads,
         cpuNice: s.cpuNice,
+        cpuPolicy: s.cpuPolicy,
         startTimeoutMs: 120_000,
       });
       try {

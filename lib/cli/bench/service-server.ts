@@ -15,6 +15,7 @@ export interface ServerOptions {
   pageSize: number;
   cpuThreads?: number;
   cpuNice?: number;
+  cpuPolicy?: 'normal' | 'idle';
   /** Time allowed for the pool to fill and the first snapshot to finish. */
   startTimeoutMs: number;
 }
@@ -27,7 +28,7 @@ export interface ServerStats {
   loopError?: string;
   elapsedMs: number;
   gbps: number;
-  engine: { backend: string; cpuThreads: number; cpuNice: number };
+  engine: { backend: string; cpuThreads: number; cpuNice: number; cpuPolicy?: 'normal' | 'idle' };
 }
 
 export class ServiceProcess {
@@ -45,6 +46,7 @@ export class ServiceProcess {
     args.push('--strategy', o.strategy === 'none' ? 'copy-batch' : o.strategy);
     if (o.cpuThreads !== undefined) args.push('--cpu-threads', String(o.cpuThreads));
     if (o.cpuNice !== undefined) args.push('--cpu-nice', String(o.cpuNice));
+    if (o.cpuPolicy !== undefined) args.push('--cpu-policy', o.cpuPolicy);
     // The IPC channel ties the service's life to this process: it exits if we die without stopping it.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let stderr = '';

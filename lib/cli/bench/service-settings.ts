@@ -10,22 +10,34 @@ export interface ServiceSetting {
   strategy: Strategy;
   cpuThreads?: number;
   cpuNice?: number;
+  cpuPolicy?: 'normal' | 'idle';
   /** Pauses between back-to-back copies, ms: one measured point each (0: continuous). */
   gapsMs: number[];
 }
 
-function label(strategy: Strategy, cpuThreads?: number, cpuNice?: number): string {
-  const opts = [cpuThreads === undefined ? '' : `${cpuThreads} thr`, cpuNice === undefined ? '' : `nice ${cpuNice}`].filter(Boolean);
+function label(strategy: Strategy, cpuThreads?: number, cpuNice?: number, cpuPolicy?: 'normal' | 'idle'): string {
+  const opts = [
+    cpuThreads === undefined ? '' : `${cpuThreads} thr`,
+    cpuNice === undefined ? '' : `nice ${cpuNice}`,
+    cpuPolicy === 'idle' ? 'sched idle' : '',
+  ].filter(Boolean);
   return opts.length ? `${strategy} (${opts.join(', ')})` : strategy;
 }
 
-function setting(strategy: Strategy, gapsMs: number[], cpuThreads?: number, cpuNice?: number): ServiceSetting {
-  return { label: label(strategy, cpuThreads, cpuNice), strategy, cpuThreads, cpuNice, gapsMs };
+function setting(
+  strategy: Strategy,
+  gapsMs: number[],
+  cpuThreads?: number,
+  cpuNice?: number,
+  cpuPolicy?: 'normal' | 'idle',
+): ServiceSetting {
+  return { label: label(strategy, cpuThreads, cpuNice, cpuPolicy), strategy, cpuThreads, cpuNice, cpuPolicy, gapsMs };
 }
 
 /**
  * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
- * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19) at three gaps each,
+ * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19), and with
+ * SCHED_IDLE copy threads (cpuPolicy 'idle'), at three gaps each,
  * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
  */
 export function serviceSettings(cores: number, short: boolean): ServiceSetting[] {
@@ -42,6 +54,7 @@ export function serviceSettings(cores: number, short: boolean): ServiceSetting[]
   const threads = [...new Set([1, cores])];
   const out = [setting('none', [0]), setting('buffer-copy', [0]), setting('copy-batch-sync', [0])];
   for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
+  for (const t of threads) out.push(setting('copy-batch', gaps, t, undefined, 'idle'));
   out.push(setting('worker', [0]), setting('worker-sync', [0]));
   return out;
 }

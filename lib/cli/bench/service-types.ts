@@ -30,6 +30,7 @@ export interface ServicePoint {
   strategy: Strategy;
   cpuThreads: number;
   cpuNice: number;
+  cpuPolicy: 'normal' | 'idle';
   gapMs: number;
   request: LoadResult;
   /** Event-loop delay in the service, ms (perf_hooks.monitorEventLoopDelay). */

@@ -1,4 +1,5 @@
 // The CPU copy pool: every byte copied, progress counted exactly once, shutdown loses nothing.
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -197,6 +198,40 @@ TEST("copy threads run at the nice value asked for; the calling thread keeps its
   CHECK_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))), own);
   CpuCopyPool clamped(1, 40);
   CHECK_EQ(clamped.nice(), 19);
+}
+
+// The scheduling policy each copy thread runs under, read on that thread.
+static std::vector<int> thread_policy(CpuCopyPool& eng, unsigned channels) {
+  std::vector<int> seen(channels, -1);
+  std::atomic<unsigned> done{0};
+  std::vector<uint8_t> s(64, 1), d(64, 0);
+  for (unsigned c = 0; c < channels; ++c) {
+    CpuCopyJob job;
+    job.table = std::make_shared<std::vector<CopyRegion>>(std::vector<CopyRegion>{{d.data(), s.data(), 64}});
+    job.end = 1;
+    job.done = [&, c] {
+      seen[c] = sched_getscheduler(0);  // 0: the calling thread (Linux: policies are per thread)
+      done++;
+    };
+    eng.submit(c, std::move(job));
+  }
+  while (done.load() < channels) std::this_thread::yield();
+  return seen;
+}
+
+TEST("idle: copy threads run under SCHED_IDLE; the calling thread keeps its policy") {
+  const int own = sched_getscheduler(0);
+  {
+    CpuCopyPool eng(2, 10, true);
+    CHECK(eng.idle());
+    for (int p : thread_policy(eng, 2)) CHECK_EQ(p, SCHED_IDLE);
+    CHECK_EQ(eng.stats().nice_failures, 0u);
+  }
+  {
+    CpuCopyPool eng(2, 10);
+    for (int p : thread_policy(eng, 2)) CHECK_EQ(p, SCHED_OTHER);
+  }
+  CHECK_EQ(sched_getscheduler(0), own);
 }
 
 DMACOPY_TEST_MAIN
