@@ -162,8 +162,9 @@ TEST("shutdown finishes queued jobs and later submits still copy") {
   CHECK_EQ(eng->in_flight(), 0u);
 }
 
-// The nice value each copy thread runs at, read on that thread by the job's done callback.
-static std::vector<int> thread_nice(CpuCopyPool& eng, unsigned channels) {
+// What `read` returns on each copy thread (channels 0..n-1), called there by a job's done callback.
+template <typename Read>
+static std::vector<int> on_copy_threads(CpuCopyPool& eng, unsigned channels, Read read) {
   std::vector<int> seen(channels, -100);
   std::atomic<unsigned> done{0};
   std::vector<uint8_t> s(64, 1), d(64, 0);
@@ -172,14 +173,26 @@ static std::vector<int> thread_nice(CpuCopyPool& eng, unsigned channels) {
     job.table = std::make_shared<std::vector<CopyRegion>>(std::vector<CopyRegion>{{d.data(), s.data(), 64}});
     job.end = 1;
     job.done = [&, c] {
-      errno = 0;
-      seen[c] = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+      seen[c] = read();
       done++;
     };
     eng.submit(c, std::move(job));
   }
   while (done.load() < channels) std::this_thread::yield();
   return seen;
+}
+
+// The nice value each copy thread runs at.
+static std::vector<int> thread_nice(CpuCopyPool& eng, unsigned channels) {
+  return on_copy_threads(eng, channels, [] {
+    errno = 0;
+    return getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  });
+}
+
+// The scheduling policy each copy thread runs under (Linux: policies are per thread).
+static std::vector<int> thread_policy(CpuCopyPool& eng, unsigned channels) {
+  return on_copy_threads(eng, channels, [] { return sched_getscheduler(0); });
 }
 
 TEST("copy threads run at the nice value asked for; the calling thread keeps its own") {
@@ -198,25 +211,6 @@ TEST("copy threads run at the nice value asked for; the calling thread keeps its
   CHECK_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))), own);
   CpuCopyPool clamped(1, 40);
   CHECK_EQ(clamped.nice(), 19);
-}
-
-// The scheduling policy each copy thread runs under, read on that thread.
-static std::vector<int> thread_policy(CpuCopyPool& eng, unsigned channels) {
-  std::vector<int> seen(channels, -1);
-  std::atomic<unsigned> done{0};
-  std::vector<uint8_t> s(64, 1), d(64, 0);
-  for (unsigned c = 0; c < channels; ++c) {
-    CpuCopyJob job;
-    job.table = std::make_shared<std::vector<CopyRegion>>(std::vector<CopyRegion>{{d.data(), s.data(), 64}});
-    job.end = 1;
-    job.done = [&, c] {
-      seen[c] = sched_getscheduler(0);  // 0: the calling thread (Linux: policies are per thread)
-      done++;
-    };
-    eng.submit(c, std::move(job));
-  }
-  while (done.load() < channels) std::this_thread::yield();
-  return seen;
 }
 
 TEST("idle: copy threads run under SCHED_IDLE; the calling thread keeps its policy") {
