@@ -47,7 +47,10 @@ async function main() {
         await run(engines[k], mode);
         const ns = Number(process.hrtime.bigint() - t0);
         if (!dst.equals(src)) throw new Error(`${k} ${mode}: the copy differs from the source`);
-        if (r >= 0) (samples[`${k} ${mode}`] ??= []).push(total / ns);
+        if (r < 0) continue;
+        const key = `${k} ${mode}`;
+        if (!samples[key]) samples[key] = [];
+        samples[key].push(total / ns);
       }
     }
   }
@@ -59,7 +62,9 @@ async function main() {
   if (process.argv.includes('--json')) {
     console.log(JSON.stringify({ dirs, total, folio, form, reps, gbps: out }, null, 2));
   } else {
-    console.log(`${total / 2 ** 20} MiB, ${form} form, folios of ${folio} B, median of ${reps} interleaved reps; a = ${dirs.a}, b = ${dirs.b}`);
+    console.log(
+      `${total / 2 ** 20} MiB, ${form} form, folios of ${folio} B, median of ${reps} interleaved reps; a = ${dirs.a}, b = ${dirs.b}`,
+    );
     for (const mode of ['await', 'sync']) {
       const a = out[`a ${mode}`];
       const b = out[`b ${mode}`];
