@@ -67,7 +67,12 @@ function readStats(delay, copier, engine) {
     generation: copier.generation,
     strategy: copier.strategy,
     loopError: copier.loopError?.message,
-    engine: { backend: engine.backend, cpuThreads: engine.stats().cpuThreads, cpuNice: engine.stats().cpuNice, cpuPolicy: engine.stats().cpuPolicy },
+    engine: {
+      backend: engine.backend,
+      cpuThreads: engine.stats().cpuThreads,
+      cpuNice: engine.stats().cpuNice,
+      cpuPolicy: engine.stats().cpuPolicy,
+    },
   };
 }
 
