@@ -23,7 +23,8 @@ export interface EngineOptions {
    * Scheduling policy of the native copy threads (Linux, per thread). 'normal' (default):
    * SCHED_OTHER at cpuNice. 'idle': SCHED_IDLE, so the threads run only on cores nothing else
    * wants and any other thread that wakes (the event loop with a request) preempts them at once;
-   * the copy then gets no share at all of a core another process keeps busy. See "In a service"
+   * the copy then gets only the smallest share the scheduler has (SCHED_IDLE's weight, a third of
+   * nice 19's) of a core another process keeps busy. See "In a service"
    * in the README for what each costs and saves.
    */
   cpuPolicy?: CpuPolicy;

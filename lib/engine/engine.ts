@@ -111,7 +111,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const numaNode = o.numaNode === undefined ? undefined : checkIntInRange(o.numaNode, 'options.numaNode', 0, 4096);
   const cpuThreads = o.cpuThreads === undefined ? defaultCpuThreads() : checkIntInRange(o.cpuThreads, 'options.cpuThreads', 1, 256);
   const cpuNice = o.cpuNice === undefined ? DEFAULT_CPU_NICE : checkIntInRange(o.cpuNice, 'options.cpuNice', 0, 19);
-  const cpuPolicy = o.cpuPolicy ?? 'normal';
+  const cpuPolicy = o.cpuPolicy === undefined ? 'normal' : o.cpuPolicy;
   if (cpuPolicy !== 'normal' && cpuPolicy !== 'idle')
     throw invalidArg('options.cpuPolicy', `cpuPolicy must be 'normal' or 'idle', got ${describe(o.cpuPolicy)}`);
   const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);

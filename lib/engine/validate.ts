@@ -230,6 +230,9 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
   return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
 }
 
+/** Most folios one batch may have: completions are counted per folio in 32-bit counters. */
+export const MAX_FOLIOS = 0xffffffff;
+
 function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): BatchTable {
   const bytes = src.byteLength;
   if (dst.byteLength < bytes) {
@@ -253,6 +256,13 @@ function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: un
   const si = buffers.indexOf(src, 'src');
   const table = new Float64Array([di, dst.byteOffset, si, src.byteOffset, bytes, Math.max(folio, 1)]);
   const folios = bytes === 0 ? 0 : Math.ceil(bytes / Math.max(folio, 1));
+  // Completions are counted per folio in 32 bits (lib/ and the native layer alike).
+  if (folios > MAX_FOLIOS) {
+    throw outOfRange(
+      'options.folioSize',
+      `${bytes} bytes in folios of ${folio} make ${folios} folios, more than the ${MAX_FOLIOS} a batch may have: use a larger folioSize`,
+    );
+  }
   return { form: TableForm.Region, buffers: buffers.views, table, folios, bytes };
 }
 

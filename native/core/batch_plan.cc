@@ -247,18 +247,29 @@ PlanStatus plan_region_coalesced(const RegionSpec& r, const double* bounds, size
   out.work_begin.assign(k + 1, 0);
   out.work_regions.assign(k, 0);
   out.pieces.reserve(k);
-  return walk_bounds(
+  size_t too_many = SIZE_MAX;
+  PlanStatus st = walk_bounds(
       n, [&](uint64_t f) { return std::min(r.folio, r.total - f * r.folio); }, bounds, k,
       [&](size_t w, uint64_t pf, uint64_t po, uint64_t f, uint64_t o) {
         const uint64_t from = pf * r.folio + po;
         const uint64_t to = f == n ? r.total : f * r.folio + o;
         if (to > from) {
-          out.pieces.push_back(CopyRegion{r.dst + from, r.src + from, static_cast<size_t>(to - from)});
           // The folio pieces split_works would cut: every folio from pf up to f, and f's head.
-          out.work_regions[w] = static_cast<uint32_t>((f - pf) + (o > 0 ? 1 : 0));
+          // Counted in 32 bits (lib/ too): a work of more is refused, never wrapped to a count
+          // that would let its batch settle early.
+          const uint64_t regions = (f - pf) + (o > 0 ? 1 : 0);
+          if (regions > UINT32_MAX) {
+            too_many = w;
+            return;
+          }
+          out.pieces.push_back(CopyRegion{r.dst + from, r.src + from, static_cast<size_t>(to - from)});
+          out.work_regions[w] = static_cast<uint32_t>(regions);
         }
         out.work_begin[w + 1] = out.pieces.size();
       });
+  if (st.ok() && too_many != SIZE_MAX)
+    return fail(PlanError::BadNumber, too_many, "a work of more than 4294967295 folios: use a larger folio size");
+  return st;
 }
 
 }  // namespace

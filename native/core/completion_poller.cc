@@ -226,6 +226,8 @@ void CompletionPoller::run() {
   // completed, or it is disabled), so these releases are quick; a wedged one was retired
   // already and is not waited for. Reopens still running finish (and release) on their own.
   std::vector<QueueReaper::Retirement> releases;
+  // Reserved first: a push_back that threw would destroy a joinable thread (std::terminate).
+  releases.reserve(channels_.size());
   for (auto& chp : channels_) {
     Channel& ch = *chp;
     if (ch.reopening && ch.reopening->state.load(std::memory_order_acquire) != ReopenJob::kRunning)

@@ -134,7 +134,8 @@ void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
     job.slices = queue;
     cpu_.run_here(job);
   }
-  in_flight->wait();
+  // Every byte, not every job: a queued job that has not started finds nothing left to take.
+  queue->wait_all_copied();
 }
 
 void CopyExecutor::run_cpu(const CopyRequest& req, uint32_t* counts, EventRouter* events) {

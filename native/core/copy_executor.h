@@ -44,7 +44,7 @@ class CopyExecutor {
       : cpu_(cpu), device_(device), timeout_ms_(timeout_ms) {}
 
   // Runs the request. counts receives, per work, what its events' `completed` will sum to
-  // (descriptors for a device work, pieces for a CPU one); it has plan->work_begin.size() - 1
+  // (descriptors for a device work, folio pieces for a CPU one, coalesced or not); it has plan->work_begin.size() - 1
   // entries. events receives progress (required for Async, and for Sync with a device; it may
   // be null otherwise). sync_totals (Sync with a device only; may be null) receives the sum of
   // the op's events. Returns when: Inline/Sync — every byte is in memory; Async — everything is

@@ -129,7 +129,8 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
   stat_jobs_.fetch_add(1, std::memory_order_relaxed);
   stat_regions_.fetch_add(coalesced ? job.regions : job.end - job.begin, std::memory_order_relaxed);
   stat_bytes_.fetch_add(total_bytes, std::memory_order_relaxed);
-  // Drop our share of the table before reporting: the report may free the batch.
+  // Drop our share of the plan before the last report, so that it is back in its pool when the
+  // batch settles. (The plan holds no caller memory: this is about reuse, not safety.)
   job.table.reset();
   if (job.sink) job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
   if (job.done) job.done();

@@ -1,6 +1,7 @@
 // The CPU copy engine: a fixed pool of native threads (not libuv's pool, which fs, crypto and
-// zlib share) that copy lists of regions. Each thread is one channel with its own job queue, so
-// a work given to channel i runs on thread i, as a work given to a DSA queue runs on that queue.
+// zlib share) that copy lists of regions. Each thread has its own job queue. A job is either a
+// range of one work's pieces (the CPU share beside a device, fallbacks, one-thread engines) or a
+// taker of a shared batch (cpu_slices.h), which every thread given one copies slice by slice.
 #pragma once
 
 #include <atomic>

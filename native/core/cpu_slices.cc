@@ -47,7 +47,9 @@ SliceQueue::SliceQueue(std::shared_ptr<const std::vector<CopyRegion>> table, con
 size_t SliceQueue::grain_for(uint64_t bytes, unsigned threads) {
   constexpr uint64_t kMin = uint64_t{1} << 20, kMax = uint64_t{16} << 20;
   uint64_t g = bytes / (4ull * (threads ? threads : 1));
-  return static_cast<size_t>(std::max(kMin, std::min(kMax, g)));
+  // Whole pages: two threads never write the same destination line at a slice boundary.
+  g = std::max(kMin, std::min(kMax, g)) & ~uint64_t{4095};
+  return static_cast<size_t>(g);
 }
 
 const CpuSlice* SliceQueue::take() {
@@ -79,7 +81,16 @@ uint64_t SliceQueue::copy(const CpuSlice& s, uint32_t* regions) {
     *regions = regions_[s.work];
     if (sink_) sink_->job_progress(op_id_, s.work, regions_[s.work], bytes_[s.work]);
   }
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    if (++copied_ == slices_.size()) done_cv_.notify_all();
+  }
   return bytes;
+}
+
+void SliceQueue::wait_all_copied() {
+  std::unique_lock<std::mutex> lock(done_mu_);
+  done_cv_.wait(lock, [&] { return copied_ == slices_.size(); });
 }
 
 }  // namespace dmacopy

@@ -11,9 +11,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "copy_kernels.h"
@@ -55,12 +57,19 @@ class SliceQueue {
   uint64_t copy(const CpuSlice& s, uint32_t* regions);
 
   size_t slices() const { return slices_.size(); }
+  // Blocks until every slice was copied (by anyone). A copyBatchSync caller waits on this, not
+  // on the jobs it queued: a job that has not started yet (its thread busy, or SCHED_IDLE on a
+  // loaded machine) finds nothing left and touches no caller memory, so nobody waits for it.
+  void wait_all_copied();
   uint64_t op_id() const { return op_id_; }
 
  private:
   std::shared_ptr<const std::vector<CopyRegion>> table_;
   std::vector<CpuSlice> slices_;
   std::atomic<size_t> next_{0};
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  size_t copied_ = 0;  // guarded by done_mu_
   // Per work: slices not yet finished, the regions and bytes its report carries.
   std::unique_ptr<std::atomic<uint32_t>[]> left_;
   std::vector<uint32_t> regions_;

@@ -219,6 +219,27 @@ TEST("coalesced region plans agree with per-folio plans on random tables and bou
   CHECK(rejected > 500);
 }
 
+// Guards the 32-bit folio counts: a coalesced work of 2^32 folio pieces would count 0 (its batch
+// would settle at once while threads still copy). The plan never touches the memory, so spans
+// that merely claim 16 GiB will do.
+TEST("coalesced region plans refuse a work of more than 2^32 - 1 folio pieces") {
+  // Addresses far apart (never dereferenced): the ranges must not overlap.
+  BufferSpan huge[2] = {{reinterpret_cast<uint8_t*>(uintptr_t{1} << 40), size_t{1} << 34},
+                        {reinterpret_cast<uint8_t*>(uintptr_t{1} << 41), size_t{1} << 34}};
+  const double total = double(uint64_t{1} << 33);
+  double table[] = {0, 0, 1, 0, total, 1};
+  double one[] = {0, 0, total, 0};
+  WorkPieces w;
+  std::vector<CopyRegion> scratch;
+  PlanStatus st = plan_works(TableForm::Region, huge, 2, table, 6, one, 1, w, scratch, true);
+  CHECK(st.error == PlanError::BadNumber);
+  CHECK(st.message.find("larger folio size") != std::string::npos);
+  // Split in four works of 2^31 folios each, the same batch plans.
+  double four[] = {0, 0, total / 4, 0, total / 2, 0, 3 * total / 4, 0, total, 0};
+  CHECK(plan_works(TableForm::Region, huge, 2, table, 6, four, 4, w, scratch, true).ok());
+  CHECK_EQ(w.regions_of(3), uint32_t{1} << 31);
+}
+
 TEST("WorkPiecesPool hands plans back for reuse, keeps their memory, and bounds what it keeps") {
   auto pool = WorkPiecesPool::create();
   const CopyRegion* kept_data = nullptr;

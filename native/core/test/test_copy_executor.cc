@@ -269,6 +269,39 @@ TEST("CPU submit throws mid-batch (sync and async): queued jobs finish first, th
   }
 }
 
+// A copyBatchSync caller waits for the bytes, not for every job it queued: here the other copy
+// thread is held busy, so its taker job cannot start until released; the caller takes every
+// slice itself and returns. (Before, it waited for that job: an event loop blocked behind a
+// SCHED_IDLE thread on a loaded machine.)
+TEST("sync shared batch: the caller returns once every slice is copied, not when every job ran") {
+  CpuCopyPool pool(2);
+  CopyExecutor ex(pool, nullptr, 1000);
+  std::atomic<bool> release{false}, holding{false};
+  CpuCopyJob blocker;
+  blocker.table = std::make_shared<std::vector<CopyRegion>>();
+  blocker.done = [&] {
+    holding = true;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  pool.submit(1, std::move(blocker));  // thread 1 busy until released
+  while (!holding.load()) std::this_thread::yield();
+  Batch b(2, 4, 1u << 20, 3);
+  std::vector<uint32_t> counts(b.works());
+  std::atomic<bool> returned{false};
+  std::thread caller([&] {
+    ex.run(request(b, 77, CopyMode::Sync), counts.data(), nullptr, nullptr);
+    returned = true;
+  });
+  for (int i = 0; i < 5000 && !returned.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(returned.load());         // did not wait for the blocked thread's job
+  CHECK(pool.in_flight() >= 1u);  // the queued taker has not even started
+  release = true;
+  caller.join();
+  CHECK(b.all_copied());
+  for (int i = 0; i < 1000 && pool.in_flight() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK_EQ(pool.in_flight(), 0u);  // it started, found nothing to take, and ended
+}
+
 TEST("device batch: the CPU share's submit throws; device works drain, sync registration undone") {
   CpuCopyPool pool(2);
   RecordingSink sink;
