@@ -111,14 +111,18 @@ void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
                                             plan.work_begin, regions, SliceQueue::grain_for(bytes, threads), req.op_id,
                                             req.store, sync ? nullptr : events);
   const size_t takers = std::min<size_t>(threads, queue->slices());
+  auto taker = [&] {
+    CpuCopyJob job;
+    job.op_id = req.op_id;
+    job.store = req.store;
+    job.slices = queue;
+    return job;
+  };
   auto in_flight = std::make_shared<InFlight>();
   try {
     // Sync: the calling thread is one of the takers instead of idling while it waits.
     for (size_t j = sync ? 1 : 0; j < takers; ++j) {
-      CpuCopyJob job;
-      job.op_id = req.op_id;
-      job.store = req.store;
-      job.slices = queue;
+      CpuCopyJob job = taker();
       job.done = done_callback(in_flight);
       queue_unit(*in_flight, [&] { cpu_.submit(static_cast<unsigned>(j), std::move(job)); });
     }
@@ -128,10 +132,7 @@ void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
   }
   if (!sync) return;
   if (takers > 0) {
-    CpuCopyJob job;
-    job.op_id = req.op_id;
-    job.store = req.store;
-    job.slices = queue;
+    CpuCopyJob job = taker();
     cpu_.run_here(job);
   }
   // Every byte, not every job: a queued job that has not started finds nothing left to take.

@@ -144,8 +144,7 @@ export function enginePath(name: string, engine: Engine, threads: number, modes:
 
 /**
  * Prepared re-runs (engine.prepare): the cell's batch is prepared once, on its first (warm-up)
- * run, then copy() ('await') and copySync() ('sync') re-run it. One handle is kept at a time:
- * the previous cell's is released when the cell changes.
+ * run, then copy() ('await') and copySync() ('sync') re-run it.
  */
 export function preparedPath(name: string, engine: Engine, threads: number): BenchPath {
   // One handle per cell, kept while the cell is measured: throughput repetitions are interleaved
