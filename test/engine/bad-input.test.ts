@@ -354,10 +354,11 @@ describe('bad input', () => {
       }
     };
     // RSS moves in one-time steps that are not leaks: V8 and malloc grow their spaces once and
-    // keep them (40 MiB within one round under vitest on Node 22, at a varying round; 5 MiB on
-    // Node 20). A leak grows in every round. So: a warm-up round, then three measured rounds of
-    // 100,000, and the quietest of them must stay under 8 MiB (84 bytes a call); the JavaScript
-    // heap plus external memory must not grow across all three.
+    // keep them (40 MiB within one round under vitest on Node 22, at a varying round; 5 to 12 MiB
+    // on Node 20, sometimes in three rounds running). A leak grows in every round. So: a warm-up
+    // round, then rounds of 100,000 until one stays under 8 MiB (84 bytes a call), at most eight:
+    // a leak of 84 bytes a call or more fails all eight, a growth step passes at the next quiet
+    // round. The JavaScript heap plus external memory must not grow across all measured rounds.
     const usage = () => {
       gc?.();
       const m = process.memoryUsage();
@@ -368,17 +369,19 @@ describe('bad input', () => {
     // JavaScript heap, and relies on ASan itself to report misuse of what it frees.
     const sanitized = Boolean(process.env.DMACOPY_ASAN);
     const calls = sanitized ? 10_000 : 100_000;
+    const quiet = 8 * 1024 * 1024;
     await run(calls);
     const start = usage();
     const rssGrowth: number[] = [];
     let last = start;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < (sanitized ? 3 : 8); round++) {
       await run(calls);
       const now = usage();
       rssGrowth.push(now.rss - last.rss);
       last = now;
+      if (!sanitized && round >= 2 && Math.min(...rssGrowth) < quiet) break;
     }
-    if (!sanitized) expect(Math.min(...rssGrowth)).toBeLessThan(8 * 1024 * 1024);
+    if (!sanitized) expect(Math.min(...rssGrowth)).toBeLessThan(quiet);
     expect(last.js - start.js).toBeLessThan(4 * 1024 * 1024);
   }, 120_000);
 });
