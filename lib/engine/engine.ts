@@ -2,6 +2,7 @@
 // opened once and reused for every batch. copyBatch validates, picks the path by size, splits
 // the batch into works and resolves when every work's pending counter reached zero.
 
+import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_CPU_NICE,
   DEFAULT_MIN_OFFLOAD_BYTES,
@@ -408,9 +409,9 @@ export class Engine {
    * and accounted without a BatchOp: the small-batch and prepared inline paths.
    */
   #inline(bytes: number, folios: number, copy: () => number): CopyReport {
-    const t0 = process.hrtime.bigint();
     // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
     const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
+    const t0 = performance.now();
     let descriptors: number;
     try {
       descriptors = copy();
@@ -418,6 +419,16 @@ export class Engine {
       trace?.fail(err as Error);
       throw err;
     }
+    return this.#inlineReport(bytes, folios, descriptors, performance.now() - t0, trace);
+  }
+
+  /**
+   * The report of a batch copied inline, accounted. Inline batches are timed with
+   * performance.now(), the cheapest of Node's clocks (a pair of process.hrtime.bigint() reads
+   * costs ~115 ns on Node 20, more than copying 4 KiB); it has sub-microsecond resolution.
+   */
+  #inlineReport(bytes: number, folios: number, descriptors: number, ms: number, trace: BatchTrace | undefined): CopyReport {
+    const elapsedNs = Math.round(ms * 1e6);
     const report: CopyReport = {
       backend: this.#options.backend,
       bytes,
@@ -428,9 +439,9 @@ export class Engine {
       cpuBytes: bytes,
       fallbacks: zeroFallbacks(),
       outOfOrder: 0,
-      elapsedNs: Number(process.hrtime.bigint() - t0),
+      elapsedNs,
     };
-    this.#policy.observeInline(bytes, report.elapsedNs);
+    this.#policy.observeInline(bytes, elapsedNs);
     this.#account(report, true, trace);
     return report;
   }
@@ -580,10 +591,16 @@ export class Engine {
   #copySmall(dsts: unknown, options: unknown, bytes: number): CopyReport {
     const folioSize = (options as CopyOptions | undefined)?.folioSize;
     const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
-    return this.#inline(bytes, folios, () => {
+    // #inline without its closure: this path is timed in hundreds of nanoseconds.
+    const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
+    const t0 = performance.now();
+    try {
       copySmall();
-      return folios;
-    });
+    } catch (err) {
+      trace?.fail(err as Error);
+      throw err;
+    }
+    return this.#inlineReport(bytes, folios, folios, performance.now() - t0, trace);
   }
 
   /** Publishes a batch's start; the trace publishes its one end (see #account and the failure paths). */
@@ -716,6 +733,7 @@ export class Engine {
     t.descriptors += r.descriptors;
     t.offloadedBytes += r.offloadedBytes;
     t.cpuBytes += r.cpuBytes;
+    if (inline) return; // no fallbacks, no completions out of order
     addFallbacks(t.fallbacks, r.fallbacks);
     t.outOfOrder += r.outOfOrder;
   }

@@ -10,9 +10,19 @@ function detach(buf: ArrayBufferLike): void {
   structuredClone(buf, { transfer: [buf as ArrayBuffer] });
 }
 
-/** n folios of `size` bytes, each on its own ArrayBuffer; reading index `at` detaches folio 0's source. */
-function hostile(n: number, size: number, at: number): { dsts: Uint8Array[]; srcs: Uint8Array[]; dstBytes: () => Uint8Array[] } {
-  const dsts = Array.from({ length: n }, () => new Uint8Array(size));
+/**
+ * n folios of `size` bytes, each source on its own ArrayBuffer, the destinations too or (oneDst)
+ * in order in one buffer, the small path's usual layout; reading index `at` detaches folio 0's
+ * source.
+ */
+function hostile(
+  n: number,
+  size: number,
+  at: number,
+  oneDst = false,
+): { dsts: Uint8Array[]; srcs: Uint8Array[]; dstBytes: () => Uint8Array[] } {
+  const pool = new Uint8Array(oneDst ? n * size : 0);
+  const dsts = Array.from({ length: n }, (_, i) => (oneDst ? pool.subarray(i * size, (i + 1) * size) : new Uint8Array(size)));
   const plain = Array.from({ length: n }, (_, i) => new Uint8Array(size).fill((i % 250) + 1));
   let fired = false;
   const srcs = new Proxy(plain, {
@@ -29,6 +39,7 @@ function hostile(n: number, size: number, at: number): { dsts: Uint8Array[]; src
 
 const PATHS = [
   { name: 'small', n: 8, size: 4096 },
+  { name: 'small, destinations in one buffer', n: 8, size: 4096, oneDst: true },
   { name: 'inline', n: 32, size: 4096 },
   { name: 'threaded', n: 256, size: 4096 },
   { name: 'chunked', n: 9000, size: 64 },
@@ -58,7 +69,7 @@ describe.each(['cpu', 'emulated'] as const)('a buffer detached while the list is
     for (const sync of [false, true]) {
       it(`${p.name}, ${sync ? 'copyBatchSync' : 'copyBatch'}: ERR_DMACOPY_DETACHED`, async () => {
         const e = await open();
-        const { dsts, srcs } = hostile(p.n, p.size, Math.min(p.n - 1, 5));
+        const { dsts, srcs } = hostile(p.n, p.size, Math.min(p.n - 1, 5), p.oneDst);
         await expectDetached(() => (sync ? e.copyBatchSync(dsts, srcs) : e.copyBatch(dsts, srcs)));
         // The engine still works afterwards.
         const src = new Uint8Array(4096).fill(7);

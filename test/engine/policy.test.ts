@@ -9,16 +9,16 @@ describe('policy', () => {
   it('decides inline or threaded once per batch, so an exploring batch really takes the other path', async () => {
     const engine = await openEngine({ backend: 'cpu' });
     const spy = vi.spyOn(Policy.prototype, 'useInline');
-    const src = new Uint8Array(32 * 1024);
+    const src = new Uint8Array(64 * 1024);
     fillPattern(src, 9);
     let threaded = 0;
     try {
-      // 32 batches of 8 small folios: the small-batch path qualifies each, and every 16th batch
-      // near the threshold explores the threaded path.
+      // 32 batches of 16 folios of 4 KiB (64 KiB): the small-batch path qualifies each, and
+      // every 16th batch, a quarter of the default 256 KiB threshold, explores the threaded path.
       for (let i = 0; i < 32; i++) {
         const dst = new Uint8Array(src.length);
-        const dsts = Array.from({ length: 8 }, (_, k) => dst.subarray(k * 4096, (k + 1) * 4096));
-        const srcs = Array.from({ length: 8 }, (_, k) => src.subarray(k * 4096, (k + 1) * 4096));
+        const dsts = Array.from({ length: 16 }, (_, k) => dst.subarray(k * 4096, (k + 1) * 4096));
+        const srcs = Array.from({ length: 16 }, (_, k) => src.subarray(k * 4096, (k + 1) * 4096));
         const before = engine.stats().native?.cpuJobs ?? 0;
         await engine.copyBatch(dsts, srcs);
         if ((engine.stats().native?.cpuJobs ?? 0) > before) threaded++;
@@ -55,6 +55,8 @@ describe('policy', () => {
     const choices = Array.from({ length: 64 }, () => tuned.useInline(200 * 1024));
     expect(choices.filter((x) => !x).length).toBe(4); // one in 16 takes the other path
     expect(Array.from({ length: 64 }, () => tuned.useInline(8 << 20)).every((x) => !x)).toBe(true);
+    // Far below the threshold (under a quarter of it) a batch always stays inline.
+    expect(Array.from({ length: 64 }, () => tuned.useInline(32 * 1024)).every((x) => x)).toBe(true);
   });
 
   it('sizes the CPU share beside a device so both finish together', () => {

@@ -14,9 +14,10 @@ export interface MeasureSettings {
   /** Throughput cells: untimed repetitions first. */
   warmup: number;
   /**
-   * Latency cells: iterations discarded first. Enough for V8 to optimize the path (a few
-   * hundred calls): with 20, the first cells timed interpreted JavaScript against Buffer.copy's
-   * C++, and the small-batch ratios measured the JIT's tiering rather than the path.
+   * Latency cells: iterations discarded first. Enough for V8 to optimize the path: with 20,
+   * the first cells timed interpreted JavaScript against Buffer.copy's C++, and the small-batch
+   * ratios measured the JIT's tiering rather than the path; with 1,000 the first cell (1 folio,
+   * region form) still read 1.2-3 us where the same call took 0.7 us in the next cells.
    */
   latencyWarmup: number;
   /** Latency cells: at least this many timed iterations... */
@@ -29,7 +30,7 @@ export interface MeasureSettings {
 export const QUICK_SETTINGS: MeasureSettings = {
   reps: 5,
   warmup: 1,
-  latencyWarmup: 1000,
+  latencyWarmup: 5000,
   latencyMinIters: 60,
   latencyBudgetMs: 25,
   latencyMaxIters: 20000,
@@ -37,7 +38,7 @@ export const QUICK_SETTINGS: MeasureSettings = {
 export const FULL_SETTINGS: MeasureSettings = {
   reps: 7,
   warmup: 1,
-  latencyWarmup: 2000,
+  latencyWarmup: 10000,
   latencyMinIters: 300,
   latencyBudgetMs: 200,
   latencyMaxIters: 100000,
