@@ -41,12 +41,20 @@ class SliceQueue {
   // has k+1 boundaries into table (work w: pieces [works[w], works[w+1])); regions[w] is what
   // work w's report counts (its folio pieces). A work with no bytes has no slice and no report
   // (its count is 0: lib/ waits for nothing from it).
+  //
+  // threads > 0: guided slices. Each slice is a share of the bytes not yet sliced (left / (2 x
+  // threads)), at most `grain` and at least kTailGrain (or the grain, if smaller): large first,
+  // small at the end, so threads that start or run unevenly still finish within a small slice
+  // of each other. threads == 0: every slice is `grain`.
   SliceQueue(std::shared_ptr<const std::vector<CopyRegion>> table, const std::vector<size_t>& works,
-             const std::vector<uint32_t>& regions, size_t grain, uint64_t op_id, StoreKind store,
-             CpuProgressSink* sink);
+             const std::vector<uint32_t>& regions, size_t grain, uint64_t op_id, StoreKind store, CpuProgressSink* sink,
+             unsigned threads = 0);
+  // The smallest guided slice: 1 MiB, ~60 us of one thread's copy, is where a slice's take and
+  // its cache-line boundary stop being noise.
+  static constexpr size_t kTailGrain = size_t{1} << 20;
 
-  // The grain for a batch of `bytes` on `threads` threads: about four slices a thread, between
-  // 1 and 16 MiB (fewer, larger slices cost fewer reports; smaller ones share better).
+  // The grain (the largest slice) for a batch of `bytes` on `threads` threads: about four
+  // slices a thread, between 1 and 16 MiB (a take per slice; guided slices shrink from it).
   static size_t grain_for(uint64_t bytes, unsigned threads);
 
   // The next slice to copy, or null when every slice was taken. Any thread.

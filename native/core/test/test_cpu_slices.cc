@@ -67,6 +67,39 @@ TEST("slices cover every piece once, cut long pieces and group short ones within
   CHECK(q.take() == nullptr);
 }
 
+TEST("guided slices: large first, 1 MiB at the end, whole pages, every byte once") {
+  // Two works of one coalesced 32 MiB piece each (a region-form batch on 2 threads), no copy:
+  // only the cut is checked.
+  static uint8_t dummy;
+  auto table = std::make_shared<std::vector<CopyRegion>>();
+  table->push_back({&dummy, &dummy, size_t{32} << 20});
+  table->push_back({&dummy, &dummy, size_t{32} << 20});
+  std::vector<size_t> works = {0, 1, 2};
+  std::vector<uint32_t> regions = {8192, 8192};
+  const size_t grain = SliceQueue::grain_for(uint64_t{64} << 20, 2);
+  SliceQueue q(table, works, regions, grain, 1, StoreKind::Cached, nullptr, 2);
+  std::vector<size_t> sizes;
+  uint64_t covered[2] = {0, 0};
+  while (const CpuSlice* sl = q.take()) {
+    CHECK(sl->len != 0);
+    CHECK_EQ(sl->off % 4096, size_t(0));
+    CHECK_EQ(sl->off, size_t(covered[sl->work]));  // in order, no gap, no overlap
+    covered[sl->work] += sl->len;
+    sizes.push_back(sl->len);
+  }
+  CHECK_EQ(covered[0], uint64_t{32} << 20);
+  CHECK_EQ(covered[1], uint64_t{32} << 20);
+  CHECK_EQ(sizes.front(), grain);
+  CHECK(sizes.size() > size_t(8));  // more than 64 MiB / 8 MiB: the tail is cut finer
+  // Non-increasing across the batch, except where a work's piece ends (its remainder).
+  size_t small_tail = 0;
+  for (size_t i = sizes.size() - 4; i < sizes.size(); ++i) small_tail += sizes[i] <= (size_t{1} << 20);
+  CHECK_EQ(small_tail, size_t(4));
+  // Fixed slices (threads 0) stay as they were: 8 of the grain.
+  SliceQueue fixed(table, works, regions, grain, 1, StoreKind::Cached, nullptr);
+  CHECK_EQ(fixed.slices(), size_t(8));
+}
+
 TEST("threads sharing random batches: byte-exact, one report per work, never before its bytes") {
   std::mt19937_64 rng(11);
   CpuCopyPool pool(3);
@@ -105,7 +138,9 @@ TEST("threads sharing random batches: byte-exact, one report per work, never bef
     sink.regions.assign(k, 0);
     sink.bytes.assign(k, 0);
     const StoreKind store = (rng() & 1) ? StoreKind::NonTemporal : StoreKind::Cached;
-    auto q = std::make_shared<SliceQueue>(table, works, regions, 1 + rng() % (512u << 10), 7, store, &sink);
+    // Fixed or guided slices; a 2 MiB grain makes guided ones shrink to the 1 MiB tail.
+    const size_t grain = rng() % 4 == 0 ? size_t{2} << 20 : 1 + rng() % (512u << 10);
+    auto q = std::make_shared<SliceQueue>(table, works, regions, grain, 7, store, &sink, rng() % 2 ? 3 : 0);
     std::atomic<int> done{0};
     const int takers = 1 + static_cast<int>(rng() % 3);
     for (int j = 0; j < takers; ++j) {
