@@ -9,6 +9,7 @@ export const SMALL_MAX_FOLIOS = 16;
 export const SMALL_MAX_BYTES = 64 * 1024;
 
 import { DmacopyTypeError } from '../errors';
+import { bufferOf, byteOffsetOf, lengthOf } from './view-getters';
 
 type View = ArrayBufferView;
 
@@ -179,18 +180,18 @@ function scanUsual(dsts: unknown[], srcs: unknown[], n: number): number {
       const d = dsts[i];
       const s = srcs[i];
       if (!(d instanceof Uint8Array) || !(s instanceof Uint8Array)) return NOT_USUAL;
-      const len = s.length;
-      if (len === 0 || d.length < len) return NOT_USUAL;
+      const len = lengthOf(s);
+      if (len === 0 || lengthOf(d) < len) return NOT_USUAL;
       bytes += len;
       if (bytes > SMALL_MAX_BYTES) return NOT_USUAL;
-      const db = d.buffer;
-      const off = d.byteOffset;
+      const db = bufferOf(d);
+      const off = byteOffsetOf(d);
       if (i === 0) {
         if (!plainBuffer(db)) return NOT_USUAL;
         dstBuf = db;
       } else if (db !== dstBuf || off < end) return NOT_USUAL;
       end = off + len;
-      const sb = s.buffer;
+      const sb = bufferOf(s);
       if (sb !== lastSb) {
         if (sb === dstBuf || !plainBuffer(sb)) return NOT_USUAL;
         distinct[nDistinct++] = sb; // checked for detachment below (repeats are harmless)

@@ -4,6 +4,7 @@
 import { DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
 import { TableForm } from '../native/abi';
 import type { CopyOptions } from '../types';
+import { bufferOf, byteOffsetOf, lengthOf } from './view-getters';
 
 export interface BatchTable {
   form: TableForm;
@@ -200,29 +201,31 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
     const dv = d as ArrayBufferView;
     const sv = s as ArrayBufferView;
     // For Uint8Arrays (Buffers included) .length is several times cheaper than .byteLength on
-    // Node 20, and this loop runs once per folio.
-    const len = sv instanceof Uint8Array ? sv.length : sv.byteLength;
-    if ((dv instanceof Uint8Array ? dv.length : dv.byteLength) < len) {
+    // Node 20, and this loop runs once per folio; their getters are read as view-getters.ts says.
+    const du8 = dv instanceof Uint8Array;
+    const su8 = sv instanceof Uint8Array;
+    const len = su8 ? lengthOf(sv) : sv.byteLength;
+    if ((du8 ? lengthOf(dv) : dv.byteLength) < len) {
       throw new DmacopyRangeError(
         'ERR_DMACOPY_LENGTH_MISMATCH',
         `dsts[${i}] has ${dv.byteLength} bytes but srcs[${i}] has ${len}: each destination must be at least as long as its source`,
         { argument: `dsts[${i}]` },
       );
     }
-    const dab = dv.buffer;
+    const dab = du8 ? bufferOf(dv) : dv.buffer;
     if (dab !== lastDstAb) {
       lastDstIdx = buffers.indexOf(dv, `dsts[${i}]`);
       lastDstAb = dab;
     }
-    const sab = sv.buffer;
+    const sab = su8 ? bufferOf(sv) : sv.buffer;
     if (sab !== lastSrcAb) {
       lastSrcIdx = buffers.indexOf(sv, `srcs[${i}]`);
       lastSrcAb = sab;
     }
     table[j] = lastDstIdx;
-    table[j + 1] = dv.byteOffset;
+    table[j + 1] = du8 ? byteOffsetOf(dv) : dv.byteOffset;
     table[j + 2] = lastSrcIdx;
-    table[j + 3] = sv.byteOffset;
+    table[j + 3] = su8 ? byteOffsetOf(sv) : sv.byteOffset;
     table[j + 4] = len;
     bytes += len;
   }
