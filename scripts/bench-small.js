@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Where a small batch's time goes (docs/benchmarks.md): p50 of single calls in a hot loop, the
+// clock's own cost subtracted, for 1 and 8 folios of 4 KiB in the list form (separate views in
+// order over one buffer): the Buffer.copy loop, TypedArray#set of the same views, reading and
+// checking the views as the small-batch path does (no copy), copyBatchSync, await copyBatch and
+// a prepared copySync(). Paths are interleaved in rounds; each row is the median of the rounds'
+// medians.
+//
+//   node scripts/bench-small.js [--dist DIR] [--rounds 15] [--calls 4000]
+'use strict';
+const path = require('node:path');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+const dist = path.resolve(arg('dist', path.join(__dirname, '..', 'dist')));
+const rounds = Number(arg('rounds', 15));
+const calls = Number(arg('calls', 4000));
+const { openEngine } = require(dist);
+const small = require(path.join(dist, 'engine', 'small-copy.js'));
+
+const now = () => Number(process.hrtime.bigint());
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+async function main() {
+  const engine = await openEngine({ backend: 'auto' });
+  // The clock pair every timed call pays, measured the same way and subtracted.
+  const clock = [];
+  for (let i = 0; i < 20000; i++) {
+    const t = now();
+    clock.push(now() - t);
+  }
+  const clockNs = median(clock);
+  const out = [];
+  for (const n of [1, 8]) {
+    const F = 4096;
+    const src = Buffer.alloc(n * F, 7);
+    const dst = Buffer.alloc(n * F);
+    const sv = [];
+    const dv = [];
+    for (let i = 0; i < n; i++) {
+      sv.push(src.subarray(i * F, (i + 1) * F));
+      dv.push(dst.subarray(i * F, (i + 1) * F));
+    }
+    const prepared = engine.prepare(dv, sv);
+    const paths = [
+      [
+        'Buffer.copy loop',
+        () => {
+          for (let i = 0; i < n; i++) sv[i].copy(dv[i]);
+        },
+      ],
+      [
+        'TypedArray#set of the views',
+        () => {
+          for (let i = 0; i < n; i++) dv[i].set(sv[i]);
+        },
+      ],
+      [
+        'reading and checking the views (no copy)',
+        () => {
+          if (small.smallBatchBytes(dv, sv, undefined) < 0) throw new Error('not small');
+          small.forgetSmall();
+        },
+      ],
+      ['copyBatchSync', () => engine.copyBatchSync(dv, sv)],
+      ['await copyBatch', () => engine.copyBatch(dv, sv)],
+      ['prepared copySync()', () => prepared.copySync()],
+    ];
+    const rows = paths.map(() => []);
+    for (let r = 0; r < rounds + 2; r++) {
+      for (let p = 0; p < paths.length; p++) {
+        const run = paths[p][1];
+        const t = [];
+        for (let c = 0; c < calls; c++) {
+          const t0 = now();
+          const x = run();
+          if (x instanceof Promise) await x;
+          t.push(now() - t0);
+        }
+        if (r >= 2) rows[p].push(median(t) - clockNs); // two untimed rounds: V8 optimizes first
+      }
+    }
+    if (!dst.equals(src)) throw new Error('copy mismatch');
+    prepared.release();
+    out.push(paths.map(([name], p) => ({ name, folios: n, p50Ns: Math.max(0, Math.round(median(rows[p]))) })));
+  }
+  await engine.close();
+  console.log(`p50 of single calls, clock (${clockNs} ns) subtracted, node ${process.versions.node}, ${dist}`);
+  console.log('| | 1 folio | 8 folios |');
+  console.log('|---|---|---|');
+  for (let p = 0; p < out[0].length; p++) {
+    const a = out[0][p];
+    const b = out[1][p];
+    const ratio = (r, base) => (r.name.startsWith('Buffer.copy') ? '' : ` (${(r.p50Ns / base.p50Ns).toFixed(2)}x)`);
+    console.log(`| ${a.name} | ${a.p50Ns} ns${ratio(a, out[0][0])} | ${b.p50Ns.toLocaleString('en-US')} ns${ratio(b, out[1][0])} |`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
