@@ -8,11 +8,7 @@
 //                              [--form region|list] [--reps 15] [--json]
 'use strict';
 const path = require('node:path');
-
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
+const { arg } = require('./arg');
 
 async function main() {
   const dirs = { a: path.resolve(arg('a', '.')), b: path.resolve(arg('b', '.')) };

@@ -9,11 +9,7 @@
 //   node scripts/bench-small.js [--dist DIR] [--rounds 15] [--calls 4000]
 'use strict';
 const path = require('node:path');
-
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
+const { arg } = require('./arg');
 
 const dist = path.resolve(arg('dist', path.join(__dirname, '..', 'dist')));
 const rounds = Number(arg('rounds', 15));

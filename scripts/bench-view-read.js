@@ -6,11 +6,7 @@
 //   node scripts/bench-view-read.js [--dist DIR] [--folios 65536] [--reps 41]
 'use strict';
 const path = require('node:path');
-
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
+const { arg } = require('./arg');
 
 const dist = path.resolve(arg('dist', path.join(__dirname, '..', 'dist')));
 const folios = Number(arg('folios', 65536));
