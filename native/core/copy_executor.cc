@@ -109,7 +109,7 @@ void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
   // Sync: no events (the caller is the one who waits); the queue counts, nobody reports.
   auto queue = std::make_shared<SliceQueue>(std::shared_ptr<const std::vector<CopyRegion>>(req.plan, &plan.pieces),
                                             plan.work_begin, regions, SliceQueue::grain_for(bytes, threads), req.op_id,
-                                            req.store, sync ? nullptr : events, threads);
+                                            req.store, sync ? nullptr : events, threads, bytes);
   const size_t takers = std::min<size_t>(threads, queue->slices());
   auto taker = [&] {
     CpuCopyJob job;

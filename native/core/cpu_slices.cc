@@ -8,15 +8,18 @@ namespace dmacopy {
 
 SliceQueue::SliceQueue(std::shared_ptr<const std::vector<CopyRegion>> table, const std::vector<size_t>& works,
                        const std::vector<uint32_t>& regions, size_t grain, uint64_t op_id, StoreKind store,
-                       CpuProgressSink* sink, unsigned threads)
+                       CpuProgressSink* sink, unsigned threads, uint64_t bytes)
     : table_(std::move(table)), regions_(regions), op_id_(op_id), store_(store), sink_(sink) {
   const std::vector<CopyRegion>& t = *table_;
   const size_t k = works.size() - 1;
   if (grain == 0) grain = 1;
   left_.reset(new std::atomic<uint32_t>[k]);
   bytes_.assign(k, 0);
-  uint64_t remaining = 0;
-  for (size_t i = works[0]; i < works[k]; ++i) remaining += t[i].len;
+  // Guided slices need the batch's bytes; a caller that knows them saves a pass over the table
+  // (65,536 pieces: 1.5 MiB read again, ~30 us of a 200 us prepared re-run).
+  uint64_t remaining = bytes;
+  if (threads != 0 && remaining == 0)
+    for (size_t i = works[0]; i < works[k]; ++i) remaining += t[i].len;
   // The size of the next slice: the grain, or (guided, threads > 0) a share of what is left,
   // so the last slices are small and the threads finish together. With fixed slices a thread
   // that started late (a woken vCPU takes ~0.1 ms to run here) or ran slower ended up to a

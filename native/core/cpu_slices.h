@@ -45,10 +45,11 @@ class SliceQueue {
   // threads > 0: guided slices. Each slice is a share of the bytes not yet sliced (left / (2 x
   // threads)), at most `grain` and at least kTailGrain (or the grain, if smaller): large first,
   // small at the end, so threads that start or run unevenly still finish within a small slice
-  // of each other. threads == 0: every slice is `grain`.
+  // of each other. threads == 0: every slice is `grain`. `bytes`: the pieces' total if the
+  // caller knows it (0: summed here when the slices are guided).
   SliceQueue(std::shared_ptr<const std::vector<CopyRegion>> table, const std::vector<size_t>& works,
              const std::vector<uint32_t>& regions, size_t grain, uint64_t op_id, StoreKind store, CpuProgressSink* sink,
-             unsigned threads = 0);
+             unsigned threads = 0, uint64_t bytes = 0);
   // The smallest guided slice: 1 MiB, ~60 us of one thread's copy, is where a slice's take and
   // its cache-line boundary stop being noise.
   static constexpr size_t kTailGrain = size_t{1} << 20;

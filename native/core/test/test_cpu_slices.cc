@@ -95,6 +95,9 @@ TEST("guided slices: large first, 1 MiB at the end, whole pages, every byte once
   size_t small_tail = 0;
   for (size_t i = sizes.size() - 4; i < sizes.size(); ++i) small_tail += sizes[i] <= (size_t{1} << 20);
   CHECK_EQ(small_tail, size_t(4));
+  // The caller's byte count, when given, cuts the same slices as the sum taken here.
+  SliceQueue told(table, works, regions, grain, 1, StoreKind::Cached, nullptr, 2, uint64_t{64} << 20);
+  CHECK_EQ(told.slices(), sizes.size());
   // Fixed slices (threads 0) stay as they were: 8 of the grain.
   SliceQueue fixed(table, works, regions, grain, 1, StoreKind::Cached, nullptr);
   CHECK_EQ(fixed.slices(), size_t(8));
