@@ -5,7 +5,9 @@
 // machine's drift touches both alike. Every copy is verified. Medians in GB/s.
 //
 //   node scripts/ab-engines.js --a ../before --b . [--total-mib 256] [--folio 4096]
-//                              [--form region|list] [--reps 15] [--json]
+//                              [--form region|list] [--prepared] [--reps 15] [--json]
+//
+// --prepared: each engine prepares the batch once and re-runs it (copy() and copySync()).
 'use strict';
 const path = require('node:path');
 const { arg } = require('./arg');
@@ -29,7 +31,13 @@ async function main() {
   }
   const engines = {};
   for (const [k, dir] of Object.entries(dirs)) engines[k] = await require(dir).openEngine({ backend: 'cpu' });
+  const prepared = process.argv.includes('--prepared');
+  const handles = new Map();
+  if (prepared)
+    for (const e of Object.values(engines)) handles.set(e, form === 'list' ? e.prepare(dv, sv) : e.prepare(dst, src, { folioSize: folio }));
   const run = (e, mode) => {
+    const h = handles.get(e);
+    if (h) return mode === 'sync' ? h.copySync() : h.copy();
     if (form === 'list') return mode === 'sync' ? e.copyBatchSync(dv, sv) : e.copyBatch(dv, sv);
     return mode === 'sync' ? e.copyBatchSync(dst, src, { folioSize: folio }) : e.copyBatch(dst, src, { folioSize: folio });
   };
@@ -56,10 +64,10 @@ async function main() {
   };
   const out = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
   if (process.argv.includes('--json')) {
-    console.log(JSON.stringify({ dirs, total, folio, form, reps, gbps: out }, null, 2));
+    console.log(JSON.stringify({ dirs, total, folio, form, prepared, reps, gbps: out }, null, 2));
   } else {
     console.log(
-      `${total / 2 ** 20} MiB, ${form} form, folios of ${folio} B, median of ${reps} interleaved reps; a = ${dirs.a}, b = ${dirs.b}`,
+      `${total / 2 ** 20} MiB, ${form} form${prepared ? ', prepared' : ''}, folios of ${folio} B, median of ${reps} interleaved reps; a = ${dirs.a}, b = ${dirs.b}`,
     );
     for (const mode of ['await', 'sync']) {
       const a = out[`a ${mode}`];
@@ -67,6 +75,7 @@ async function main() {
       console.log(`${mode.padEnd(5)}  a ${a.toFixed(2)} GB/s  b ${b.toFixed(2)} GB/s  b/a ${(b / a).toFixed(2)}`);
     }
   }
+  for (const h of handles.values()) h.release();
   for (const e of Object.values(engines)) await e.close();
 }
 
