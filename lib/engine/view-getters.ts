@@ -1,15 +1,17 @@
-// The three typed-array getters read once per view on every list-form batch (65,536 times for
-// 256 MiB of 4 KiB folios), each the version that is fastest on the running V8.
+// The three typed-array getters read once per view of a batch, each the version that is
+// fastest on the running V8.
 //
 // V8 11 (Node 20) does not inline `view.buffer` and `view.byteOffset` on a Buffer (a subclass of
 // Uint8Array): each goes through a generic load and a C++ builtin. Calling the intrinsic getter
-// itself (captured here, as Node's own primordials do) is inlined: 23 ns a view against 25-42
-// ns. From V8 12 (Node 22) on, plain property access is as fast or faster (17 ns against 18-26),
-// so it is used there. Measured with a loop over 65,536 Buffer views reading all three.
+// itself (captured here, as Node's own primordials do) is inlined. From V8 12 (Node 22) on, the
+// plain properties are as fast, so they are used there (and validate.ts keeps its plain loop).
+// `node scripts/bench-view-read.js` under each Node: 58 -> 39 ns a folio on Node 20, 28 either
+// way on Node 22 and 24.
 //
 // The captured getters also cannot be replaced by a script that redefines them on
-// %TypedArray%.prototype. Callers check ArrayBuffer.isView() first: these throw V8's TypeError on
-// anything else.
+// %TypedArray%.prototype. They throw V8's TypeError on anything but a typed array: callers pass
+// Uint8Arrays only (validate.ts checks `instanceof Uint8Array`; small-copy.ts catches the throw
+// of an object that merely inherits from Uint8Array.prototype).
 
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
 
