@@ -318,6 +318,8 @@ struct PreparedPlan {
   const EngineResources* owner = nullptr;
   std::vector<BufferSpan> spans;                    // the memory it was planned on: every run must see exactly this
   std::shared_ptr<const dmacopy::WorkPieces> plan;  // null once released
+  // Device backends: the device works' descriptors, built here once (a run only takes records).
+  std::shared_ptr<const dmacopy::PreparedDescriptors> descriptors;
   dmacopy::StoreKind store = StoreKind::Cached;
   uint64_t bytes = 0;
   size_t works = 0;
@@ -326,6 +328,7 @@ struct PreparedPlan {
   void release() {
     if (!plan) return;
     plan.reset();
+    descriptors.reset();  // a run still in flight keeps its own reference (WorkState::keep)
     if (auto e = engine.lock()) e->prepared_live.fetch_sub(1, std::memory_order_relaxed);
   }
   ~PreparedPlan() { release(); }
@@ -361,6 +364,14 @@ Napi::Value EngineHandle::Prepare(const Napi::CallbackInfo& info) {
   p->bytes = plan_bytes(*pieces);
   p->store = store_for(*core_, p->bytes);
   p->cpu_works_from = info[4].IsNumber() ? uint32_arg(info[4], "cpuWorksFrom") : p->works;
+  if (core_->dsa) {
+    try {
+      p->descriptors = core_->dsa->prepare(pieces, p->cpu_works_from);
+    } catch (const std::bad_alloc&) {
+      throw coded_error(env, "ERR_DMACOPY_INTERNAL",
+                        "out of memory building the prepared batch's descriptors (64 bytes each); nothing was copied");
+    }
+  }
   p->plan = std::move(pieces);
   p->engine = core_;
   p->owner = core_.get();
@@ -404,6 +415,7 @@ Napi::Value EngineHandle::RunPrepared(const Napi::CallbackInfo& info) {
   req.bytes = p->bytes;
   req.cpu_works_from = p->cpu_works_from;
   req.plan = p->plan;  // co-owned by the run's jobs: a release() meanwhile frees nothing they use
+  req.prebuilt = p->descriptors;
   dmacopy::EventRecord totals{};
   execute(env, req, counts, &totals);
   if (core_->dsa && mode == kSync) write_totals(info[5], totals);
@@ -448,6 +460,7 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
     ds.Set("timeouts", num(d.timeouts));
     ds.Set("unhealthy", num(d.unhealthy));
     ds.Set("outOfOrder", num(d.out_of_order));
+    ds.Set("prebuiltDescriptors", num(d.prebuilt));
     ds.Set("quarantines", num(d.quarantines));
     ds.Set("drains", num(d.drains));
     ds.Set("lostRecords", num(d.lost_records));

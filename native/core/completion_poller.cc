@@ -2,6 +2,7 @@
 
 #include "cpu_features.h"
 #include "portal.h"
+#include "prepared_descriptors.h"
 
 #include <algorithm>
 #include <chrono>
@@ -25,8 +26,8 @@ constexpr uint64_t kPublishNs = 1000000;      // stats snapshot period while bus
 
 // Next piece of a work, from its cursor (regions are non-empty: submit_work filtered them).
 bool next_piece_of(WorkState* w, uint8_t** dst, const uint8_t** src, uint32_t* len) {
-  if (w->next_region >= w->regions.size()) return false;
-  const CopyRegion& r = w->regions[w->next_region];
+  if (w->next_region >= w->piece_count) return false;
+  const CopyRegion& r = w->piece_table[w->next_region];
   uint64_t left = r.len - w->next_offset;
   uint32_t n = left < w->limit ? uint32_t(left) : w->limit;
   *dst = r.dst + w->next_offset;
@@ -45,7 +46,7 @@ uintptr_t page_size() {
   return ps;
 }
 
-bool exhausted(const WorkState* w) { return w->next_region >= w->regions.size(); }
+bool exhausted(const WorkState* w) { return w->next_region >= w->piece_count; }
 
 bool expired(const WorkState* w, uint64_t now) { return w->expired || (w->deadline_ns && now >= w->deadline_ns); }
 
@@ -98,6 +99,7 @@ CompletionPoller::~CompletionPoller() { stop(); }
 
 const WqInfo& CompletionPoller::channel_info(size_t c) const { return channels_[c]->info; }
 uint32_t CompletionPoller::channel_limit(size_t c) const { return channels_[c]->limit; }
+bool CompletionPoller::channel_cache_control(size_t c) const { return channels_[c]->cc; }
 bool CompletionPoller::channel_usable(size_t c) const {
   return !channels_[c]->quarantined.load(std::memory_order_acquire);
 }
@@ -340,6 +342,7 @@ bool CompletionPoller::next_piece(Channel& ch, Piece* out) {
     if (got) {
       out->w = w;
       out->pf_retries = 0;
+      out->tmpl = w->prebuilt ? &w->prebuilt[w->next_prebuilt++] : nullptr;
       return true;
     }
   }
@@ -383,7 +386,15 @@ bool CompletionPoller::feed(Channel& ch) {
       }
       slots[k] = slot;
       ch.arena->set_owner(slot, reinterpret_cast<uintptr_t>(pieces[k].dst));
-      build_memmove(&descs[k], pieces[k].dst, pieces[k].src, pieces[k].len, ch.arena->record(slot), ch.cc);
+      const Piece& p = pieces[k];
+      if (p.tmpl && template_matches(*p.tmpl, p.dst, p.src, p.len, ch.cc)) {
+        // Prepared: the descriptor as built at prepare(), pointed at this submission's record.
+        std::memcpy(static_cast<void*>(&descs[k]), p.tmpl, sizeof(dsa_hw_desc));
+        descs[k].completion_addr = reinterpret_cast<uintptr_t>(ch.arena->record(slot));
+        ++ch.st.prebuilt;
+      } else {
+        build_memmove(&descs[k], p.dst, p.src, p.len, ch.arena->record(slot), ch.cc);
+      }
       ++k;
     }
     if (k == 0) break;
@@ -928,6 +939,7 @@ void CompletionPoller::publish_stats() {
   published_.submitted = published_.device_completed = published_.device_bytes = 0;
   published_.page_faults = published_.page_fault_retries = published_.errors = 0;
   published_.retries = published_.timeouts = published_.unhealthy = published_.out_of_order = 0;
+  published_.prebuilt = 0;
   published_.drains = published_.lost_records = published_.foreign_errors = 0;
   chs.resize(channels_.size());
   for (size_t i = 0; i < channels_.size(); ++i) {
@@ -943,6 +955,7 @@ void CompletionPoller::publish_stats() {
     published_.timeouts += s.timeouts;
     published_.unhealthy += s.unhealthy;
     published_.out_of_order += s.out_of_order;
+    published_.prebuilt += s.prebuilt;
     published_.drains += s.drains;
     published_.lost_records += s.lost_records;
     published_.foreign_errors += s.foreign_errors;

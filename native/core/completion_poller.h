@@ -81,6 +81,7 @@ struct ChannelStats {
   uint64_t lost_records = 0;        // descriptors whose record never came although the Drain completed
   uint64_t foreign_errors = 0;      // device software errors that no descriptor of ours caused
   uint64_t out_of_order = 0;
+  uint64_t prebuilt = 0;       // descriptors submitted as a prepared batch built them (not filled again)
   uint64_t max_in_flight = 0;  // highest number of descriptors outstanding at once
   bool quarantined = false;
   bool wedged = false;  // a Drain did not complete in time: the device may still write
@@ -94,6 +95,7 @@ struct DsaChannelsStats {
   uint64_t fallback_timeout = 0, fallback_error = 0, fallback_page_fault = 0, fallback_submit = 0;
   uint64_t page_faults = 0, page_fault_retries = 0, errors = 0, retries = 0, timeouts = 0, unhealthy = 0;
   uint64_t out_of_order = 0, quarantines = 0, events_posted = 0, event_batches = 0;
+  uint64_t prebuilt = 0;  // descriptors submitted as a prepared batch built them
   uint64_t drains = 0, lost_records = 0, foreign_errors = 0, wedged = 0;  // wedged: channels
   uint64_t wedged_pieces = 0;  // pieces the CPU finished while the device might still write them
   // Which idle wait ran, so a test (and `stats()`) can tell: UMWAIT on a record, yield, or sleep.
@@ -105,13 +107,21 @@ struct DsaChannelsStats {
 struct WorkState {
   uint64_t op_id = 0;
   uint32_t work = 0;
-  uint64_t deadline_ns = 0;  // CLOCK_MONOTONIC, 0 = none
-  uint32_t limit = 0;        // bytes per descriptor, fixed when the count was returned
-  uint32_t total = 0;        // descriptors the caller waits for
-  uint32_t finished = 0;     // reached their final state
-  size_t channel = 0;        // SIZE_MAX: no healthy channel, the CPU does everything
-  std::vector<CopyRegion> regions;
+  uint64_t deadline_ns = 0;         // CLOCK_MONOTONIC, 0 = none
+  uint32_t limit = 0;               // bytes per descriptor, fixed when the count was returned
+  uint32_t total = 0;               // descriptors the caller waits for
+  uint32_t finished = 0;            // reached their final state
+  size_t channel = 0;               // SIZE_MAX: no healthy channel, the CPU does everything
+  std::vector<CopyRegion> regions;  // the work's own copy of its pieces (an unprepared work)
+  // What pieces are generated from: `regions`, or a prepared batch's pieces in place.
+  const CopyRegion* piece_table = nullptr;
+  size_t piece_count = 0;
   size_t next_region = 0;  // lazy piece generation cursor
+  // A prepared work: the descriptor built for each piece, in generation order (or null), and
+  // what keeps them and piece_table alive (prepared_descriptors.h).
+  const dsa_hw_desc* prebuilt = nullptr;
+  size_t next_prebuilt = 0;
+  std::shared_ptr<const void> keep;
   uint64_t next_offset = 0;
   bool expired = false;
   bool dirty = false;  // acc holds counts not yet posted
@@ -135,6 +145,7 @@ class CompletionPoller {
   size_t channels() const { return channels_.size(); }
   const WqInfo& channel_info(size_t c) const;
   uint32_t channel_limit(size_t c) const;
+  bool channel_cache_control(size_t c) const;
   bool channel_usable(size_t c) const;
   // Hands a work to the poller (any thread) and wakes it. False once stop() began: the caller
   // keeps ownership of w then.
@@ -153,6 +164,7 @@ class CompletionPoller {
     const uint8_t* src;
     uint32_t len;
     uint8_t pf_retries;
+    const dsa_hw_desc* tmpl = nullptr;  // its descriptor as a prepared batch built it, if any
   };
   struct Outstanding {
     Piece p;

@@ -201,8 +201,11 @@ void CopyExecutor::run_device(const CopyRequest& req, uint32_t* counts, EventRou
       for (size_t i = b; i < e; ++i) work_bytes += plan.pieces[i].len;
       const uint64_t deadline = work_deadline(monotonic_ns(), timeout_ms_, work_bytes);
       uint32_t n = queue_unit(*in_flight, [&] {
-        uint32_t got = device_->submit_work(w, req.op_id, static_cast<uint32_t>(w), plan.pieces.data() + b, e - b,
-                                            deadline, done_callback(in_flight));
+        uint32_t got = req.prebuilt && req.prebuilt->plan == req.plan && w < req.prebuilt->works.size()
+                           ? device_->submit_prepared(w, req.op_id, static_cast<uint32_t>(w), req.prebuilt, deadline,
+                                                      done_callback(in_flight))
+                           : device_->submit_work(w, req.op_id, static_cast<uint32_t>(w), plan.pieces.data() + b, e - b,
+                                                  deadline, done_callback(in_flight));
         // 0: copied synchronously, no event and no callback will come.
         if (got == 0) in_flight->done();
         return got;

@@ -34,6 +34,8 @@ struct CopyRequest {
   StoreKind store = StoreKind::Cached;
   // The plan's bytes when the caller knows them (0: counted here when needed).
   uint64_t bytes = 0;
+  // A prepared batch on a device: its descriptors, built once over this same plan (may be null).
+  std::shared_ptr<const PreparedDescriptors> prebuilt;
 };
 
 class CopyExecutor {

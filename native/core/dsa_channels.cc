@@ -70,6 +70,8 @@ uint32_t DsaChannels::submit_work(size_t channel, uint64_t op_id, uint32_t work,
   w->regions.reserve(nonempty);
   for (size_t i = 0; i < n; ++i)
     if (regions[i].len) w->regions.push_back(regions[i]);
+  w->piece_table = w->regions.data();
+  w->piece_count = w->regions.size();
   w->on_finished = std::move(on_finished);
   if (!poller_->enqueue(w.get())) {  // closed
     copy_now(regions, n);
@@ -77,6 +79,62 @@ uint32_t DsaChannels::submit_work(size_t channel, uint64_t op_id, uint32_t work,
   }
   w.release();  // the poller owns it now
   return uint32_t(total);
+}
+
+std::shared_ptr<const PreparedDescriptors> DsaChannels::prepare(std::shared_ptr<const WorkPieces> plan,
+                                                                size_t device_works) const {
+  const size_t nch = poller_->channels();
+  if (!plan || nch == 0 || plan->work_begin.empty()) return nullptr;
+  auto pd = std::make_shared<PreparedDescriptors>();
+  const size_t k = plan->work_begin.size() - 1;
+  pd->works.resize(k);
+  for (size_t w = 0; w < k && w < device_works; ++w) {
+    const size_t b = plan->work_begin[w], e = plan->work_begin[w + 1];
+    // For the channel run_device hands this work to (its index): if that one is unusable when
+    // the batch runs, the work goes elsewhere and is submitted the unprepared way.
+    const size_t c = w % nch;
+    pd->works[w] = build_prepared_work(plan->pieces.data() + b, e - b, c, poller_->channel_limit(c),
+                                       poller_->channel_cache_control(c));
+    pd->descriptors += pd->works[w].descs.size();
+  }
+  pd->plan = std::move(plan);
+  return pd;
+}
+
+uint32_t DsaChannels::submit_prepared(size_t channel, uint64_t op_id, uint32_t work,
+                                      const std::shared_ptr<const PreparedDescriptors>& pd, uint64_t deadline_ns,
+                                      std::function<void()> on_finished) {
+  const WorkPieces& plan = *pd->plan;
+  const CopyRegion* pieces = plan.pieces.data() + plan.work_begin[work];
+  const size_t n = plan.work_begin[work + 1] - plan.work_begin[work];
+  const PreparedWork& pw = pd->works[work];
+  const size_t nch = poller_->channels();
+  // Its descriptors serve only on the channel they were built for, while it is usable; else the
+  // work is cut and built as any other (same count rule, the chosen channel's limit).
+  if (pw.descs.empty() || nch == 0 || pw.channel != channel % nch || !poller_->channel_usable(pw.channel) ||
+      poller_->channel_limit(pw.channel) != pw.limit)
+    return submit_work(channel, op_id, work, pieces, n, deadline_ns, std::move(on_finished));
+  auto w = std::make_unique<WorkState>();
+  w->op_id = op_id;
+  w->work = work;
+  w->deadline_ns = deadline_ns;
+  w->limit = pw.limit;
+  w->total = static_cast<uint32_t>(pw.descs.size());
+  w->channel = pw.channel;
+  w->acc.op_id = op_id;
+  w->acc.work = work;
+  w->piece_table = pieces;  // non-empty pieces (split_works drops empty ones), read in place
+  w->piece_count = n;
+  w->prebuilt = pw.descs.data();
+  w->keep = pd;
+  w->on_finished = std::move(on_finished);
+  const uint32_t total = w->total;
+  if (!poller_->enqueue(w.get())) {  // closed
+    copy_now(pieces, n);
+    return 0;
+  }
+  w.release();  // the poller owns it now
+  return total;
 }
 
 void DsaChannels::close() { poller_->stop(); }

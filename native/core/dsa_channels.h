@@ -20,6 +20,7 @@
 #include "completion_poller.h"
 #include "copy_region.h"
 #include "cpu_copier.h"
+#include "prepared_descriptors.h"
 #include "work_queue.h"
 
 namespace dmacopy {
@@ -52,6 +53,19 @@ class DsaChannels {
   uint32_t submit_work(size_t channel, uint64_t op_id, uint32_t work, const CopyRegion* regions, size_t n,
                        uint64_t deadline_ns /* CLOCK_MONOTONIC absolute, 0 = none */,
                        std::function<void()> on_finished = nullptr);
+
+  // A prepared batch's descriptors (prepared_descriptors.h): built once for works [0,
+  // device_works) of plan, each for the channel submit_prepared will be asked to use (its work
+  // index, as CopyExecutor::run_device does). Null when there is no channel.
+  std::shared_ptr<const PreparedDescriptors> prepare(std::shared_ptr<const WorkPieces> plan, size_t device_works) const;
+
+  // submit_work for work `work` of a prepared batch: the same contract and count, but when the
+  // work's channel is the one its descriptors were built for and still usable, the poller
+  // submits those descriptors (only the completion record is new) and reads the plan's pieces
+  // in place. Otherwise exactly submit_work over the work's pieces.
+  uint32_t submit_prepared(size_t channel, uint64_t op_id, uint32_t work,
+                           const std::shared_ptr<const PreparedDescriptors>& pd, uint64_t deadline_ns,
+                           std::function<void()> on_finished = nullptr);
 
   // Drains every queue (what they held is finished on the CPU and reported), waits for CPU
   // fallbacks, joins the poller. Idempotent. submit_work afterwards copies synchronously.

@@ -103,6 +103,31 @@ describe('engine.prepare', () => {
     expect(e.stats().prepared).toBe(0);
   });
 
+  it('on a device the descriptors are built once: every run submits them as prepared', async () => {
+    // Issue 13: a re-run only takes fresh completion records. prebuiltDescriptors counts the
+    // descriptors the poller submitted as prepare() built them (none for an unprepared batch).
+    const e = await engine({ backend: 'emulated', minOffloadBytes: 0, emulator: { queues: 2, maxTransferSize: 8192 } });
+    const prebuilt = () => (e.stats().native as { dsa: { prebuiltDescriptors: number } }).dsa.prebuiltDescriptors;
+    const { dsts, srcs, expectCopied, srcA, srcB } = listBatch(96, 20000, 9);
+    await e.copyBatch(dsts, srcs);
+    expect(prebuilt()).toBe(0);
+    const p = e.prepare(dsts, srcs);
+    let want = 0;
+    for (let run = 0; run < 4; run++) {
+      fillPattern(srcA, 100 + run); // new bytes, the same views
+      fillPattern(srcB, 200 + run);
+      const r = run % 2 ? p.copySync() : await p.copy();
+      expectCopied();
+      expect(r.offloadedBytes).toBe(96 * 20000);
+      want += r.descriptors;
+      expect(prebuilt()).toBe(want);
+    }
+    // 20000 B at 8192 B a descriptor: 3 a folio, and one more where a work boundary cuts a folio.
+    expect(want).toBeGreaterThanOrEqual(4 * 96 * 3);
+    expect(want).toBeLessThanOrEqual(4 * (96 * 3 + 1));
+    p.release();
+  });
+
   it('property: random layouts, modes and byte changes copy exactly', async () => {
     const cpu = await engine({ backend: 'cpu', cpuThreads: 2, minOffloadBytes: 64 * 1024 });
     const emu = await engine({ backend: 'emulated', minOffloadBytes: 16 * 1024, emulator: { queues: 2, maxTransferSize: 8192 } });

@@ -842,3 +842,186 @@ TEST("regression: a page-fault continuation queued while a quarantined channel s
   }
   CHECK_EQ(sink.mismatched_works, 0u);
 }
+
+namespace {
+
+// A software queue that keeps a copy of every descriptor it accepted, whole (poller thread
+// only; read after close()).
+class DescriptorLog : public WorkQueue {
+ public:
+  DescriptorLog(const SoftDeviceConfig& c, std::vector<dsa_hw_desc>* log) : q_(c), log_(log) {}
+  const WqInfo& info() const override { return q_.info(); }
+  SubmitStatus submit(const dsa_hw_desc& d) override {
+    SubmitStatus s = q_.submit(d);
+    if (s == SubmitStatus::Accepted) log_->push_back(d);
+    return s;
+  }
+  size_t submit_many(const dsa_hw_desc* d, size_t n, SubmitStatus* stopped) override {
+    size_t k = q_.submit_many(d, n, stopped);
+    log_->insert(log_->end(), d, d + k);
+    return k;
+  }
+  bool healthy() override { return q_.healthy(); }
+  void drain() override { q_.drain(); }
+  bool reopen() override { return q_.reopen(); }
+
+ private:
+  SoftWorkQueue q_;
+  std::vector<dsa_hw_desc>* log_;
+};
+
+// The pieces of work w of a plan, as a sink expects them.
+std::vector<CopyRegion> work_pieces(const WorkPieces& plan, size_t w) {
+  return {plan.pieces.begin() + plan.work_begin[w], plan.pieces.begin() + plan.work_begin[w + 1]};
+}
+
+bool same_except_record(dsa_hw_desc a, dsa_hw_desc b) {
+  a.completion_addr = 0;
+  b.completion_addr = 0;
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+}  // namespace
+
+// Issue 13: on a device, a prepared batch's descriptors are built once; a re-run only takes
+// fresh completion records.
+TEST("prepared batch: descriptors built once, submitted as built with a fresh record, bytes exact every run") {
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4096;
+  c.wq_size = 8;
+  std::vector<dsa_hw_desc> log[2];
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  for (int i = 0; i < 2; ++i) qs.push_back(std::make_unique<DescriptorLog>(c, &log[i]));
+  CheckingSink sink;
+  DsaChannels eng(std::move(qs), nullptr, &sink, typical_channel_options());
+  std::vector<uint8_t> src(200000), dst(200000, 0);
+  auto plan = std::make_shared<WorkPieces>();
+  plan->pieces = {{dst.data(), src.data(), 10000},
+                  {dst.data() + 10000, src.data() + 10000, 90000},
+                  {dst.data() + 100000, src.data() + 100000, 4096},
+                  {dst.data() + 104096, src.data() + 104096, 95904}};
+  plan->work_begin = {0, 2, 4};
+  auto pd = eng.prepare(plan, 2);
+  CHECK(pd != nullptr);
+  // 10000 B and 90000 B at 4096 B a descriptor: 3 + 22; 4096 B and 95904 B: 1 + 24.
+  CHECK_EQ(pd->descriptors, 50u);
+  CHECK_EQ(pd->works[0].descs.size(), 25u);
+  CHECK_EQ(pd->works[1].channel, 1u);
+  // Each is what the poller would build for that cut, with no record yet.
+  size_t d = 0;
+  for (size_t off = 0; off < 90000; off += 4096, ++d) {
+    dsa_hw_desc want;
+    const uint32_t len = uint32_t(std::min<size_t>(4096, 90000 - off));
+    build_memmove(&want, dst.data() + 10000 + off, src.data() + 10000 + off, len, nullptr, false);
+    CHECK(std::memcmp(&want, &pd->works[0].descs[3 + d], sizeof want) == 0);
+  }
+  uint64_t op = 100;
+  for (int run = 0; run < 3; ++run, ++op) {
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 7 + run * 31 + 1);  // new bytes, same views
+    for (uint32_t w = 0; w < 2; ++w) {
+      uint32_t n = eng.submit_prepared(w, op, w, pd, 0);
+      CHECK_EQ(n, 25u);
+      sink.expect(op, w, work_pieces(*plan, w), n);
+    }
+    CHECK(sink.wait_all(size_t(2 * (run + 1)), 5000));
+    CHECK(src == dst);
+  }
+  // The batch lets go of its plan and descriptors while a run is in flight: the run keeps them.
+  std::weak_ptr<const PreparedDescriptors> gone = pd;
+  const std::vector<dsa_hw_desc> built0 = pd->works[0].descs;
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 13);
+  uint32_t n = eng.submit_prepared(0, op, 0, pd, 0);
+  std::vector<CopyRegion> last = work_pieces(*plan, 0);
+  pd.reset();
+  plan.reset();
+  sink.expect(op, 0, last, n);
+  CHECK(sink.wait_all(7, 5000));
+  CHECK_EQ(sink.mismatched_works, 0u);
+  eng.close();
+  CHECK(gone.expired());  // and frees them once it is over
+  DsaChannelsStats st = eng.stats();
+  CHECK_EQ(st.prebuilt, 175u);  // 3 runs x 50, and 25
+  CHECK_EQ(st.submitted, 175u);
+  CHECK_EQ(log[0].size(), 100u);
+  // What the queue received is the descriptor as prepared, pointed at a record of the channel.
+  for (const dsa_hw_desc& got : log[0]) {
+    size_t i = 0;
+    while (i < built0.size() && built0[i].dst_addr != got.dst_addr) ++i;
+    CHECK(i < built0.size());
+    if (i < built0.size()) CHECK(same_except_record(got, built0[i]));
+    CHECK(got.completion_addr != 0);
+  }
+}
+
+TEST("prepared batch: page-fault continuations are built afresh, a work whose channel is quarantined is cut anew") {
+  // Page faults: every first submission is the prepared descriptor, every continuation a new one.
+  {
+    SoftDeviceConfig c = typical_soft_device();
+    c.max_transfer_size = 4096;
+    c.wq_size = 8;
+    c.faults.page_fault = 0.5;
+    DsaChannelOptions o = typical_channel_options();
+    o.page_fault_retries = 8;
+    CheckingSink sink;
+    DsaChannels eng(make_queues({c}, nullptr), nullptr, &sink, o);
+    std::vector<uint8_t> src(256 * 1024), dst(256 * 1024, 0);
+    auto plan = std::make_shared<WorkPieces>();
+    plan->pieces = {{dst.data(), src.data(), src.size()}};
+    plan->work_begin = {0, 1};
+    auto pd = eng.prepare(plan, 1);
+    for (uint64_t run = 1; run <= 4; ++run) {
+      for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 5 + run);
+      uint32_t n = eng.submit_prepared(0, run, 0, pd, 0);
+      CHECK_EQ(n, 64u);
+      sink.expect(run, 0, plan->pieces, n);
+      CHECK(sink.wait_all(size_t(run), 5000));
+      CHECK(src == dst);
+    }
+    eng.close();
+    DsaChannelsStats st = eng.stats();
+    CHECK_EQ(sink.mismatched_works, 0u);
+    CHECK(st.page_fault_retries > 0);
+    CHECK_EQ(st.prebuilt, 4u * 64u);
+    CHECK_EQ(st.submitted, st.prebuilt + st.page_fault_retries);
+  }
+  // Channel 0 quarantined after the batch was prepared: work 0 goes to channel 1, cut and built
+  // for it there; work 1 still runs from its descriptors.
+  {
+    std::vector<SoftDeviceConfig> cfgs(2, typical_soft_device());
+    for (auto& c : cfgs) {
+      c.wq_size = 4;
+      c.max_transfer_size = 1024;
+    }
+    cfgs[0].faults.error = 1.0;
+    CheckingSink sink;
+    DsaChannels eng(make_queues(cfgs, nullptr), nullptr, &sink, typical_channel_options());
+    std::vector<uint8_t> src(64 * 1024), dst(64 * 1024, 0);
+    auto plan = std::make_shared<WorkPieces>();
+    plan->pieces = {{dst.data(), src.data(), 32 * 1024}, {dst.data() + 32 * 1024, src.data() + 32 * 1024, 32 * 1024}};
+    plan->work_begin = {0, 1, 2};
+    auto pd = eng.prepare(plan, 2);
+    CHECK_EQ(pd->works[0].channel, 0u);
+    size_t done = 0;
+    for (uint64_t op = 1; op <= 8 && eng.channel_usable(0); ++op) {  // errors until quarantined
+      CopyRegion r = plan->pieces[0];
+      uint32_t n = eng.submit_work(0, op, 0, &r, 1, 0);
+      sink.expect(op, 0, {r}, n);
+      CHECK(sink.wait_all(++done, 5000));
+    }
+    CHECK(!eng.channel_usable(0));
+    for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 3 + 9);
+    for (uint32_t w = 0; w < 2; ++w) {
+      uint32_t n = eng.submit_prepared(w, 50, w, pd, 0);
+      CHECK_EQ(n, 32u);
+      sink.expect(50, w, work_pieces(*plan, w), n);
+    }
+    CHECK(sink.wait_all(done + 2, 5000));
+    CHECK(src == dst);
+    CHECK_EQ(sink.mismatched_works, 0u);
+    eng.close();
+    DsaChannelsStats st = eng.stats();
+    CHECK_EQ(st.channels[0].prebuilt, 0u);
+    CHECK_EQ(st.channels[1].prebuilt, 32u);  // work 1 only: work 0 was built for channel 0
+    CHECK(st.channels[1].submitted >= 64u);
+  }
+}
