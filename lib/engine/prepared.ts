@@ -88,7 +88,9 @@ export function checkAttached(state: PreparedState): void {
  * every buffer it copies referenced until release(). One run at a time: a run while the previous
  * copy() is in flight is refused with ERR_DMACOPY_BUSY. After release() or engine.close(), runs
  * are refused with ERR_DMACOPY_RELEASED or ERR_DMACOPY_CLOSED; a run over a buffer detached
- * since prepare() with ERR_DMACOPY_DETACHED. Refused runs write nothing.
+ * since prepare() with ERR_DMACOPY_DETACHED. Refused runs write nothing. On a DSA backend the
+ * device descriptors are built at prepare() as well (64 bytes each, held until release()): a run
+ * submits them as built, each with a fresh completion record.
  */
 export class PreparedBatch {
   /** Bytes one run copies. */
