@@ -38,6 +38,7 @@ export type {
   CloseReport,
   CopyOptions,
   CopyReport,
+  CpuPinning,
   CpuPolicy,
   EngineOptions,
   EngineStats,

@@ -4,6 +4,8 @@ export type Backend = 'auto' | 'cpu' | 'emulated' | 'dsa';
 export type ResolvedBackend = 'cpu' | 'emulated' | 'dsa';
 /** Scheduling policy of the native copy threads: SCHED_OTHER at cpuNice, or SCHED_IDLE. */
 export type CpuPolicy = 'normal' | 'idle';
+/** Whether the native copy threads are bound one to a CPU: 'auto' (where the kernel cannot spread them), 'on', 'off'. */
+export type CpuPinning = 'auto' | 'on' | 'off';
 
 export interface EngineOptions {
   /** Where copies run. 'auto' picks DSA when usable queues exist, else the CPU engine. Default 'auto'. */
@@ -28,6 +30,14 @@ export interface EngineOptions {
    * in the README for what each costs and saves.
    */
   cpuPolicy?: CpuPolicy;
+  /**
+   * Binds each native copy thread to its own CPU (of those the process may use). 'auto'
+   * (default): only where the kernel cannot place woken threads on idle CPUs itself, that is
+   * where sysfs reports no last-level cache shared by the process's CPUs (a Firecracker guest
+   * reports none): there a batch's copy threads often woke on one core and copied at one thread's
+   * speed. 'on': always; 'off': never (the scheduler places them). stats().cpuPins shows the result.
+   */
+  cpuPinning?: CpuPinning;
   /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */
   timeoutMs?: number;
   /**
@@ -161,6 +171,8 @@ export interface EngineStats {
   cpuNice: number;
   /** The scheduling policy of the copy threads ('idle': SCHED_IDLE; cpuNice does not apply then). */
   cpuPolicy: CpuPolicy;
+  /** The CPU each copy thread is bound to (cpuPinning), -1 where binding failed; [] when they are not bound. */
+  cpuPins: number[];
   batches: number;
   /** Batches copied inline on the calling thread (below minOffloadBytes). */
   inlineBatches: number;

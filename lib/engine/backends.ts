@@ -4,10 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DSA_MAX_TRANSFER_SIZE, EMULATOR_DEFAULTS } from '../defaults';
 import { DmacopyError, invalidArg, outOfRange } from '../errors';
+import { pinCpusFor, readCpuTopology } from '../host/cpu-topology';
 import { type DsaQueue, listDevices, resolveRoots, selectQueues } from '../host/discovery';
 import { type OpenProblemCode, openReason, remedyFor } from '../host/remedies';
 import type { NativeQueueOpenResult, NativeSoftQueue, NativeUserQueue } from '../native/abi';
-import type { EmulatorFaults, EmulatorOptions } from '../types';
+import type { CpuPinning, EmulatorFaults, EmulatorOptions } from '../types';
 import { checkIntInRange, checkNonNegative, describe } from './validate';
 
 const EMULATOR_KEYS = new Set([
@@ -104,6 +105,15 @@ export function emulatorQueues(emulator: unknown, channels: number | undefined):
   // Each queue is its own software device, with its own seed, so queues do not fault in lockstep.
   // Its queues are queues of one device: they share its software-error latch.
   return Array.from({ length: queues }, (_, i) => ({ ...base, device, name: `soft${i}.0`, seed: seed + i * 7919 }));
+}
+
+/**
+ * The CPUs the engine's copy threads are bound to, one each (lib/host/cpu-topology.ts: under
+ * 'auto', only where the kernel cannot spread woken threads itself); [] leaves them unbound.
+ */
+export function copyThreadCpus(mode: CpuPinning, threads: number): number[] {
+  if (mode === 'off') return [];
+  return pinCpusFor(mode, threads, readCpuTopology(resolveRoots({}).sysfsRoot));
 }
 
 /**

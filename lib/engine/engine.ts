@@ -18,8 +18,18 @@ import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, Dm
 import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
-import type { Backend, CloseReport, CopyOptions, CopyReport, CpuPolicy, EngineOptions, EngineStats, ResolvedBackend } from '../types';
-import { describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
+import type {
+  Backend,
+  CloseReport,
+  CopyOptions,
+  CopyReport,
+  CpuPinning,
+  CpuPolicy,
+  EngineOptions,
+  EngineStats,
+  ResolvedBackend,
+} from '../types';
+import { copyThreadCpus, describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
 import { copyInJs } from './js-copy';
 import { Policy } from './policy';
@@ -58,6 +68,7 @@ const ENGINE_OPTION_KEYS = new Set([
   'spread',
   'cpuNice',
   'cpuPolicy',
+  'cpuPinning',
 ]);
 
 interface ResolvedOptions {
@@ -66,6 +77,7 @@ interface ResolvedOptions {
   cpuThreads: number;
   cpuNice: number;
   cpuPolicy: CpuPolicy;
+  cpuPinning: CpuPinning;
   timeoutMs: number;
   minOffloadBytes: number;
   nonTemporalMinBytes: number;
@@ -115,6 +127,9 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const cpuPolicy = o.cpuPolicy === undefined ? 'normal' : o.cpuPolicy;
   if (cpuPolicy !== 'normal' && cpuPolicy !== 'idle')
     throw invalidArg('options.cpuPolicy', `cpuPolicy must be 'normal' or 'idle', got ${describe(o.cpuPolicy)}`);
+  const cpuPinning = o.cpuPinning === undefined ? 'auto' : o.cpuPinning;
+  if (cpuPinning !== 'auto' && cpuPinning !== 'on' && cpuPinning !== 'off')
+    throw invalidArg('options.cpuPinning', `cpuPinning must be 'auto', 'on' or 'off', got ${describe(o.cpuPinning)}`);
   const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
@@ -137,6 +152,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
     cpuThreads,
     cpuNice,
     cpuPolicy: cpuPolicy as CpuPolicy,
+    cpuPinning: cpuPinning as CpuPinning,
     timeoutMs,
     minOffloadBytes,
     nonTemporalMinBytes,
@@ -225,6 +241,7 @@ export class Engine {
         threads: options.cpuThreads,
         cpuNice: options.cpuNice,
         cpuIdle: options.cpuPolicy === 'idle',
+        pinCpus: copyThreadCpus(options.cpuPinning, options.cpuThreads),
         nonTemporalMinBytes: options.nonTemporalMinBytes,
         timeoutMs: options.timeoutMs,
         dsa: options.dsa,
@@ -482,6 +499,7 @@ export class Engine {
       cpuThreads: this.#options.cpuThreads,
       cpuNice: this.#options.cpuNice,
       cpuPolicy: this.#options.cpuPolicy,
+      cpuPins: native?.cpuPins ?? [],
       batches: t.batches,
       inlineBatches: t.inlineBatches,
       bytes: t.bytes,

@@ -46,6 +46,8 @@ export interface NativeEngineOptions {
   cpuNice?: number;
   /** SCHED_IDLE copy threads (cpuNice is then unused); absent: false. */
   cpuIdle?: boolean;
+  /** CPUs to bind the copy threads to (thread i to entry i, rotating per engine); absent or []: unbound. */
+  pinCpus?: number[];
   nonTemporalMinBytes: number;
   timeoutMs: number;
   dsa?: NativeDsaConfig;
@@ -78,6 +80,9 @@ export interface NativeEngineStats {
   /** Copy threads whose nice value (or SCHED_IDLE) could not be set, and the errno of the last failure. */
   cpuNiceFailures: number;
   cpuNiceErrno: number;
+  /** The CPU each copy thread is bound to (-1: binding failed); [] when unbound. */
+  cpuPins: number[];
+  cpuPinFailures: number;
   inFlightJobs: number;
   /** Prepared plans neither released nor collected. */
   preparedPlans: number;

@@ -1,5 +1,7 @@
 #include "engine_handle.h"
 
+#include <sched.h>
+
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -189,7 +191,20 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
   core_ = std::make_shared<EngineResources>();
   Napi::Value idle_value = opts.Get("cpuIdle");
   const bool idle = idle_value.IsBoolean() && idle_value.As<Napi::Boolean>().Value();
-  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle);
+  // CPUs to bind the copy threads to (lib/host/cpu-topology.ts decides); absent or empty: none.
+  std::vector<int> pin_cpus;
+  Napi::Value pin_value = opts.Get("pinCpus");
+  if (!pin_value.IsUndefined()) {
+    if (!pin_value.IsArray()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "pinCpus must be an array");
+    Napi::Array pins = pin_value.As<Napi::Array>();
+    for (uint32_t i = 0; i < pins.Length(); ++i) {
+      const uint32_t cpu = uint32_arg(pins.Get(i), "pinCpus entry");
+      if (cpu >= CPU_SETSIZE)
+        throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "pinCpus entries must be CPU numbers");
+      pin_cpus.push_back(static_cast<int>(cpu));
+    }
+  }
+  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle, std::move(pin_cpus));
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
 
   Napi::Value dv = opts.Get("dsa");
@@ -441,6 +456,11 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuIdle", Napi::Boolean::New(env, core_->cpu->idle()));
   o.Set("cpuNiceFailures", Napi::Number::New(env, s.nice_failures));
   o.Set("cpuNiceErrno", Napi::Number::New(env, s.nice_errno));
+  std::vector<int> pins = core_->cpu->pinned_cpus();
+  Napi::Array pa = Napi::Array::New(env, pins.size());
+  for (uint32_t i = 0; i < pins.size(); ++i) pa.Set(i, Napi::Number::New(env, pins[i]));
+  o.Set("cpuPins", pa);
+  o.Set("cpuPinFailures", Napi::Number::New(env, s.pin_failures));
   o.Set("inFlightJobs", Napi::Number::New(env, static_cast<double>(core_->cpu->in_flight())));
   o.Set("preparedPlans", Napi::Number::New(env, static_cast<double>(core_->prepared_live.load())));
   if (core_->dsa) {

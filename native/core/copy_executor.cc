@@ -124,7 +124,9 @@ void CopyExecutor::run_shared(const CopyRequest& req, EventRouter* events) {
     for (size_t j = sync ? 1 : 0; j < takers; ++j) {
       CpuCopyJob job = taker();
       job.done = done_callback(in_flight);
-      queue_unit(*in_flight, [&] { cpu_.submit(static_cast<unsigned>(j), std::move(job)); });
+      // Sync: helpers bound to other CPUs than the caller's first (CpuCopyPool::helper).
+      const unsigned channel = sync ? cpu_.helper(static_cast<unsigned>(j - 1)) : static_cast<unsigned>(j);
+      queue_unit(*in_flight, [&] { cpu_.submit(channel, std::move(job)); });
     }
   } catch (...) {
     in_flight->wait();  // what was queued still writes into the caller's buffers

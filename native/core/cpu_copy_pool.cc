@@ -12,7 +12,14 @@
 
 namespace dmacopy {
 
-CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle)
+namespace {
+
+// Where the next pinned pool of the process starts in its CPU list (see the constructor's comment).
+std::atomic<unsigned> next_pin_start{0};
+
+}  // namespace
+
+CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle, std::vector<int> pin_cpus)
     : nice_(nice < 0    ? 0
             : nice > 19 ? 19
                         : nice),
@@ -20,10 +27,18 @@ CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle)
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
+  if (!pin_cpus.empty()) {
+    const unsigned k = next_pin_start.fetch_add(threads, std::memory_order_relaxed);
+    for (unsigned i = 0; i < threads; ++i) workers_[i]->cpu = pin_cpus[(k + i) % pin_cpus.size()];
+  }
   for (auto& w : workers_) {
     Worker* raw = w.get();
     w->thread = std::thread([this, raw] { worker_loop(raw); });
   }
+  // Every thread has its priority and binding before the pool is used: stats() and the first
+  // batch see the pool as it will stay.
+  std::unique_lock<std::mutex> lock(started_mu_);
+  started_cv_.wait(lock, [&] { return started_.load(std::memory_order_acquire) == workers_.size(); });
 }
 
 CpuCopyPool::~CpuCopyPool() { shutdown(); }
@@ -165,8 +180,50 @@ void CpuCopyPool::lower_priority() {
   }
 }
 
+void CpuCopyPool::bind(Worker* w) {
+  if (w->cpu < 0) return;
+  if (w->cpu >= CPU_SETSIZE) {
+    pin_failures_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(w->cpu, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0) w->bound.store(true, std::memory_order_release);
+  else pin_failures_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::vector<int> CpuCopyPool::pinned_cpus() const {
+  std::vector<int> out;
+  if (workers_.empty() || workers_[0]->cpu < 0) return out;
+  for (const auto& w : workers_) out.push_back(w->bound.load(std::memory_order_acquire) ? w->cpu : -1);
+  return out;
+}
+
+unsigned CpuCopyPool::helper(unsigned n) const {
+  const unsigned t = threads();
+  if (workers_[0]->cpu < 0) return n % t;
+  const int here = sched_getcpu();
+  // The threads bound elsewhere first (in thread order), then those bound to this CPU.
+  unsigned seen = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (unsigned i = 0; i < t; ++i) {
+      const bool mine = workers_[i]->bound.load(std::memory_order_relaxed) && workers_[i]->cpu == here;
+      if (mine != (pass == 1)) continue;
+      if (seen++ == n % t) return i;
+    }
+  }
+  return n % t;
+}
+
 void CpuCopyPool::worker_loop(Worker* w) {
   lower_priority();
+  bind(w);
+  {
+    std::lock_guard<std::mutex> lock(started_mu_);
+    started_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  started_cv_.notify_all();
   for (;;) {
     CpuCopyJob job;
     {
@@ -203,6 +260,7 @@ CpuCopyPoolStats CpuCopyPool::stats() const {
   s.bytes = stat_bytes_.load(std::memory_order_relaxed);
   s.nice_failures = nice_failures_.load(std::memory_order_relaxed);
   s.nice_errno = nice_errno_.load(std::memory_order_relaxed);
+  s.pin_failures = pin_failures_.load(std::memory_order_relaxed);
   return s;
 }
 

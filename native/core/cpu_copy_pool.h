@@ -55,6 +55,7 @@ struct CpuCopyPoolStats {
   // failure, 0 if none).
   uint32_t nice_failures = 0;
   int nice_errno = 0;
+  uint32_t pin_failures = 0;  // copy threads that could not be bound to their CPU
 };
 
 class CpuCopyPool final : public CpuCopier {
@@ -68,7 +69,16 @@ class CpuCopyPool final : public CpuCopier {
   // nothing else wants, and any other thread that wakes (a request for the event loop) preempts
   // them at once, where a niced thread may keep the core until its slice ends. Work sharing
   // (cpu_slices.h) lets the thread that still runs take the preempted one's slices.
-  explicit CpuCopyPool(unsigned threads, int nice = 0, bool idle = false);
+  //
+  // `pin_cpus` (may be empty: no pinning) binds each copy thread to one of these CPUs, so that a
+  // batch's threads wake on different cores. Where the kernel knows no last-level cache shared
+  // by the CPUs (a Firecracker guest exposes no cache topology), it places a woken thread on the
+  // waker's CPU or on the thread's previous one, never on another idle CPU: both copy threads
+  // then often queue on one core while the other idles, and a batch copies at one thread's speed
+  // until the load balancer moves one (milliseconds). Thread i gets pin_cpus[(k + i) % n], k
+  // advancing with every pinned pool of the process, so engines in one process start on
+  // different CPUs. lib/ decides when to pin (lib/host/cpu-topology.ts).
+  explicit CpuCopyPool(unsigned threads, int nice = 0, bool idle = false, std::vector<int> pin_cpus = {});
   ~CpuCopyPool() override;
   CpuCopyPool(const CpuCopyPool&) = delete;
   CpuCopyPool& operator=(const CpuCopyPool&) = delete;
@@ -76,6 +86,15 @@ class CpuCopyPool final : public CpuCopier {
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
   int nice() const { return nice_; }
   bool idle() const { return idle_; }
+  // The CPU each copy thread is bound to, in thread order; empty when the pool does not pin.
+  // A thread whose binding failed (a seccomp filter, a CPU outside the cpuset) stays unbound and
+  // is counted in stats().pin_failures; its entry is -1.
+  std::vector<int> pinned_cpus() const;
+
+  // The n-th (0-based) thread a caller that copies a share itself should hand the rest to: with
+  // bound threads, the ones bound to the CPU the caller runs on come last, so a synchronous batch
+  // does not wake its helper onto the caller's own core (where it would wait for the caller).
+  unsigned helper(unsigned n) const;
 
   // Queues a job on channel (thread) `channel % threads()`. Never blocks on the copy. If it
   // throws (bad_alloc), the job was not queued and none of its callbacks will run.
@@ -106,11 +125,14 @@ class CpuCopyPool final : public CpuCopier {
     std::condition_variable cv;
     std::deque<CpuCopyJob> jobs;
     bool stopping = false;  // guarded by mu: a job is either queued before it or run inline
+    int cpu = -1;           // the CPU it is to be bound to (-1: none)
+    std::atomic<bool> bound{false};
     std::thread thread;
   };
 
   void worker_loop(Worker* w);
   void lower_priority();
+  void bind(Worker* w);
   void execute(CpuCopyJob& job);
   void execute_slices(CpuCopyJob& job);
 
@@ -118,6 +140,10 @@ class CpuCopyPool final : public CpuCopier {
   const bool idle_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint32_t> nice_failures_{0};
+  std::atomic<uint32_t> pin_failures_{0};
+  std::atomic<unsigned> started_{0};  // threads past lower_priority() and bind()
+  std::mutex started_mu_;
+  std::condition_variable started_cv_;
   std::atomic<int> nice_errno_{0};
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<unsigned> next_fallback_{0};

@@ -228,4 +228,82 @@ TEST("idle: copy threads run under SCHED_IDLE; the calling thread keeps its poli
   CHECK_EQ(sched_getscheduler(0), own);
 }
 
+// The CPUs this process may run on.
+static std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+// The one CPU each copy thread may run on (-1: more than one).
+static std::vector<int> thread_cpu(CpuCopyPool& eng, unsigned channels) {
+  return on_copy_threads(eng, channels, [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1) return -1;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) return c;
+    return -1;
+  });
+}
+
+TEST("pinned: each copy thread is bound to its CPU, pools rotate, helpers avoid the caller's CPU") {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) SKIP("needs two CPUs");
+  const std::vector<int> two{cpus[0], cpus[1]};
+  {
+    CpuCopyPool unbound(2, 0);
+    CHECK(unbound.pinned_cpus().empty());
+    for (int c : thread_cpu(unbound, 2)) CHECK_EQ(c, -1);
+    CHECK_EQ(unbound.helper(0), 0u);
+  }
+  CpuCopyPool a(2, 0, false, two);
+  const std::vector<int> pa = a.pinned_cpus();
+  CHECK_EQ(pa.size(), 2u);
+  CHECK(pa[0] != pa[1]);
+  CHECK(thread_cpu(a, 2) == pa);  // what the pool says is what the threads are bound to
+  CHECK_EQ(a.stats().pin_failures, 0u);
+  // Each pinned pool of the process starts where the one before it stopped: two one-thread pools
+  // in a row get different CPUs.
+  CpuCopyPool b(1, 0, false, two);
+  CpuCopyPool c(1, 0, false, two);
+  CHECK(b.pinned_cpus()[0] != c.pinned_cpus()[0]);
+  // The helper of a synchronous batch is a thread bound elsewhere than the calling thread.
+  for (int here : two) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(here, &set);
+    cpu_set_t saved;
+    sched_getaffinity(0, sizeof saved, &saved);
+    CHECK_EQ(sched_setaffinity(0, sizeof set, &set), 0);
+    CHECK(pa[a.helper(0)] != here);
+    CHECK(pa[a.helper(1)] == here);  // the one on this CPU comes last
+    sched_setaffinity(0, sizeof saved, &saved);
+  }
+  // Bound threads still copy every byte.
+  std::vector<uint8_t> src(1 << 20), dst(1 << 20);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 7);
+  std::atomic<int> done{0};
+  for (unsigned ch = 0; ch < 2; ++ch) {
+    CpuCopyJob job;
+    auto table = std::make_shared<std::vector<CopyRegion>>();
+    table->push_back({dst.data() + ch * (512 << 10), src.data() + ch * (512 << 10), 512 << 10});
+    job.table = table;
+    job.end = 1;
+    job.done = [&] { ++done; };
+    a.submit(ch, std::move(job));
+  }
+  while (done.load() < 2) std::this_thread::yield();
+  CHECK(src == dst);
+  // A CPU outside the set the kernel accepts: that thread stays unbound, and is counted.
+  CpuCopyPool bad(1, 0, false, {CPU_SETSIZE - 1});
+  CHECK_EQ(bad.pinned_cpus().size(), 1u);
+  CHECK_EQ(bad.pinned_cpus()[0], -1);
+  CHECK_EQ(bad.stats().pin_failures, 1u);
+}
+
 DMACOPY_TEST_MAIN
