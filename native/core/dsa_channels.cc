@@ -93,6 +93,7 @@ std::shared_ptr<const PreparedDescriptors> DsaChannels::prepare(std::shared_ptr<
     // For the channel run_device hands this work to (its index): if that one is unusable when
     // the batch runs, the work goes elsewhere and is submitted the unprepared way.
     const size_t c = w % nch;
+    if (!poller_->channel_usable(c)) continue;  // quarantined: every run would go elsewhere
     pd->works[w] = build_prepared_work(plan->pieces.data() + b, e - b, c, poller_->channel_limit(c),
                                        poller_->channel_cache_control(c));
     pd->descriptors += pd->works[w].descs.size();
@@ -111,6 +112,7 @@ uint32_t DsaChannels::submit_prepared(size_t channel, uint64_t op_id, uint32_t w
   const size_t nch = poller_->channels();
   // Its descriptors serve only on the channel they were built for, while it is usable; else the
   // work is cut and built as any other (same count rule, the chosen channel's limit).
+  // (A channel's limit is fixed when it is opened; comparing it keeps this true if that changes.)
   if (pw.descs.empty() || nch == 0 || pw.channel != channel % nch || !poller_->channel_usable(pw.channel) ||
       poller_->channel_limit(pw.channel) != pw.limit)
     return submit_work(channel, op_id, work, pieces, n, deadline_ns, std::move(on_finished));

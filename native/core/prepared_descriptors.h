@@ -9,9 +9,12 @@
 // be given up after one wedged run; a channel record is zeroed when it is taken, which is the
 // reset a re-run needs anyway.
 //
-// A descriptor is only used as built while it still says exactly what the piece in hand is and
-// was built for the channel that submits it (template_matches): a page-fault continuation, or a
-// work the poller moved to another channel, is built afresh, as an unprepared work's would be.
+// A descriptor is only used as built while it still says exactly what the piece in hand is, with
+// the cache-control flag of the channel that submits it (template_matches); otherwise the piece's
+// descriptor is filled as an unprepared work's would be. So a page-fault continuation always gets
+// a new one; a work the poller moves to another channel mid-run keeps using its descriptors where
+// that channel's flag is the same (they are then byte for byte what it would build); a work whose
+// channel was quarantined before the run is submitted the unprepared way (submit_prepared).
 #pragma once
 
 #include <cstddef>
