@@ -4,8 +4,8 @@
 //   --snapshot-interval-ms / SNAPSHOT_INTERVAL_MS (10000; 0 turns the timer off)
 //   --strategy / STRATEGY (copy-batch): how snapshots copy (see copier.js)
 //   --copy-loop: copy back to back from the start (the benchmark's load), --gap-ms N between copies
-//   --cpu-threads N, --cpu-nice N, --cpu-policy normal|idle: the engine's options (default:
-//   dmacopy's own defaults)
+//   --cpu-threads N, --cpu-nice N, --cpu-policy normal|idle, --cpu-pinning auto|on|off: the
+//   engine's options (default: dmacopy's own defaults)
 'use strict';
 const { parseArgs } = require('node:util');
 
@@ -21,6 +21,7 @@ const FLAGS = {
   'cpu-threads': { type: 'string', env: 'CPU_THREADS' },
   'cpu-nice': { type: 'string', env: 'CPU_NICE' },
   'cpu-policy': { type: 'string', env: 'CPU_POLICY' },
+  'cpu-pinning': { type: 'string', env: 'CPU_PINNING' },
   backend: { type: 'string', env: 'BACKEND' },
 };
 
@@ -44,6 +45,7 @@ function loadConfig(argv = process.argv.slice(2), env = process.env) {
   if (get('cpu-threads') !== undefined) engineOptions.cpuThreads = number('cpu-threads', get('cpu-threads'), 1);
   if (get('cpu-nice') !== undefined) engineOptions.cpuNice = number('cpu-nice', get('cpu-nice'), 0);
   if (get('cpu-policy') !== undefined) engineOptions.cpuPolicy = get('cpu-policy'); // openEngine checks it
+  if (get('cpu-pinning') !== undefined) engineOptions.cpuPinning = get('cpu-pinning'); // so does this
   if (get('backend') !== undefined) engineOptions.backend = get('backend');
   return {
     port: number('port', get('port'), 0),

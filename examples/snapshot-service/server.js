@@ -72,6 +72,7 @@ function readStats(delay, copier, engine) {
       cpuThreads: engine.stats().cpuThreads,
       cpuNice: engine.stats().cpuNice,
       cpuPolicy: engine.stats().cpuPolicy,
+      cpuPins: engine.stats().cpuPins,
     },
   };
 }

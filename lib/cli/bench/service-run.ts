@@ -54,6 +54,7 @@ async function measurePoint(
     cpuThreads: st.engine.cpuThreads,
     cpuNice: st.engine.cpuNice,
     cpuPolicy: st.engine.cpuPolicy ?? 'normal',
+    cpuPins: st.engine.cpuPins ?? [],
     gapMs,
     request,
     eventLoopDelay: { p50: st.eventLoopDelay.p50, p99: st.eventLoopDelay.p99, max: st.eventLoopDelay.max },
@@ -114,6 +115,7 @@ export async function runServiceBench(options: Partial<ServiceBenchOptions> = {}
         cpuThreads: s.cpuThreads,
         cpuNice: s.cpuNice,
         cpuPolicy: s.cpuPolicy,
+        cpuPinning: s.cpuPinning,
         startTimeoutMs: 120_000,
       });
       try {

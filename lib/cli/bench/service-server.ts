@@ -16,6 +16,7 @@ export interface ServerOptions {
   cpuThreads?: number;
   cpuNice?: number;
   cpuPolicy?: 'normal' | 'idle';
+  cpuPinning?: 'auto' | 'on' | 'off';
   /** Time allowed for the pool to fill and the first snapshot to finish. */
   startTimeoutMs: number;
 }
@@ -28,7 +29,7 @@ export interface ServerStats {
   loopError?: string;
   elapsedMs: number;
   gbps: number;
-  engine: { backend: string; cpuThreads: number; cpuNice: number; cpuPolicy?: 'normal' | 'idle' };
+  engine: { backend: string; cpuThreads: number; cpuNice: number; cpuPolicy?: 'normal' | 'idle'; cpuPins?: number[] };
 }
 
 export class ServiceProcess {
@@ -47,6 +48,7 @@ export class ServiceProcess {
     if (o.cpuThreads !== undefined) args.push('--cpu-threads', String(o.cpuThreads));
     if (o.cpuNice !== undefined) args.push('--cpu-nice', String(o.cpuNice));
     if (o.cpuPolicy !== undefined) args.push('--cpu-policy', o.cpuPolicy);
+    if (o.cpuPinning !== undefined) args.push('--cpu-pinning', o.cpuPinning);
     // The IPC channel ties the service's life to this process: it exits if we die without stopping it.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let stderr = '';

@@ -11,15 +11,23 @@ export interface ServiceSetting {
   cpuThreads?: number;
   cpuNice?: number;
   cpuPolicy?: 'normal' | 'idle';
+  cpuPinning?: 'auto' | 'on' | 'off';
   /** Pauses between back-to-back copies, ms: one measured point each (0: continuous). */
   gapsMs: number[];
 }
 
-function label(strategy: Strategy, cpuThreads?: number, cpuNice?: number, cpuPolicy?: 'normal' | 'idle'): string {
+function label(
+  strategy: Strategy,
+  cpuThreads?: number,
+  cpuNice?: number,
+  cpuPolicy?: 'normal' | 'idle',
+  cpuPinning?: 'auto' | 'on' | 'off',
+): string {
   const opts = [
     cpuThreads === undefined ? '' : `${cpuThreads} thr`,
     cpuNice === undefined ? '' : `nice ${cpuNice}`,
     cpuPolicy === 'idle' ? 'sched idle' : '',
+    cpuPinning === undefined ? '' : cpuPinning === 'off' ? 'unpinned' : `pinning ${cpuPinning}`,
   ].filter(Boolean);
   return opts.length ? `${strategy} (${opts.join(', ')})` : strategy;
 }
@@ -30,14 +38,23 @@ function setting(
   cpuThreads?: number,
   cpuNice?: number,
   cpuPolicy?: 'normal' | 'idle',
+  cpuPinning?: 'auto' | 'on' | 'off',
 ): ServiceSetting {
-  return { label: label(strategy, cpuThreads, cpuNice, cpuPolicy), strategy, cpuThreads, cpuNice, cpuPolicy, gapsMs };
+  return {
+    label: label(strategy, cpuThreads, cpuNice, cpuPolicy, cpuPinning),
+    strategy,
+    cpuThreads,
+    cpuNice,
+    cpuPolicy,
+    cpuPinning,
+    gapsMs,
+  };
 }
 
 /**
  * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
  * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19), and with
- * SCHED_IDLE copy threads (cpuPolicy 'idle'), at three gaps each,
+ * SCHED_IDLE copy threads (cpuPolicy 'idle'), and the default unpinned, at three gaps each,
  * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
  */
 export function serviceSettings(cores: number, short: boolean): ServiceSetting[] {
@@ -55,6 +72,9 @@ export function serviceSettings(cores: number, short: boolean): ServiceSetting[]
   const out = [setting('none', [0]), setting('buffer-copy', [0]), setting('copy-batch-sync', [0])];
   for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
   for (const t of threads) out.push(setting('copy-batch', gaps, t, undefined, 'idle'));
+  // The default with the copy threads left to the scheduler (cpuPinning 'off'): where 'auto'
+  // binds them (no shared last-level cache), what binding costs or saves a service.
+  if (cores > 1) out.push(setting('copy-batch', gaps, cores, 10, undefined, 'off'));
   out.push(setting('worker', [0]), setting('worker-sync', [0]));
   return out;
 }

@@ -31,6 +31,8 @@ export interface ServicePoint {
   cpuThreads: number;
   cpuNice: number;
   cpuPolicy: 'normal' | 'idle';
+  /** The CPUs the copy threads were bound to ([]: unbound, cpuPinning). */
+  cpuPins: number[];
   gapMs: number;
   request: LoadResult;
   /** Event-loop delay in the service, ms (perf_hooks.monitorEventLoopDelay). */
