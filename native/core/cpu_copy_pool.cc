@@ -14,8 +14,13 @@ namespace dmacopy {
 
 namespace {
 
-// Where the next pinned pool of the process starts in its CPU list (see the constructor's comment).
-std::atomic<unsigned> next_pin_start{0};
+// Where the next pinned pool of the process starts in its CPU list (see the constructor's
+// comment). The first one starts at pid x threads: processes started one after another (pids in
+// a row) begin on different CPUs instead of all on the first ones.
+unsigned next_pin_start(unsigned threads) {
+  static std::atomic<unsigned> next{static_cast<unsigned>(getpid()) * threads};
+  return next.fetch_add(threads, std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -28,7 +33,7 @@ CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle, std::vector<int>
   workers_.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
   if (!pin_cpus.empty()) {
-    const unsigned k = next_pin_start.fetch_add(threads, std::memory_order_relaxed);
+    const unsigned k = next_pin_start(threads);
     for (unsigned i = 0; i < threads; ++i) workers_[i]->cpu = pin_cpus[(k + i) % pin_cpus.size()];
   }
   for (auto& w : workers_) {

@@ -76,8 +76,9 @@ class CpuCopyPool final : public CpuCopier {
   // waker's CPU or on the thread's previous one, never on another idle CPU: both copy threads
   // then often queue on one core while the other idles, and a batch copies at one thread's speed
   // until the load balancer moves one (milliseconds). Thread i gets pin_cpus[(k + i) % n], k
-  // advancing with every pinned pool of the process, so engines in one process start on
-  // different CPUs. lib/ decides when to pin (lib/host/cpu-topology.ts).
+  // advancing with every pinned pool of the process (from pid x threads), so engines in one
+  // process, and processes started one after another, start on different CPUs. lib/ decides
+  // when to pin (lib/host/cpu-topology.ts).
   explicit CpuCopyPool(unsigned threads, int nice = 0, bool idle = false, std::vector<int> pin_cpus = {});
   ~CpuCopyPool() override;
   CpuCopyPool(const CpuCopyPool&) = delete;
