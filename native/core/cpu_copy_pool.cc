@@ -43,7 +43,7 @@ CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle, std::vector<int>
   // Every thread has its priority and binding before the pool is used: stats() and the first
   // batch see the pool as it will stay.
   std::unique_lock<std::mutex> lock(started_mu_);
-  started_cv_.wait(lock, [&] { return started_.load(std::memory_order_acquire) == workers_.size(); });
+  started_cv_.wait(lock, [&] { return started_ == workers_.size(); });
 }
 
 CpuCopyPool::~CpuCopyPool() { shutdown(); }
@@ -226,7 +226,7 @@ void CpuCopyPool::worker_loop(Worker* w) {
   bind(w);
   {
     std::lock_guard<std::mutex> lock(started_mu_);
-    started_.fetch_add(1, std::memory_order_acq_rel);
+    ++started_;
   }
   started_cv_.notify_all();
   for (;;) {

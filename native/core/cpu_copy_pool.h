@@ -142,7 +142,7 @@ class CpuCopyPool final : public CpuCopier {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint32_t> nice_failures_{0};
   std::atomic<uint32_t> pin_failures_{0};
-  std::atomic<unsigned> started_{0};  // threads past lower_priority() and bind()
+  unsigned started_ = 0;  // threads past lower_priority() and bind(); guarded by started_mu_
   std::mutex started_mu_;
   std::condition_variable started_cv_;
   std::atomic<int> nice_errno_{0};

@@ -57,28 +57,39 @@ uint32_t DsaChannels::submit_work(size_t channel, uint64_t op_id, uint32_t work,
     copy_now(regions, n);
     return 0;
   }
-  // Owned by a unique_ptr until the poller takes it: an allocation failure below leaks nothing.
-  auto w = std::make_unique<WorkState>();
-  w->op_id = op_id;
-  w->work = work;
-  w->deadline_ns = deadline_ns;
-  w->limit = limit;
-  w->total = uint32_t(total);
-  w->channel = chosen;
-  w->acc.op_id = op_id;
-  w->acc.work = work;
+  auto w = new_work(op_id, work, deadline_ns, limit, uint32_t(total), chosen, std::move(on_finished));
   w->regions.reserve(nonempty);
   for (size_t i = 0; i < n; ++i)
     if (regions[i].len) w->regions.push_back(regions[i]);
   w->piece_table = w->regions.data();
   w->piece_count = w->regions.size();
+  return hand_over(std::move(w), regions, n);
+}
+
+std::unique_ptr<WorkState> DsaChannels::new_work(uint64_t op_id, uint32_t work, uint64_t deadline_ns, uint32_t limit,
+                                                 uint32_t total, size_t channel, std::function<void()> on_finished) {
+  // Owned by a unique_ptr until the poller takes it: an allocation failure leaks nothing.
+  auto w = std::make_unique<WorkState>();
+  w->op_id = op_id;
+  w->work = work;
+  w->deadline_ns = deadline_ns;
+  w->limit = limit;
+  w->total = total;
+  w->channel = channel;
+  w->acc.op_id = op_id;
+  w->acc.work = work;
   w->on_finished = std::move(on_finished);
+  return w;
+}
+
+uint32_t DsaChannels::hand_over(std::unique_ptr<WorkState> w, const CopyRegion* regions, size_t n) {
+  const uint32_t total = w->total;   // the poller may finish and free the work once it has it
   if (!poller_->enqueue(w.get())) {  // closed
     copy_now(regions, n);
     return 0;
   }
   w.release();  // the poller owns it now
-  return uint32_t(total);
+  return total;
 }
 
 std::shared_ptr<const PreparedDescriptors> DsaChannels::prepare(std::shared_ptr<const WorkPieces> plan,
@@ -116,27 +127,13 @@ uint32_t DsaChannels::submit_prepared(size_t channel, uint64_t op_id, uint32_t w
   if (pw.descs.empty() || nch == 0 || pw.channel != channel % nch || !poller_->channel_usable(pw.channel) ||
       poller_->channel_limit(pw.channel) != pw.limit)
     return submit_work(channel, op_id, work, pieces, n, deadline_ns, std::move(on_finished));
-  auto w = std::make_unique<WorkState>();
-  w->op_id = op_id;
-  w->work = work;
-  w->deadline_ns = deadline_ns;
-  w->limit = pw.limit;
-  w->total = static_cast<uint32_t>(pw.descs.size());
-  w->channel = pw.channel;
-  w->acc.op_id = op_id;
-  w->acc.work = work;
+  auto w = new_work(op_id, work, deadline_ns, pw.limit, static_cast<uint32_t>(pw.descs.size()), pw.channel,
+                    std::move(on_finished));
   w->piece_table = pieces;  // non-empty pieces (split_works drops empty ones), read in place
   w->piece_count = n;
   w->prebuilt = pw.descs.data();
   w->keep = pd;
-  w->on_finished = std::move(on_finished);
-  const uint32_t total = w->total;
-  if (!poller_->enqueue(w.get())) {  // closed
-    copy_now(pieces, n);
-    return 0;
-  }
-  w.release();  // the poller owns it now
-  return total;
+  return hand_over(std::move(w), pieces, n);
 }
 
 void DsaChannels::close() { poller_->stop(); }

@@ -74,6 +74,12 @@ class DsaChannels {
   DsaChannelsStats stats() const;
 
  private:
+  // A work with everything but its pieces set (submit_work, submit_prepared).
+  static std::unique_ptr<WorkState> new_work(uint64_t op_id, uint32_t work, uint64_t deadline_ns, uint32_t limit,
+                                             uint32_t total, size_t channel, std::function<void()> on_finished);
+  // Gives w to the poller and returns its count, or copies regions here and returns 0 if closed.
+  uint32_t hand_over(std::unique_ptr<WorkState> w, const CopyRegion* regions, size_t n);
+
   std::unique_ptr<CompletionPoller> poller_;
 };
 

@@ -129,10 +129,11 @@ describe.runIf(process.platform === 'linux')('cpuPinning', () => {
     expect(pins).toHaveLength(2);
     expect(new Set(pins).size).toBe(2);
     for (const c of pins) expect(allowed).toContain(c);
-    const fresh = [...threadAffinities()].filter(([tid]) => !before.has(tid));
+    const after = threadAffinities();
+    const fresh = [...after].filter(([tid]) => !before.has(tid));
     const bound = fresh.filter(([, cpus]) => cpus.length === 1).map(([, cpus]) => cpus[0]);
     expect(bound.sort()).toEqual([...pins].sort());
-    for (const [tid, cpus] of before) expect(threadAffinities().get(tid) ?? cpus).toEqual(cpus);
+    for (const [tid, cpus] of before) expect(after.get(tid) ?? cpus).toEqual(cpus);
     const src = Buffer.alloc(8 << 20, 0x3c);
     const dst = Buffer.alloc(8 << 20);
     await engine.copyBatch(dst, src, { folioSize: 4096 });
