@@ -34,7 +34,7 @@ import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untr
 import { copyInJs } from './js-copy';
 import { Policy } from './policy';
 import { checkAttached, copyPairs, folioPairs, PreparedBatch, type PreparedRunner, type PreparedState } from './prepared';
-import { copySmall, forgetSmall, smallBatchBytes } from './small-copy';
+import { copySmall, forgetSmall, SMALL_MAX_BYTES, type SmallBatch, smallBatch, smallBatchBytes, takeSmallBatch } from './small-copy';
 import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import {
   type BatchTable,
@@ -48,7 +48,7 @@ import {
   takeChunkTable,
   validateBatch,
 } from './validate';
-import { checkTableDestinations, checkViewDestinations, destinationBuffers } from './wedged';
+import { anyWedged, checkDestinationBuffer, checkTableDestinations, checkViewDestinations, destinationBuffers } from './wedged';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
 const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'emulated', 'dsa'];
@@ -311,8 +311,8 @@ export class Engine {
     const small = smallBatchBytes(dsts, srcs, options);
     const smallInline = small < 0 ? undefined : this.#smallInline(small);
     if (smallInline) {
-      checkViewDestinations(dsts);
-      return this.#copySmall(dsts, options, small);
+      if (anyWedged()) smallBatch().forEachDestination(checkDestinationBuffer);
+      return this.#copySmall(small);
     }
     const list = checkListShape(dsts, srcs, options);
     if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, sync);
@@ -428,7 +428,8 @@ export class Engine {
   #inline(bytes: number, folios: number, copy: () => number): CopyReport {
     // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
     const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
-    const t0 = performance.now();
+    const timed = trace !== undefined || this.#timeInline(bytes);
+    const t0 = timed ? performance.now() : 0;
     let descriptors: number;
     try {
       descriptors = copy();
@@ -436,16 +437,27 @@ export class Engine {
       trace?.fail(err as Error);
       throw err;
     }
-    return this.#inlineReport(bytes, folios, descriptors, performance.now() - t0, trace);
+    return this.#inlineReport(bytes, folios, descriptors, timed ? elapsedSince(t0) : 0, trace);
   }
 
   /**
-   * The report of a batch copied inline, accounted. Inline batches are timed with
+   * Whether an inline batch nobody observes is timed. Batches above SMALL_MAX_BYTES always are
+   * (the clock is a few percent of their copy). Smaller ones only when the policy asks for a
+   * sample: on a VM a clock read costs ~50 ns, so the two reads around a 4 KiB copy (~50 ns)
+   * tripled its cost, for an elapsedNs nobody read. Metrics and tracing subscribe to the batch
+   * channels, so an observed batch is always timed.
+   */
+  #timeInline(bytes: number): boolean {
+    return bytes > SMALL_MAX_BYTES || this.#policy.sampleInline(bytes);
+  }
+
+  /**
+   * The report of a batch copied inline, accounted. Timed inline batches are timed with
    * performance.now(), the cheapest of Node's clocks (a pair of process.hrtime.bigint() reads
    * costs ~115 ns on Node 20, more than copying 4 KiB); it has sub-microsecond resolution.
+   * elapsedNs is 0 for an untimed one (see #timeInline).
    */
-  #inlineReport(bytes: number, folios: number, descriptors: number, ms: number, trace: BatchTrace | undefined): CopyReport {
-    const elapsedNs = Math.round(ms * 1e6);
+  #inlineReport(bytes: number, folios: number, descriptors: number, elapsedNs: number, trace: BatchTrace | undefined): CopyReport {
     const report: CopyReport = {
       backend: this.#options.backend,
       bytes,
@@ -606,19 +618,38 @@ export class Engine {
   }
 
   /** The small-batch path: validated and copied in place on the calling thread. */
-  #copySmall(dsts: unknown, options: unknown, bytes: number): CopyReport {
-    const folioSize = (options as CopyOptions | undefined)?.folioSize;
-    const folios = Array.isArray(dsts) ? dsts.length : folioSize === undefined ? 1 : Math.ceil(bytes / folioSize);
-    // #inline without its closure: this path is timed in hundreds of nanoseconds.
-    const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
-    const t0 = performance.now();
+  #copySmall(bytes: number): CopyReport {
+    const folios = smallBatch().folios;
+    if (tracing()) return this.#copySmallTraced(takeSmallBatch(), bytes, folios);
+    // #inline without its closure: this path is timed in tens of nanoseconds.
+    const timed = this.#policy.sampleInline(bytes);
+    const t0 = timed ? performance.now() : 0;
+    copySmall();
+    return this.#inlineReport(bytes, folios, folios, timed ? elapsedSince(t0) : 0, undefined);
+  }
+
+  /**
+   * The same with a trace. Subscribers to dmacopy:batch:start run before the copy: the batch was
+   * taken out of the scratch state, so one that starts batches of its own cannot overwrite it,
+   * and one that transferred a buffer of it gets ERR_DMACOPY_DETACHED with nothing copied.
+   */
+  #copySmallTraced(batch: SmallBatch, bytes: number, folios: number): CopyReport {
+    const trace = this.#trace(bytes, folios, true);
     try {
-      copySmall();
+      if (!batch.attached()) {
+        batch.drop(batch.pairs);
+        throw new DmacopyTypeError(
+          'ERR_DMACOPY_DETACHED',
+          'an ArrayBuffer of the batch was detached (transferred) while the batch started: nothing was copied; pass buffers this thread keeps',
+        );
+      }
+      const t0 = performance.now();
+      batch.copy();
+      return this.#inlineReport(bytes, folios, folios, elapsedSince(t0), trace);
     } catch (err) {
-      trace?.fail(err as Error);
+      trace.fail(err as Error);
       throw err;
     }
-    return this.#inlineReport(bytes, folios, folios, performance.now() - t0, trace);
   }
 
   /** Publishes a batch's start; the trace publishes its one end (see #account and the failure paths). */
@@ -755,6 +786,11 @@ export class Engine {
     addFallbacks(t.fallbacks, r.fallbacks);
     t.outOfOrder += r.outOfOrder;
   }
+}
+
+/** Nanoseconds since a performance.now() reading, at least 1 (0 means untimed in a report). */
+function elapsedSince(t0: number): number {
+  return Math.max(1, Math.round((performance.now() - t0) * 1e6));
 }
 
 /** Native re-checks throw plain TypeError/RangeError with a code; give them the library's classes. */

@@ -7,6 +7,7 @@ import { DmacopyError, DmacopyTypeError } from '../errors';
 import { type NativePlan, TableForm } from '../native/abi';
 import type { CopyReport } from '../types';
 import type { BatchTable } from './validate';
+import { typedArraySet } from './view-getters';
 
 /** What a prepared batch keeps between runs (engine.ts reads and runs it). */
 export interface PreparedState {
@@ -55,7 +56,7 @@ export function folioPairs(table: BatchTable): Uint8Array[] | undefined {
 
 /** Copies the pairs of folioPairs() on this thread; returns the folios. */
 export function copyPairs(pairs: readonly Uint8Array[], folios: number): number {
-  for (let i = 0; i < pairs.length; i += 2) (pairs[i] as Uint8Array).set(pairs[i + 1] as Uint8Array);
+  for (let i = 0; i < pairs.length; i += 2) typedArraySet.call(pairs[i] as Uint8Array, pairs[i + 1] as Uint8Array);
   return folios;
 }
 

@@ -1,256 +1,295 @@
 // Tiny batches (a few folios, a few KiB): validated and copied right here with TypedArray#set,
 // V8's memmove. Crossing into native code and building a plan costs more than such a copy, and
-// the batch never leaves the calling thread anyway. Anything unusual (shared or resizable
-// buffers, detached or empty views, overlap, bad arguments) is left to the full path, which
-// validates it and raises the precise error.
+// the batch never leaves the calling thread anyway. Anything unusual (shared, resizable or
+// detached buffers, DataViews, empty views, overlap, bad arguments) is left to the full path,
+// which validates it and raises the precise error.
+//
+// A batch is read in two passes. Pass 1 takes the views out of the caller's arrays: reading an
+// element may run the caller's code (an index getter, a Proxy), which may detach or transfer a
+// buffer. Pass 2 reads everything else about the views through V8's own getters, captured at
+// load (view-getters.ts), which run no user code: what it reads stays true until the copy, which
+// copies exactly the views it checked. A `buffer` or `byteOffset` a script defined on a view, or
+// a typed array whose prototype was swapped, therefore cannot misdirect the check or the copy.
+//
+// The caller's code may also start batches of its own: from an element getter during pass 1
+// (that batch takes the full path, see `scanning`), or from a diagnostics_channel subscriber
+// between the check and the copy (the engine takes the checked batch out of the scratch state
+// first, see takeSmallBatch()).
+
+import {
+  intrinsicBufferOf,
+  intrinsicByteLengthOf,
+  intrinsicByteOffsetOf,
+  intrinsicLengthOf,
+  isFixedArrayBuffer,
+  typedArrayKind,
+  typedArraySet,
+} from './view-getters';
 
 /** Most folios and bytes a batch may have to take this path. */
 export const SMALL_MAX_FOLIOS = 16;
 export const SMALL_MAX_BYTES = 64 * 1024;
 
-import { DmacopyTypeError } from '../errors';
-import { bufferOf, byteOffsetOf, lengthOf } from './view-getters';
+/** One small batch: its views as pass 1 took them, and what pass 2 read of them. */
+export class SmallBatch {
+  // Reused across batches (never shrunk: setting .length is a runtime call), cleared slot by slot
+  // once the batch is copied or refused, so the caller's buffers are never kept alive here.
+  /** Slot 2i: the destination of folio i, 2i+1: its source. */
+  readonly views: unknown[] = [];
+  /** The general scan's reads, kept for the copy of views that are not all Uint8Arrays. */
+  readonly bufs: (ArrayBufferLike | undefined)[] = [];
+  readonly offs: number[] = [];
+  readonly lens: number[] = [];
+  pairs = 0;
+  folios = 0;
+  /** Every view is a Uint8Array (Buffers included): copy with set() as is. */
+  allU8 = false;
+  /** The usual layout's one destination buffer. */
+  usualDst: ArrayBufferLike | undefined = undefined;
 
-type View = ArrayBufferView;
+  /** Drops the views and reads of the first n pairs. */
+  drop(n: number): void {
+    for (let i = 0; i < 2 * n; i++) {
+      this.views[i] = undefined;
+      this.bufs[i] = undefined;
+    }
+    this.usualDst = undefined;
+    this.pairs = 0;
+  }
 
-function plainBuffer(ab: ArrayBufferLike): boolean {
-  return ab instanceof ArrayBuffer && (ab as ArrayBuffer & { resizable?: boolean }).resizable !== true;
+  /**
+   * Copies the accepted batch, from the views and reads pass 2 checked, then drops it. Copies of
+   * Uint8Arrays go straight through set(); other typed arrays are copied as bytes (set() between
+   * two kinds would convert element values), over the buffers and offsets pass 2 read.
+   */
+  copy(): void {
+    const { views, bufs, offs, lens, pairs } = this;
+    try {
+      if (this.allU8) for (let i = 0; i < pairs; i++) typedArraySet.call(views[2 * i] as Uint8Array, views[2 * i + 1] as Uint8Array);
+      else {
+        for (let i = 0; i < pairs; i++) {
+          const len = lens[i] as number;
+          const d = new Uint8Array(bufs[2 * i] as ArrayBuffer, offs[2 * i] as number, len);
+          typedArraySet.call(d, new Uint8Array(bufs[2 * i + 1] as ArrayBuffer, offs[2 * i + 1] as number, len));
+        }
+      }
+    } finally {
+      this.drop(pairs);
+    }
+  }
+
+  /**
+   * False if a buffer of the batch was detached since pass 2 read it: only code the engine ran
+   * between the check and the copy can have done it (a diagnostics_channel subscriber). Intrinsic
+   * reads: runs no user code itself.
+   */
+  attached(): boolean {
+    for (let i = 0; i < 2 * this.pairs; i++) if (intrinsicByteLengthOf(this.views[i] as ArrayBufferView) === 0) return false;
+    return true;
+  }
+
+  /** Calls visit with every destination buffer, as pass 2 read it; drops the batch if visit throws. */
+  forEachDestination(visit: (ab: ArrayBufferLike) => void): void {
+    try {
+      if (this.usualDst !== undefined) visit(this.usualDst);
+      else for (let i = 0; i < this.pairs; i++) visit(this.bufs[2 * i] as ArrayBufferLike);
+    } catch (err) {
+      this.drop(this.pairs);
+      throw err;
+    }
+  }
 }
+
+/** The batch smallBatchBytes() fills. */
+let scratch = new SmallBatch();
+/** Pass 1 is reading the caller's arrays: a batch their code starts takes the full path. */
+let scanning = false;
 
 /**
  * Bytes of a list- or region-form call if it qualifies for the small path, else -1. Region form
  * qualifies without folioSize only (one folio), or with it (folios are slices of one copy).
+ * When it qualifies, the batch is held for copySmall() (or dropped by forgetSmall()).
  */
 export function smallBatchBytes(dsts: unknown, srcs: unknown, options: unknown): number {
-  if (options !== undefined) {
-    if (options === null || typeof options !== 'object') return -1;
-    for (const k in options) if (k !== 'folioSize') return -1;
-  }
-  if (ArrayBuffer.isView(dsts)) {
-    if (!ArrayBuffer.isView(srcs)) return -1;
-    const folio = (options as { folioSize?: unknown } | undefined)?.folioSize;
-    if (folio !== undefined && (typeof folio !== 'number' || !Number.isSafeInteger(folio) || folio < 1)) return -1;
-    oneDst[0] = dsts;
-    oneSrc[0] = srcs;
-    try {
-      return batchBytes(oneDst, oneSrc, 1);
-    } finally {
-      oneDst[0] = undefined;
-      oneSrc[0] = undefined;
-    }
-  }
-  if (!Array.isArray(dsts) || !Array.isArray(srcs) || dsts.length !== srcs.length || dsts.length > SMALL_MAX_FOLIOS) return -1;
-  if ((options as { folioSize?: unknown } | undefined)?.folioSize !== undefined) return -1;
-  return batchBytes(dsts, srcs, dsts.length);
-}
-
-/** A region-form pair as a one-folio list, without allocating one per call. */
-const oneDst: unknown[] = [undefined];
-const oneSrc: unknown[] = [undefined];
-
-/** The usual layout through its fast scan, anything else through the general one. */
-function batchBytes(dsts: unknown[], srcs: unknown[], n: number): number {
-  const bytes = scanUsual(dsts, srcs, n);
-  return bytes === NOT_USUAL ? pairBytes(dsts, srcs, n) : bytes;
-}
-
-// Scratch arrays reused across calls (never shrunk: setting .length is a runtime call), cleared
-// slot by slot after each batch so the caller's buffers are never kept alive here. Each view's
-// buffer and offset are read once (the getters cost tens of ns each on Node 20). The views
-// themselves are kept until copySmall() or forgetSmall(): the copy uses exactly the views that
-// were checked, never a second read of the list (a Proxy could answer differently).
-const bufs: (ArrayBufferLike | undefined)[] = []; // 2i: destination of folio i, 2i+1: its source
-const offs: number[] = [];
-const lens: number[] = [];
-const views: (View | undefined)[] = []; // 2i: destination of folio i, 2i+1: its source
-/** The distinct buffers of the batch (each checked once: plain, and still attached at the end). */
-const distinct: (ArrayBufferLike | undefined)[] = [];
-let nDistinct = 0;
-let pairs = 0;
-/** Every view of the accepted batch is a Uint8Array (Buffers included): copy with set() as is. */
-let allU8 = false;
-
-function pairBytes(dsts: unknown[], srcs: unknown[], n: number): number {
-  let bytes = -1;
+  if (scanning) return NOT_SMALL;
+  scanning = true;
   try {
-    bytes = scanPairs(dsts, srcs, n);
-    return bytes;
+    return scan(scratch, dsts, srcs, options);
   } finally {
-    for (let i = 0; i < 2 * n; i++) bufs[i] = undefined;
-    for (let i = 0; i < nDistinct; i++) distinct[i] = undefined;
-    nDistinct = 0;
-    if (bytes < 0) {
-      for (let i = 0; i < 2 * n; i++) views[i] = undefined;
-      pairs = 0;
-    }
+    scanning = false;
   }
 }
 
-/** Index of ab among the distinct buffers, adding it (after the plain-buffer check) if new; -1: not plain. */
-function noteBuffer(ab: ArrayBufferLike): number {
-  for (let k = 0; k < nDistinct; k++) if (distinct[k] === ab) return k;
-  if (!plainBuffer(ab)) return -1;
-  distinct[nDistinct] = ab;
-  return nDistinct++;
-}
-
-function scanPairs(dsts: unknown[], srcs: unknown[], n: number): number {
-  let bytes = 0;
-  let u8 = true;
-  // Destinations all in one buffer, at increasing offsets, and no source in that buffer: the
-  // overlap check is then one pass (the usual layout); anything else takes the pairwise check.
-  let ordered = true;
-  let dstBuf: ArrayBufferLike | undefined;
-  let lastDb: ArrayBufferLike | undefined;
-  let lastSb: ArrayBufferLike | undefined;
-  for (let i = 0; i < n; i++) {
-    const d = dsts[i];
-    const s = srcs[i];
-    if (!ArrayBuffer.isView(d) || !ArrayBuffer.isView(s)) return -1;
-    const du8 = d instanceof Uint8Array;
-    const su8 = s instanceof Uint8Array;
-    const len = su8 ? s.length : s.byteLength;
-    if (len === 0 || (du8 ? d.length : d.byteLength) < len) return -1;
-    bytes += len;
-    if (bytes > SMALL_MAX_BYTES) return -1;
-    u8 = u8 && du8 && su8;
-    // Each getter is read once: .buffer and .byteOffset cost tens of ns each on Node 20.
-    const db = d.buffer;
-    const sb = s.buffer;
-    if (db !== lastDb) {
-      if (noteBuffer(db) < 0) return -1;
-      lastDb = db;
-    }
-    if (sb !== lastSb) {
-      if (noteBuffer(sb) < 0) return -1;
-      lastSb = sb;
-    }
-    const doff = d.byteOffset;
-    if (i === 0) dstBuf = db;
-    else if (db !== dstBuf || doff < (offs[2 * i - 2] as number) + (lens[i - 1] as number)) ordered = false;
-    if (sb === dstBuf) ordered = false;
-    // Slot 2i: the destination, 2i+1: the source.
-    bufs[2 * i] = db;
-    offs[2 * i] = doff;
-    bufs[2 * i + 1] = sb;
-    offs[2 * i + 1] = s.byteOffset;
-    lens[i] = len;
-    views[2 * i] = d;
-    views[2 * i + 1] = s;
+function scan(b: SmallBatch, dsts: unknown, srcs: unknown, options: unknown): number {
+  if (options !== undefined) {
+    if (options === null || typeof options !== 'object') return NOT_SMALL;
+    for (const k in options) if (k !== 'folioSize') return NOT_SMALL;
   }
-  pairs = n;
-  allU8 = u8;
-  if (!ordered && overlaps(n)) return -1;
-  // Every getter has run now: one of them may have detached a buffer read before it. A detached
-  // buffer has no bytes, and every view of the batch had some.
-  for (let k = 0; k < nDistinct; k++) {
-    if ((distinct[k] as ArrayBufferLike).byteLength === 0) {
-      const i = bufs.indexOf(distinct[k]);
-      forgetSmall();
-      const where = `${i & 1 ? 'srcs' : 'dsts'}[${i >> 1}]`;
-      throw new DmacopyTypeError(
-        'ERR_DMACOPY_DETACHED',
-        `${where}'s ArrayBuffer was detached (transferred) while the batch was being read: nothing was copied; pass buffers this thread keeps`,
-        { argument: where },
-      );
+  const views = b.views;
+  let n: number;
+  let folio: unknown;
+  if (ArrayBuffer.isView(dsts)) {
+    if (!ArrayBuffer.isView(srcs)) return NOT_SMALL;
+    folio = (options as { folioSize?: unknown } | undefined)?.folioSize;
+    if (folio !== undefined && (typeof folio !== 'number' || !Number.isSafeInteger(folio) || folio < 1)) return NOT_SMALL;
+    views[0] = dsts;
+    views[1] = srcs;
+    n = 1;
+  } else {
+    if (!Array.isArray(dsts) || !Array.isArray(srcs)) return NOT_SMALL;
+    n = dsts.length;
+    if (n !== srcs.length || n > SMALL_MAX_FOLIOS) return NOT_SMALL;
+    if ((options as { folioSize?: unknown } | undefined)?.folioSize !== undefined) return NOT_SMALL;
+    // Pass 1: the elements only (see the top of this file).
+    for (let i = 0; i < n; i++) {
+      views[2 * i] = dsts[i];
+      views[2 * i + 1] = srcs[i];
     }
   }
+  let bytes = NOT_SMALL;
+  try {
+    bytes = usualBytes(b, n);
+    if (bytes === NOT_USUAL) bytes = generalBytes(b, n);
+  } catch {
+    // A getter refused a value that is not a typed array (a Proxy, an object that only claims a
+    // typed array's prototype) or a buffer that is not an ArrayBuffer: the full path decides.
+    bytes = NOT_SMALL;
+  }
+  if (bytes < 0) {
+    b.drop(n);
+    return NOT_SMALL;
+  }
+  b.pairs = n;
+  b.folios = folio === undefined ? n : Math.ceil(bytes / (folio as number));
   return bytes;
 }
 
+/** The batch smallBatchBytes() just accepted. */
+export function smallBatch(): SmallBatch {
+  return scratch;
+}
+
+/**
+ * The batch smallBatchBytes() just accepted, taken out of the scratch state, which a fresh
+ * instance replaces: batches started before this one is copied (from a diagnostics_channel
+ * subscriber) then cannot overwrite it. Allocates; the engine calls it only while tracing.
+ */
+export function takeSmallBatch(): SmallBatch {
+  const b = scratch;
+  scratch = new SmallBatch();
+  return b;
+}
+
+/** Drops the batch smallBatchBytes() accepted, when it takes another path. */
+export function forgetSmall(): void {
+  scratch.drop(scratch.pairs);
+}
+
+/** Copies the batch smallBatchBytes() just accepted. */
+export function copySmall(): void {
+  scratch.copy();
+}
+
+const NOT_SMALL = -1;
 const NOT_USUAL = -2;
 
 /**
- * The fast scan of the usual layout: every view a Uint8Array (Buffers included), destinations in
- * one buffer at increasing offsets, no source in that buffer, every buffer a plain ArrayBuffer.
- * No overlap is then possible, and the general scan's bookkeeping (offsets, lengths and buffers
- * of every view, the pairwise check) is not needed: it reads 8 getters a pair where that one
- * reads 10, and keeps only the views. Returns the bytes, or NOT_USUAL for any other batch (which
- * the general scan then reads afresh, raising the precise error if it is bad); a getter that
- * throws (an object that only claims Uint8Array.prototype) is NOT_USUAL too.
+ * Pass 2, the usual layout: every view a Uint8Array (Buffers included), destinations in one
+ * buffer at increasing offsets, no source in that buffer, every buffer a fixed-length
+ * ArrayBuffer. No overlap is then possible, and the general scan's bookkeeping (offsets, lengths
+ * and buffers of every view, the pairwise check) is not needed. Returns the bytes, or NOT_USUAL
+ * for any other batch, which generalBytes() then reads. A buffer detached in pass 1 reads as
+ * length 0 here and is refused.
+ *
+ * Nearly all of its time is `buffer`, a C++ builtin in V8 (~20 ns a read on Node 20, against
+ * ~2 ns for the kind and ~6 ns for a length or offset): two a folio, which no check of where a
+ * view's bytes live can avoid.
  */
-function scanUsual(dsts: unknown[], srcs: unknown[], n: number): number {
-  let ok = false;
-  try {
-    let bytes = 0;
-    let end = 0;
-    let dstBuf: ArrayBufferLike | undefined;
-    let lastSb: ArrayBufferLike | undefined;
-    for (let i = 0; i < n; i++) {
-      const d = dsts[i];
-      const s = srcs[i];
-      if (!(d instanceof Uint8Array) || !(s instanceof Uint8Array)) return NOT_USUAL;
-      const len = lengthOf(s);
-      if (len === 0 || lengthOf(d) < len) return NOT_USUAL;
-      bytes += len;
-      if (bytes > SMALL_MAX_BYTES) return NOT_USUAL;
-      const db = bufferOf(d);
-      const off = byteOffsetOf(d);
-      if (i === 0) {
-        if (!plainBuffer(db)) return NOT_USUAL;
-        dstBuf = db;
-      } else if (db !== dstBuf || off < end) return NOT_USUAL;
-      end = off + len;
-      const sb = bufferOf(s);
-      if (sb !== lastSb) {
-        if (sb === dstBuf || !plainBuffer(sb)) return NOT_USUAL;
-        distinct[nDistinct++] = sb; // checked for detachment below (repeats are harmless)
-        lastSb = sb;
-      }
-      views[2 * i] = d;
-      views[2 * i + 1] = s;
+function usualBytes(b: SmallBatch, n: number): number {
+  const views = b.views;
+  let bytes = 0;
+  let end = 0;
+  let dstBuf: ArrayBufferLike | undefined;
+  let lastSb: ArrayBufferLike | undefined;
+  for (let i = 0; i < n; i++) {
+    const d = views[2 * i] as Uint8Array;
+    const s = views[2 * i + 1] as Uint8Array;
+    if (typedArrayKind(d) !== 'Uint8Array' || typedArrayKind(s) !== 'Uint8Array') return NOT_USUAL;
+    const len = intrinsicLengthOf(s);
+    if (len === 0 || intrinsicLengthOf(d) < len) return NOT_USUAL;
+    bytes += len;
+    if (bytes > SMALL_MAX_BYTES) return NOT_SMALL;
+    const db = intrinsicBufferOf(d);
+    const off = intrinsicByteOffsetOf(d);
+    if (i === 0) {
+      if (!isFixedArrayBuffer(db)) return NOT_SMALL;
+      dstBuf = db;
+    } else if (db !== dstBuf || off < end) return NOT_USUAL;
+    end = off + len;
+    const sb = intrinsicBufferOf(s);
+    if (sb !== lastSb) {
+      if (sb === dstBuf) return NOT_USUAL;
+      if (!isFixedArrayBuffer(sb)) return NOT_SMALL;
+      lastSb = sb;
     }
-    // Every getter has run: one of them may have detached a buffer read before it (see scanPairs).
-    if ((dstBuf as ArrayBufferLike).byteLength === 0) return NOT_USUAL;
-    for (let k = 0; k < nDistinct; k++) if ((distinct[k] as ArrayBufferLike).byteLength === 0) return NOT_USUAL;
-    ok = true;
-    pairs = n;
-    allU8 = true;
-    return bytes;
-  } catch {
-    return NOT_USUAL;
-  } finally {
-    for (let k = 0; k < nDistinct; k++) distinct[k] = undefined;
-    nDistinct = 0;
-    if (!ok) for (let i = 0; i < 2 * n; i++) views[i] = undefined;
   }
+  b.allU8 = true;
+  b.usualDst = dstBuf;
+  return bytes;
+}
+
+/**
+ * Pass 2, any layout of typed arrays (DataViews are left to the full path): each view's buffer,
+ * offset and byte length, then the pairwise overlap check unless the destinations are in order
+ * in one buffer that holds no source. Returns the bytes, or NOT_SMALL.
+ */
+function generalBytes(b: SmallBatch, n: number): number {
+  const { views, bufs, offs, lens } = b;
+  let bytes = 0;
+  let u8 = true;
+  let ordered = true;
+  let dstBuf: ArrayBufferLike | undefined;
+  for (let i = 0; i < n; i++) {
+    const d = views[2 * i] as ArrayBufferView;
+    const s = views[2 * i + 1] as ArrayBufferView;
+    const dKind = typedArrayKind(d);
+    const sKind = typedArrayKind(s);
+    if (dKind === undefined || sKind === undefined) return NOT_SMALL;
+    u8 = u8 && dKind === 'Uint8Array' && sKind === 'Uint8Array';
+    const len = intrinsicByteLengthOf(s);
+    if (len === 0 || intrinsicByteLengthOf(d) < len) return NOT_SMALL;
+    bytes += len;
+    if (bytes > SMALL_MAX_BYTES) return NOT_SMALL;
+    const db = intrinsicBufferOf(d);
+    const sb = intrinsicBufferOf(s);
+    if (!isFixedArrayBuffer(db) || !isFixedArrayBuffer(sb)) return NOT_SMALL;
+    const doff = intrinsicByteOffsetOf(d);
+    if (i === 0) dstBuf = db;
+    else if (db !== dstBuf || doff < (offs[2 * i - 2] as number) + (lens[i - 1] as number)) ordered = false;
+    if (sb === dstBuf) ordered = false;
+    bufs[2 * i] = db;
+    offs[2 * i] = doff;
+    bufs[2 * i + 1] = sb;
+    offs[2 * i + 1] = intrinsicByteOffsetOf(s);
+    lens[i] = len;
+  }
+  if (!ordered && overlaps(b, n)) return NOT_SMALL;
+  b.allU8 = u8;
+  b.usualDst = undefined;
+  return bytes;
 }
 
 /** The pairwise check: does a destination share bytes with another destination or any source? */
-function overlaps(n: number): boolean {
+function overlaps(b: SmallBatch, n: number): boolean {
+  const { bufs, offs, lens } = b;
   for (let a = 0; a < 2 * n; a += 2) {
     const la = lens[a >> 1] as number;
-    for (let b = 0; b < 2 * n; b++) {
-      if (b === a || ((b & 1) === 0 && b < a)) continue;
-      if (bufs[a] !== bufs[b]) continue;
-      const lb = lens[b >> 1] as number;
-      if ((offs[a] as number) < (offs[b] as number) + lb && (offs[b] as number) < (offs[a] as number) + la) return true;
+    for (let c = 0; c < 2 * n; c++) {
+      if (c === a || ((c & 1) === 0 && c < a)) continue;
+      if (bufs[a] !== bufs[c]) continue;
+      const lc = lens[c >> 1] as number;
+      if ((offs[a] as number) < (offs[c] as number) + lc && (offs[c] as number) < (offs[a] as number) + la) return true;
     }
   }
   return false;
-}
-
-/** Drops the views smallBatchBytes() kept, when the batch takes another path. */
-export function forgetSmall(): void {
-  for (let i = 0; i < 2 * pairs; i++) views[i] = undefined;
-  pairs = 0;
-}
-
-/** Copies the batch smallBatchBytes() just accepted, from the views it checked. */
-export function copySmall(): void {
-  try {
-    if (allU8) for (let i = 0; i < pairs; i++) (views[2 * i] as Uint8Array).set(views[2 * i + 1] as Uint8Array);
-    else for (let i = 0; i < pairs; i++) copyPair(views[2 * i] as View, views[2 * i + 1] as View);
-  } finally {
-    forgetSmall();
-  }
-}
-
-function copyPair(d: View, s: View): void {
-  if (d instanceof Uint8Array && s instanceof Uint8Array) {
-    d.set(s);
-    return;
-  }
-  const len = s.byteLength;
-  new Uint8Array(d.buffer, d.byteOffset, len).set(new Uint8Array(s.buffer, s.byteOffset, len));
 }

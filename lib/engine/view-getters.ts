@@ -15,15 +15,19 @@
 
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
 
-function intrinsic(name: 'buffer' | 'byteOffset' | 'length'): (this: ArrayBufferView) => unknown {
+function intrinsic(
+  name: 'buffer' | 'byteOffset' | 'length' | 'byteLength' | typeof Symbol.toStringTag,
+): (this: ArrayBufferView) => unknown {
   const get = Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTO, name)?.get;
-  if (get === undefined) throw new Error(`%TypedArray%.prototype.${name} has no getter`);
+  if (get === undefined) throw new Error(`%TypedArray%.prototype.${String(name)} has no getter`);
   return get as (this: ArrayBufferView) => unknown;
 }
 
 const getBuffer = intrinsic('buffer');
 const getByteOffset = intrinsic('byteOffset');
 const getLength = intrinsic('length');
+const getByteLength = intrinsic('byteLength');
+const getTag = intrinsic(Symbol.toStringTag);
 
 const V8_MAJOR = Number.parseInt(process.versions.v8, 10);
 /** True where the intrinsic getters are the faster way (V8 11, Node 20). */
@@ -41,3 +45,42 @@ export const byteOffsetOf: (view: ArrayBufferView) => number = viaIntrinsics
 
 /** A Uint8Array's length (its bytes). */
 export const lengthOf: (view: Uint8Array) => number = viaIntrinsics ? (view) => getLength.call(view) as number : (view) => view.length;
+
+// The small-batch scan (small-copy.ts) calls the intrinsics on every Node: between its reads and
+// its copy no user code may run, and a plain `view.buffer` could reach a getter a script defined
+// on the view or its prototype. They cost the same as the plain reads on Node 22 and 24.
+
+/** A typed array's ArrayBuffer, through the intrinsic getter (throws on anything else). */
+export const intrinsicBufferOf = (view: ArrayBufferView): ArrayBufferLike => getBuffer.call(view) as ArrayBufferLike;
+/** A typed array's byte offset, through the intrinsic getter (throws on anything else). */
+export const intrinsicByteOffsetOf = (view: ArrayBufferView): number => getByteOffset.call(view) as number;
+/** A typed array's length in elements, through the intrinsic getter (0 once detached; throws on anything else). */
+export const intrinsicLengthOf = (view: ArrayBufferView): number => getLength.call(view) as number;
+/** A typed array's length in bytes, through the intrinsic getter (0 once detached; throws on anything else). */
+export const intrinsicByteLengthOf = (view: ArrayBufferView): number => getByteLength.call(view) as number;
+/**
+ * What a value really is: 'Uint8Array' for a Uint8Array or Buffer, the kind of any other typed
+ * array, undefined for anything else (a DataView, a Proxy, a plain object). Unlike instanceof it
+ * runs no user code and cannot be fooled by a typed array whose prototype was swapped.
+ */
+export const typedArrayKind = (value: unknown): string | undefined => getTag.call(value as ArrayBufferView) as string | undefined;
+
+const abResizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get as
+  | ((this: ArrayBufferLike) => boolean)
+  | undefined;
+const abByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')?.get as (this: ArrayBufferLike) => number;
+
+/**
+ * True for a fixed-length ArrayBuffer, false for a resizable one; throws on anything else (a
+ * SharedArrayBuffer included). Runs no user code: ArrayBuffer.prototype's own getter.
+ */
+export const isFixedArrayBuffer = (ab: ArrayBufferLike): boolean => {
+  if (abResizable === undefined) {
+    abByteLength.call(ab); // throws unless an ArrayBuffer; none is resizable without the getter
+    return true;
+  }
+  return abResizable.call(ab) === false;
+};
+
+/** %TypedArray%.prototype.set, captured: a script replacing it cannot change what a copy does. */
+export const typedArraySet = (TYPED_ARRAY_PROTO as { set: (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void }).set;

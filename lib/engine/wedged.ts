@@ -56,9 +56,18 @@ export function checkTableDestinations(batch: BatchTable): void {
   }
 }
 
-/** The same for destinations given as views (the small-batch path, before any table exists). */
-export function checkViewDestinations(dsts: unknown): void {
+/** The same for a prepared batch's destination buffers (views the library made at prepare()). */
+export function checkViewDestinations(dsts: readonly Uint8Array[]): void {
   if (batches === 0) return;
-  const list = Array.isArray(dsts) ? dsts : [dsts];
-  for (const d of list) if (ArrayBuffer.isView(d) && marked.has(d.buffer)) refuse();
+  for (const d of dsts) if (marked.has(d.buffer)) refuse();
+}
+
+/** True once any batch ended wedged (until then no destination needs checking). */
+export function anyWedged(): boolean {
+  return batches > 0;
+}
+
+/** The same for one destination buffer the small-batch path read (see forEachSmallDestination). */
+export function checkDestinationBuffer(ab: ArrayBufferLike): void {
+  if (marked.has(ab)) refuse();
 }

@@ -129,3 +129,122 @@ describe('list tables (one per thread, reused)', () => {
     expect(Buffer.compare(outer.dst, outer.src)).toBe(0);
   }
 });
+
+describe('small-batch path against scripts that lie or interfere', () => {
+  const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as { set: unknown };
+
+  it('a `buffer` or `byteOffset` a script defines on a view cannot hide an overlap', () => {
+    for (const form of ['list', 'region'] as const) {
+      const buf = new Uint8Array(8192);
+      fillPattern(buf, 4);
+      const before = Buffer.from(buf);
+      const d = buf.subarray(0, 4096);
+      const s = buf.subarray(2048, 6144);
+      Object.defineProperty(d, 'buffer', { get: () => new ArrayBuffer(4096) });
+      Object.defineProperty(d, 'byteOffset', { get: () => 0 });
+      expect(outcome(() => (form === 'list' ? engine.copyBatchSync([d], [s]) : engine.copyBatchSync(d, s)))).toBe('ERR_DMACOPY_OVERLAP');
+      expect(Buffer.compare(buf, before)).toBe(0);
+    }
+  });
+
+  it('a typed array dressed as a Uint8Array (prototype swapped) is copied by its real bytes', () => {
+    const src = new Float32Array(1024);
+    for (let i = 0; i < src.length; i++) src[i] = i + 0.5;
+    const dst = new Float32Array(1024);
+    Object.setPrototypeOf(src, Uint8Array.prototype);
+    Object.setPrototypeOf(dst, Uint8Array.prototype);
+    const r = engine.copyBatchSync([dst as unknown as Uint8Array], [src as unknown as Uint8Array]);
+    expect(r.bytes).toBe(4096);
+    expect(Buffer.compare(Buffer.from(dst.buffer), Buffer.from(src.buffer))).toBe(0);
+  });
+
+  it('replacing %TypedArray%.prototype.set after load changes no copy', () => {
+    const original = TYPED_ARRAY_PROTO.set;
+    const src = new Uint8Array(4096).fill(9);
+    const dst = new Uint8Array(4096);
+    TYPED_ARRAY_PROTO.set = () => {};
+    try {
+      engine.copyBatchSync([dst], [src]);
+    } finally {
+      TYPED_ARRAY_PROTO.set = original;
+    }
+    expect(dst.every((b) => b === 9)).toBe(true);
+  });
+
+  it('a batch started from an element getter while the list is read: both copy exactly', () => {
+    const make = (seed: number) => {
+      const src = new Uint8Array(8 * 512);
+      fillPattern(src, seed);
+      const dst = new Uint8Array(8 * 512);
+      const dsts = Array.from({ length: 8 }, (_, i) => dst.subarray(i * 512, (i + 1) * 512));
+      const srcs = Array.from({ length: 8 }, (_, i) => src.subarray(i * 512, (i + 1) * 512));
+      return { src, dst, dsts, srcs };
+    };
+    const inner = make(11);
+    const outer = make(12);
+    let ran = false;
+    const hostile = new Proxy(outer.srcs, {
+      get(target, key, receiver) {
+        if (key === '5' && !ran) {
+          ran = true;
+          engine.copyBatchSync(inner.dsts, inner.srcs);
+        }
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    engine.copyBatchSync(outer.dsts, hostile);
+    expect(ran).toBe(true);
+    expect(Buffer.compare(inner.dst, inner.src)).toBe(0);
+    expect(Buffer.compare(outer.dst, outer.src)).toBe(0);
+  });
+
+  it('a dmacopy:batch:start subscriber that starts its own batch, or transfers a buffer of this one', async () => {
+    const dc = await import('node:diagnostics_channel');
+    const inner = { src: new Uint8Array(4096).fill(3), dst: new Uint8Array(4096) };
+    const outer = { src: new Uint8Array(4096).fill(4), dst: new Uint8Array(4096) };
+    let mode: 'nest' | 'detach' | 'off' = 'nest';
+    const onStart = () => {
+      if (mode === 'nest') {
+        mode = 'off';
+        engine.copyBatchSync([inner.dst], [inner.src]);
+      } else if (mode === 'detach') {
+        mode = 'off';
+        structuredClone(outer.src.buffer, { transfer: [outer.src.buffer] });
+      }
+    };
+    dc.subscribe('dmacopy:batch:start', onStart);
+    try {
+      // The subscriber's own batch does not overwrite the one that started it.
+      engine.copyBatchSync([outer.dst], [outer.src]);
+      expect(inner.dst.every((b) => b === 3)).toBe(true);
+      expect(outer.dst.every((b) => b === 4)).toBe(true);
+      // A transferred source: refused with the library's error, the destination untouched.
+      outer.dst.fill(0);
+      mode = 'detach';
+      expect(outcome(() => engine.copyBatchSync([outer.dst], [outer.src]))).toBe('ERR_DMACOPY_DETACHED');
+      expect(outer.dst.every((b) => b === 0)).toBe(true);
+    } finally {
+      dc.unsubscribe('dmacopy:batch:start', onStart);
+    }
+  });
+});
+
+describe('elapsedNs of small batches', () => {
+  it('is 0 for small batches nobody observes, measured while a subscriber listens and for larger inline batches', async () => {
+    const dc = await import('node:diagnostics_channel');
+    const src = new Uint8Array(4096).fill(1);
+    const dst = new Uint8Array(4096);
+    expect(engine.copyBatchSync([dst], [src]).elapsedNs).toBe(0);
+    expect((await engine.copyBatch(dst, src)).elapsedNs).toBe(0);
+    const onEnd = () => {};
+    dc.subscribe('dmacopy:batch:end', onEnd);
+    try {
+      expect(engine.copyBatchSync([dst], [src]).elapsedNs).toBeGreaterThan(0);
+    } finally {
+      dc.unsubscribe('dmacopy:batch:end', onEnd);
+    }
+    // Above the small path's 64 KiB: timed (inline or threaded).
+    const big = new Uint8Array(128 * 1024).fill(2);
+    expect(engine.copyBatchSync(new Uint8Array(big.length), big, { folioSize: 4096 }).elapsedNs).toBeGreaterThan(0);
+  });
+});
