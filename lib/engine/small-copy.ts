@@ -201,9 +201,8 @@ const NOT_USUAL = -2;
  * for any other batch, which generalBytes() then reads. A buffer detached in pass 1 reads as
  * length 0 here and is refused.
  *
- * Nearly all of its time is `buffer`, a C++ builtin in V8 (~20 ns a read on Node 20, against
- * ~2 ns for the kind and ~6 ns for a length or offset): two a folio, which no check of where a
- * view's bytes live can avoid.
+ * Nearly all of its time is its seven reads a folio: V8 inlines none of these getters, ~5-8 ns
+ * each on Node 20 to 26 (docs/benchmarks.md).
  */
 function usualBytes(b: SmallBatch, n: number): number {
   const views = b.views;
