@@ -59,6 +59,18 @@ describe('policy', () => {
     expect(Array.from({ length: 64 }, () => tuned.useInline(32 * 1024)).every((x) => x)).toBe(true);
   });
 
+  it('asks to time small inline batches only from 16 KiB, every one until a rate exists, then one in 8', () => {
+    const p = new Policy({ defaultMinOffloadBytes: 256 * 1024, device: false }, 2);
+    expect(p.sampleInline(4096)).toBe(false);
+    expect(p.sampleInline(32 * 1024)).toBe(true);
+    expect(p.sampleInline(32 * 1024)).toBe(true); // still no rate
+    p.observeInline(32 * 1024, 2000);
+    const asked = Array.from({ length: 64 }, () => p.sampleInline(32 * 1024)).filter(Boolean).length;
+    expect(asked).toBe(8);
+    const fixed = new Policy({ minOffloadBytes: 1000, defaultMinOffloadBytes: 256 * 1024, device: false }, 2);
+    expect(fixed.sampleInline(32 * 1024)).toBe(false); // a fixed threshold learns nothing
+  });
+
   it('sizes the CPU share beside a device so both finish together', () => {
     const p = new Policy({ defaultMinOffloadBytes: 256 * 1024, device: true, cpuShare: 'auto' }, 2);
     expect(p.deviceSplit(64 << 20, 4).cpuWorks).toBe(0); // nothing measured yet
