@@ -161,10 +161,11 @@ export interface CopyReport {
   /** Completions observed before an earlier-submitted descriptor of the same queue. */
   outOfOrder: number;
   /**
-   * Wall time of the batch in ns, or 0 for a batch of at most 64 KiB copied on the calling
-   * thread while nothing observes batches: two clock reads (~50 ns each on a VM) cost as much as
-   * copying 4 KiB, so such batches are not timed. enableMetrics() or any dmacopy:batch
-   * diagnostics_channel subscriber times every batch.
+   * Wall time of the batch in ns. It may be 0 for a batch of at most 64 KiB copied on the
+   * calling thread while nothing observes batches: two clock reads (~50 ns each on a VM) cost as
+   * much as copying 4 KiB, so such batches are timed only when the inline/threads policy takes a
+   * sample (from 16 KiB up). enableMetrics() or any dmacopy:batch diagnostics_channel subscriber
+   * times every batch.
    */
   elapsedNs: number;
 }

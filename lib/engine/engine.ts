@@ -48,6 +48,7 @@ import {
   takeChunkTable,
   validateBatch,
 } from './validate';
+import { clockMs } from './view-getters';
 import { anyWedged, checkDestinationBuffer, checkTableDestinations, checkViewDestinations, destinationBuffers } from './wedged';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
@@ -429,7 +430,7 @@ export class Engine {
     // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
     const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
     const timed = trace !== undefined || this.#timeInline(bytes);
-    const t0 = timed ? performance.now() : 0;
+    const t0 = timed ? clockMs() : 0;
     let descriptors: number;
     try {
       descriptors = copy();
@@ -623,7 +624,7 @@ export class Engine {
     if (tracing()) return this.#copySmallTraced(takeSmallBatch(), bytes, folios);
     // #inline without its closure: this path is timed in tens of nanoseconds.
     const timed = this.#policy.sampleInline(bytes);
-    const t0 = timed ? performance.now() : 0;
+    const t0 = timed ? clockMs() : 0;
     copySmall();
     return this.#inlineReport(bytes, folios, folios, timed ? elapsedSince(t0) : 0, undefined);
   }
@@ -643,7 +644,7 @@ export class Engine {
           'an ArrayBuffer of the batch was detached (transferred) while the batch started: nothing was copied; pass buffers this thread keeps',
         );
       }
-      const t0 = performance.now();
+      const t0 = clockMs();
       batch.copy();
       return this.#inlineReport(bytes, folios, folios, elapsedSince(t0), trace);
     } catch (err) {
@@ -790,7 +791,7 @@ export class Engine {
 
 /** Nanoseconds since a performance.now() reading, at least 1 (0 means untimed in a report). */
 function elapsedSince(t0: number): number {
-  return Math.max(1, Math.round((performance.now() - t0) * 1e6));
+  return Math.max(1, Math.round((clockMs() - t0) * 1e6));
 }
 
 /** Native re-checks throw plain TypeError/RangeError with a code; give them the library's classes. */

@@ -10,7 +10,7 @@ export function copyInJs(batch: BatchTable): void {
   if (batch.form === TableForm.Region) {
     const dst = bufs[t[0] as number] as Uint8Array;
     const src = bufs[t[2] as number] as Uint8Array;
-    typedArraySet.call(dst, src.subarray(t[3] as number, (t[3] as number) + batch.bytes), t[1] as number);
+    typedArraySet(dst, src.subarray(t[3] as number, (t[3] as number) + batch.bytes), t[1] as number);
     return;
   }
   for (let j = 0; j < t.length; j += 5) {
@@ -18,6 +18,6 @@ export function copyInJs(batch: BatchTable): void {
     if (len === 0) continue;
     const dst = bufs[t[j] as number] as Uint8Array;
     const src = bufs[t[j + 2] as number] as Uint8Array;
-    typedArraySet.call(dst, src.subarray(t[j + 3] as number, (t[j + 3] as number) + len), t[j + 1] as number);
+    typedArraySet(dst, src.subarray(t[j + 3] as number, (t[j + 3] as number) + len), t[j + 1] as number);
   }
 }

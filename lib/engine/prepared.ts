@@ -56,7 +56,7 @@ export function folioPairs(table: BatchTable): Uint8Array[] | undefined {
 
 /** Copies the pairs of folioPairs() on this thread; returns the folios. */
 export function copyPairs(pairs: readonly Uint8Array[], folios: number): number {
-  for (let i = 0; i < pairs.length; i += 2) typedArraySet.call(pairs[i] as Uint8Array, pairs[i + 1] as Uint8Array);
+  for (let i = 0; i < pairs.length; i += 2) typedArraySet(pairs[i] as Uint8Array, pairs[i + 1] as Uint8Array);
   return folios;
 }
 

@@ -36,7 +36,7 @@ export class SmallBatch {
   // once the batch is copied or refused, so the caller's buffers are never kept alive here.
   /** Slot 2i: the destination of folio i, 2i+1: its source. */
   readonly views: unknown[] = [];
-  /** The general scan's reads, kept for the copy of views that are not all Uint8Arrays. */
+  /** The general scan's reads: the copy of views that are not all Uint8Arrays and the destination check use them. */
   readonly bufs: (ArrayBufferLike | undefined)[] = [];
   readonly offs: number[] = [];
   readonly lens: number[] = [];
@@ -65,12 +65,12 @@ export class SmallBatch {
   copy(): void {
     const { views, bufs, offs, lens, pairs } = this;
     try {
-      if (this.allU8) for (let i = 0; i < pairs; i++) typedArraySet.call(views[2 * i] as Uint8Array, views[2 * i + 1] as Uint8Array);
+      if (this.allU8) for (let i = 0; i < pairs; i++) typedArraySet(views[2 * i] as Uint8Array, views[2 * i + 1] as Uint8Array);
       else {
         for (let i = 0; i < pairs; i++) {
           const len = lens[i] as number;
           const d = new Uint8Array(bufs[2 * i] as ArrayBuffer, offs[2 * i] as number, len);
-          typedArraySet.call(d, new Uint8Array(bufs[2 * i + 1] as ArrayBuffer, offs[2 * i + 1] as number, len));
+          typedArraySet(d, new Uint8Array(bufs[2 * i + 1] as ArrayBuffer, offs[2 * i + 1] as number, len));
         }
       }
     } finally {
@@ -138,12 +138,18 @@ function scan(b: SmallBatch, dsts: unknown, srcs: unknown, options: unknown): nu
   } else {
     if (!Array.isArray(dsts) || !Array.isArray(srcs)) return NOT_SMALL;
     n = dsts.length;
-    if (n !== srcs.length || n > SMALL_MAX_FOLIOS) return NOT_SMALL;
+    // A Proxy's length can be anything: only a whole number of folios takes this path.
+    if (!Number.isInteger(n) || n < 1 || n > SMALL_MAX_FOLIOS || n !== srcs.length) return NOT_SMALL;
     if ((options as { folioSize?: unknown } | undefined)?.folioSize !== undefined) return NOT_SMALL;
-    // Pass 1: the elements only (see the top of this file).
-    for (let i = 0; i < n; i++) {
-      views[2 * i] = dsts[i];
-      views[2 * i + 1] = srcs[i];
+    // Pass 1: the elements only (see the top of this file). A getter that throws leaves nothing here.
+    try {
+      for (let i = 0; i < n; i++) {
+        views[2 * i] = dsts[i];
+        views[2 * i + 1] = srcs[i];
+      }
+    } catch (err) {
+      b.drop(n);
+      throw err;
     }
   }
   let bytes = NOT_SMALL;

@@ -160,23 +160,28 @@ export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): 
   if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
   if (opts.folioSize !== undefined)
     throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
-  if (srcs.length !== dsts.length) {
-    throw new DmacopyRangeError(
-      'ERR_DMACOPY_LENGTH_MISMATCH',
-      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
-    );
-  }
+  listLength(dsts, srcs);
   return { dsts, srcs };
 }
 
-function prepareList(dsts: unknown[], srcs: unknown[], into?: Float64Array): BatchTable {
-  if (srcs.length !== dsts.length) {
-    throw new DmacopyRangeError(
-      'ERR_DMACOPY_LENGTH_MISMATCH',
-      `dsts has ${dsts.length} folios but srcs has ${srcs.length}: pass one destination per source`,
-    );
+/**
+ * The folios of a list-form call: both lengths read once, each a whole number (a Proxy can
+ * answer anything), and equal. Throws typed errors.
+ */
+function listLength(dsts: unknown[], srcs: unknown[]): number {
+  const n = dsts.length;
+  const m = srcs.length;
+  if (!Number.isSafeInteger(n) || n < 0) throw invalidArg('dsts', `dsts.length must be a whole number of folios, got ${String(n)}`);
+  if (!Number.isSafeInteger(m) || m < 0) throw invalidArg('srcs', `srcs.length must be a whole number of folios, got ${String(m)}`);
+  if (m !== n) {
+    throw new DmacopyRangeError('ERR_DMACOPY_LENGTH_MISMATCH', `dsts has ${n} folios but srcs has ${m}: pass one destination per source`);
   }
-  return prepareListSlice(dsts, srcs, 0, dsts.length, into && into.length >= dsts.length * 5 ? into : undefined);
+  return n;
+}
+
+function prepareList(dsts: unknown[], srcs: unknown[], into?: Float64Array): BatchTable {
+  const n = listLength(dsts, srcs);
+  return prepareListSlice(dsts, srcs, 0, n, into && into.length >= n * 5 ? into : undefined);
 }
 
 /**

@@ -48,27 +48,34 @@ export const lengthOf: (view: Uint8Array) => number = viaIntrinsics ? (view) => 
 
 // The small-batch scan (small-copy.ts) calls the intrinsics on every Node: between its reads and
 // its copy no user code may run, and a plain `view.buffer` could reach a getter a script defined
-// on the view or its prototype. They cost the same as the plain reads on Node 22 and 24.
+// on the view or its prototype. They cost the same as the plain reads on Node 22 and 24. Each is
+// bound to Function.prototype.call at load (Node's primordials do the same), so a script that
+// replaces `call` later cannot intercept them either.
+
+const uncurry = Function.prototype.bind.bind(Function.prototype.call) as <A extends unknown[], R>(
+  fn: (this: never, ...args: A) => R,
+) => (self: unknown, ...args: A) => R;
 
 /** A typed array's ArrayBuffer, through the intrinsic getter (throws on anything else). */
-export const intrinsicBufferOf = (view: ArrayBufferView): ArrayBufferLike => getBuffer.call(view) as ArrayBufferLike;
+export const intrinsicBufferOf = uncurry(getBuffer as () => ArrayBufferLike) as (view: ArrayBufferView) => ArrayBufferLike;
 /** A typed array's byte offset, through the intrinsic getter (throws on anything else). */
-export const intrinsicByteOffsetOf = (view: ArrayBufferView): number => getByteOffset.call(view) as number;
+export const intrinsicByteOffsetOf = uncurry(getByteOffset as () => number) as (view: ArrayBufferView) => number;
 /** A typed array's length in elements, through the intrinsic getter (0 once detached; throws on anything else). */
-export const intrinsicLengthOf = (view: ArrayBufferView): number => getLength.call(view) as number;
+export const intrinsicLengthOf = uncurry(getLength as () => number) as (view: ArrayBufferView) => number;
 /** A typed array's length in bytes, through the intrinsic getter (0 once detached; throws on anything else). */
-export const intrinsicByteLengthOf = (view: ArrayBufferView): number => getByteLength.call(view) as number;
+export const intrinsicByteLengthOf = uncurry(getByteLength as () => number) as (view: ArrayBufferView) => number;
 /**
  * What a value really is: 'Uint8Array' for a Uint8Array or Buffer, the kind of any other typed
  * array, undefined for anything else (a DataView, a Proxy, a plain object). Unlike instanceof it
  * runs no user code and cannot be fooled by a typed array whose prototype was swapped.
  */
-export const typedArrayKind = (value: unknown): string | undefined => getTag.call(value as ArrayBufferView) as string | undefined;
+export const typedArrayKind = uncurry(getTag as () => string | undefined) as (value: unknown) => string | undefined;
 
-const abResizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get as
-  | ((this: ArrayBufferLike) => boolean)
-  | undefined;
-const abByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')?.get as (this: ArrayBufferLike) => number;
+const abResizableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+const abResizable = abResizableGetter && (uncurry(abResizableGetter as () => boolean) as (ab: ArrayBufferLike) => boolean);
+const abByteLength = uncurry(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')?.get as () => number) as (
+  ab: ArrayBufferLike,
+) => number;
 
 /**
  * True for a fixed-length ArrayBuffer, false for a resizable one; throws on anything else (a
@@ -76,11 +83,19 @@ const abByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byt
  */
 export const isFixedArrayBuffer = (ab: ArrayBufferLike): boolean => {
   if (abResizable === undefined) {
-    abByteLength.call(ab); // throws unless an ArrayBuffer; none is resizable without the getter
+    abByteLength(ab); // throws unless an ArrayBuffer; none is resizable without the getter
     return true;
   }
-  return abResizable.call(ab) === false;
+  return abResizable(ab) === false;
 };
 
-/** %TypedArray%.prototype.set, captured: a script replacing it cannot change what a copy does. */
-export const typedArraySet = (TYPED_ARRAY_PROTO as { set: (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void }).set;
+/** %TypedArray%.prototype.set as a function of (target, source, offset), captured at load. */
+export const typedArraySet = uncurry(
+  (TYPED_ARRAY_PROTO as { set: (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void }).set as (
+    src: ArrayLike<number>,
+    offset?: number,
+  ) => void,
+) as (target: Uint8Array, src: ArrayLike<number>, offset?: number) => void;
+
+/** performance.now, captured at load: the engine reads the clock between a check and its copy. */
+export const clockMs: () => number = performance.now.bind(performance);

@@ -67,7 +67,7 @@ export function anyWedged(): boolean {
   return batches > 0;
 }
 
-/** The same for one destination buffer the small-batch path read (see forEachSmallDestination). */
+/** The same for one destination buffer the small-batch path read (see SmallBatch.forEachDestination). */
 export function checkDestinationBuffer(ab: ArrayBufferLike): void {
   if (marked.has(ab)) refuse();
 }

@@ -93,6 +93,33 @@ describe('small-batch path', () => {
     expect(r.stderr).toBe('');
     expect(Number(r.stdout.trim())).toBeGreaterThanOrEqual(38); // the last batch's buffers may sit in registers
   });
+
+  it('keeps no buffer alive after an element getter threw (--expose-gc)', () => {
+    const script = `
+      const { openEngine } = require(process.env.DMACOPY_DIST);
+      (async () => {
+        const e = await openEngine({ backend: 'cpu' });
+        let collected = 0;
+        const reg = new FinalizationRegistry(() => collected++);
+        let thrown = 0;
+        (() => {
+          const b = Array.from({ length: 4 }, () => new Uint8Array(4096));
+          for (const x of b) reg.register(x.buffer, 0);
+          const dsts = [b[0], b[1], null];
+          Object.defineProperty(dsts, 2, { get() { throw new Error('boom'); } });
+          try { e.copyBatchSync(dsts, [b[2], b[3], new Uint8Array(1)]); } catch (err) { if (err.message === 'boom') thrown++; }
+        })();
+        // Smaller batches after it reuse only the first slots of the scratch state.
+        for (let i = 0; i < 5; i++) e.copyBatchSync([new Uint8Array(64)], [new Uint8Array(64)]);
+        for (let i = 0; i < 10 && collected < 4; i++) { global.gc(); await new Promise((r) => setTimeout(r, 10)); }
+        console.log(thrown, collected);
+        await e.close();
+      })();
+    `;
+    const r = runNode(script);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1 4');
+  });
 });
 
 describe('list tables (one per thread, reused)', () => {
@@ -213,6 +240,57 @@ describe('small-batch path against scripts that lie or interfere', () => {
       TYPED_ARRAY_PROTO.set = original;
     }
     expect(dst.every((b) => b === 9)).toBe(true);
+  });
+
+  it('replacing Function.prototype.call after load changes no read and no copy', () => {
+    const call = Function.prototype.call;
+    const src = new Uint8Array(4096).fill(6);
+    const dst = new Uint8Array(4096);
+    // A call that does nothing: every `getter.call(view)` the engine made would return undefined.
+    Function.prototype.call = (() => undefined) as typeof call;
+    let r: { bytes: number } | undefined;
+    try {
+      r = engine.copyBatchSync([dst], [src]);
+    } finally {
+      Function.prototype.call = call;
+    }
+    expect(r?.bytes).toBe(4096);
+    expect(dst.every((b) => b === 6)).toBe(true);
+  });
+
+  it('a performance.now a script replaced cannot run between the check and the copy', () => {
+    const now = performance.now;
+    const inner = { src: new Uint8Array(64).fill(1), dst: new Uint8Array(64) };
+    const outer = { src: new Uint8Array(32 * 1024).fill(2), dst: new Uint8Array(32 * 1024) };
+    let ran = 0;
+    performance.now = () => {
+      ran++;
+      engine.copyBatchSync([inner.dst], [inner.src]);
+      return now.call(performance);
+    };
+    try {
+      // 32 KiB: the policy samples its time (every batch until it has a rate, then one in 8).
+      for (let i = 0; i < 16; i++) {
+        outer.dst.fill(0);
+        engine.copyBatchSync([outer.dst], [outer.src]);
+        expect(outer.dst.every((b) => b === 2)).toBe(true);
+      }
+    } finally {
+      performance.now = now;
+    }
+    expect(ran).toBe(0);
+  });
+
+  it('a Proxy list whose length is not a whole number of folios is refused as a bad argument', () => {
+    for (const length of [-1, 1.5, '2', Number.NaN, 2 ** 53]) {
+      const lying = (views: Uint8Array[]) => new Proxy(views, { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
+      const dsts = lying([new Uint8Array(16), new Uint8Array(16)]);
+      const srcs = lying([new Uint8Array(16).fill(1), new Uint8Array(16).fill(1)]);
+      expect(
+        outcome(() => engine.copyBatchSync(dsts, srcs)),
+        String(length),
+      ).toBe('ERR_DMACOPY_INVALID_ARG');
+    }
   });
 
   it('a batch started from an element getter while the list is read: both copy exactly', () => {
