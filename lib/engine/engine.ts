@@ -2,7 +2,6 @@
 // opened once and reused for every batch. copyBatch validates, picks the path by size, splits
 // the batch into works and resolves when every work's pending counter reached zero.
 
-import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_CPU_NICE,
   DEFAULT_MIN_OFFLOAD_BYTES,
