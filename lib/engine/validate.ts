@@ -4,7 +4,17 @@
 import { DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
 import { TableForm } from '../native/abi';
 import type { CopyOptions } from '../types';
-import { bufferOf, byteOffsetOf, lengthOf, viaIntrinsics } from './view-getters';
+import {
+  bufferShape,
+  intrinsicBufferOf,
+  intrinsicByteLengthOf,
+  intrinsicByteOffsetOf,
+  intrinsicLengthOf,
+  typedArrayKind,
+  viewBufferOf,
+  viewByteLengthOf,
+  viewByteOffsetOf,
+} from './view-getters';
 
 export interface BatchTable {
   form: TableForm;
@@ -19,8 +29,6 @@ export interface BatchTable {
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
-type AnyBuffer = ArrayBufferLike & { resizable?: boolean; growable?: boolean };
-
 /** Builds the per-call buffer list: index of each distinct ArrayBuffer, with its checks done once. */
 class BufferTable {
   readonly views: Uint8Array[] = [];
@@ -28,14 +36,16 @@ class BufferTable {
   private readonly firstUse: string[] = [];
   private readonly index = new Map<ArrayBufferLike, number>();
 
-  indexOf(view: ArrayBufferView, where: string): number {
-    const ab = view.buffer;
+  /** The index of `ab`, the buffer of `view` (of typedArrayKind `kind`), read by the caller. */
+  indexOf(ab: ArrayBufferLike, view: ArrayBufferView, kind: string | undefined, where: string): number {
     const known = this.index.get(ab);
     if (known !== undefined) return known;
-    checkBuffer(ab as AnyBuffer, where);
+    const shape = bufferShape(ab);
+    checkBuffer(ab, shape, where);
     const i = this.views.length;
     // A Uint8Array over the whole buffer: the native layer reads its real base and length.
-    this.views.push(view instanceof Uint8Array && view.byteOffset === 0 && view.byteLength === ab.byteLength ? view : new Uint8Array(ab));
+    const whole = kind === 'Uint8Array' && intrinsicByteOffsetOf(view) === 0 && intrinsicByteLengthOf(view) === shape.byteLength;
+    this.views.push(whole ? (view as Uint8Array) : new Uint8Array(ab));
     this.firstUse.push(where);
     this.index.set(ab, i);
     return i;
@@ -49,7 +59,7 @@ class BufferTable {
   checkStillAttached(): void {
     for (let i = 0; i < this.views.length; i++) {
       const v = this.views[i] as Uint8Array;
-      if (v.length === 0 && isDetached(v.buffer)) {
+      if (intrinsicLengthOf(v) === 0 && isDetached(intrinsicBufferOf(v))) {
         const where = this.firstUse[i] as string;
         throw new DmacopyTypeError(
           'ERR_DMACOPY_DETACHED',
@@ -61,15 +71,15 @@ class BufferTable {
   }
 }
 
-function checkBuffer(ab: AnyBuffer, where: string): void {
-  if (ab.resizable === true || ab.growable === true) {
+function checkBuffer(ab: ArrayBufferLike, shape: { byteLength: number; resizable: boolean }, where: string): void {
+  if (shape.resizable) {
     throw new DmacopyTypeError(
       'ERR_DMACOPY_RESIZABLE',
       `${where} is a view over a resizable ArrayBuffer or growable SharedArrayBuffer, which could shrink under an in-flight copy: copy from or into a fixed-length buffer`,
       { argument: where },
     );
   }
-  if (ab.byteLength === 0 && isDetached(ab)) {
+  if (shape.byteLength === 0 && isDetached(ab)) {
     throw new DmacopyTypeError(
       'ERR_DMACOPY_DETACHED',
       `${where} is a view over a detached ArrayBuffer (it was transferred): pass a buffer this thread still owns`,
@@ -200,12 +210,12 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
 type ListReader = (dsts: unknown[], srcs: unknown[], start: number, end: number, table: Float64Array, buffers: BufferTable) => number;
 
 /**
- * The per-folio loop, once per V8 generation (see view-getters.ts): with the captured intrinsic
- * getters where V8 11 (Node 20) does not inline the properties (56 -> 42 ns a folio), with plain
- * properties elsewhere. One loop serving both cost Node 22 and 24 1-4 ns a folio (of 26-28):
- * `node scripts/bench-view-read.js` under each Node. Both return the batch's bytes.
+ * The per-folio loop on V8 11 (Node 20): every fact about a view comes from V8's own getters
+ * (view-getters.ts), so a `buffer`, `length` or `byteOffset` a script defined on a view cannot
+ * misdirect the table, and a typed array whose prototype was swapped is measured by its real
+ * kind. V8 11 inlines none of the properties, so this costs what they would. Returns the bytes.
  */
-const readListPlain: ListReader = (dsts, srcs, start, end, table, buffers) => {
+const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) => {
   let bytes = 0;
   // Consecutive folios usually share their buffers: remember the last ones to skip the Map.
   let lastDstAb: ArrayBufferLike | undefined;
@@ -219,30 +229,40 @@ const readListPlain: ListReader = (dsts, srcs, start, end, table, buffers) => {
     if (!ArrayBuffer.isView(s)) checkView(s, `srcs[${i}]`);
     const dv = d as ArrayBufferView;
     const sv = s as ArrayBufferView;
-    // For Uint8Arrays (Buffers included) .length is cheaper than .byteLength.
-    const len = sv instanceof Uint8Array ? sv.length : sv.byteLength;
-    if ((dv instanceof Uint8Array ? dv.length : dv.byteLength) < len) throw lengthMismatch(i, dv, len);
-    const dab = dv.buffer;
+    const dk = typedArrayKind(dv);
+    const sk = typedArrayKind(sv);
+    const len = viewByteLengthOf(sv, sk);
+    const dlen = viewByteLengthOf(dv, dk);
+    if (dlen < len) throw lengthMismatch(i, dlen, len);
+    const dab = viewBufferOf(dv, dk);
     if (dab !== lastDstAb) {
-      lastDstIdx = buffers.indexOf(dv, `dsts[${i}]`);
+      lastDstIdx = buffers.indexOf(dab, dv, dk, `dsts[${i}]`);
       lastDstAb = dab;
     }
-    const sab = sv.buffer;
+    const sab = viewBufferOf(sv, sk);
     if (sab !== lastSrcAb) {
-      lastSrcIdx = buffers.indexOf(sv, `srcs[${i}]`);
+      lastSrcIdx = buffers.indexOf(sab, sv, sk, `srcs[${i}]`);
       lastSrcAb = sab;
     }
     table[j] = lastDstIdx;
-    table[j + 1] = dv.byteOffset;
+    table[j + 1] = viewByteOffsetOf(dv, dk);
     table[j + 2] = lastSrcIdx;
-    table[j + 3] = sv.byteOffset;
+    table[j + 3] = viewByteOffsetOf(sv, sk);
     table[j + 4] = len;
     bytes += len;
   }
   return bytes;
 };
 
-const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) => {
+/**
+ * The same loop from V8 12 (Node 22) on, where the plain properties are inlined and the bound
+ * intrinsics are not: 28-29 against 42-45 ns a folio on Node 22 and 24 (`node
+ * scripts/bench-view-read.js`). Lengths are byteLength (a typed array dressed as a Uint8Array
+ * is still measured in bytes). What a script defines on its own views here reaches only the
+ * table: the native layer checks every range against the real buffers (and re-checks overlap)
+ * before anything is copied.
+ */
+const readListPlain: ListReader = (dsts, srcs, start, end, table, buffers) => {
   let bytes = 0;
   let lastDstAb: ArrayBufferLike | undefined;
   let lastDstIdx = -1;
@@ -255,37 +275,35 @@ const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) =
     if (!ArrayBuffer.isView(s)) checkView(s, `srcs[${i}]`);
     const dv = d as ArrayBufferView;
     const sv = s as ArrayBufferView;
-    // The intrinsic getters are the typed arrays' (a DataView takes its properties).
-    const du8 = dv instanceof Uint8Array;
-    const su8 = sv instanceof Uint8Array;
-    const len = su8 ? lengthOf(sv) : sv.byteLength;
-    if ((du8 ? lengthOf(dv) : dv.byteLength) < len) throw lengthMismatch(i, dv, len);
-    const dab = du8 ? bufferOf(dv) : dv.buffer;
+    const len = sv.byteLength;
+    const dlen = dv.byteLength;
+    if (dlen < len) throw lengthMismatch(i, dlen, len);
+    const dab = dv.buffer;
     if (dab !== lastDstAb) {
-      lastDstIdx = buffers.indexOf(dv, `dsts[${i}]`);
+      lastDstIdx = buffers.indexOf(dab, dv, typedArrayKind(dv), `dsts[${i}]`);
       lastDstAb = dab;
     }
-    const sab = su8 ? bufferOf(sv) : sv.buffer;
+    const sab = sv.buffer;
     if (sab !== lastSrcAb) {
-      lastSrcIdx = buffers.indexOf(sv, `srcs[${i}]`);
+      lastSrcIdx = buffers.indexOf(sab, sv, typedArrayKind(sv), `srcs[${i}]`);
       lastSrcAb = sab;
     }
     table[j] = lastDstIdx;
-    table[j + 1] = du8 ? byteOffsetOf(dv) : dv.byteOffset;
+    table[j + 1] = dv.byteOffset;
     table[j + 2] = lastSrcIdx;
-    table[j + 3] = su8 ? byteOffsetOf(sv) : sv.byteOffset;
+    table[j + 3] = sv.byteOffset;
     table[j + 4] = len;
     bytes += len;
   }
   return bytes;
 };
 
-const readList: ListReader = viaIntrinsics ? readListIntrinsic : readListPlain;
+const readList: ListReader = Number.parseInt(process.versions.v8, 10) < 12 ? readListIntrinsic : readListPlain;
 
-function lengthMismatch(i: number, dv: ArrayBufferView, len: number): DmacopyRangeError {
+function lengthMismatch(i: number, dstBytes: number, len: number): DmacopyRangeError {
   return new DmacopyRangeError(
     'ERR_DMACOPY_LENGTH_MISMATCH',
-    `dsts[${i}] has ${dv.byteLength} bytes but srcs[${i}] has ${len}: each destination must be at least as long as its source`,
+    `dsts[${i}] has ${dstBytes} bytes but srcs[${i}] has ${len}: each destination must be at least as long as its source`,
     { argument: `dsts[${i}]` },
   );
 }
@@ -294,11 +312,14 @@ function lengthMismatch(i: number, dv: ArrayBufferView, len: number): DmacopyRan
 export const MAX_FOLIOS = 0xffffffff;
 
 function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): BatchTable {
-  const bytes = src.byteLength;
-  if (dst.byteLength < bytes) {
+  const dk = typedArrayKind(dst);
+  const sk = typedArrayKind(src);
+  const bytes = viewByteLengthOf(src, sk);
+  const dstBytes = viewByteLengthOf(dst, dk);
+  if (dstBytes < bytes) {
     throw new DmacopyRangeError(
       'ERR_DMACOPY_LENGTH_MISMATCH',
-      `dst has ${dst.byteLength} bytes but src has ${bytes}: the destination must be at least as long as the source`,
+      `dst has ${dstBytes} bytes but src has ${bytes}: the destination must be at least as long as the source`,
       { argument: 'dst' },
     );
   }
@@ -312,9 +333,9 @@ function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: un
     folio = folioSize;
   }
   const buffers = new BufferTable();
-  const di = buffers.indexOf(dst, 'dst');
-  const si = buffers.indexOf(src, 'src');
-  const table = new Float64Array([di, dst.byteOffset, si, src.byteOffset, bytes, Math.max(folio, 1)]);
+  const di = buffers.indexOf(viewBufferOf(dst, dk), dst, dk, 'dst');
+  const si = buffers.indexOf(viewBufferOf(src, sk), src, sk, 'src');
+  const table = new Float64Array([di, viewByteOffsetOf(dst, dk), si, viewByteOffsetOf(src, sk), bytes, Math.max(folio, 1)]);
   const folios = bytes === 0 ? 0 : Math.ceil(bytes / Math.max(folio, 1));
   // Completions are counted per folio in 32 bits (lib/ and the native layer alike).
   if (folios > MAX_FOLIOS) {

@@ -1,17 +1,13 @@
-// The three typed-array getters read once per view of a batch, each the version that is
-// fastest on the running V8.
+// What the library reads of a caller's views and buffers, through V8's own getters only: the
+// %TypedArray%, DataView, ArrayBuffer and SharedArrayBuffer prototypes' getters and
+// %TypedArray%.prototype.set, captured at load and bound to Function.prototype.call then (Node's
+// primordials do the same). No user code runs in them: a `buffer`, `byteOffset` or `length` a
+// script defines on a view or its prototype, a typed array whose prototype was swapped, or a
+// replaced `call` or `set` cannot change what a batch reads, checks or copies.
 //
-// V8 11 (Node 20) does not inline `view.buffer` and `view.byteOffset` on a Buffer (a subclass of
-// Uint8Array): each goes through a generic load and a C++ builtin. Calling the intrinsic getter
-// itself (captured here, as Node's own primordials do) is inlined. From V8 12 (Node 22) on, the
-// plain properties are as fast, so they are used there (and validate.ts keeps its plain loop).
-// `node scripts/bench-view-read.js` under each Node: 58 -> 39 ns a folio on Node 20, 28 either
-// way on Node 22 and 24.
-//
-// The captured getters also cannot be replaced by a script that redefines them on
-// %TypedArray%.prototype. They throw V8's TypeError on anything but a typed array: callers pass
-// Uint8Arrays only (validate.ts checks `instanceof Uint8Array`; small-copy.ts catches the throw
-// of an object that merely inherits from Uint8Array.prototype).
+// They cost what the plain properties cost, ~5-8 ns a read on Node 20, 22, 24 and 26, where V8
+// inlines none of them (`node scripts/bench-view-read.js`). The typed-array getters throw on
+// anything but a typed array; typedArrayKind() says which a value is without throwing.
 
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
 
@@ -28,29 +24,6 @@ const getByteOffset = intrinsic('byteOffset');
 const getLength = intrinsic('length');
 const getByteLength = intrinsic('byteLength');
 const getTag = intrinsic(Symbol.toStringTag);
-
-const V8_MAJOR = Number.parseInt(process.versions.v8, 10);
-/** True where the intrinsic getters are the faster way (V8 11, Node 20). */
-export const viaIntrinsics = V8_MAJOR < 12;
-
-/** A typed array's (not a DataView's) ArrayBuffer. */
-export const bufferOf: (view: ArrayBufferView) => ArrayBufferLike = viaIntrinsics
-  ? (view) => getBuffer.call(view) as ArrayBufferLike
-  : (view) => view.buffer;
-
-/** A typed array's (not a DataView's) byte offset. */
-export const byteOffsetOf: (view: ArrayBufferView) => number = viaIntrinsics
-  ? (view) => getByteOffset.call(view) as number
-  : (view) => view.byteOffset;
-
-/** A Uint8Array's length (its bytes). */
-export const lengthOf: (view: Uint8Array) => number = viaIntrinsics ? (view) => getLength.call(view) as number : (view) => view.length;
-
-// The small-batch scan (small-copy.ts) calls the intrinsics on every Node: between its reads and
-// its copy no user code may run, and a plain `view.buffer` could reach a getter a script defined
-// on the view or its prototype. They cost the same as the plain reads on Node 22 and 24. Each is
-// bound to Function.prototype.call at load (Node's primordials do the same), so a script that
-// replaces `call` later cannot intercept them either.
 
 const uncurry = Function.prototype.bind.bind(Function.prototype.call) as <A extends unknown[], R>(
   fn: (this: never, ...args: A) => R,
@@ -72,7 +45,7 @@ export const intrinsicByteLengthOf = uncurry(getByteLength as () => number) as (
 export const typedArrayKind = uncurry(getTag as () => string | undefined) as (value: unknown) => string | undefined;
 
 const abResizableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
-const abResizable = abResizableGetter && (uncurry(abResizableGetter as () => boolean) as (ab: ArrayBufferLike) => boolean);
+const abResizable = abResizableGetter ? (uncurry(abResizableGetter as () => boolean) as (ab: ArrayBufferLike) => boolean) : undefined;
 const abByteLength = uncurry(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')?.get as () => number) as (
   ab: ArrayBufferLike,
 ) => number;
@@ -88,6 +61,44 @@ export const isFixedArrayBuffer = (ab: ArrayBufferLike): boolean => {
   }
   return abResizable(ab) === false;
 };
+
+const dvGetter = (name: 'buffer' | 'byteOffset' | 'byteLength') =>
+  uncurry(Object.getOwnPropertyDescriptor(DataView.prototype, name)?.get as () => unknown);
+const dvBuffer = dvGetter('buffer') as (view: ArrayBufferView) => ArrayBufferLike;
+const dvByteOffset = dvGetter('byteOffset') as (view: ArrayBufferView) => number;
+const dvByteLength = dvGetter('byteLength') as (view: ArrayBufferView) => number;
+
+/**
+ * A view's buffer, byte offset and byte length through V8's own getters, whatever it is: `kind`
+ * is typedArrayKind(view), undefined for a DataView. No user code runs, and a typed array whose
+ * prototype was swapped is measured by its real kind.
+ */
+export const viewBufferOf = (view: ArrayBufferView, kind: string | undefined): ArrayBufferLike =>
+  kind !== undefined ? intrinsicBufferOf(view) : dvBuffer(view);
+export const viewByteOffsetOf = (view: ArrayBufferView, kind: string | undefined): number =>
+  kind !== undefined ? intrinsicByteOffsetOf(view) : dvByteOffset(view);
+export const viewByteLengthOf = (view: ArrayBufferView, kind: string | undefined): number =>
+  kind !== undefined ? intrinsicByteLengthOf(view) : dvByteLength(view);
+
+const sabGrowableGetter =
+  typeof SharedArrayBuffer === 'function' ? Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'growable')?.get : undefined;
+const sabGrowable = sabGrowableGetter ? (uncurry(sabGrowableGetter as () => boolean) as (ab: ArrayBufferLike) => boolean) : undefined;
+const sabByteLength =
+  typeof SharedArrayBuffer === 'function'
+    ? (uncurry(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')?.get as () => number) as (
+        ab: ArrayBufferLike,
+      ) => number)
+    : undefined;
+
+/** A buffer's byte length and whether it can change size, read with its own class's getters (no user code). */
+export function bufferShape(ab: ArrayBufferLike): { byteLength: number; resizable: boolean } {
+  try {
+    return { byteLength: abByteLength(ab), resizable: abResizable?.(ab) === true };
+  } catch {
+    // Not an ArrayBuffer: a SharedArrayBuffer (what else a view can sit on).
+    return { byteLength: (sabByteLength as (ab: ArrayBufferLike) => number)(ab), resizable: sabGrowable?.(ab) === true };
+  }
+}
 
 /** %TypedArray%.prototype.set as a function of (target, source, offset), captured at load. */
 export const typedArraySet = uncurry(

@@ -84,3 +84,42 @@ describe.each(['cpu', 'emulated'] as const)('a buffer detached while the list is
     await (await open()).close();
   });
 });
+
+describe('views dressed as another kind (full path)', () => {
+  it('a typed array whose prototype was swapped to Uint8Array.prototype is copied by its bytes, not its elements', async () => {
+    const engine = await openEngine({ backend: 'cpu' });
+    try {
+      // 64 folios of 32 KiB, each the first half of its own 64 KiB buffer: above the small path.
+      const srcs: Uint8Array[] = [];
+      const dsts: Uint8Array[] = [];
+      for (let i = 0; i < 64; i++) {
+        const s = new Float32Array(new ArrayBuffer(65536), 0, 8192).fill(i + 0.25);
+        const d = new Float32Array(new ArrayBuffer(65536), 0, 8192);
+        Object.setPrototypeOf(s, Uint8Array.prototype);
+        Object.setPrototypeOf(d, Uint8Array.prototype);
+        srcs.push(s as unknown as Uint8Array);
+        dsts.push(d as unknown as Uint8Array);
+      }
+      for (const sync of [true, false]) {
+        for (const d of dsts) new Uint8Array(d.buffer).fill(0);
+        const r = sync ? engine.copyBatchSync(dsts, srcs) : await engine.copyBatch(dsts, srcs);
+        expect(r.bytes).toBe(64 * 32768);
+        for (let i = 0; i < 64; i++) {
+          const want = Buffer.from((srcs[i] as Uint8Array).buffer, 0, 32768);
+          expect(Buffer.compare(Buffer.from((dsts[i] as Uint8Array).buffer, 0, 32768), want)).toBe(0);
+          expect(new Uint8Array((dsts[i] as Uint8Array).buffer, 32768).every((b) => b === 0)).toBe(true);
+        }
+      }
+      // Region form, one 2 MiB dressed Float64Array.
+      const src = new Float64Array(262144).fill(1.5);
+      const dst = new Float64Array(262144);
+      Object.setPrototypeOf(src, Uint8Array.prototype);
+      Object.setPrototypeOf(dst, Uint8Array.prototype);
+      const r = engine.copyBatchSync(dst as unknown as Uint8Array, src as unknown as Uint8Array, { folioSize: 4096 });
+      expect(r.bytes).toBe(2 * 1024 * 1024);
+      expect(Buffer.compare(Buffer.from(dst.buffer), Buffer.from(src.buffer))).toBe(0);
+    } finally {
+      await engine.close();
+    }
+  });
+});
