@@ -207,15 +207,17 @@ export function prepareListSlice(dsts: unknown[], srcs: unknown[], start: number
   return { form: TableForm.List, buffers: buffers.views, table, folios: n, bytes };
 }
 
-type ListReader = (dsts: unknown[], srcs: unknown[], start: number, end: number, table: Float64Array, buffers: BufferTable) => number;
-
 /**
- * The per-folio loop on V8 11 (Node 20): every fact about a view comes from V8's own getters
- * (view-getters.ts), so a `buffer`, `length` or `byteOffset` a script defined on a view cannot
- * misdirect the table, and a typed array whose prototype was swapped is measured by its real
- * kind. V8 11 inlines none of the properties, so this costs what they would. Returns the bytes.
+ * The per-folio loop. Every fact about a view comes from V8's own getters (view-getters.ts), on
+ * every Node: a `buffer`, `byteOffset` or `byteLength` a script defined on a view or a subclass
+ * cannot misdirect the table (it could name another buffer than the one the native layer pins,
+ * or bytes outside the view), and a typed array whose prototype was swapped is measured by its
+ * real kind. On Node 22+ the plain properties were faster (26-27 against 38-39 ns a folio, `node
+ * scripts/bench-view-read.js`) but let a view that names a fixed buffer while sitting on a
+ * resizable one through the resizable check, and the process crashed when that buffer shrank
+ * under the copy. Returns the batch's bytes.
  */
-const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) => {
+function readList(dsts: unknown[], srcs: unknown[], start: number, end: number, table: Float64Array, buffers: BufferTable): number {
   let bytes = 0;
   // Consecutive folios usually share their buffers: remember the last ones to skip the Map.
   let lastDstAb: ArrayBufferLike | undefined;
@@ -231,8 +233,8 @@ const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) =
     const sv = s as ArrayBufferView;
     const dk = typedArrayKind(dv);
     const sk = typedArrayKind(sv);
-    const len = viewByteLengthOf(sv, sk);
-    const dlen = viewByteLengthOf(dv, dk);
+    const len = sk !== undefined ? intrinsicByteLengthOf(sv) : dataViewBytes(sv, `srcs[${i}]`);
+    const dlen = dk !== undefined ? intrinsicByteLengthOf(dv) : dataViewBytes(dv, `dsts[${i}]`);
     if (dlen < len) throw lengthMismatch(i, dlen, len);
     const dab = viewBufferOf(dv, dk);
     if (dab !== lastDstAb) {
@@ -252,53 +254,21 @@ const readListIntrinsic: ListReader = (dsts, srcs, start, end, table, buffers) =
     bytes += len;
   }
   return bytes;
-};
+}
 
 /**
- * The same loop from V8 12 (Node 22) on, where the plain properties are inlined and the bound
- * intrinsics are not: 28-29 against 42-45 ns a folio on Node 22 and 24 (`node
- * scripts/bench-view-read.js`). Lengths are byteLength (a typed array dressed as a Uint8Array
- * is still measured in bytes). What a script defines on its own views here reaches only the
- * table: the native layer checks every range against the real buffers (and re-checks overlap)
- * before anything is copied.
+ * A DataView's byte length. Its getter throws where a typed array's reads 0: over a detached
+ * buffer, or a resizable one shrunk below its range. Say which, with the library's codes.
  */
-const readListPlain: ListReader = (dsts, srcs, start, end, table, buffers) => {
-  let bytes = 0;
-  let lastDstAb: ArrayBufferLike | undefined;
-  let lastDstIdx = -1;
-  let lastSrcAb: ArrayBufferLike | undefined;
-  let lastSrcIdx = -1;
-  for (let i = start, j = 0; i < end; i++, j += 5) {
-    const d = dsts[i];
-    const s = srcs[i];
-    if (!ArrayBuffer.isView(d)) checkView(d, `dsts[${i}]`);
-    if (!ArrayBuffer.isView(s)) checkView(s, `srcs[${i}]`);
-    const dv = d as ArrayBufferView;
-    const sv = s as ArrayBufferView;
-    const len = sv.byteLength;
-    const dlen = dv.byteLength;
-    if (dlen < len) throw lengthMismatch(i, dlen, len);
-    const dab = dv.buffer;
-    if (dab !== lastDstAb) {
-      lastDstIdx = buffers.indexOf(dab, dv, typedArrayKind(dv), `dsts[${i}]`);
-      lastDstAb = dab;
-    }
-    const sab = sv.buffer;
-    if (sab !== lastSrcAb) {
-      lastSrcIdx = buffers.indexOf(sab, sv, typedArrayKind(sv), `srcs[${i}]`);
-      lastSrcAb = sab;
-    }
-    table[j] = lastDstIdx;
-    table[j + 1] = dv.byteOffset;
-    table[j + 2] = lastSrcIdx;
-    table[j + 3] = sv.byteOffset;
-    table[j + 4] = len;
-    bytes += len;
+function dataViewBytes(view: ArrayBufferView, where: string): number {
+  try {
+    return viewByteLengthOf(view, undefined);
+  } catch {
+    const ab = viewBufferOf(view, undefined); // never throws
+    checkBuffer(ab, bufferShape(ab), where);
+    throw invalidArg(where, `${where} is a DataView whose range no longer fits its buffer: pass views over fixed-length buffers`);
   }
-  return bytes;
-};
-
-const readList: ListReader = Number.parseInt(process.versions.v8, 10) < 12 ? readListIntrinsic : readListPlain;
+}
 
 function lengthMismatch(i: number, dstBytes: number, len: number): DmacopyRangeError {
   return new DmacopyRangeError(
@@ -314,8 +284,8 @@ export const MAX_FOLIOS = 0xffffffff;
 function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: unknown): BatchTable {
   const dk = typedArrayKind(dst);
   const sk = typedArrayKind(src);
-  const bytes = viewByteLengthOf(src, sk);
-  const dstBytes = viewByteLengthOf(dst, dk);
+  const bytes = sk !== undefined ? intrinsicByteLengthOf(src) : dataViewBytes(src, 'src');
+  const dstBytes = dk !== undefined ? intrinsicByteLengthOf(dst) : dataViewBytes(dst, 'dst');
   if (dstBytes < bytes) {
     throw new DmacopyRangeError(
       'ERR_DMACOPY_LENGTH_MISMATCH',

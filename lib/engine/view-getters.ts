@@ -5,9 +5,12 @@
 // script defines on a view or its prototype, a typed array whose prototype was swapped, or a
 // replaced `call` or `set` cannot change what a batch reads, checks or copies.
 //
-// They cost what the plain properties cost, ~5-8 ns a read on Node 20, 22, 24 and 26, where V8
-// inlines none of them (`node scripts/bench-view-read.js`). The typed-array getters throw on
-// anything but a typed array; typedArrayKind() says which a value is without throwing.
+// Each costs ~5-8 ns a read on Node 20, 22, 24 and 26: V8 inlines none of them. On Node 20 that
+// is what the plain properties cost too; from Node 22 the plain properties of a Buffer are
+// inlined in a hot loop, so reading a list this way costs 38-39 against 26-27 ns a folio there
+// (`node scripts/bench-view-read.js`), the price of views that cannot lie. The typed-array
+// getters throw on anything but a typed array; typedArrayKind() says which a value is without
+// throwing.
 
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
 

@@ -123,3 +123,80 @@ describe('views dressed as another kind (full path)', () => {
     }
   });
 });
+
+describe('views that lie about themselves (full path, every Node)', () => {
+  const MB = 1 << 20;
+  let engine: Engine;
+  const open = async () => {
+    engine ??= await openEngine({ backend: 'cpu' });
+    return engine;
+  };
+  const code = (f: () => unknown): string => {
+    try {
+      f();
+      return 'ok';
+    } catch (err) {
+      return (err as { code?: string }).code ?? String(err);
+    }
+  };
+
+  it('a view over a resizable buffer that names a fixed one as its `buffer` is refused as resizable', async () => {
+    const e = await open();
+    const rab = new ArrayBuffer(MB, { maxByteLength: 2 * MB });
+    const s = new Uint8Array(rab);
+    Object.defineProperty(s, 'buffer', { value: new ArrayBuffer(MB) });
+    expect(code(() => e.copyBatchSync([new Uint8Array(MB)], [s]))).toBe('ERR_DMACOPY_RESIZABLE');
+    expect(code(() => e.copyBatchSync(new Uint8Array(MB), s))).toBe('ERR_DMACOPY_RESIZABLE');
+  });
+
+  it('an own `byteOffset` or a subclass `byteLength` changes neither where nor how much is copied', async () => {
+    const e = await open();
+    const ab = new ArrayBuffer(2 * MB);
+    const d = new Uint8Array(ab, MB, MB);
+    Object.defineProperty(d, 'byteOffset', { value: 0 });
+    const r = e.copyBatchSync([d], [new Uint8Array(MB).fill(7)]);
+    expect(r.bytes).toBe(MB);
+    expect(new Uint8Array(ab, 0, MB).every((b) => b === 0)).toBe(true);
+    expect(new Uint8Array(ab, MB).every((b) => b === 7)).toBe(true);
+    class Short extends Uint8Array {
+      override get byteLength(): number {
+        return 4096;
+      }
+    }
+    const src = new Short(MB).fill(5);
+    const dst = new Uint8Array(MB);
+    expect(e.copyBatchSync([dst], [src]).bytes).toBe(MB);
+    expect(dst.every((b) => b === 5)).toBe(true);
+  });
+
+  it('a DataView dressed as a Uint8Array, and the reverse, copy exactly', async () => {
+    const e = await open();
+    const sab = new ArrayBuffer(MB);
+    new Uint8Array(sab).fill(3);
+    const dv = new DataView(sab);
+    Object.setPrototypeOf(dv, Uint8Array.prototype);
+    const u8 = new Uint8Array(MB).fill(4);
+    Object.setPrototypeOf(u8, DataView.prototype);
+    for (const [src, want] of [
+      [dv, 3],
+      [u8, 4],
+    ] as const) {
+      const d1 = new Uint8Array(MB);
+      e.copyBatchSync([d1], [src as unknown as Uint8Array]);
+      expect(d1.every((b) => b === want)).toBe(true);
+      const d2 = new Uint8Array(MB);
+      e.copyBatchSync(d2, src as unknown as Uint8Array);
+      expect(d2.every((b) => b === want)).toBe(true);
+    }
+  });
+
+  it('a DataView over a detached buffer is ERR_DMACOPY_DETACHED, not V8 TypeError', async () => {
+    const e = await open();
+    const ab = new ArrayBuffer(MB);
+    const s = new DataView(ab);
+    structuredClone(ab, { transfer: [ab] });
+    expect(code(() => e.copyBatchSync([new Uint8Array(MB)], [s]))).toBe('ERR_DMACOPY_DETACHED');
+    expect(code(() => e.copyBatchSync(new Uint8Array(MB), s))).toBe('ERR_DMACOPY_DETACHED');
+    await e.close();
+  });
+});
