@@ -47,7 +47,7 @@ import {
   takeChunkTable,
   validateBatch,
 } from './validate';
-import { clockMs } from './view-getters';
+import { clockMs, intrinsicLengthOf } from './view-getters';
 import { anyWedged, checkDestinationBuffer, checkTableDestinations, checkViewDestinations, destinationBuffers } from './wedged';
 import { addFallbacks, BatchOp, zeroFallbacks } from './work';
 
@@ -345,7 +345,7 @@ export class Engine {
   ): PreparedBatch {
     if (this.#closed) throw closedError();
     const table = validateBatch(dsts, srcs, options);
-    const lengths = table.buffers.map((b) => b.length);
+    const lengths = table.buffers.map((b) => intrinsicLengthOf(b));
     if (this.#native === undefined) {
       const pairs = folioPairs(table);
       const state = {

@@ -7,7 +7,7 @@ import { DmacopyError, DmacopyTypeError } from '../errors';
 import { type NativePlan, TableForm } from '../native/abi';
 import type { CopyReport } from '../types';
 import type { BatchTable } from './validate';
-import { typedArraySet } from './view-getters';
+import { intrinsicLengthOf, typedArraySet } from './view-getters';
 
 /** What a prepared batch keeps between runs (engine.ts reads and runs it). */
 export interface PreparedState {
@@ -73,7 +73,7 @@ export function checkAttached(state: PreparedState): void {
   const bufs = state.table.buffers;
   const lengths = state.lengths;
   for (let i = 0; i < bufs.length; i++) {
-    if ((bufs[i] as Uint8Array).length !== lengths[i]) {
+    if (intrinsicLengthOf(bufs[i] as Uint8Array) !== lengths[i]) {
       throw new DmacopyTypeError(
         'ERR_DMACOPY_DETACHED',
         `buffer ${i} of this prepared batch was detached (transferred) after it was prepared: nothing was copied; prepare the batch again over buffers this thread keeps`,

@@ -7,6 +7,7 @@
 import { DmacopyError } from '../errors';
 import { TableForm } from '../native/abi';
 import type { BatchTable } from './validate';
+import { intrinsicBufferOf } from './view-getters';
 
 const kept: Uint8Array[][] = [];
 const marked = new WeakSet<ArrayBufferLike>();
@@ -15,7 +16,7 @@ let batches = 0;
 /** Keeps a wedged batch's buffers (every buffer it pinned, sources included) for good. */
 export function keepWedged(pins: readonly Uint8Array[]): void {
   kept.push(pins.slice());
-  for (const b of pins) marked.add(b.buffer);
+  for (const b of pins) marked.add(intrinsicBufferOf(b));
   batches++;
 }
 
@@ -52,14 +53,14 @@ export function checkTableDestinations(batch: BatchTable): void {
   const step = batch.form === TableForm.Region ? Math.max(1, t.length) : 5;
   for (let j = 0; j < t.length; j += step) {
     const b = batch.buffers[t[j] as number];
-    if (b !== undefined && marked.has(b.buffer)) refuse();
+    if (b !== undefined && marked.has(intrinsicBufferOf(b))) refuse();
   }
 }
 
 /** The same for a prepared batch's destination buffers (views the library made at prepare()). */
 export function checkViewDestinations(dsts: readonly Uint8Array[]): void {
   if (batches === 0) return;
-  for (const d of dsts) if (marked.has(d.buffer)) refuse();
+  for (const d of dsts) if (marked.has(intrinsicBufferOf(d))) refuse();
 }
 
 /** True once any batch ended wedged (until then no destination needs checking). */
