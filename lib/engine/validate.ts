@@ -8,7 +8,6 @@ import {
   bufferShape,
   intrinsicBufferOf,
   intrinsicByteLengthOf,
-  intrinsicByteOffsetOf,
   intrinsicLengthOf,
   typedArrayKind,
   viewBufferOf,
@@ -36,16 +35,18 @@ class BufferTable {
   private readonly firstUse: string[] = [];
   private readonly index = new Map<ArrayBufferLike, number>();
 
-  /** The index of `ab`, the buffer of `view` (of typedArrayKind `kind`), read by the caller. */
-  indexOf(ab: ArrayBufferLike, view: ArrayBufferView, kind: string | undefined, where: string): number {
+  /** The index of `ab`, a view's buffer as the caller read it through V8's getter. */
+  indexOf(ab: ArrayBufferLike, where: string): number {
     const known = this.index.get(ab);
     if (known !== undefined) return known;
     const shape = bufferShape(ab);
     checkBuffer(ab, shape, where);
     const i = this.views.length;
-    // A Uint8Array over the whole buffer: the native layer reads its real base and length.
-    const whole = kind === 'Uint8Array' && intrinsicByteOffsetOf(view) === 0 && intrinsicByteLengthOf(view) === shape.byteLength;
-    this.views.push(whole ? (view as Uint8Array) : new Uint8Array(ab));
+    // A Uint8Array over the whole buffer, always made here: the native layer reads its real base
+    // and length, and later readers of the pin (prepared pairs, the JavaScript copy, the wedged
+    // and detachment checks) never touch an object of the caller's, which could carry its own
+    // `buffer`, `byteOffset` or `subarray`.
+    this.views.push(new Uint8Array(ab));
     this.firstUse.push(where);
     this.index.set(ab, i);
     return i;
@@ -238,12 +239,12 @@ function readList(dsts: unknown[], srcs: unknown[], start: number, end: number, 
     if (dlen < len) throw lengthMismatch(i, dlen, len);
     const dab = viewBufferOf(dv, dk);
     if (dab !== lastDstAb) {
-      lastDstIdx = buffers.indexOf(dab, dv, dk, `dsts[${i}]`);
+      lastDstIdx = buffers.indexOf(dab, `dsts[${i}]`);
       lastDstAb = dab;
     }
     const sab = viewBufferOf(sv, sk);
     if (sab !== lastSrcAb) {
-      lastSrcIdx = buffers.indexOf(sab, sv, sk, `srcs[${i}]`);
+      lastSrcIdx = buffers.indexOf(sab, `srcs[${i}]`);
       lastSrcAb = sab;
     }
     table[j] = lastDstIdx;
@@ -303,8 +304,8 @@ function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: un
     folio = folioSize;
   }
   const buffers = new BufferTable();
-  const di = buffers.indexOf(viewBufferOf(dst, dk), dst, dk, 'dst');
-  const si = buffers.indexOf(viewBufferOf(src, sk), src, sk, 'src');
+  const di = buffers.indexOf(viewBufferOf(dst, dk), 'dst');
+  const si = buffers.indexOf(viewBufferOf(src, sk), 'src');
   const table = new Float64Array([di, viewByteOffsetOf(dst, dk), si, viewByteOffsetOf(src, sk), bytes, Math.max(folio, 1)]);
   const folios = bytes === 0 ? 0 : Math.ceil(bytes / Math.max(folio, 1));
   // Completions are counted per folio in 32 bits (lib/ and the native layer alike).

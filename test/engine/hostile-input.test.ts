@@ -200,3 +200,30 @@ describe('views that lie about themselves (full path, every Node)', () => {
     await e.close();
   });
 });
+
+describe('prepared batches and the JavaScript copy over views that lie', () => {
+  it('an own `buffer`, `byteOffset` or `subarray` on a whole-buffer view steers no prepared run', async () => {
+    const engine = await openEngine({ backend: 'cpu' });
+    try {
+      // Whole-buffer views: the kind the pin table once kept as they were.
+      const ab = new ArrayBuffer(4096);
+      const d = new Uint8Array(ab);
+      const decoy = new ArrayBuffer(4096);
+      Object.defineProperty(d, 'buffer', { value: decoy });
+      Object.defineProperty(d, 'byteOffset', { value: 100 });
+      Object.defineProperty(d, 'subarray', { value: () => new Uint8Array(1) });
+      const s = new Uint8Array(4096).fill(7);
+      Object.defineProperty(s, 'buffer', { value: {} });
+      Object.defineProperty(s, 'subarray', { value: () => new Uint8Array(4096) });
+      for (const h of [engine.prepare([d], [s]), engine.prepare(d, s)]) {
+        new Uint8Array(ab).fill(0);
+        expect(h.copySync().bytes).toBe(4096);
+        expect(new Uint8Array(ab).every((b) => b === 7)).toBe(true);
+        expect(new Uint8Array(decoy).every((b) => b === 0)).toBe(true);
+        h.release();
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+});
