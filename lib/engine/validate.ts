@@ -236,8 +236,8 @@ function readList(dsts: unknown[], srcs: unknown[], start: number, end: number, 
     const sk = typedArrayKind(sv);
     const len = sk !== undefined ? intrinsicByteLengthOf(sv) : dataViewBytes(sv, `srcs[${i}]`);
     const dlen = dk !== undefined ? intrinsicByteLengthOf(dv) : dataViewBytes(dv, `dsts[${i}]`);
-    if (dlen < len) throw lengthMismatch(i, dlen, len);
     const dab = viewBufferOf(dv, dk);
+    if (dlen < len) throw shortDestination(dab, `dsts[${i}]`, lengthMismatch(i, dlen, len));
     if (dab !== lastDstAb) {
       lastDstIdx = buffers.indexOf(dab, `dsts[${i}]`);
       lastDstAb = dab;
@@ -271,6 +271,16 @@ function dataViewBytes(view: ArrayBufferView, where: string): number {
   }
 }
 
+/**
+ * The error for a destination shorter than its source. A typed array over a detached buffer, or
+ * over a resizable one shrunk below it, reads as short: then its buffer's own error
+ * (ERR_DMACOPY_DETACHED, ERR_DMACOPY_RESIZABLE) says what to do, not the length mismatch.
+ */
+function shortDestination(ab: ArrayBufferLike, where: string, mismatch: DmacopyRangeError): Error {
+  checkBuffer(ab, bufferShape(ab), where);
+  return mismatch;
+}
+
 function lengthMismatch(i: number, dstBytes: number, len: number): DmacopyRangeError {
   return new DmacopyRangeError(
     'ERR_DMACOPY_LENGTH_MISMATCH',
@@ -288,10 +298,14 @@ function prepareRegion(dst: ArrayBufferView, src: ArrayBufferView, folioSize: un
   const bytes = sk !== undefined ? intrinsicByteLengthOf(src) : dataViewBytes(src, 'src');
   const dstBytes = dk !== undefined ? intrinsicByteLengthOf(dst) : dataViewBytes(dst, 'dst');
   if (dstBytes < bytes) {
-    throw new DmacopyRangeError(
-      'ERR_DMACOPY_LENGTH_MISMATCH',
-      `dst has ${dstBytes} bytes but src has ${bytes}: the destination must be at least as long as the source`,
-      { argument: 'dst' },
+    throw shortDestination(
+      viewBufferOf(dst, dk),
+      'dst',
+      new DmacopyRangeError(
+        'ERR_DMACOPY_LENGTH_MISMATCH',
+        `dst has ${dstBytes} bytes but src has ${bytes}: the destination must be at least as long as the source`,
+        { argument: 'dst' },
+      ),
     );
   }
   let folio = bytes;

@@ -76,6 +76,31 @@ const CASES: Case[] = [
     code: 'ERR_DMACOPY_DETACHED',
     kind: DmacopyTypeError,
   },
+  {
+    name: 'a detached destination with a non-empty source (detached, not a length mismatch)',
+    call: (e) => e.copyBatch([detachedView()], [u8(8)]),
+    code: 'ERR_DMACOPY_DETACHED',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'a detached region destination with a non-empty source',
+    call: (e) => e.copyBatch(detachedView(), u8(8), { folioSize: 4 }),
+    code: 'ERR_DMACOPY_DETACHED',
+    kind: DmacopyTypeError,
+  },
+  {
+    name: 'a destination over a resizable buffer shrunk below its source (resizable, not a length mismatch)',
+    call: (e) => {
+      const ab = new (ArrayBuffer as never as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(8, {
+        maxByteLength: 16,
+      });
+      const d = new Uint8Array(ab, 0, 8);
+      ab.resize(4);
+      return e.copyBatch([d], [u8(8)]);
+    },
+    code: 'ERR_DMACOPY_RESIZABLE',
+    kind: DmacopyTypeError,
+  },
   { name: 'a detached source', call: (e) => e.copyBatch([u8(8)], [detachedView()]), code: 'ERR_DMACOPY_DETACHED', kind: DmacopyTypeError },
   {
     name: 'a resizable ArrayBuffer',
