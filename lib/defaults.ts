@@ -13,12 +13,16 @@ export function defaultCpuThreads(): number {
   return Math.max(1, Math.min(64, os.availableParallelism()));
 }
 
-/** Nice value of the copy threads. A Node process that copies usually also serves: at 10 the
- *  event loop preempts a copy thread the moment it wakes (continuous 256 MiB copies on 2 cores at
- *  3000 requests/s: request p99 1.8x idle against 3.4x at nice 0, README "In a service"), while
- *  the copy keeps a weighted share (1/10 of a nice-0 thread's) where cores are contended, which
- *  at 19 (1/70) it nearly loses. With the machine to itself it copies as fast as at 0. */
-export const DEFAULT_CPU_NICE = 10;
+/** Nice value of the copy threads. A Node process that copies usually also serves: the event loop
+ *  should take a core back from a copy thread the moment a request wakes it. Under continuous
+ *  256 MiB copies on 2 cores with the service loaded as fast as it answers, nice 19 kept request
+ *  p99 lower than nice 10 in every measured run (1.35-1.66x idle against 2.03-3.30x on one
+ *  machine, 2.14-2.30x against 2.45-3.75x on another; README "In a service"), at the same copy
+ *  rate within the runs' spread: the copy threads mostly use what the service leaves. Their
+ *  weight against a nice-0 thread is then 1/68 (1/10 at nice 10): where the process's own
+ *  threads keep every core busy, a copy runs slowly; cpuNice 0 suits a batch job. With the
+ *  machine to itself it copies as fast at any nice value. */
+export const DEFAULT_CPU_NICE = 19;
 
 /** Streaming (non-temporal) stores pay off once a batch no longer fits in the last-level cache
  *  next to the data the application keeps there: half the LLC, or 16 MiB when it is unknown. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ServiceReport } from '../../lib/cli/bench/service-run';
 import { formatServiceReport } from '../../lib/cli/bench/service-table';
+import { DEFAULT_CPU_NICE } from '../../lib/defaults';
 import { ROOT } from '../helpers';
 
 const SCRIPT = path.join(ROOT, 'scripts', 'bench-service.js');
@@ -45,7 +46,7 @@ describe('bench --service', () => {
         expect(p.unloadedGbps, p.setting).toBeGreaterThan(0);
       }
     }
-    expect(report.points.find((p) => p.strategy === 'copy-batch')).toMatchObject({ cpuNice: 10 });
+    expect(report.points.find((p) => p.strategy === 'copy-batch')).toMatchObject({ cpuNice: DEFAULT_CPU_NICE });
     expect(report.idleP99).toBeGreaterThan(0);
     expect(report.unloadedReferenceGbps).toBeGreaterThan(0);
     expect(report.goals.map((g) => g.setting)).toEqual(['copy-batch', 'copy-batch-sync', 'worker']);

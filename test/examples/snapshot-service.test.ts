@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_CPU_NICE } from '../../lib/defaults';
 import { ROOT } from '../helpers';
 
 const SERVER = path.join(ROOT, 'examples', 'snapshot-service', 'server.js');
@@ -69,7 +70,7 @@ describe('examples/snapshot-service', () => {
     expect((await fetch(`${url}/page/1024`)).status).toBe(404);
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
     const stats = await json(`${url}/stats`);
-    expect(stats.engine).toMatchObject({ backend: 'cpu', cpuNice: 10 });
+    expect(stats.engine).toMatchObject({ backend: 'cpu', cpuNice: DEFAULT_CPU_NICE });
     expect(stats.eventLoopDelay).toMatchObject({ p50: expect.any(Number), p99: expect.any(Number) });
   });
 

@@ -2,6 +2,8 @@
 // which engine options) and, for the copyBatch settings, the gaps between copies that trace each
 // setting's curve of request p99 against copy throughput.
 
+import { DEFAULT_CPU_NICE } from '../../defaults';
+
 export type Strategy = 'none' | 'buffer-copy' | 'copy-batch' | 'copy-batch-sync' | 'worker' | 'worker-sync';
 
 export interface ServiceSetting {
@@ -53,7 +55,7 @@ function setting(
 
 /**
  * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
- * of copy threads (1, all) and nice (0: the process's priority, 10: the default, 19), and with
+ * of copy threads (1, all) and nice (0: the process's priority, 10, 19: the default), and with
  * SCHED_IDLE copy threads (cpuPolicy 'idle'), and the default unpinned, at three gaps each,
  * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
  */
@@ -73,8 +75,8 @@ export function serviceSettings(cores: number, short: boolean): ServiceSetting[]
   for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
   for (const t of threads) out.push(setting('copy-batch', gaps, t, undefined, 'idle'));
   // The default with the copy threads left to the scheduler (cpuPinning 'off'): where 'auto'
-  // binds them (no shared last-level cache), what binding costs or saves a service.
-  if (cores > 1) out.push(setting('copy-batch', gaps, cores, 10, undefined, 'off'));
+  // binds them (no shared last-level cache, or a small host), what binding costs or saves a service.
+  if (cores > 1) out.push(setting('copy-batch', gaps, cores, DEFAULT_CPU_NICE, undefined, 'off'));
   out.push(setting('worker', [0]), setting('worker-sync', [0]));
   return out;
 }

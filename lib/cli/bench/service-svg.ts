@@ -6,9 +6,9 @@ import { hostLine } from './host';
 import type { ServicePoint, ServiceReport } from './service-types';
 import { directLabels, escapeXml, type Label, seriesColor, svgHeader } from './svg';
 
-const W = 960;
+const W = 1010;
 const H = 520;
-const M = { left: 70, top: 88, right: 210, bottom: 60 };
+const M = { left: 70, top: 88, right: 260, bottom: 60 };
 const PW = W - M.left - M.right;
 const PH = H - M.top - M.bottom;
 
