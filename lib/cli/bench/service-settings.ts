@@ -75,7 +75,7 @@ export function serviceSettings(cores: number, short: boolean): ServiceSetting[]
   for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
   for (const t of threads) out.push(setting('copy-batch', gaps, t, undefined, 'idle'));
   // The default with the copy threads left to the scheduler (cpuPinning 'off'): where 'auto'
-  // binds them (no shared last-level cache, or a small host), what binding costs or saves a service.
+  // binds them (no shared last-level cache), what binding costs or saves a service.
   if (cores > 1) out.push(setting('copy-batch', gaps, cores, DEFAULT_CPU_NICE, undefined, 'off'));
   out.push(setting('worker', [0]), setting('worker-sync', [0]));
   return out;
