@@ -16,7 +16,7 @@ export function defaultCpuThreads(): number {
 /** Nice value of the copy threads. A Node process that copies usually also serves: the event loop
  *  should take a core back from a copy thread the moment a request wakes it. Under continuous
  *  256 MiB copies on 2 cores with the service loaded as fast as it answers, nice 19 kept request
- *  p99 lower than nice 10 in every measured run (1.35-1.71x idle against 2.03-2.57x on one
+ *  p99 lower than nice 10 in every measured run (1.35-2.25x idle against 2.03-2.57x on one
  *  machine, 2.14-2.30x against 2.45-3.75x on another; README "In a service"), at the same copy
  *  rate within the runs' spread: the copy threads mostly use what the service leaves. Their
  *  weight against a nice-0 thread is then 1/68 (1/10 at nice 10): where the process's own

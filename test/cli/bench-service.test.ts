@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ServiceReport } from '../../lib/cli/bench/service-run';
+import { serviceSettings } from '../../lib/cli/bench/service-settings';
 import { formatServiceReport } from '../../lib/cli/bench/service-table';
 import { DEFAULT_CPU_NICE } from '../../lib/defaults';
 import { ROOT } from '../helpers';
@@ -68,6 +69,19 @@ describe('bench --service', () => {
     for (const p of report.points) expect(text).toContain(p.setting);
     expect(text).toMatch(/req p99/);
     expect(text).toMatch(/\[(MET|NOT MET) *\] copy-batch:/);
+  });
+
+  it("measures the default with the other binding than 'auto' gives it on the host, never a duplicate point", () => {
+    for (const autoBinds of [true, false]) {
+      const sweep = serviceSettings(2, false, autoBinds);
+      expect(new Set(sweep.map((s) => s.label)).size).toBe(sweep.length);
+      const other = sweep.filter((s) => s.cpuPinning !== undefined);
+      expect(other).toEqual([
+        expect.objectContaining({ strategy: 'copy-batch', cpuThreads: 2, cpuNice: DEFAULT_CPU_NICE, cpuPinning: autoBinds ? 'off' : 'on' }),
+      ]);
+    }
+    // One copy thread: nothing to bind apart.
+    expect(serviceSettings(1, false, false).filter((s) => s.cpuPinning !== undefined)).toEqual([]);
   });
 
   it('says to install autocannon, with a typed error, when it is missing', () => {

@@ -3,6 +3,7 @@
 // setting's curve of request p99 against copy throughput.
 
 import { DEFAULT_CPU_NICE } from '../../defaults';
+import { copyThreadCpus } from '../../engine/backends';
 
 export type Strategy = 'none' | 'buffer-copy' | 'copy-batch' | 'copy-batch-sync' | 'worker' | 'worker-sync';
 
@@ -56,10 +57,12 @@ function setting(
 /**
  * The full sweep: idle, the Buffer.copy loop, copyBatchSync, then copyBatch with every combination
  * of copy threads (1, all) and nice (0: the process's priority, 10, 19: the default), and with
- * SCHED_IDLE copy threads (cpuPolicy 'idle'), and the default unpinned, at three gaps each,
- * then the copy issued from a worker. The short sweep (CI) keeps one point of each strategy.
+ * SCHED_IDLE copy threads (cpuPolicy 'idle'), and the default with the other binding than
+ * 'auto' gives it on this host, at three gaps each, then the copy issued from a worker. The short
+ * sweep (CI) keeps one point of each strategy. `autoBinds`: whether cpuPinning 'auto' binds the
+ * copy threads here (what the engine itself decides, read from this host by default).
  */
-export function serviceSettings(cores: number, short: boolean): ServiceSetting[] {
+export function serviceSettings(cores: number, short: boolean, autoBinds = copyThreadCpus('auto', cores).length > 0): ServiceSetting[] {
   if (short) {
     return [
       setting('none', [0]),
@@ -74,9 +77,10 @@ export function serviceSettings(cores: number, short: boolean): ServiceSetting[]
   const out = [setting('none', [0]), setting('buffer-copy', [0]), setting('copy-batch-sync', [0])];
   for (const nice of [0, 10, 19]) for (const t of threads) out.push(setting('copy-batch', gaps, t, nice));
   for (const t of threads) out.push(setting('copy-batch', gaps, t, undefined, 'idle'));
-  // The default with the copy threads left to the scheduler (cpuPinning 'off'): where 'auto'
-  // binds them (no shared last-level cache), what binding costs or saves a service.
-  if (cores > 1) out.push(setting('copy-batch', gaps, cores, DEFAULT_CPU_NICE, undefined, 'off'));
+  // What binding costs or saves a service: the default with its threads unbound where 'auto'
+  // binds them (no shared last-level cache), and bound where 'auto' does not (a second point
+  // with the default's own setting would measure nothing new).
+  if (cores > 1) out.push(setting('copy-batch', gaps, cores, DEFAULT_CPU_NICE, undefined, autoBinds ? 'off' : 'on'));
   out.push(setting('worker', [0]), setting('worker-sync', [0]));
   return out;
 }
