@@ -196,6 +196,14 @@ export function copySmall(): void {
   scratch.copy();
 }
 
+// MAPS_FOR_V8: pass 2 reads element 0 of each view once it knows the view is a typed array, and
+// drops the value. The element load's feedback gives V8's optimizing compiler the views' maps,
+// and with them it inlines the intrinsic `length` and `byteOffset` getters that follow as field
+// loads, ~1 ns instead of ~5-6 ns a read (`buffer` is a C++ builtin it never inlines; `node
+// scripts/bench-view-read.js --getters`). Each function reads its own views so that its feedback
+// stays monomorphic or polymorphic. Safe in pass 2: a typed array's element read never consults
+// its prototype chain, so it runs no user code, even out of bounds or detached (it gives undefined).
+
 const NOT_SMALL = -1;
 const NOT_USUAL = -2;
 
@@ -207,8 +215,8 @@ const NOT_USUAL = -2;
  * for any other batch, which generalBytes() then reads. A buffer detached in pass 1 reads as
  * length 0 here and is refused.
  *
- * Nearly all of its time is its seven reads a folio: V8 inlines none of these getters, ~5-8 ns
- * each on Node 20 to 26 (docs/benchmarks.md).
+ * Nearly all of its time is its seven reads a folio, most of it the two `buffer` reads
+ * (docs/benchmarks.md).
  */
 function usualBytes(b: SmallBatch, n: number): number {
   const views = b.views;
@@ -220,6 +228,9 @@ function usualBytes(b: SmallBatch, n: number): number {
     const d = views[2 * i] as Uint8Array;
     const s = views[2 * i + 1] as Uint8Array;
     if (typedArrayKind(d) !== 'Uint8Array' || typedArrayKind(s) !== 'Uint8Array') return NOT_USUAL;
+    // For V8 only: see MAPS_FOR_V8.
+    void d[0];
+    void s[0];
     const len = intrinsicLengthOf(s);
     if (len === 0 || intrinsicLengthOf(d) < len) return NOT_USUAL;
     bytes += len;
@@ -260,6 +271,9 @@ function generalBytes(b: SmallBatch, n: number): number {
     const dKind = typedArrayKind(d);
     const sKind = typedArrayKind(s);
     if (dKind === undefined || sKind === undefined) return NOT_SMALL;
+    // For V8 only: see MAPS_FOR_V8.
+    void (d as Uint8Array)[0];
+    void (s as Uint8Array)[0];
     u8 = u8 && dKind === 'Uint8Array' && sKind === 'Uint8Array';
     const len = intrinsicByteLengthOf(s);
     if (len === 0 || intrinsicByteLengthOf(d) < len) return NOT_SMALL;

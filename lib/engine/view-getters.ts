@@ -5,12 +5,14 @@
 // script defines on a view or its prototype, a typed array whose prototype was swapped, or a
 // replaced `call` or `set` cannot change what a batch reads, checks or copies.
 //
-// Each costs ~5-8 ns a read on Node 20, 22, 24 and 26: V8 inlines none of them. On Node 20 that
-// is what the plain properties cost too; from Node 22 the plain properties of a Buffer are
-// inlined in a hot loop, so reading a list this way costs 38-39 against 26-27 ns a folio there
-// (`node scripts/bench-view-read.js`), the price of views that cannot lie. The typed-array
-// getters throw on anything but a typed array; typedArrayKind() says which a value is without
-// throwing.
+// `buffer` costs ~7-7.6 ns a read on Node 20 to 26: V8 implements it as a C++ builtin, which
+// its optimizing compiler never inlines. The kind, `length` and `byteOffset` are builtins it
+// inlines, the last two only when it knows the view's map (see MAPS_FOR_V8 in small-copy.ts):
+// ~1 ns then, ~3 ns otherwise (`node scripts/bench-view-read.js --getters`). From Node 22 the
+// plain properties of a Buffer are inlined in a hot loop, so reading a list this way costs 38-39
+// against 26-27 ns a folio there (`node scripts/bench-view-read.js`), the price of views that
+// cannot lie. The typed-array getters throw on anything but a typed array; typedArrayKind()
+// says which a value is without throwing.
 
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
 
