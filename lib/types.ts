@@ -40,7 +40,7 @@ export interface EngineOptions {
    * speed. 'on': always; 'off': never (the scheduler places them). stats().cpuPins shows the result.
    */
   cpuPinning?: CpuPinning;
-  /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size). */
+  /** Deadline for one work on a device before the CPU finishes it, in ms (scaled up with work size): more than 0, at most 3,600,000. */
   timeoutMs?: number;
   /**
    * Device backends: after a deadline or a device error, how long the queue's in-band Drain may

@@ -30,21 +30,25 @@ import type {
 } from '../types';
 import { copyThreadCpus, describeOpenResults, dsaAvailable, emulatorQueues, type QueueOpenReport, userQueues } from './backends';
 import { ensureEventChannel, nextOpId, inFlight as registryInFlight, track, untrack } from './completions';
-import { copyInJs } from './js-copy';
+import { checkOverlapInJs, copyInJs } from './js-copy';
 import { Policy } from './policy';
 import { checkAttached, copyPairs, folioPairs, PreparedBatch, type PreparedRunner, type PreparedState } from './prepared';
 import { copySmall, forgetSmall, SMALL_MAX_BYTES, type SmallBatch, smallBatch, smallBatchBytes, takeSmallBatch } from './small-copy';
 import { boundaryBytes, SPLIT_UNIT, workBounds } from './split';
 import {
   type BatchTable,
+  checkAttachedAtStart,
   checkIntInRange,
   checkListShape,
   checkNonNegative,
   describe,
+  detachedAtStart,
   giveChunkTable,
   LIST_CHUNK,
+  type ListShape,
   prepareListSlice,
   takeChunkTable,
+  takeListViews,
   validateBatch,
 } from './validate';
 import { clockMs, intrinsicLengthOf } from './view-getters';
@@ -133,6 +137,8 @@ function resolveOptions(options: unknown): ResolvedOptions {
   const requestedChannels = o.channels === undefined ? undefined : checkIntInRange(o.channels, 'options.channels', 1, 1024);
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkNonNegative(o.timeoutMs, 'options.timeoutMs');
   if (timeoutMs === 0) throw outOfRange('options.timeoutMs', 'timeoutMs must be greater than 0');
+  // A work that takes an hour is wedged, not slow; larger values once overflowed the deadline.
+  if (timeoutMs > 3_600_000) throw outOfRange('options.timeoutMs', `timeoutMs must be at most 3600000 (one hour), got ${timeoutMs}`);
   const minOffloadBytes =
     o.minOffloadBytes === undefined ? DEFAULT_MIN_OFFLOAD_BYTES : checkNonNegative(o.minOffloadBytes, 'options.minOffloadBytes');
   const nonTemporalMinBytes =
@@ -315,7 +321,7 @@ export class Engine {
       return this.#copySmall(small);
     }
     const list = checkListShape(dsts, srcs, options);
-    if (list && list.dsts.length > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list.dsts, list.srcs, sync);
+    if (list && list.n > 2 * LIST_CHUNK && this.#native) return this.#copyChunked(list, sync);
     // The table is read by the native layer before this returns (an async copy only queues).
     const table = takeChunkTable();
     try {
@@ -347,6 +353,7 @@ export class Engine {
     const table = validateBatch(dsts, srcs, options);
     const lengths = table.buffers.map((b) => intrinsicLengthOf(b));
     if (this.#native === undefined) {
+      checkOverlapInJs(table); // the native prepare checks it when there is an addon
       const pairs = folioPairs(table);
       const state = {
         table,
@@ -405,10 +412,13 @@ export class Engine {
     const pairs = state.pairs;
     if (native === undefined || plan === undefined || this.#policy.useInline(batch.bytes)) {
       // Inline: small batches through their JavaScript pairs (no native crossing), others natively.
-      if (pairs !== undefined) return this.#inline(batch.bytes, batch.folios, () => copyPairs(pairs, batch.folios));
-      if (native === undefined || plan === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch));
-      return this.#inline(batch.bytes, batch.folios, () =>
-        fromNativeCall(() => native.runPrepared(plan, CopyMode.Inline, 0, batch.buffers, state.counts)),
+      if (pairs !== undefined) return this.#inline(batch.bytes, batch.folios, () => copyPairs(pairs, batch.folios), batch.buffers);
+      if (native === undefined || plan === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch), batch.buffers);
+      return this.#inline(
+        batch.bytes,
+        batch.folios,
+        () => fromNativeCall(() => native.runPrepared(plan, CopyMode.Inline, 0, batch.buffers, state.counts)),
+        batch.buffers,
       );
     }
     const buffers = batch.buffers;
@@ -425,13 +435,15 @@ export class Engine {
    * A batch copied on the calling thread by `copy` (which returns its descriptors), reported
    * and accounted without a BatchOp: the small-batch and prepared inline paths.
    */
-  #inline(bytes: number, folios: number, copy: () => number): CopyReport {
+  #inline(bytes: number, folios: number, copy: () => number, buffers: readonly Uint8Array[]): CopyReport {
     // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
     const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
     const timed = trace !== undefined || this.#timeInline(bytes);
     const t0 = timed ? clockMs() : 0;
     let descriptors: number;
     try {
+      // A start subscriber ran after the batch was checked: it may have detached a buffer.
+      if (trace !== undefined) checkAttachedAtStart(buffers);
       descriptors = copy();
     } catch (err) {
       trace?.fail(err as Error);
@@ -480,6 +492,7 @@ export class Engine {
     const trace = this.#trace(batch.bytes, batch.folios, false);
     const op = this.#newOp(batch, plan.k);
     try {
+      if (tracing()) checkAttachedAtStart(batch.buffers); // see #inline
       const dsa = this.#options.dsa !== undefined;
       const totals = dsa ? new Float64Array(EVENT_FIELDS) : undefined;
       op.report.descriptors = submit(dsa ? nextOpId() : 0, totals);
@@ -638,10 +651,7 @@ export class Engine {
     try {
       if (!batch.attached()) {
         batch.drop(batch.pairs);
-        throw new DmacopyTypeError(
-          'ERR_DMACOPY_DETACHED',
-          'an ArrayBuffer of the batch was detached (transferred) while the batch started: nothing was copied; pass buffers this thread keeps',
-        );
+        throw detachedAtStart();
       }
       const t0 = clockMs();
       batch.copy();
@@ -659,10 +669,16 @@ export class Engine {
 
   #copyInline(batch: BatchTable): CopyReport {
     const native = this.#native;
-    if (native === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch));
+    if (native === undefined) {
+      checkOverlapInJs(batch); // the native plan checks it when there is an addon
+      return this.#inline(batch.bytes, batch.folios, () => copyJs(batch), batch.buffers);
+    }
     const bounds = new Float64Array([0, 0, batch.folios, 0]);
-    return this.#inline(batch.bytes, batch.folios, () =>
-      sum(fromNativeCall(() => native.copy(CopyMode.Inline, 0, batch.buffers, batch.form, batch.table, bounds))),
+    return this.#inline(
+      batch.bytes,
+      batch.folios,
+      () => sum(fromNativeCall(() => native.copy(CopyMode.Inline, 0, batch.buffers, batch.form, batch.table, bounds))),
+      batch.buffers,
     );
   }
 
@@ -676,6 +692,7 @@ export class Engine {
     this.#inFlight.add(op);
     track(op);
     try {
+      if (tracing()) checkAttachedAtStart(batch.buffers); // see #inline
       op.start(submit(op.id));
     } catch (err) {
       op.abort(fromNative(err)); // settles op.done: the same path as a failure reported later
@@ -700,9 +717,10 @@ export class Engine {
    * later chunk is refused, nothing more is submitted, the earlier chunks finish, and the batch
    * rejects saying which folios may have been copied.
    */
-  #copyChunked(dsts: unknown[], srcs: unknown[], sync: boolean): Promise<CopyReport> | CopyReport {
+  #copyChunked(list: ListShape, sync: boolean): Promise<CopyReport> | CopyReport {
     const native = this.#native as NativeEngine;
-    const n = dsts.length;
+    const n = list.n; // read once, by checkListShape: a Proxy may answer differently each time
+    const { dsts, srcs } = takeListViews(list);
     const op = new BatchOp(nextOpId(), this.#options.backend, [], 0, n, this.#options.channels, (settled) => {
       this.#inFlight.delete(settled);
       if (!sync) untrack(settled);

@@ -89,6 +89,27 @@ function checkBuffer(ab: ArrayBufferLike, shape: { byteLength: number; resizable
   }
 }
 
+/**
+ * ERR_DMACOPY_DETACHED if a buffer of a checked batch was detached since: only code the engine
+ * itself ran between the check and the copy can have done it, a dmacopy:batch:start subscriber
+ * (so the engine calls this only while someone subscribes). `buffers` are the batch's full-length
+ * views (BatchTable.buffers).
+ */
+export function checkAttachedAtStart(buffers: readonly Uint8Array[]): void {
+  for (let i = 0; i < buffers.length; i++) {
+    const v = buffers[i] as Uint8Array;
+    if (intrinsicLengthOf(v) === 0 && isDetached(intrinsicBufferOf(v))) throw detachedAtStart();
+  }
+}
+
+/** The error of a batch whose buffer a dmacopy:batch:start subscriber detached: nothing was copied. */
+export function detachedAtStart(): DmacopyTypeError {
+  return new DmacopyTypeError(
+    'ERR_DMACOPY_DETACHED',
+    'an ArrayBuffer of the batch was detached (transferred) while the batch started: nothing was copied; pass buffers this thread keeps',
+  );
+}
+
 function isDetached(ab: ArrayBufferLike): boolean {
   // Node 20 has no ArrayBuffer.prototype.detached; constructing a view is the portable test.
   try {
@@ -165,14 +186,43 @@ export function giveChunkTable(table: Float64Array): void {
 }
 
 /** Checks the shape of a list-form call without reading the views (that happens per chunk). */
-export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): { dsts: unknown[]; srcs: unknown[] } | undefined {
+export function checkListShape(dsts: unknown, srcs: unknown, options: unknown): ListShape | undefined {
   if (!Array.isArray(dsts)) return undefined;
   const opts = checkCopyOptions(options);
   if (!Array.isArray(srcs)) throw invalidArg('srcs', `srcs must be an array of views like dsts, got ${describe(srcs)}`);
   if (opts.folioSize !== undefined)
     throw invalidArg('options.folioSize', 'folioSize applies to the region form (one dst and one src view), not to lists');
-  listLength(dsts, srcs);
-  return { dsts, srcs };
+  return { dsts, srcs, n: listLength(dsts, srcs) };
+}
+
+/** A list-form call's arrays and its folios, as checkListShape read them (once). */
+export interface ListShape {
+  dsts: unknown[];
+  srcs: unknown[];
+  n: number;
+}
+
+/**
+ * Pass 1 of a chunked list: every element taken out of the caller's arrays into arrays of our
+ * own, each checked to be a view, before any chunk is submitted. Reading an element may run the
+ * caller's code (an index getter, a Proxy): here it runs while nothing is being copied. Once
+ * chunks are in flight, validating the next one reads only these arrays and V8's own getters, so
+ * no caller code can detach or transfer a buffer the copy threads are writing. A non-view
+ * anywhere is refused here, before a byte is copied, as it is in lists that are not chunked.
+ */
+export function takeListViews(list: ListShape): { dsts: unknown[]; srcs: unknown[] } {
+  const { dsts, srcs, n } = list;
+  const dv: unknown[] = [];
+  const sv: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const d = dsts[i];
+    const s = srcs[i];
+    if (!ArrayBuffer.isView(d)) checkView(d, `dsts[${i}]`);
+    if (!ArrayBuffer.isView(s)) checkView(s, `srcs[${i}]`);
+    dv.push(d);
+    sv.push(s);
+  }
+  return { dsts: dv, srcs: sv };
 }
 
 /**

@@ -71,8 +71,13 @@ size_t works_of(const CopyRequest& req) { return req.plan->work_begin.size() - 1
 }  // namespace
 
 uint64_t CopyExecutor::work_deadline(uint64_t now_ns, double timeout_ms, uint64_t work_bytes) {
-  double ms = timeout_ms + static_cast<double>(work_bytes) / (1024.0 * 1024.0);
-  return now_ns + static_cast<uint64_t>(ms * 1e6);
+  const double ns = (timeout_ms + static_cast<double>(work_bytes) / (1024.0 * 1024.0)) * 1e6;
+  // A deadline beyond the clock's range never comes: saturate. Converting a double past 2^64 to
+  // uint64_t is undefined (on x86 it gave 0, and every descriptor timed out at once), and the sum
+  // must not wrap either.
+  if (!(ns < 9.0e18)) return UINT64_MAX;
+  const auto add = static_cast<uint64_t>(ns);
+  return add > UINT64_MAX - now_ns ? UINT64_MAX : now_ns + add;
 }
 
 void CopyExecutor::run(const CopyRequest& req, uint32_t* counts, EventRouter* events, EventRecord* sync_totals) {

@@ -223,6 +223,12 @@ const ENGINE_CASES: { name: string; options: unknown; code: string }[] = [
   { name: 'channels fractional', options: { channels: 2.5 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'timeoutMs negative', options: { timeoutMs: -1 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
   { name: 'timeoutMs zero', options: { timeoutMs: 0 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
+  { name: 'timeoutMs beyond an hour', options: { timeoutMs: 3_600_001 }, code: 'ERR_DMACOPY_OUT_OF_RANGE' },
+  {
+    name: 'timeoutMs 2^53 - 1 (its deadline once overflowed)',
+    options: { timeoutMs: Number.MAX_SAFE_INTEGER },
+    code: 'ERR_DMACOPY_OUT_OF_RANGE',
+  },
   { name: 'minOffloadBytes a string', options: { minOffloadBytes: '1k' }, code: 'ERR_DMACOPY_INVALID_ARG' },
   { name: 'an unknown option', options: { thread: 2 }, code: 'ERR_DMACOPY_INVALID_ARG' },
   { name: 'options not an object', options: 'cpu', code: 'ERR_DMACOPY_INVALID_ARG' },

@@ -3,8 +3,10 @@
 // a raw V8 TypeError and never a partial copy in silence. Paths: small (TypedArray#set in JS),
 // inline (native, calling thread), threaded, chunked (long lists), each sync and async, on the CPU
 // and on the software device.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { type DmacopyError, type Engine, openEngine } from '../../lib/index';
+import { DIST } from '../helpers';
 
 function detach(buf: ArrayBufferLike): void {
   structuredClone(buf, { transfer: [buf as ArrayBuffer] });
@@ -227,3 +229,164 @@ describe('prepared batches and the JavaScript copy over views that lie', () => {
     }
   });
 });
+
+describe('a dmacopy:batch:start subscriber that transfers a buffer of the batch (every path)', () => {
+  // The subscriber runs after the batch was checked and before it is copied: every path
+  // re-checks then, and refuses with the library's error, writing nothing.
+  const CASES = [
+    { name: 'small, inline', size: 4096, sync: true },
+    { name: 'inline (128 KiB)', size: 128 << 10, sync: true },
+    { name: 'threads, copyBatchSync', size: 4 << 20, sync: true },
+    { name: 'threads, copyBatch', size: 4 << 20, sync: false },
+    { name: 'prepared, inline pairs', size: 4096, sync: true, prepared: true },
+    { name: 'prepared, inline native (128 KiB)', size: 128 << 10, sync: true, prepared: true },
+    { name: 'prepared, threads, copy()', size: 4 << 20, sync: false, prepared: true },
+    { name: 'prepared, threads, copySync()', size: 4 << 20, sync: true, prepared: true },
+  ];
+  for (const backend of ['cpu', 'emulated'] as const) {
+    it(`${backend}: ERR_DMACOPY_DETACHED and nothing written, on ${CASES.length} paths`, async () => {
+      const dc = await import('node:diagnostics_channel');
+      const engine = await openEngine({ backend, minOffloadBytes: 0, timeoutMs: 10_000 });
+      let victim: ArrayBuffer | undefined;
+      const onStart = () => {
+        if (victim) detach(victim);
+        victim = undefined;
+      };
+      dc.subscribe('dmacopy:batch:start', onStart);
+      try {
+        for (const c of CASES) {
+          const src = new Uint8Array(c.size).fill(9);
+          const dst = new Uint8Array(c.size);
+          const handle = c.prepared ? engine.prepare(dst, src) : undefined;
+          victim = src.buffer;
+          const run = () => {
+            if (handle) return c.sync ? handle.copySync() : handle.copy();
+            return c.sync ? engine.copyBatchSync(dst, src) : engine.copyBatch(dst, src);
+          };
+          await expectDetached(run);
+          expect(victim, c.name).toBeUndefined(); // the subscriber ran
+          expect(
+            dst.some((b) => b !== 0),
+            `${c.name}: bytes written`,
+          ).toBe(false);
+          handle?.release();
+        }
+      } finally {
+        dc.unsubscribe('dmacopy:batch:start', onStart);
+        await engine.close();
+      }
+    });
+  }
+});
+
+describe('chunked lists (more than 8192 folios) against scripts', () => {
+  it('an element getter of a later chunk that transfers an earlier chunk`s buffer cannot crash the process: every element is read before a chunk is submitted', () => {
+    // Before, chunk 3's elements were read while the threads copied chunks 1-2 into `big`: the
+    // getter transferred it, the new owner was collected, and the threads wrote freed memory
+    // (SIGSEGV). A child process, so that a regression fails this test instead of the runner.
+    const script = `
+      const { openEngine } = require(${JSON.stringify(DIST)});
+      (async () => {
+        const e = await openEngine({ backend: 'cpu', cpuThreads: 2 });
+        const F = 32 << 10;
+        const big = new ArrayBuffer(8192 * F);
+        const src = new Uint8Array(F).fill(7);
+        const dsts = [], srcs = [];
+        for (let i = 0; i < 8192; i++) { dsts.push(new Uint8Array(big, i * F, F)); srcs.push(src); }
+        const last = new Uint8Array(F);
+        Object.defineProperty(dsts, 8192, { get() { structuredClone(big, { transfer: [big] }); global.gc(); return last; } });
+        srcs.push(src);
+        let code = 'resolved';
+        try { await e.copyBatch(dsts, srcs); } catch (err) { code = err.code; }
+        console.log(JSON.stringify({ code, lastWritten: last.some((b) => b !== 0) }));
+        await e.close();
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ code: 'ERR_DMACOPY_DETACHED', lastWritten: false });
+  });
+
+  it('a Proxy list whose length changes between reads: refused with nothing copied, or every checked folio copied', async () => {
+    // Before, the chunked path read the length once more, unchecked: NaN copied nothing and
+    // resolved (stats().folios became NaN for good), 100 copied 100 of 9000 folios and resolved.
+    const engine = await openEngine({ backend: 'cpu' });
+    try {
+      const N = 9000;
+      const F = 64;
+      const src = new Uint8Array(N * F).map((_, i) => (i % 251) + 1);
+      const dst = new Uint8Array(N * F);
+      const d = Array.from({ length: N }, (_, i) => dst.subarray(i * F, (i + 1) * F));
+      const s = Array.from({ length: N }, (_, i) => src.subarray(i * F, (i + 1) * F));
+      let copied = 0;
+      for (const later of [Number.NaN, 100]) {
+        for (let honest = 1; honest <= 6; honest++) {
+          for (const sync of [false, true]) {
+            dst.fill(0);
+            let reads = 0;
+            // The first `honest` reads of the length say N, every later one lies.
+            const dsts = new Proxy(d, { get: (t, k, r) => (k === 'length' ? (++reads <= honest ? N : later) : Reflect.get(t, k, r)) });
+            const what = `lie from read ${honest + 1} (${later}), ${sync ? 'sync' : 'async'}`;
+            let report: { folios: number; bytes: number } | undefined;
+            let code: string | undefined;
+            try {
+              report = sync ? engine.copyBatchSync(dsts, s) : await engine.copyBatch(dsts, s);
+            } catch (err) {
+              code = (err as DmacopyError).code;
+            }
+            if (report) {
+              expect(report, what).toMatchObject({ folios: N, bytes: N * F });
+              expect(Buffer.from(dst).equals(Buffer.from(src)), what).toBe(true);
+              copied++;
+            } else {
+              expect(['ERR_DMACOPY_INVALID_ARG', 'ERR_DMACOPY_LENGTH_MISMATCH'], what).toContain(code);
+              expect(
+                dst.some((b) => b !== 0),
+                what,
+              ).toBe(false);
+            }
+          }
+        }
+      }
+      expect(copied).toBeGreaterThan(0); // some lies came after the checked read
+      expect(engine.stats().folios).toBe(copied * N);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a non-view anywhere in the list is refused before any chunk is copied, as in prepare()', async () => {
+    const engine = await openEngine({ backend: 'cpu' });
+    try {
+      const N = 9000;
+      const F = 64;
+      const pool = new Uint8Array(N * F);
+      const src = new Uint8Array(N * F).fill(3);
+      // Folios 0 and 1 overlap (chunk 1), and folio 8500 (chunk 3) is not a view.
+      const dsts: unknown[] = Array.from({ length: N }, (_, i) => pool.subarray(i * F, (i + 1) * F));
+      dsts[1] = pool.subarray(F / 2, F / 2 + F);
+      dsts[8500] = { byteLength: F };
+      const srcs = Array.from({ length: N }, (_, i) => src.subarray(i * F, (i + 1) * F));
+      const codes = [
+        outcomeOf(() => engine.copyBatchSync(dsts as Uint8Array[], srcs)),
+        await outcomeOf(() => engine.copyBatch(dsts as Uint8Array[], srcs)),
+        outcomeOf(() => engine.prepare(dsts as Uint8Array[], srcs)),
+      ];
+      expect(codes).toEqual(['ERR_DMACOPY_INVALID_ARG', 'ERR_DMACOPY_INVALID_ARG', 'ERR_DMACOPY_INVALID_ARG']);
+      expect(pool.some((b) => b !== 0)).toBe(false);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+function outcomeOf<T>(run: () => T): T extends Promise<unknown> ? Promise<string> : string {
+  const codeOf = (err: unknown) => String((err as DmacopyError).code);
+  try {
+    const r = run();
+    if (r instanceof Promise) return r.then(() => 'ok', codeOf) as never;
+    return 'ok' as never;
+  } catch (err) {
+    return codeOf(err) as never;
+  }
+}

@@ -113,3 +113,68 @@ describe('without the native addon', () => {
     expect(out.loadError).toMatch(/No native build was found/);
   });
 });
+
+// Random batches over one shared buffer, many of them overlapping, copied sync and prepared: each
+// prints its outcome (the error code, or 'ok' and a checksum of the buffer). Run with and without
+// the addon, the outputs must match: the native plan checks overlap, and without it the
+// JavaScript path must refuse the same batches (it once copied them).
+const OVERLAP_SCRIPT = `
+  const d = require(process.env.DMACOPY_DIST);
+  let seed = 12345;
+  const rand = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  const sum = (b) => { let h = 0; for (let i = 0; i < b.length; i++) h = (Math.imul(h, 31) + b[i]) >>> 0; return h; };
+  (async () => {
+    const e = await d.openEngine({ backend: 'cpu' });
+    const out = [];
+    for (let c = 0; c < 300; c++) {
+      const buf = new Uint8Array(1024).map((_, i) => (i * 7 + c) & 0xff);
+      const other = new Uint8Array(1024).map((_, i) => (i * 13 + c) & 0xff);
+      const view = () => { const len = 1 + rand(64); const at = rand(1024 - len); return [at, len]; };
+      let dsts, srcs, opts;
+      if (rand(4) === 0) {
+        const len = 16 + rand(200), a = rand(1024 - len), b = rand(1024 - len);
+        dsts = buf.subarray(a, a + len);
+        srcs = (rand(2) ? buf : other).subarray(b, b + len);
+        opts = { folioSize: 1 + rand(len) };
+      } else {
+        dsts = []; srcs = [];
+        for (let n = 1 + rand(6); n > 0; n--) {
+          const [a, len] = view();
+          const b = rand(1024 - len);
+          dsts.push(buf.subarray(a, a + len));
+          srcs.push((rand(3) ? other : buf).subarray(b, b + len));
+        }
+      }
+      const run = (f) => {
+        const before = sum(buf);
+        try { f(); return 'ok ' + sum(buf); } catch (err) { return sum(buf) === before ? err.code : 'written although refused: ' + err.code; }
+      };
+      out.push(run(() => e.copyBatchSync(dsts, srcs, opts)));
+      out.push(run(() => { const h = e.prepare(dsts, srcs, opts); h.copySync(); h.release(); }));
+    }
+    console.log(JSON.stringify({ js: e.stats().jsFallback, out }));
+    await e.close();
+  })().catch((err) => { console.error(err); process.exit(2); });
+`;
+
+describe('overlap without the native addon', () => {
+  it('the JavaScript path refuses exactly the overlapping batches the native plan refuses (300 random batches)', () => {
+    const runWith = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, ['-e', OVERLAP_SCRIPT], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, DMACOPY_NATIVE_PATH: '', ...env, DMACOPY_DIST: DIST },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { js: boolean; out: string[] };
+    };
+    const native = runWith({});
+    const js = runWith({ DMACOPY_NATIVE_PATH: '/nonexistent/dmacopy.node' });
+    expect(native.js).toBe(false);
+    expect(js.js).toBe(true);
+    expect(native.out.filter((o) => o === 'ERR_DMACOPY_OVERLAP').length).toBeGreaterThan(50);
+    expect(native.out.filter((o) => o.startsWith('ok')).length).toBeGreaterThan(50);
+    expect(js.out).toEqual(native.out);
+  });
+});

@@ -127,6 +127,11 @@ TEST("work deadline: timeout plus 1 ms per MiB") {
   CHECK_EQ(CopyExecutor::work_deadline(5, 1000, 0), 5u + 1000000000u);
   CHECK_EQ(CopyExecutor::work_deadline(0, 1000, 2u << 20), 1002000000u);
   CHECK_EQ(CopyExecutor::work_deadline(0, 5, 512u << 10), 5500000u);
+  // Deadlines past the clock's range saturate instead of wrapping (or converting out of range).
+  CHECK_EQ(CopyExecutor::work_deadline(5, 9007199254740991.0, 0), UINT64_MAX);
+  CHECK_EQ(CopyExecutor::work_deadline(5, 1e13, 0), UINT64_MAX);
+  CHECK_EQ(CopyExecutor::work_deadline(UINT64_MAX - 10, 1000, 0), UINT64_MAX);
+  CHECK_EQ(CopyExecutor::work_deadline(0, 1e12, 0), 1000000000000000000u);
 }
 
 TEST("inline, sync and async on the CPU copy every byte; counts are pieces per work") {
