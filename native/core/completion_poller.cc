@@ -189,6 +189,7 @@ void CompletionPoller::run() {
   // by drain_timeout_ms: a wedged channel ends its works marked wedged), so every work still
   // reaches its final count; then wait for the CPU before the thread ends.
   take_news();
+  shutting_down_ = true;
   for (auto& chp : channels_) {
     Channel& ch = *chp;
     Piece p;
@@ -209,6 +210,11 @@ void CompletionPoller::run() {
     post_events();
     if (!fencing) break;
     std::this_thread::sleep_for(std::chrono::microseconds(opts_.idle_sleep_us));
+  }
+  // Nothing may be left queued on a channel: no sweep will submit it now.
+  for (auto& chp : channels_) {
+    Piece p;
+    while (next_piece(*chp, &p)) to_cpu(p, kSubmit);
   }
   flush_cpu();
   post_events();
@@ -522,7 +528,7 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     touch_fault_page(o.p, c);
     Piece next{w, reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(rem.dst)),
                reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rem.src)), rem.len, o.p.pf_retries};
-    if (o.p.pf_retries < opts_.page_fault_retries) {
+    if (o.p.pf_retries < opts_.page_fault_retries && !shutting_down_) {
       ++next.pf_retries;
       ++ch.st.page_fault_retries;
       ++w->acc.page_fault_retries;
@@ -615,7 +621,7 @@ bool CompletionPoller::check_deadlines(Channel& ch, uint64_t now) {
 
 void CompletionPoller::check_health(Channel& ch, uint64_t now) {
   if (!ch.q) return;
-  if (!ch.q->healthy()) {  // disabled or halted: it completes nothing more that it held
+  if (!ch.q->healthy()) {  // disabled or halted, or unusable: see settle_disabled
     ++ch.st.unhealthy;
     settle_disabled(ch);
     return;
@@ -722,6 +728,12 @@ void CompletionPoller::settle_after_drain(Channel& ch) {
 }
 
 void CompletionPoller::settle_disabled(Channel& ch) {
+  // Unusable in a way that does not prove the device quiet (WorkQueue::quiet()): what it holds
+  // may still run, so settle as for a Drain that never completed, never as done.
+  if (ch.q && !ch.q->quiet() && !ch.active.empty()) {
+    wedge(ch);
+    return;
+  }
   // Disabled (sysfs state, or submit said so) or halted: the device completes nothing more it
   // held. What completed counts; the rest is the CPU's.
   if (ch.mode == Mode::Fencing && ch.fence_submitted && load_status(ch.fence_record->record(0)) == 0) {

@@ -265,6 +265,9 @@ class CompletionPoller {
   std::vector<std::vector<FallbackPiece>*> cpu_done_;
   bool sleeping_ = false;
   bool stopping_ = false;
+  // Poller thread only: set once the shutdown fences begin. Nothing is submitted after that, so a
+  // page-fault continuation found then goes to the CPU instead of the retry queue.
+  bool shutting_down_ = false;
   std::atomic<bool> has_news_{false};
   std::once_flag stop_once_;
   std::thread thread_;

@@ -307,8 +307,8 @@ bool SoftDevice::take_device_error() {
   return true;
 }
 
-bool SoftDevice::is_plain_drain(const dsa_hw_desc& d) {
-  return d.opcode == DSA_OPCODE_DRAIN && d.rsvd == 0 && d.rsvd1 == 0 && d.priv == 0 &&
+bool SoftDevice::is_plain_drain(const dsa_hw_desc& d) const {
+  return d.opcode == DSA_OPCODE_DRAIN && invalid_flags(d) == 0 && d.rsvd == 0 && d.rsvd1 == 0 && d.priv == 0 &&
          all_zero(d.op_specific, sizeof d.op_specific) && d.src_addr == 0 && d.dst_addr == 0 && d.xfer_size == 0;
 }
 
@@ -495,7 +495,7 @@ void SoftDevice::note_completion_order(uint64_t seq) {
 }
 
 void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
-                              bool top_level) {
+                              bool top_level, uint32_t invalid_flags) {
   const uint8_t code = status & DSA_COMP_STATUS_MASK;
   const bool success = code == DSA_COMP_SUCCESS;
   const bool crav = d.flags & IDXD_OP_FLAG_CRAV;
@@ -518,7 +518,21 @@ void SoftDevice::write_record(const dsa_hw_desc& d, uint8_t status, uint8_t resu
   cr->result = result;
   cr->bytes_completed = bytes;
   cr->fault_addr = fault_addr;
+  cr->invalid_flags = invalid_flags & 0xffffffu;
   store_status(cr, status);  // last, with release: data and fields are visible before it
+}
+
+uint32_t SoftDevice::invalid_flags(const dsa_hw_desc& d) const {
+  // What a user-space descriptor may set on DSA 1.0: ordering, record, traffic-class and
+  // ordering hints. Not RCI (user space has no interrupt handle), not BOF (block_on_fault is off
+  // on the queues the engine uses; the engine never sets it, so refusing it is the strict side),
+  // and CC only where the device honours it. Reserved bits (6, and above the defined ones) are
+  // refused like on hardware: INVALID_FLAGS, the offending bits named in the record.
+  uint32_t ok = IDXD_OP_FLAG_FENCE | IDXD_OP_FLAG_CRAV | IDXD_OP_FLAG_RCR | IDXD_OP_FLAG_ADDR1_TCS |
+                IDXD_OP_FLAG_ADDR2_TCS | IDXD_OP_FLAG_ADDR3_TCS | IDXD_OP_FLAG_CR_TCS | IDXD_OP_FLAG_STORD |
+                IDXD_OP_FLAG_DRDBK;
+  if (d.opcode == DSA_OPCODE_MEMMOVE && cfg_.cache_control) ok |= IDXD_OP_FLAG_CC;
+  return d.flags & ~ok;
 }
 
 uint8_t SoftDevice::run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32_t member, bool top_level) {
@@ -527,6 +541,11 @@ uint8_t SoftDevice::run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32
     bump(kInvalid);
     write_record(d, DSA_COMP_CRA_ALIGN, 0, 0, 0, top_level);
     return DSA_COMP_CRA_ALIGN;
+  }
+  if (const uint32_t bad = invalid_flags(d)) {
+    bump(kInvalid);
+    write_record(d, DSA_COMP_INVALID_FLAGS, 0, 0, 0, top_level, bad);
+    return DSA_COMP_INVALID_FLAGS;
   }
   if (d.rsvd != 0 || d.rsvd1 != 0 || d.priv != 0 || !all_zero(d.op_specific, sizeof d.op_specific)) {
     bump(kInvalid);
@@ -667,7 +686,7 @@ SoftWorkQueue::SoftWorkQueue(const SoftDeviceConfig& cfg) : dev_(cfg) {
   info_.mode = cfg.mode;
   info_.size = dev_.config().wq_size;
   info_.max_transfer_size = cfg.max_transfer_size;
-  info_.cache_control = true;
+  info_.cache_control = cfg.cache_control;
 }
 
 SubmitStatus SoftWorkQueue::submit(const dsa_hw_desc& desc) {

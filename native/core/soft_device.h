@@ -87,6 +87,9 @@ struct SoftDeviceConfig {
   std::shared_ptr<SoftErrorLatch> errors;  // the device-wide SWERR register (null: its own)
   uint32_t latency_us = 0;                 // base latency of every descriptor
   uint32_t jitter_us = 0;                  // + uniform [0, jitter_us] per descriptor
+  // The device honours IDXD_OP_FLAG_CC (gen_cap bit 2). Without it CC is a reserved flag bit and a
+  // memmove that sets it completes with INVALID_FLAGS, as on such hardware.
+  bool cache_control = true;
   SoftFaults faults;
 };
 
@@ -182,7 +185,9 @@ class SoftDevice {
   // Runs one memmove/noop. Returns the status it reported.
   uint8_t run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32_t member, bool top_level);
   void write_record(const dsa_hw_desc& d, uint8_t status, uint8_t result, uint32_t bytes, uint64_t fault_addr,
-                    bool top_level);
+                    bool top_level, uint32_t invalid_flags = 0);
+  // The flag bits of d this device does not accept for its opcode (0: none).
+  uint32_t invalid_flags(const dsa_hw_desc& d) const;
   void note_completion_order(uint64_t seq);
   // real_page_faults: reports a partial completion and returns true when a page of the memmove
   // is not resident (it copied the bytes before that page and wrote the record).
@@ -192,7 +197,7 @@ class SoftDevice {
   // disable): Drain descriptors waiting only on earlier ones complete now.
   void retire(uint64_t seq);
   void complete_ready_drains();  // with order_mu_ held
-  static bool is_plain_drain(const dsa_hw_desc& d);
+  bool is_plain_drain(const dsa_hw_desc& d) const;
   void stop_engines();
   bool executable() const {
     uint8_t s = state_.load(std::memory_order_seq_cst);

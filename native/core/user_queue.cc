@@ -211,15 +211,21 @@ void UserWorkQueue::set_reason(const std::string& why) {
   status_reason_ = why;
 }
 
-void UserWorkQueue::disable(const std::string& why, int err) {
+void UserWorkQueue::disable(const std::string& why, int err, bool quiet) {
   if (err) last_errno_ = err;
-  if (state_ == State::Open) state_ = State::Disabled;
+  if (state_ == State::Open) {
+    state_ = State::Disabled;
+    quiet_.store(quiet, std::memory_order_relaxed);
+  }
   set_reason(why);
 }
 
-void UserWorkQueue::mark_unhealthy(const std::string& why) {
+void UserWorkQueue::mark_unhealthy(const std::string& why, bool quiet) {
   bool was = unhealthy_.exchange(true);
-  if (!was) set_reason(why);
+  if (!was) {
+    quiet_.store(quiet, std::memory_order_relaxed);
+    set_reason(why);
+  }
 }
 
 bool UserWorkQueue::forked() const { return fork_child_.load(std::memory_order_relaxed); }
@@ -248,12 +254,14 @@ void UserWorkQueue::close_fd_and_portal() {
   }
 }
 
-OpenResult UserWorkQueue::check_sysfs_states() const {
+OpenResult UserWorkQueue::check_sysfs_states(bool* unreadable) const {
   OpenResult r;
   r.ok = true;
   std::string s;
+  if (unreadable) *unreadable = false;
   if (!config_.device_state_path.empty()) {
     if (!read_state_file(config_.device_state_path, &s)) {
+      if (unreadable) *unreadable = true;
       r.ok = false;
       r.code = OpenErrorCode::DeviceNotEnabled;
       r.err = errno;
@@ -269,6 +277,7 @@ OpenResult UserWorkQueue::check_sysfs_states() const {
   }
   if (!config_.wq_state_path.empty()) {
     if (!read_state_file(config_.wq_state_path, &s)) {
+      if (unreadable) *unreadable = true;
       r.ok = false;
       r.code = OpenErrorCode::QueueNotEnabled;
       r.err = errno;
@@ -394,6 +403,7 @@ OpenResult UserWorkQueue::open_or_reuse() {
   owner_pid_ = getpid();
   fork_child_.store(false, std::memory_order_relaxed);
   unhealthy_.store(false, std::memory_order_relaxed);
+  quiet_.store(false, std::memory_order_relaxed);
   next_sysfs_check_ns_.store(0, std::memory_order_relaxed);
   portal_line_.store(0, std::memory_order_relaxed);
   submitted_ = 0;
@@ -607,7 +617,9 @@ size_t UserWorkQueue::submit_write(const dsa_hw_desc* descs, size_t n, SubmitSta
           e);
       *stopped = SubmitStatus::Disabled;
     } else if (e == EIO || e == ENXIO || e == ENODEV || e == ESHUTDOWN || e == EBADF) {
-      disable("write() failed with " + errno_text(e) + ": the queue or device is disabled", e);
+      // The kernel refuses writes to a queue it disabled (what the queue held has ended then);
+      // EBADF only says the fd is gone, not what the device still runs.
+      disable("write() failed with " + errno_text(e) + ": the queue or device is disabled", e, e != EBADF);
       *stopped = SubmitStatus::Disabled;
     } else {
       *stopped = SubmitStatus::Error;  // EINVAL (bad descriptor, e.g. misaligned record), EFAULT, ...
@@ -634,8 +646,9 @@ bool UserWorkQueue::healthy() {
     r = ::poll(&p, 1, 0);
   } while (r < 0 && errno == EINTR && ++tries < 100);
   if (r < 0) {
-    mark_unhealthy("poll() on the queue fd failed: " + errno_text(errno));
-    return false;
+    // poll() itself failed (ENOMEM, or signals all along): that says nothing about the queue.
+    // Latching it would settle works the device may still be running; ask again next time.
+    return true;
   }
   if (r > 0 && (p.revents & (POLLNVAL | POLLERR | POLLHUP))) {
     if (p.revents & POLLNVAL)
@@ -652,9 +665,21 @@ bool UserWorkQueue::healthy() {
     if (now >= next_sysfs_check_ns_.load(std::memory_order_relaxed)) {
       next_sysfs_check_ns_.store(now + static_cast<uint64_t>(config_.health_recheck_ms) * 1000000ull,
                                  std::memory_order_relaxed);
-      OpenResult st = check_sysfs_states();
+      bool unreadable = false;
+      OpenResult st = check_sysfs_states(&unreadable);
+      if (!st.ok && unreadable && st.err != ENOENT && st.err != ENOTDIR && st.err != ENODEV) {
+        // A state file that could not be read (EMFILE in a process at its fd limit, ENOMEM) says
+        // nothing about the queue: not latched, read again on the next check. A file that is
+        // gone (ENOENT) is news: the queue left sysfs.
+        next_sysfs_check_ns_.store(0, std::memory_order_relaxed);
+        return true;
+      }
       if (!st.ok) {
-        mark_unhealthy(st.reason);
+        // Read, and not "enabled": a disabled queue or a disabled or halted device holds nothing
+        // more of ours. A state this code does not know proves nothing.
+        const bool quiet =
+            st.reason.find("'disabled'") != std::string::npos || st.reason.find("'halted'") != std::string::npos;
+        mark_unhealthy(st.reason, quiet);
         return false;
       }
     }

@@ -125,6 +125,7 @@ class UserWorkQueue : public WorkQueue {
   SubmitStatus submit(const dsa_hw_desc& desc) override;
   size_t submit_many(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped) override;
   bool healthy() override;
+  bool quiet() const override { return quiet_.load(std::memory_order_relaxed); }
   bool take_device_error() override;
   void drain() override;
   bool reopen() override;  // drain() if needed, then open(); details in last_open_result()
@@ -148,12 +149,15 @@ class UserWorkQueue : public WorkQueue {
   enum class State : uint8_t { Closed, Open, Disabled };
 
   OpenResult open_or_reuse();
-  OpenResult check_sysfs_states() const;
+  // `unreadable` (optional) tells a state file that could not be read from one that was read and
+  // said something else than "enabled".
+  OpenResult check_sysfs_states(bool* unreadable = nullptr) const;
   OpenResult run_probe();
   void close_fd_and_portal();
   bool forked() const;
-  void disable(const std::string& why, int err);
-  void mark_unhealthy(const std::string& why);
+  // `quiet`: the cause proves the queue holds nothing more of ours (see WorkQueue::quiet()).
+  void disable(const std::string& why, int err, bool quiet = false);
+  void mark_unhealthy(const std::string& why, bool quiet = false);
   void set_reason(const std::string& why);
   SubmitStatus submit_portal(const dsa_hw_desc& desc);
   size_t submit_write(const dsa_hw_desc* descs, size_t n, SubmitStatus* stopped);
@@ -171,6 +175,7 @@ class UserWorkQueue : public WorkQueue {
   pid_t owner_pid_ = 0;
   std::atomic<bool> fork_child_{false};
   std::atomic<bool> unhealthy_{false};
+  std::atomic<bool> quiet_{false};  // see quiet(); meaningful once disabled or unhealthy
   std::atomic<uint64_t> next_sysfs_check_ns_{0};
   bool swerr_at_open_ = false;
   bool have_errors_baseline_ = false;

@@ -63,6 +63,14 @@ class WorkQueue {
   // or unusable: a disabled queue completes nothing more that it held.
   virtual bool healthy() = 0;
 
+  // Asked once healthy() returned false (or a submission said Disabled): true when the queue is
+  // known to hold nothing more of ours, a queue disabled or a device halted as the kernel
+  // reports it (a WQ disable completes only after what the queue held has ended); false when it
+  // cannot tell, such as a descriptor stream torn by a partial write or a file no longer valid:
+  // then what it holds may still run, and the poller treats the queue like one whose Drain never
+  // completed (its works end wedged, its records stay until the release returned).
+  virtual bool quiet() const { return true; }
+
   // True once per new software error latched on the DEVICE (poll() POLLIN, the 'errors' file).
   // The latch is device-wide: the error may be another client's. The poller finds out whether
   // it was this queue's with an in-band Drain (see completion_poller.h), never from this alone.

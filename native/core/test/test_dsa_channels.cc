@@ -499,6 +499,88 @@ TEST("wedged device: close() returns within its bound, works end marked wedged, 
   CHECK(src == dst);
 }
 
+TEST("close() while page faults are outstanding: their continuations go to the CPU, every work finishes") {
+  // Before, a page fault read during the shutdown fence queued its continuation for a retry that
+  // nothing submitted any more: the work never reached its count (a promise that never settled,
+  // a copyBatchSync that never returned) and its bytes were never copied.
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4096;
+  c.wq_size = 8;
+  c.latency_us = 20000;  // still outstanding when close() starts
+  c.faults.page_fault = 1.0;
+  CheckingSink sink;
+  ThreadCopier cpu;
+  DsaChannelOptions o = typical_channel_options();
+  CHECK(o.page_fault_retries > 0);  // continuations would be retried on the device
+  DsaChannels eng(make_queues({c}, nullptr), &cpu, &sink, o);
+  std::vector<uint8_t> src(4 * 4096), dst(4 * 4096, 0);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 7 + 1);
+  CopyRegion r{dst.data(), src.data(), src.size()};
+  uint32_t n = eng.submit_work(0, 11, 0, &r, 1, 0);
+  sink.expect(11, 0, {r}, n);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  eng.close();
+  CHECK_EQ(sink.finished, 1u);
+  CHECK_EQ(sink.mismatched_works, 0u);
+  CHECK_EQ(sink.overcount, 0u);
+  CHECK(src == dst);
+  CHECK(sink.sum.fallback_page_fault > 0);  // the device faulted and the CPU finished
+}
+
+namespace {
+
+// A software queue that, once, reports itself unusable without being quiet while descriptors
+// are in flight: a real queue whose descriptor stream was torn, or whose file is no longer
+// valid. The device itself goes on executing them.
+class UnusableNotQuiet : public WorkQueue {
+ public:
+  explicit UnusableNotQuiet(const SoftDeviceConfig& c) : q_(c) {}
+  const WqInfo& info() const override { return q_.info(); }
+  SubmitStatus submit(const dsa_hw_desc& d) override { return q_.submit(d); }
+  size_t submit_many(const dsa_hw_desc* d, size_t n, SubmitStatus* s) override { return q_.submit_many(d, n, s); }
+  bool healthy() override {
+    if (!fired_ && q_.device().in_flight() > 0) fired_ = true;
+    return fired_ ? false : q_.healthy();
+  }
+  bool quiet() const override { return false; }
+  void drain() override { q_.drain(); }
+  bool reopen() override { return false; }
+
+ private:
+  bool fired_ = false;
+  SoftWorkQueue q_;
+};
+
+}  // namespace
+
+TEST("a queue unusable without being quiet: its works end wedged, never done, and no record is reused") {
+  // Before, any healthy() == false settled the outstanding pieces as if the device had stopped:
+  // works reported done, records freed, and then the device wrote the caller's reused buffer and
+  // records handed out again.
+  SoftDeviceConfig c = typical_soft_device();
+  c.max_transfer_size = 4096;
+  c.wq_size = 8;
+  c.latency_us = 50000;
+  std::vector<std::unique_ptr<WorkQueue>> qs;
+  qs.push_back(std::make_unique<UnusableNotQuiet>(c));
+  CheckingSink sink;
+  ThreadCopier cpu;
+  DsaChannels eng(std::move(qs), &cpu, &sink, typical_channel_options());
+  std::vector<uint8_t> src(4096, 0xAB), dst(4096, 0);
+  CopyRegion r{dst.data(), src.data(), src.size()};
+  const uint64_t reused0 = CompletionArena::reused_while_owned();
+  uint32_t n = eng.submit_work(0, 12, 0, &r, 1, 0);
+  sink.expect(12, 0, {r}, n);
+  CHECK(sink.wait_all(1, 5000));
+  CHECK(src == dst);
+  CHECK_EQ(sink.sum.wedged, uint64_t(n));  // the caller is told the device may still write
+  DsaChannelsStats st = eng.stats();
+  CHECK(st.channels[0].quarantined);
+  CHECK(QueueReaper::wait_idle(15000));  // the records go only once the release returned
+  CHECK_EQ(CompletionArena::reused_while_owned() - reused0, 0u);
+  eng.close();
+}
+
 TEST("deadline: a slow descriptor is reported done only once a Drain proves the device finished it") {
   SoftDeviceConfig c = typical_soft_device();
   c.faults.hang = 1.0;

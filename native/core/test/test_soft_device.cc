@@ -116,6 +116,44 @@ TEST("device validation statuses") {
   CHECK(q.device().counters().invalid >= 6);
 }
 
+TEST("flags the device does not accept: INVALID_FLAGS naming them, nothing copied") {
+  // Before, flags were never looked at: a descriptor builder that set a wrong bit passed every
+  // test here and failed only on hardware (where the poller's CPU fallback hid it as slowness).
+  for (bool cc : {true, false}) {
+    SoftDeviceConfig c = small();
+    c.cache_control = cc;
+    SoftWorkQueue q(c);
+    CHECK_EQ(q.info().cache_control, cc);
+    Records r(8);
+    uint8_t a[64], b[64] = {};
+    std::memset(a, 0x5a, sizeof a);
+    dsa_hw_desc d;
+    const uint32_t refused[] = {0x40u /* reserved bit 6 */, IDXD_OP_FLAG_RCI, IDXD_OP_FLAG_BOF,
+                                0x400000u /* undefined */};
+    for (size_t i = 0; i < 4; ++i) {
+      build_memmove(&d, b, a, 64, &r.p[i], cc);
+      d.flags |= refused[i];
+      CHECK_EQ(run_one(q, d, &r.p[i]), DSA_COMP_INVALID_FLAGS);
+      CHECK_EQ(uint32_t(r.p[i].invalid_flags), refused[i]);
+      CHECK_EQ(b[0], 0);  // not run
+    }
+    // CC: accepted only where the device honours it.
+    build_memmove(&d, b, a, 64, &r.p[4], false);
+    d.flags |= IDXD_OP_FLAG_CC;
+    CHECK_EQ(run_one(q, d, &r.p[4]), cc ? DSA_COMP_SUCCESS : DSA_COMP_INVALID_FLAGS);
+    // What the engine builds, for this device, runs: memmove (CC as the queue reports it), NOOP
+    // and Drain.
+    std::memset(b, 0, sizeof b);
+    build_memmove(&d, b, a, 64, &r.p[5], q.info().cache_control);
+    CHECK_EQ(run_one(q, d, &r.p[5]), DSA_COMP_SUCCESS);
+    CHECK(std::memcmp(a, b, 64) == 0);
+    build_noop(&d, &r.p[6]);
+    CHECK_EQ(run_one(q, d, &r.p[6]), DSA_COMP_SUCCESS);
+    build_drain(&d, &r.p[7]);
+    CHECK_EQ(run_one(q, d, &r.p[7]), DSA_COMP_SUCCESS);
+  }
+}
+
 TEST("the copy happens only at completion (latency)") {
   SoftDeviceConfig c = small();
   c.latency_us = 30000;

@@ -4,6 +4,7 @@
 // mask and the typed open errors.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -494,6 +495,11 @@ TEST("fifo: EINTR is retried, EPERM disables (fork), EINVAL is an Error, EIO dis
   inject = EIO;
   CHECK(q.submit(b.descs[0]) == SubmitStatus::Disabled);
   CHECK(contains(q.status_reason(), "disabled"));
+  CHECK(q.quiet());  // the kernel refuses writes to a queue it disabled: nothing of ours runs
+  CHECK(q.reopen());
+  inject = EBADF;  // the fd is gone: that says nothing of what the device still runs
+  CHECK(q.submit(b.descs[0]) == SubmitStatus::Disabled);
+  CHECK(!q.quiet());
   CHECK(q.reopen());
   Copies d(3, 64, 8);
   CHECK_EQ(q.submit_many(d.descs.data(), d.n, &st), d.n);
@@ -667,6 +673,32 @@ TEST("health: sysfs device/queue state files are re-read; halted/disabled are ty
   unlink(wq_state.c_str());  // the queue vanished from sysfs
   CHECK(!q.healthy());
   write_text(wq_state, "enabled\n");
+  // Read and disabled: quiet (nothing of ours runs any more). A state this code does not know:
+  // unhealthy, but not known to be quiet.
+  CHECK(q.reopen());
+  write_text(wq_state, "disabled\n");
+  CHECK(!q.healthy());
+  CHECK(q.quiet());
+  write_text(wq_state, "enabled\n");
+  CHECK(q.reopen());
+  write_text(wq_state, "locked\n");
+  CHECK(!q.healthy());
+  CHECK(!q.quiet());
+  write_text(wq_state, "enabled\n");
+  CHECK(q.reopen());
+  {
+    // A state file that cannot be read for want of a file descriptor (a process at its fd
+    // limit) says nothing about the queue: still healthy, and not latched.
+    rlimit saved{};
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit tight = saved;
+    tight.rlim_cur = 3;  // every fd this process could open is taken
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    const bool during = q.healthy();
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    CHECK(during);
+    CHECK(q.healthy());
+  }
 
   // The recheck interval rate-limits the file reads.
   UserQueueConfig cfg2 = cfg;
