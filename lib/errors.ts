@@ -17,6 +17,7 @@ export type DmacopyErrorCode =
   | 'ERR_DMACOPY_PERMISSION' // the operation needs privileges the process lacks
   | 'ERR_DMACOPY_DEVICE_WEDGED' // the bytes are in place, but a DSA queue did not confirm it stopped writing them
   | 'ERR_DMACOPY_MISSING_PEER' // an optional peer dependency (prom-client for enableMetrics) is not installed
+  | 'ERR_DMACOPY_RESOURCES' // the system refused the engine a resource it needs (threads, at a task limit)
   | 'ERR_DMACOPY_INTERNAL'; // a bug: please report it
 
 export interface DmacopyErrorDetails {

@@ -1,5 +1,7 @@
 // The `dmacopy` command. Each subcommand lives in lib/commands/ and is a thin wrapper over the
 // library's public API, so what operators run is what services call.
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import * as bench from './commands/bench';
 import * as copyDemo from './commands/copy-demo';
@@ -12,9 +14,17 @@ import { strictUsage } from './commands/usage';
 /** Every subcommand module exports register(program). */
 const COMMANDS: { register(program: Command): void }[] = [copyDemo, info, setup, dmatest, selftest, bench];
 
+/** The version in the package's package.json (dist/cli/ sits two levels below it). */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('dmacopy').description('Batch memory-folio copies through Intel DSA or a multi-threaded native CPU copy');
+  program
+    .name('dmacopy')
+    .description('Batch memory-folio copies through Intel DSA or a multi-threaded native CPU copy')
+    .version(packageVersion(), '-V, --version', 'print the version of dmacopy');
   // Unknown subcommands and top-level flags take the same typed error path as subcommand misuse.
   strictUsage(program);
   for (const c of COMMANDS) c.register(program);

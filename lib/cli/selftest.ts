@@ -76,11 +76,24 @@ export interface SelftestResult {
 
 const GUARD = 64;
 const MAX_FAILURES = 20;
-const FAULT_KEYS = ['pageFault', 'backward', 'error', 'hang', 'late', 'lateMs', 'retry', 'disable'] as const;
+// Every key of EmulatorFaults (types.ts); realPageFaults is the one boolean.
+const FAULT_KEYS = [
+  'pageFault',
+  'backward',
+  'error',
+  'hang',
+  'hangMs',
+  'lostRecord',
+  'late',
+  'lateMs',
+  'retry',
+  'disable',
+  'realPageFaults',
+] as const;
 
-/** Parses `pageFault=0.05,error=0.01,lateMs=5` into emulator faults. */
+/** Parses `pageFault=0.05,error=0.01,lateMs=5,realPageFaults=1` into emulator faults. */
 export function parseFaults(text: string): EmulatorFaults {
-  const out: Record<string, number> = {};
+  const out: Record<string, number | boolean> = {};
   for (const part of text
     .split(',')
     .map((p) => p.trim())
@@ -93,7 +106,10 @@ export function parseFaults(text: string): EmulatorFaults {
       throw invalidArg('--faults', `unknown fault '${key}': expected one of ${FAULT_KEYS.join(', ')}`);
     const v = Number(m[2]);
     if (!Number.isFinite(v)) throw invalidArg('--faults', `--faults ${key} must be a number, got '${m[2]}'`);
-    out[key] = v;
+    if (key === 'realPageFaults') {
+      if (v !== 0 && v !== 1) throw invalidArg('--faults', `--faults realPageFaults is 1 (on) or 0 (off), got '${m[2]}'`);
+      out[key] = v === 1;
+    } else out[key] = v;
   }
   return out as EmulatorFaults;
 }
@@ -102,7 +118,7 @@ export function formatFaults(f: EmulatorFaults | undefined): string {
   if (!f) return '';
   return Object.entries(f)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([k, v]) => `${k}=${typeof v === 'boolean' ? Number(v) : v}`) // booleans as parseFaults reads them
     .join(',');
 }
 

@@ -243,15 +243,20 @@ export class Engine {
     const binding = nativeBinding();
     if (binding) {
       ensureEventChannel(); // completions (and device engines at open) need this thread's channel
-      this.#native = new binding.NativeEngine({
-        threads: options.cpuThreads,
-        cpuNice: options.cpuNice,
-        cpuIdle: options.cpuPolicy === 'idle',
-        pinCpus: copyThreadCpus(options.cpuPinning, options.cpuThreads),
-        nonTemporalMinBytes: options.nonTemporalMinBytes,
-        timeoutMs: options.timeoutMs,
-        dsa: options.dsa,
-      });
+      // The native layer's coded errors (ERR_DMACOPY_RESOURCES when the system refuses threads)
+      // get the library's classes.
+      this.#native = fromNativeCall(
+        () =>
+          new binding.NativeEngine({
+            threads: options.cpuThreads,
+            cpuNice: options.cpuNice,
+            cpuIdle: options.cpuPolicy === 'idle',
+            pinCpus: copyThreadCpus(options.cpuPinning, options.cpuThreads),
+            nonTemporalMinBytes: options.nonTemporalMinBytes,
+            timeoutMs: options.timeoutMs,
+            dsa: options.dsa,
+          }),
+      );
       if (options.dsa?.kind === 'user') this.#checkOpened(options.dsa);
     } else if (options.dsa) {
       throw new DmacopyError(

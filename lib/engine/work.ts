@@ -11,7 +11,7 @@ import { keepWedged } from './wedged';
 function wedgedError(id: number, pieces: number, bytes: number): DmacopyError {
   return new DmacopyError(
     'ERR_DMACOPY_DEVICE_WEDGED',
-    `Batch ${id}: every byte is in place (the CPU copied ${pieces} descriptor${pieces === 1 ? '' : 's'} of it), but a DSA ` +
+    `Every byte of the batch (engine op ${id}) is in place (the CPU copied ${pieces} descriptor${pieces === 1 ? '' : 's'} of it), but a DSA ` +
       'queue did not confirm within drainTimeoutMs that it stopped working on them: the device may still write those ' +
       `destinations (with the same source bytes) at any time. dmacopy keeps the batch's ${bytes} bytes of buffers ` +
       'referenced for the life of the process and has quarantined the queue. Do not put other data in these ' +

@@ -1,11 +1,14 @@
 #include "engine_handle.h"
 
+#include <system_error>
+
 #include <sched.h>
 
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "completion_arena.h"
 #include "soft_device.h"
@@ -174,6 +177,20 @@ Napi::Function EngineHandle::Define(Napi::Env env) {
        InstanceMethod<&EngineHandle::ReleasePrepared>("releasePrepared")});
 }
 
+namespace {
+
+// The system refused a thread (EAGAIN at a task limit: ulimit -u, systemd TasksMax, a container's
+// pids limit). node-addon-api turns only Napi::Error into an exception; anything else aborts.
+Napi::Error threads_refused(Napi::Env env, uint32_t threads, const std::system_error& e) {
+  return coded_error(env, "ERR_DMACOPY_RESOURCES",
+                     "the system refused to start the engine's threads (" + std::to_string(threads) +
+                         " copy threads, plus one per device; " + e.what() +
+                         "): lower cpuThreads, or raise the process's task limit (ulimit -u, systemd TasksMax, "
+                         "a container's pids limit)");
+}
+
+}  // namespace
+
 EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject())
@@ -204,7 +221,11 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
       pin_cpus.push_back(static_cast<int>(cpu));
     }
   }
-  core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle, std::move(pin_cpus));
+  try {
+    core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle, std::move(pin_cpus));
+  } catch (const std::system_error& e) {
+    throw threads_refused(env, threads, e);
+  }
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
 
   Napi::Value dv = opts.Get("dsa");
@@ -219,7 +240,11 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
       Napi::Value qv = qs.Get(i);
       if (!qv.IsObject()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues entries must be objects");
       if (kind == "emulated") {
-        queues.push_back(soft_queue(qv.As<Napi::Object>()));
+        try {
+          queues.push_back(soft_queue(qv.As<Napi::Object>()));
+        } catch (const std::system_error& e) {
+          throw threads_refused(env, 1, e);  // the software device's engine threads
+        }
       } else if (kind == "user") {
         auto uq = user_queue(qv.As<Napi::Object>());
         dmacopy::OpenResult r = uq->open();
@@ -242,6 +267,8 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
         core_->dsa = std::make_unique<dmacopy::DsaChannels>(std::move(queues), core_->cpu.get(), &events.router(), o);
       } catch (const std::invalid_argument& e) {
         throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", e.what());
+      } catch (const std::system_error& e) {
+        throw threads_refused(env, 1, e);
       }
     }
   }

@@ -36,9 +36,17 @@ CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle, std::vector<int>
     const unsigned k = next_pin_start(threads);
     for (unsigned i = 0; i < threads; ++i) workers_[i]->cpu = pin_cpus[(k + i) % pin_cpus.size()];
   }
-  for (auto& w : workers_) {
-    Worker* raw = w.get();
-    w->thread = std::thread([this, raw] { worker_loop(raw); });
+  try {
+    for (auto& w : workers_) {
+      Worker* raw = w.get();
+      w->thread = std::thread([this, raw] { worker_loop(raw); });
+    }
+  } catch (...) {
+    // A thread the system would not start (EAGAIN at a task limit): stop and join the ones that
+    // did before the constructor throws. A joinable std::thread destroyed with the pool would
+    // terminate the process.
+    shutdown();
+    throw;
   }
   // Every thread has its priority and binding before the pool is used: stats() and the first
   // batch see the pool as it will stay.

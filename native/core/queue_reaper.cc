@@ -1,7 +1,10 @@
 #include "queue_reaper.h"
 
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace dmacopy {
 namespace {
@@ -17,14 +20,30 @@ QueueReaper::Retirement QueueReaper::retire_joinable(std::unique_ptr<WorkQueue> 
   }
   g_pending.fetch_add(1, std::memory_order_acq_rel);
   WorkQueue* raw = q.release();
-  r.thread = std::thread([raw, keep = std::move(keep), done = r.done]() mutable {
-    std::unique_ptr<WorkQueue> owned(raw);
-    owned->drain();  // the release: may take as long as the device does
-    owned.reset();
-    keep.reset();  // only now can nothing write the records
-    done->store(true, std::memory_order_release);
+  try {
+    // The thread gets its own reference to `keep`: if it cannot start, ours still holds it.
+    r.thread = std::thread([raw, keep, done = r.done]() mutable {
+      std::unique_ptr<WorkQueue> owned(raw);
+      owned->drain();  // the release: may take as long as the device does
+      owned.reset();
+      keep.reset();  // only now can nothing write the records
+      done->store(true, std::memory_order_release);
+      g_pending.fetch_sub(1, std::memory_order_acq_rel);
+    });
+  } catch (...) {
+    // No thread for the release (a task limit). Releasing here could block the caller for as
+    // long as the device takes, and freeing the records could let it write freed memory: keep
+    // both for the life of the process instead. Nothing is left to wait for.
+    static std::mutex mu;
+    static std::vector<std::pair<WorkQueue*, std::shared_ptr<void>>>* kept =
+        new std::vector<std::pair<WorkQueue*, std::shared_ptr<void>>>();
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      kept->emplace_back(raw, std::move(keep));
+    }
+    r.done->store(true, std::memory_order_release);
     g_pending.fetch_sub(1, std::memory_order_acq_rel);
-  });
+  }
   return r;
 }
 
@@ -38,12 +57,19 @@ std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {
   auto job = std::make_shared<ReopenJob>();
   job->q = std::move(q);
   g_pending.fetch_add(1, std::memory_order_acq_rel);
-  std::thread([job]() mutable {
-    bool ok = job->q->reopen();
-    job->state.store(ok ? ReopenJob::kOpened : ReopenJob::kFailed, std::memory_order_release);
-    job.reset();  // the last owner (the poller let go): the queue is released here
+  try {
+    std::thread([job]() mutable {
+      bool ok = job->q->reopen();
+      job->state.store(ok ? ReopenJob::kOpened : ReopenJob::kFailed, std::memory_order_release);
+      job.reset();  // the last owner (the poller let go): the queue is released here
+      g_pending.fetch_sub(1, std::memory_order_acq_rel);
+    }).detach();
+  } catch (...) {
+    // No thread to reopen on: the queue counts as not reopened; the poller quarantines it and
+    // retires it (the queue goes back to the caller with the job).
+    job->state.store(ReopenJob::kFailed, std::memory_order_release);
     g_pending.fetch_sub(1, std::memory_order_acq_rel);
-  }).detach();
+  }
   return job;
 }
 

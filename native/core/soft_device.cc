@@ -157,9 +157,14 @@ SoftDevice::SoftDevice(const SoftDeviceConfig& cfg)
     e->local.reserve(cfg_.wq_size);
     engines_.push_back(std::move(e));
   }
-  for (auto& e : engines_) {
-    ExecUnit* ep = e.get();
-    ep->thread = std::thread([this, ep] { unit_main(*ep); });
+  try {
+    for (auto& e : engines_) {
+      ExecUnit* ep = e.get();
+      ep->thread = std::thread([this, ep] { unit_main(*ep); });
+    }
+  } catch (...) {
+    stop_engines();  // as in CpuCopyPool: no joinable thread may outlive a failed constructor
+    throw;
   }
 }
 

@@ -75,6 +75,26 @@ interface CliCase {
 
 const CLI_CASES: CliCase[] = [
   { name: 'an unknown subcommand', args: () => ['frobnicate'], says: /unknown command 'frobnicate'/, code: 'ERR_DMACOPY_INVALID_ARG' },
+  // No command: the help, then one line saying so (it once printed "(outputHelp)").
+  { name: 'no command at all', args: () => [], says: /Usage: dmacopy[\s\S]*dmacopy: no command given/, code: 'ERR_DMACOPY_INVALID_ARG' },
+  {
+    name: 'bench --threads past an engine (it once started threads until the system refused one and aborted)',
+    args: () => ['bench', '--threads', '999', '--quick'],
+    says: /--threads must be from 1 to 256/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --svg into a directory that does not exist: refused before the run, not after it',
+    args: (t) => ['bench', '--quick', '--svg', path.join(t, 'no-such-dir', 'x.svg')],
+    says: /--svg .*cannot write a file in .*no-such-dir \(ENOENT\)/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --service --rate -1',
+    args: () => ['bench', '--service', '--rate', '-1'],
+    says: /--rate must be a whole number, 0 or more/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
   {
     name: 'an unknown top-level flag',
     args: () => ['--frobnicate'],
@@ -241,6 +261,12 @@ const CLI_CASES: CliCase[] = [
 ];
 
 describe('CLI: malformed invocations fail cleanly with a message that says what to do', () => {
+  it('--version prints the package version', () => {
+    const r = cli(['--version']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
   it.each(CLI_CASES)('$name', (c) => {
     const r = cli(c.args(tmp), c.env?.(tmp));
     const out = r.stderr + r.stdout;

@@ -88,6 +88,14 @@ describe('runSelftest', () => {
     expect(parseFaults('pageFault=0.05, error=0.01,lateMs=5')).toEqual({ pageFault: 0.05, error: 0.01, lateMs: 5 });
     expect(() => parseFaults('pageFault')).toThrow(/name=value/);
     expect(() => parseFaults('nope=1')).toThrow(/unknown fault/);
+    // Every fault the emulator has can be asked for (hangMs, lostRecord and realPageFaults once could not).
+    expect(parseFaults('hang=0.1,hangMs=5,lostRecord=0.01,realPageFaults=1')).toEqual({
+      hang: 0.1,
+      hangMs: 5,
+      lostRecord: 0.01,
+      realPageFaults: true,
+    });
+    expect(() => parseFaults('realPageFaults=2')).toThrow(/1 \(on\) or 0 \(off\)/);
   });
 });
 

@@ -52,13 +52,19 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
     });
     if (started) bar?.stop();
     started = false;
-    if (o.svg) fs.writeFileSync(o.svg, renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'));
+    // The report first: a chart that cannot be written must not cost the run (see bench.ts).
     if (o.json) console.log(JSON.stringify(report, null, 2));
-    else {
-      process.stdout.write(formatServiceReport(report));
-      if (o.svg) process.stdout.write(`chart written to ${o.svg}\n`);
-    }
+    else process.stdout.write(formatServiceReport(report));
     process.exitCode = report.ok ? 0 : 1;
+    if (o.svg) {
+      try {
+        fs.writeFileSync(o.svg, renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'));
+        if (!o.json) process.stdout.write(`chart written to ${o.svg}\n`);
+      } catch (err) {
+        console.error(`dmacopy: the chart could not be written to ${o.svg}: ${(err as Error).message} (the report above is complete)`);
+        process.exitCode = 1;
+      }
+    }
   } finally {
     if (started) bar?.stop();
   }

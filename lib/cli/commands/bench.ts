@@ -3,6 +3,7 @@
 // device, real DSA queues when present, 'auto'), against the bound (best of native memcpy and streaming stores) measured in the
 // same run; prints a table and the issue-5 targets, or JSON; optionally writes an SVG chart.
 import fs from 'node:fs';
+import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { Form } from '../bench/cells';
@@ -37,7 +38,35 @@ interface BenchCliOptions extends ServiceCliOptions {
 }
 
 function nonNegativeInt(name: string) {
-  return (value: string): number => (value === '0' ? 0 : positiveInt(name)(value));
+  return (value: string): number => {
+    if (value === '0') return 0;
+    try {
+      return positiveInt(name)(value);
+    } catch {
+      throw new InvalidArgumentError(`${name} must be a whole number, 0 or more, in decimal digits`);
+    }
+  };
+}
+
+/** --threads: as many copy threads as an engine may have (cpuThreads: 1 to 256). */
+function threadsArg(value: string): number {
+  const n = positiveInt('--threads')(value);
+  if (n > 256) throw new InvalidArgumentError(`--threads must be from 1 to 256 (an engine's cpuThreads), got ${n}`);
+  return n;
+}
+
+/** --svg: a file in a directory that exists and can be written, checked before the run (which may take minutes). */
+function svgPathArg(value: string): string {
+  const dir = path.dirname(path.resolve(value));
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `--svg ${value}: cannot write a file in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  return value;
 }
 
 function sizesArg(value: string): number[] {
@@ -83,7 +112,7 @@ export function register(program: Command): void {
       'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run; --service: settings by label prefix (copy-batch, "copy-batch (2 thr", worker, ...), idle always runs',
       (v: string) => v.split(',').map((s) => s.trim()),
     )
-    .option('--threads <n>', 'CPU engine thread counts 1..n (default: available parallelism)', positiveInt('--threads'))
+    .option('--threads <n>', 'CPU engine thread counts 1..n, n at most 256 (default: available parallelism)', threadsArg)
     .option(
       '--reps <n>',
       'timed repetitions of each throughput cell, interleaved across its paths (default 5 with --quick, 7 otherwise); --service: runs of the whole sweep, interleaved (medians)',
@@ -94,7 +123,11 @@ export function register(program: Command): void {
     .option('--no-memory', 'skip the memory measurement')
     .option('--memory-mib <n>', 'batch size of the memory measurement in MiB', positiveInt('--memory-mib'), 1024)
     .option('--json', 'print the report as JSON (no table, no progress bar)')
-    .option('--svg <file>', 'write a chart: per form, throughput as a fraction of the bound against folio size, and small-batch latency')
+    .option(
+      '--svg <file>',
+      'write a chart: per form, throughput as a fraction of the bound against folio size, and small-batch latency',
+      svgPathArg,
+    )
     .option('--no-progress', 'no progress bar')
     .option('--check-targets', 'exit with 1 when a measured target is not met')
     .option('--sysfs-root <dir>', 'directory standing for /sys (default: $DMACOPY_SYSFS_ROOT or /sys)')
@@ -150,14 +183,20 @@ export function register(program: Command): void {
       } finally {
         if (started) bar?.stop();
       }
-      if (o.svg) fs.writeFileSync(o.svg, renderSvg(report.rows, `dmacopy bench: ${hostLine(report.host)}`));
+      // The report first: a chart that cannot be written must not cost the run.
       if (o.json) console.log(JSON.stringify(report, null, 2));
-      else {
-        process.stdout.write(formatReport(report));
-        if (o.svg) process.stdout.write(`chart written to ${o.svg}\n`);
-      }
+      else process.stdout.write(formatReport(report));
       const missed = report.targets.some((t) => t.pass === false);
       process.exitCode = !report.ok ? 1 : o.checkTargets && missed ? 1 : 0;
+      if (o.svg) {
+        try {
+          fs.writeFileSync(o.svg, renderSvg(report.rows, `dmacopy bench: ${hostLine(report.host)}`));
+          if (!o.json) process.stdout.write(`chart written to ${o.svg}\n`);
+        } catch (err) {
+          console.error(`dmacopy: the chart could not be written to ${o.svg}: ${(err as Error).message} (the report above is complete)`);
+          process.exitCode = 1;
+        }
+      }
     });
   strictUsage(cmd);
 }

@@ -27,12 +27,20 @@ function seedArg(value: string): number {
   return n;
 }
 
+/** A hung descriptor's delay when --faults names hang without hangMs (the library's 0 means forever). */
+const SELFTEST_HANG_MS = 20;
+
 function faultsArg(value: string): EmulatorFaults {
+  let faults: EmulatorFaults;
   try {
-    return parseFaults(value);
+    faults = parseFaults(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+  // A hang that never ends is a wedged device, whose batches reject by design: asked for with
+  // hangMs=0 only, so that `hang=0.02` tests what a selftest can pass, a slow descriptor.
+  if (faults.hang !== undefined && faults.hangMs === undefined) faults.hangMs = SELFTEST_HANG_MS;
+  return faults;
 }
 
 export function register(program: Command): void {
@@ -42,7 +50,11 @@ export function register(program: Command): void {
     .option('--backend <name>', 'auto | cpu | emulated | dsa', 'auto')
     .option('--batches <n>', 'batches to copy', positiveInt('--batches'), 100)
     .option('--seed <n>', 'seed of every random choice (default: random, printed)', seedArg)
-    .option('--faults <list>', "backend 'emulated': injected faults, e.g. pageFault=0.05,error=0.01,retry=0.02", faultsArg)
+    .option(
+      '--faults <list>',
+      `backend 'emulated': injected faults, e.g. pageFault=0.05,error=0.01,retry=0.02; keys: pageFault, backward, error, hang, hangMs (default ${SELFTEST_HANG_MS} here; 0: never, a wedged device, whose batches reject with ERR_DMACOPY_DEVICE_WEDGED), lostRecord, late, lateMs, retry, disable, realPageFaults (1 or 0)`,
+      faultsArg,
+    )
     .option('--max-folios <n>', 'most folios in one batch', positiveInt('--max-folios'))
     .option('--max-folio-bytes <n>', 'largest folio in bytes', positiveInt('--max-folio-bytes'))
     .option('--timeout-ms <n>', 'deadline per work on a device before the CPU finishes it', positiveInt('--timeout-ms'))

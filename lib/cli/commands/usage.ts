@@ -8,7 +8,13 @@ export function strictUsage(cmd: Command): Command {
     .showHelpAfterError(false)
     .configureOutput({ outputError: () => {} })
     .exitOverride((err) => {
-      if (err.exitCode === 0) return; // --help: commander exits 0 after this returns
+      if (err.exitCode === 0) return; // --help, --version: commander exits 0 after this returns
+      // No command given: commander printed the help and signals it with its own code.
+      if (err.code === 'commander.help')
+        throw new DmacopyTypeError(
+          'ERR_DMACOPY_INVALID_ARG',
+          'no command given, or one it does not know: run one of the commands listed above',
+        );
       const message = err.message.replace(/^error: /, '');
       const where = cmd.parent ? `dmacopy ${cmd.name()}` : 'dmacopy';
       throw new DmacopyTypeError('ERR_DMACOPY_INVALID_ARG', `${message} (see \`${where} --help\`)`);

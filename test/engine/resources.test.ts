@@ -1,0 +1,55 @@
+// The system may refuse threads: a service under a task limit (ulimit -u, systemd TasksMax, a
+// container's pids limit). openEngine must then reject with ERR_DMACOPY_RESOURCES, never abort
+// the process (a std::system_error that escaped the addon did: "terminate called after throwing
+// an instance of 'std::system_error'"), and leave no thread behind, so a smaller engine still
+// opens. RLIMIT_NPROC binds only an unprivileged user: the test runs a copy of the package as
+// uid 65534 (see other-user-copy.ts).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { copyForOtherUser } from '../other-user-copy';
+
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+const isRoot = process.getuid?.() === 0;
+const copy = isRoot && setpriv ? copyForOtherUser(setpriv) : { skip: 'needs root and setpriv' };
+afterAll(() => {
+  if ('dir' in copy) fs.rmSync(copy.dir, { recursive: true, force: true });
+});
+
+const SCRIPT = `
+  const d = require(process.env.DMACOPY_DIST);
+  (async () => {
+    const out = {};
+    for (const backend of ['cpu', 'emulated']) {
+      out[backend] = await d.openEngine({ backend, cpuThreads: 200 }).then(
+        (e) => e.close().then(() => 'opened'),
+        (err) => err.name + ' ' + err.code + ' ' + /task limit/.test(err.message),
+      );
+    }
+    const e = await d.openEngine({ backend: 'cpu', cpuThreads: 2 });
+    const src = Buffer.alloc(4 << 20, 7), dst = Buffer.alloc(4 << 20);
+    await e.copyBatch(dst, src, { folioSize: 4096 });
+    out.small = dst.equals(src);
+    await e.close();
+    console.log(JSON.stringify(out));
+  })().catch((err) => { console.error(err); process.exit(2); });
+`;
+
+describe('threads the system refuses', () => {
+  it.skipIf('skip' in copy)('openEngine rejects with ERR_DMACOPY_RESOURCES, the process lives, a smaller engine opens', () => {
+    const { dir } = copy as { dir: string };
+    const r = spawnSync(
+      setpriv as string,
+      ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', '-c', `ulimit -u 64 && exec "$0" -e "$1"`, process.execPath, SCRIPT],
+      { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, DMACOPY_DIST: path.join(dir, 'dist', 'index.js') } },
+    );
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      cpu: 'DmacopyError ERR_DMACOPY_RESOURCES true',
+      emulated: 'DmacopyError ERR_DMACOPY_RESOURCES true',
+      small: true,
+    });
+  });
+});
