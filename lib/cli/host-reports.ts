@@ -89,8 +89,8 @@ export function formatDevices(devices: readonly DsaDevice[], options: { root?: s
 }
 
 /** Plain-text table of dmaengine channels for `dmacopy info`. */
-export function formatDmaChannels(channels: readonly DmaChannel[]): string {
-  if (channels.length === 0) return 'No kernel dmaengine channels (/sys/class/dma is empty or absent).\n';
+export function formatDmaChannels(channels: readonly DmaChannel[], sysfsRoot = '/sys'): string {
+  if (channels.length === 0) return `No kernel dmaengine channels (${path.join(sysfsRoot, 'class', 'dma')} is empty or absent).\n`;
   const rows: string[][] = [['CHANNEL', 'DEVICE', 'DRIVER', 'IN USE', 'MEMCPY COUNT', 'BYTES']];
   const show = (v: number | string | null): string => (v === null ? '?' : String(v));
   for (const c of channels)

@@ -26,6 +26,7 @@ export type OpenProblemCode =
   | 'busy'
   | 'no-sva'
   | 'open-failed'
+  | 'not-char-device'
   | 'queue-not-enabled'
   | 'device-not-enabled'
   | 'portal-unavailable'
@@ -94,6 +95,8 @@ export function remedyFor(code: RemedyCode, ctx: RemedyContext = {}): string {
       return `grant access with a group: \`chgrp ${group} ${node} && chmod 0660 ${node}\` and add the user to ${group}, made permanent by the udev rule \`${udevRule(group)}\`; or run as root`;
     case 'open-failed':
       return 'check `dmesg` for idxd errors and the queue with `accel-config list`';
+    case 'not-char-device':
+      return `DMACOPY_DEV_ROOT (or --dev-root) must name the directory holding the real dsa/wqD.Q device nodes, normally /dev; ${node} is a file or directory, not the queue`;
     case 'portal-unavailable':
       return "mapping the portal needs CAP_SYS_RAWIO: use submission 'auto' or 'write' (write() works unprivileged), or see `dmacopy setup` for the capability and its trade-off";
     case 'portal-instruction-missing':
@@ -119,6 +122,8 @@ export function openReason(code: OpenProblemCode, errno: number, devicePath: str
       return `opening ${devicePath} failed to bind shared virtual addressing (PASID)${err}`;
     case 'open-failed':
       return `opening ${devicePath} failed${err}`;
+    case 'not-char-device':
+      return `${devicePath} is not a device node (a regular file or a directory): nothing was written to it`;
     case 'queue-not-enabled':
       return `the queue behind ${devicePath} is not enabled`;
     case 'device-not-enabled':

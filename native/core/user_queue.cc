@@ -139,6 +139,7 @@ const char* to_string(OpenErrorCode c) {
     case OpenErrorCode::Busy: return "busy";
     case OpenErrorCode::NoSva: return "no-sva";
     case OpenErrorCode::OpenFailed: return "open-failed";
+    case OpenErrorCode::NotCharDevice: return "not-char-device";
     case OpenErrorCode::QueueNotEnabled: return "queue-not-enabled";
     case OpenErrorCode::DeviceNotEnabled: return "device-not-enabled";
     case OpenErrorCode::PortalUnavailable: return "portal-unavailable";
@@ -328,7 +329,7 @@ OpenResult UserWorkQueue::open_or_reuse() {
     ::close(fd);
     OpenResult f;
     f.ok = false;
-    f.code = OpenErrorCode::OpenFailed;
+    f.code = OpenErrorCode::NotCharDevice;
     f.reason = path + " is not a character device";
     return f;
   }

@@ -79,6 +79,7 @@ enum class OpenErrorCode : uint8_t {
   Busy,                      // EBUSY: dedicated queue already opened by another process
   NoSva,                     // EOPNOTSUPP/EINVAL/ENODEV/ENXIO at open: no SVA/PASID bind
   OpenFailed,                // any other open() errno
+  NotCharDevice,             // the node opened, but is a regular file or directory (a wrong dev root)
   QueueNotEnabled,           // sysfs wq state is not "enabled"
   DeviceNotEnabled,          // sysfs device state is not "enabled" (disabled, halted)
   PortalUnavailable,         // submission=portal forced, but mmap failed (EPERM: no CAP_SYS_RAWIO)

@@ -90,6 +90,27 @@ const CLI_CASES: CliCase[] = [
     code: 'ERR_DMACOPY_INVALID_ARG',
   },
   {
+    // A dev root holding regular files (a copied fixture tree): the queue is refused before anything
+    // is written, and the message names the setting to fix, not dmesg.
+    name: 'copy-demo --backend dsa with a dev root of regular files',
+    args: () => ['copy-demo', '--backend', 'dsa'],
+    env: (t) => {
+      const dev = path.join(t, 'dev-of-files');
+      fs.mkdirSync(path.join(dev, 'dsa'), { recursive: true });
+      for (const e of fs.readdirSync(path.join(FIXTURES, 'spr-4dev', 'sys', 'bus', 'dsa', 'devices')))
+        if (e.startsWith('wq')) fs.writeFileSync(path.join(dev, 'dsa', e), '');
+      return { DMACOPY_SYSFS_ROOT: path.join(FIXTURES, 'spr-4dev', 'sys'), DMACOPY_DEV_ROOT: dev };
+    },
+    says: /is not a device node[\s\S]*DMACOPY_DEV_ROOT \(or --dev-root\) must name the directory holding the real/,
+    code: 'ERR_DMACOPY_DEVICE',
+  },
+  {
+    name: 'info --sysfs-root naming a directory that does not exist (once reported as a host without DSA)',
+    args: (t) => ['info', '--sysfs-root', path.join(t, 'no-such-sys')],
+    says: /--sysfs-root \/ DMACOPY_SYSFS_ROOT names .*no-such-sys, which does not exist/,
+    code: 'ERR_DMACOPY_SYSFS',
+  },
+  {
     name: 'bench --service --rate -1',
     args: () => ['bench', '--service', '--rate', '-1'],
     says: /--rate must be a whole number, 0 or more/,

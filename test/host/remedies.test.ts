@@ -24,6 +24,7 @@ const ALL: RemedyCode[] = [
   'busy',
   'no-sva',
   'open-failed',
+  'not-char-device',
   'device-not-enabled',
   'portal-unavailable',
   'portal-instruction-missing',
@@ -55,6 +56,9 @@ describe('remedy catalogue', () => {
     expect(openReason('permission', 13, '/dev/dsa/wq0.0')).toContain('EACCES');
     expect(openReason('busy', 16, '/dev/dsa/wq0.0')).toContain('EBUSY');
     expect(openReason('probe-failed', 0, '/dev/dsa/wq0.0', 0x14)).toContain('0x14');
+    // A mistyped dev root: the reason says what the node is, the remedy which setting to fix.
+    expect(openReason('not-char-device', 0, '/tmp/x/dsa/wq0.0')).toContain('is not a device node');
+    expect(remedyFor('not-char-device', { devicePath: '/tmp/x/dsa/wq0.0' })).toContain('DMACOPY_DEV_ROOT');
   });
 
   it('gives the same udev rule in discovery and in `dmacopy setup`', () => {

@@ -159,7 +159,7 @@ export function gatherInfo(options: GatherOptions = {}): HostInfo {
       channels: picked.length,
       queues: picked.map((q) => q.name),
       jsFallback: false,
-      reason: `${picked.length} usable DSA work queue${picked.length === 1 ? '' : 's'} (${picked.map((q) => q.name).join(', ')})${numaNode !== undefined && picked.every((q) => q.numaNode === numaNode) ? ` on NUMA node ${numaNode}, the calling CPU's (all nodes with the engine option spread: true)` : ''}; each is opened and probed with a NOOP at openEngine(): one that fails is reported in engine.stats().queues, and if none opens openEngine() rejects with ERR_DMACOPY_DEVICE`,
+      reason: `${picked.length} usable DSA work queue${picked.length === 1 ? '' : 's'} (${picked.map((q) => q.name).join(', ')})${numaNode !== undefined && picked.every((q) => q.numaNode === numaNode) ? ` on NUMA node ${numaNode}, the calling CPU's (all nodes with the engine option spread: true)` : ''}; each is opened and probed with a NOOP at openEngine(): one that fails is reported in engine.stats().queues, and if none opens, 'auto' copies on the CPU (engine.stats().autoReason says why) while backend 'dsa' rejects with ERR_DMACOPY_DEVICE`,
     };
   } else {
     const bus = path.join(sysfsRoot, 'bus', 'dsa', 'devices');
@@ -192,7 +192,9 @@ export function formatInfo(info: HostInfo): string {
   const out: string[] = [];
   const bus = path.join(info.sysfsRoot, 'bus', 'dsa', 'devices');
   if (info.devices.length === 0) {
-    out.push(`Intel DSA: none on this host: no devices under ${bus} (no DSA hardware, or the idxd driver is not loaded).`);
+    // Said of the tree read: a --sysfs-root other than /sys is not "this host".
+    const where = info.sysfsRoot === '/sys' ? 'on this host' : `under ${info.sysfsRoot}`;
+    out.push(`Intel DSA: none ${where}: no devices under ${bus} (no DSA hardware, or the idxd driver is not loaded).`);
   } else {
     out.push(formatDevices(info.devices).trimEnd());
     const usable = info.submission.filter((s) => s.usable);
@@ -207,7 +209,7 @@ export function formatInfo(info: HostInfo): string {
     }
   }
   out.push('');
-  out.push(formatDmaChannels(info.dmaChannels).trimEnd());
+  out.push(formatDmaChannels(info.dmaChannels, info.sysfsRoot).trimEnd());
   out.push('');
   const src = info.cpu.source === null ? ' (could not read /proc/cpuinfo)' : '';
   out.push(

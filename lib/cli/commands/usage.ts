@@ -1,7 +1,9 @@
 // Makes commander's own usage errors (unknown option, bad option value, excess argument) take the
 // CLI's error path: `dmacopy: message (ERR_DMACOPY_INVALID_ARG)` on stderr, exit code 2 (main()).
+
+import fs from 'node:fs';
 import type { Command } from 'commander';
-import { DmacopyTypeError } from '../../errors';
+import { DmacopyError, DmacopyTypeError } from '../../errors';
 
 export function strictUsage(cmd: Command): Command {
   return cmd
@@ -33,4 +35,15 @@ export function applyRoots(o: { sysfsRoot?: string; devRoot?: string }): void {
   }
   if (o.sysfsRoot !== undefined) process.env.DMACOPY_SYSFS_ROOT = o.sysfsRoot;
   if (o.devRoot !== undefined) process.env.DMACOPY_DEV_ROOT = o.devRoot;
+  // A sysfs root someone named (flag or environment) that does not exist is a typo, not a host
+  // without DSA: the library reads a missing tree as empty, and the report would say "none". (A
+  // missing dev root needs no such check: every queue then names the node it did not find.)
+  const sysfs = process.env.DMACOPY_SYSFS_ROOT;
+  if (sysfs !== undefined && sysfs !== '' && !fs.existsSync(sysfs)) {
+    throw new DmacopyError(
+      'ERR_DMACOPY_SYSFS',
+      `--sysfs-root / DMACOPY_SYSFS_ROOT names ${sysfs}, which does not exist: point it at the directory standing for /sys`,
+      { path: sysfs, errno: 'ENOENT' },
+    );
+  }
 }
