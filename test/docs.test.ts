@@ -1,6 +1,8 @@
 // The docs say what the code does: every error code they name is one the library declares and
 // throws, and every repository path they or the sources' comments cite exists.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers';
@@ -45,5 +47,26 @@ describe('docs and comments', () => {
       }
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe('the README quick start', () => {
+  it('runs as written, as an ES module importing the package', () => {
+    // It once mixed require() with top-level await and used views it never defined.
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Quick start'));
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toBeDefined();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-quickstart-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'node_modules'));
+      fs.symlinkSync(ROOT, path.join(dir, 'node_modules', 'dmacopy'), 'dir');
+      fs.writeFileSync(path.join(dir, 'quick-start.mjs'), code as string);
+      const r = spawnSync(process.execPath, ['quick-start.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^268435456 (cpu|dsa)\n$/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

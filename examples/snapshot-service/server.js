@@ -106,9 +106,13 @@ function createHandler({ pool, copier, engine, delay }) {
     ],
     [
       'POST',
-      /^\/loop\/start(?:\?gapMs=(\d+))?$/,
+      /^\/loop\/start(?:\?gapMs=([^&]*))?$/,
       (_req, res, m) => {
-        if (m[1] !== undefined) copier.gapMs = Number(m[1]);
+        if (m[1] !== undefined) {
+          // A bad value is the client's mistake, said as such (it once fell through to 404).
+          if (!/^\d+$/.test(m[1])) return sendJson(res, 400, { error: `gapMs must be a whole number of milliseconds, got '${m[1]}'` });
+          copier.gapMs = Number(m[1]);
+        }
         copier.startLoop();
         sendJson(res, 200, { looping: true, gapMs: copier.gapMs });
       },

@@ -69,6 +69,12 @@ describe('examples/snapshot-service', () => {
     expect(await json(`${url}/snapshot/verify`)).toMatchObject({ equal: true });
     expect((await fetch(`${url}/page/1024`)).status).toBe(404);
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
+    // A bad gapMs is the client's mistake (400, naming it), not a missing route.
+    for (const bad of ['abc', '-5', '']) {
+      const res = await fetch(`${url}/loop/start?gapMs=${bad}`, { method: 'POST' });
+      expect(res.status, bad).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/gapMs must be a whole number/);
+    }
     const stats = await json(`${url}/stats`);
     expect(stats.engine).toMatchObject({ backend: 'cpu', cpuNice: DEFAULT_CPU_NICE });
     expect(stats.eventLoopDelay).toMatchObject({ p50: expect.any(Number), p99: expect.any(Number) });
