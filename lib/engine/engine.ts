@@ -44,6 +44,7 @@ import {
   describe,
   detachedAtStart,
   giveChunkTable,
+  giveListViews,
   LIST_CHUNK,
   type ListShape,
   prepareListSlice,
@@ -725,7 +726,8 @@ export class Engine {
   #copyChunked(list: ListShape, sync: boolean): Promise<CopyReport> | CopyReport {
     const native = this.#native as NativeEngine;
     const n = list.n; // read once, by checkListShape: a Proxy may answer differently each time
-    const { dsts, srcs } = takeListViews(list);
+    const own = takeListViews(list);
+    const { dsts, srcs } = own;
     const op = new BatchOp(nextOpId(), this.#options.backend, [], 0, n, this.#options.channels, (settled) => {
       this.#inFlight.delete(settled);
       if (!sync) untrack(settled);
@@ -765,6 +767,7 @@ export class Engine {
       }
     }
     giveChunkTable(table);
+    giveListViews(own, n);
     native.endBatch(op.id);
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);
