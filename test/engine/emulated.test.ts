@@ -249,7 +249,7 @@ describe('software DSA device', () => {
       (e: unknown) => e as { code?: string; message: string },
     );
     expect(err?.code).toBe('ERR_DMACOPY_DEVICE_WEDGED');
-    expect(err?.message).toMatch(/every byte is in place/);
+    expect(err?.message).toMatch(/every byte of the batch \(engine op \d+\) is in place/i);
     expect(Buffer.compare(dst, src)).toBe(0);
     // That memory may still be written by the device: no later batch may write into it, on any
     // path (small, threads, device, prepared), and nothing is written when it is refused.
