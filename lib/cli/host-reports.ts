@@ -131,7 +131,7 @@ export function formatDmatestRun(run: DmatestRun): string {
     for (const t of run.totals) {
       if (t.threads > 1)
         rows.push([
-          `${t.channel} (${t.threads} threads)`,
+          `${t.channel} ${t.operation ?? '?'} (${t.threads} threads)`,
           String(t.tests),
           String(t.failures),
           dmatestRate(t.iops, 2),

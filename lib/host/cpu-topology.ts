@@ -80,7 +80,12 @@ export function lastLevelCacheCpus(sysfsRoot: string, cpu: number): number[] | u
 
 /** What the kernel reports of the CPUs this process may use. */
 export function readCpuTopology(sysfsRoot = '/sys', procRoot = '/proc'): CpuTopology {
-  const allowed = allowedCpus(procRoot) ?? [];
+  // Cpus_allowed_list is the affinity mask as set, which by default names every CPU the kernel
+  // could bring up; sched_getaffinity() and the scheduler use it ANDed with the online CPUs. A
+  // thread bound to an offline CPU is refused (and left unbound), so count only online ones.
+  const online = parseCpuList(readAttr(path.join(sysfsRoot, 'devices', 'system', 'cpu'), 'online'));
+  const mask = allowedCpus(procRoot) ?? [];
+  const allowed = online === undefined ? mask : mask.filter((c) => online.includes(c));
   const first = allowed[0];
   const llc = first === undefined ? undefined : lastLevelCacheCpus(sysfsRoot, first);
   const sharedLastLevelCache = llc !== undefined && allowed.some((c) => c !== first && llc.includes(c));

@@ -283,6 +283,10 @@ function readQueue(
   const clientsRaw = readAttr(dir, 'clients');
   const driverNameRaw = readAttr(dir, 'driver_name');
   const nameRaw = readAttr(dir, 'name');
+  // DSA 2.0, Linux 6.0+: the operations this queue accepts, in op_cap's format. Older kernels
+  // and devices have no such file: every operation the device offers.
+  const opConfigRaw = readAttr(dir, 'op_config');
+  const opConfig = opConfigRaw === undefined ? undefined : parseOpCap(opConfigRaw);
 
   const state = parseQueueState(stateRaw);
   const mode = parseMode(modeRaw);
@@ -357,6 +361,7 @@ function readQueue(
   if (dev.version === null) bad.push(`${dev.name}/version=${showRaw(dev.versionRaw)}`);
   if (dev.opCap === null) bad.push(`${dev.name}/op_cap=${showRaw(dev.opCapRaw)}`);
   if (dev.pasid === null) bad.push(`${dev.name}/pasid_enabled=${showRaw(dev.pasidRaw)}`);
+  if (opConfig === null) bad.push(`${name}/op_config=${showRaw(opConfigRaw)}`);
   if (bad.length > 0) {
     problems.push({
       code: 'bad-sysfs-value',
@@ -378,6 +383,16 @@ function readQueue(
       code: 'no-memmove',
       reason: `device ${dev.name} does not offer MEMMOVE (op_cap bit 3 is clear)`,
       remedy: remedyFor('no-memmove', { device: dev.name, queue: name }),
+    });
+  }
+
+  if (opConfig !== undefined && opConfig !== null && ((opConfig >> BigInt(OPCODE_MEMMOVE)) & 1n) === 0n) {
+    // Before, only the device's op_cap was read: such a queue passed the NOOP probe and then
+    // failed every memmove over to the CPU.
+    problems.push({
+      code: 'memmove-not-allowed',
+      reason: `work queue ${name} does not accept MEMMOVE: its op_config has bit 3 clear`,
+      remedy: remedyFor('memmove-not-allowed', { device: dev.name, queue: name }),
     });
   }
 

@@ -96,6 +96,12 @@ export interface DmatestError {
 
 export interface DmatestChannelTotal {
   channel: string;
+  /**
+   * The operation its threads ran (`copy`, `set`, `xor`, `pq`; null when the thread names do not
+   * say): one total per operation, since dmatest adds xor and pq threads to a channel that offers
+   * them even when only copies were asked for, and those are not copies.
+   */
+  operation: string | null;
   threads: number;
   tests: number;
   failures: number;
@@ -317,21 +323,32 @@ function oldResult(what: string, data: string | undefined): { message: string; c
   return { message: what, code: data === undefined ? null : unsignedLongToErrno(data) };
 }
 
-/** Per-channel totals of summaries (iops and KB/s add up across a channel's threads). */
+/** Totals of summaries per channel and operation (iops and KB/s add up across those threads). */
 export function totalsByChannel(summaries: readonly DmatestSummary[]): DmatestChannelTotal[] {
   const map = new Map<string, DmatestChannelTotal>();
   const add = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a + b);
   for (const s of summaries) {
-    const t = map.get(s.channel) ?? { channel: s.channel, threads: 0, tests: 0, failures: 0, iops: 0, kbPerSec: 0 };
+    const key = `${s.channel}\0${s.operation ?? ''}`;
+    const t = map.get(key) ?? {
+      channel: s.channel,
+      operation: s.operation,
+      threads: 0,
+      tests: 0,
+      failures: 0,
+      iops: 0,
+      kbPerSec: 0,
+    };
     t.threads++;
     t.tests += s.tests;
     t.failures += s.failures;
     const iops = add(t.iops, s.iops);
     t.iops = iops === null ? null : Math.round(iops * 100) / 100;
     t.kbPerSec = add(t.kbPerSec, s.kbPerSec);
-    map.set(s.channel, t);
+    map.set(key, t);
   }
-  return [...map.values()].sort((a, b) => a.channel.localeCompare(b.channel, 'en', { numeric: true }));
+  return [...map.values()].sort(
+    (a, b) => a.channel.localeCompare(b.channel, 'en', { numeric: true }) || (a.operation ?? '').localeCompare(b.operation ?? ''),
+  );
 }
 
 // ---- kernel log sources ----

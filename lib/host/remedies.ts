@@ -15,6 +15,7 @@ export type QueueProblemCode =
   | 'bad-sysfs-value'
   | 'no-pasid'
   | 'no-memmove'
+  | 'memmove-not-allowed'
   | 'dedicated-owned'
   | 'no-device-node'
   | 'permission';
@@ -85,6 +86,8 @@ export function remedyFor(code: RemedyCode, ctx: RemedyContext = {}): string {
       return 'boot with `intel_iommu=on,sm_on` (scalable mode, kernel built with CONFIG_INTEL_IOMMU_SVM), then enable the device and queue again';
     case 'no-memmove':
       return 'use a queue on another device';
+    case 'memmove-not-allowed':
+      return `allow MEMMOVE (operation bit 3) in the queue's op_config: \`accel-config disable-wq ${where}\`, \`accel-config config-wq --op-config=<mask with bit 3 set> ${where}\`, then enable it again (\`dmacopy setup\` prints the whole configuration); or use another queue`;
     case 'dedicated-owned':
     case 'busy':
       return `use a shared queue, stop the process holding ${node} (\`fuser -v ${node}\`), or configure another dedicated queue`;

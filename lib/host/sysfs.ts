@@ -77,15 +77,21 @@ export function checkRoot(root: string, what: string): boolean {
   return true;
 }
 
-/** Read one attribute: its text without the trailing newline, or undefined if it cannot be read. */
+/**
+ * Read one attribute: its text without the trailing newline, or undefined if it cannot be read.
+ * sysfs attributes are regular files: anything else (a FIFO, a device node, a socket in a
+ * hostile or mistaken tree) reads as undefined. Opened non-blocking, since opening a FIFO for
+ * reading otherwise waits for a writer forever, and discovery runs inside openEngine().
+ */
 export function readAttr(dir: string, name: string): string | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(path.join(dir, name), 'r');
+    fd = fs.openSync(path.join(dir, name), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
   try {
+    if (!fs.fstatSync(fd).isFile()) return undefined;
     const buf = Buffer.alloc(MAX_ATTR_BYTES);
     let n = 0;
     try {

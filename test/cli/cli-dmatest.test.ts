@@ -43,14 +43,16 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
     expect(k.writes).toContainEqual(['iterations', '20']);
     expect(k.writes).toContainEqual(['polled', 'Y']);
     expect(r.dmatest.summaries.map((x) => x.thread)).toEqual(['dma0chan0-copy0', 'dma0chan0-copy1']);
-    expect(r.dmatest.totals).toEqual([{ channel: 'dma0chan0', threads: 2, tests: 40, failures: 0, iops: 4742.5, kbPerSec: 37940 }]);
+    expect(r.dmatest.totals).toEqual([
+      { channel: 'dma0chan0', operation: 'copy', threads: 2, tests: 40, failures: 0, iops: 4742.5, kbPerSec: 37940 },
+    ]);
     expect(r.userPaths.map((u) => u.path)).toEqual(['cpu', 'emulated']);
     for (const u of r.userPaths) {
       expect(u).toMatchObject({ ops: 40, bytes: 40 * 4096, verified: true });
       expect(u.iops).toBeGreaterThan(0);
     }
     const text = formatDmatestCommand(r);
-    expect(text).toMatch(/kernel dma0chan0\s+40\s+0\s+4742\.50\s+37940\s+dmatest, 2 threads/);
+    expect(text).toMatch(/kernel dma0chan0\s+40\s+0\s+4742\.50\s+37940\s+dmatest, 2 copy threads/);
     expect(text).toMatch(/dmacopy cpu\s+40\s+0\s+[\d.]+\s+\d+\s+verified/);
     expect(text).toMatch(/dmacopy emulated\s+40\s+0/);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
@@ -83,10 +85,12 @@ describe('dmacopy dmatest (injected root and kernel)', () => {
       io: k.io,
       pollIntervalMs: 5,
     });
-    expect(r.dmatest.totals).toEqual([{ channel: 'dma10chan0', threads: 2, tests: 40, failures: 0, iops: 4742.5, kbPerSec: 37940 }]);
+    expect(r.dmatest.totals).toEqual([
+      { channel: 'dma10chan0', operation: 'copy', threads: 2, tests: 40, failures: 0, iops: 4742.5, kbPerSec: 37940 },
+    ]);
     const text = formatDmatestCommand(r);
     expect(text).not.toMatch(/no dmatest summary/);
-    expect(text).toMatch(/kernel dma10chan0\s+40\s+0\s+4742\.50\s+37940\s+dmatest, 2 threads/);
+    expect(text).toMatch(/kernel dma10chan0\s+40\s+0\s+4742\.50\s+37940\s+dmatest, 2 copy threads/);
   });
 
   it('refuses without root, without the module, and without a channel', async () => {

@@ -89,6 +89,19 @@ describe('CPU topology', () => {
     expect(readCpuTopology(none.sys, path.join(none.proc, 'missing')).allowed).toEqual([]);
   });
 
+  it('counts only online CPUs of the affinity mask (the default mask names CPUs that are offline)', () => {
+    // 8 CPUs possible, 4 online: 'auto' must not bind 6 threads, two of them to offline CPUs.
+    const t = fixture('0-7', undefined);
+    fs.writeFileSync(path.join(t.sys, 'devices', 'system', 'cpu', 'online'), '0-3\n');
+    const topo = readCpuTopology(t.sys, t.proc);
+    expect(topo.allowed).toEqual([0, 1, 2, 3]);
+    expect(pinCpusFor('auto', 6, topo)).toEqual([]);
+    expect(pinCpusFor('auto', 4, topo)).toEqual([0, 1, 2, 3]);
+    // Without the file (or unreadable), the mask as read.
+    fs.rmSync(path.join(t.sys, 'devices', 'system', 'cpu', 'online'));
+    expect(readCpuTopology(t.sys, t.proc).allowed).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
   it("'auto' binds only where the kernel cannot spread woken threads, with a CPU for each thread", () => {
     const noLlc = { allowed: [0, 1], sharedLastLevelCache: false };
     const llc = { allowed: [0, 1, 2, 3], sharedLastLevelCache: true };

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDevices } from '../../lib/cli/host-reports';
 import { type DsaDevice, type DsaQueue, listDevices, parseOpCap, selectQueues } from '../../lib/host/discovery';
-import { FIXTURES } from '../helpers';
+import { FIXTURES, ROOT } from '../helpers';
 
 const FIX = path.join(FIXTURES, 'sysfs');
 const roots = (shape: string) => ({ sysfsRoot: path.join(FIX, shape, 'sys'), devRoot: path.join(FIX, shape, 'dev') });
@@ -198,6 +198,57 @@ describe('each reason', () => {
     const d = list('no-memmove');
     expect(d[0]?.memmoveSupported).toBe(false);
     expect(queue(d, 'wq0.0').problem).toBe('no-memmove');
+  });
+});
+
+describe("a queue's op_config (DSA 2.0, Linux 6.0+)", () => {
+  const withOpConfig = (value: string) => {
+    const dir = tmpCopy('spr-4dev');
+    fs.writeFileSync(path.join(dir, 'sys', 'bus', 'dsa', 'devices', 'wq0.0', 'op_config'), value);
+    return listDevices({ sysfsRoot: path.join(dir, 'sys'), devRoot: path.join(dir, 'dev'), accessCheck: () => {} });
+  };
+  const base = queue(list('spr-4dev', { accessCheck: () => {} }), 'wq0.0');
+
+  it('without MEMMOVE (bit 3): the queue is not usable, and says why (it was, and failed every copy over to the CPU)', () => {
+    const q = queue(withOpConfig('00000000,00000000,00000000,00000000,00000000,00000000,00000000,00ff00f5\n'), 'wq0.0');
+    expect(q.problems.map((p) => p.code)).toContain('memmove-not-allowed');
+    expect(q.usable).toBe(false);
+    expect(q.reason).toBeDefined();
+  });
+
+  it('with MEMMOVE: as without the file', () => {
+    const q = queue(withOpConfig('00000000,00000000,00000000,00000000,00000000,00000000,00000000,00ff00fd\n'), 'wq0.0');
+    expect(q.problems.map((p) => p.code)).toEqual(base.problems.map((p) => p.code));
+  });
+
+  it('garbage: an invalid sysfs value, named', () => {
+    const q = queue(withOpConfig('zzz\n'), 'wq0.0');
+    expect(q.problems.find((p) => p.code === 'bad-sysfs-value')?.reason).toContain('wq0.0/op_config');
+  });
+});
+
+describe('attributes that are not regular files', () => {
+  it('a FIFO in place of an attribute reads as unknown instead of blocking discovery forever', () => {
+    const dir = tmpCopy('spr-4dev');
+    const state = path.join(dir, 'sys', 'bus', 'dsa', 'devices', 'wq0.0', 'state');
+    fs.rmSync(state);
+    const made = spawnSync('mkfifo', [state]);
+    expect(made.status).toBe(0);
+    // In a child with a deadline: a regression would block this process in open(2).
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const { listDevices } = require(${JSON.stringify(path.join(ROOT, 'dist', 'host', 'discovery.js'))});
+         const d = listDevices({ sysfsRoot: ${JSON.stringify(path.join(dir, 'sys'))}, devRoot: ${JSON.stringify(path.join(dir, 'dev'))} });
+         const q = d.flatMap((x) => x.queues).find((x) => x.name === 'wq0.0');
+         console.log(q.state, q.usable);`,
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(r.signal, 'discovery blocked on the FIFO').toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('unknown false');
   });
 });
 

@@ -78,13 +78,13 @@ describe('runDmatest', () => {
       status: 0,
     });
     expect(run.totals).toEqual([
-      { channel: 'dma0chan0', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
-      { channel: 'dma1chan0', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
+      { channel: 'dma0chan0', operation: 'copy', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
+      { channel: 'dma1chan0', operation: 'copy', threads: 2, tests: 100, failures: 0, iops: 4742.5, kbPerSec: 37940 },
     ]);
     const text = formatDmatestRun(run);
     expect(text).toMatch(/Kernel dmatest on dma0chan0, dma1chan0:/);
     expect(text).toMatch(/dma0chan0-copy0\s+50\s+0\s+2371\.25\s+18970\s+0/);
-    expect(text).toMatch(/dma0chan0 \(2 threads\)\s+100/);
+    expect(text).toMatch(/dma0chan0 copy \(2 threads\)\s+100/);
   });
 
   it('tests every channel when none is named (channel written as "")', async () => {
@@ -257,7 +257,7 @@ describe('runDmatest', () => {
     expect(byChannel('dma0chan0').map((s) => s.threadIndex)).toEqual([0, null, 2, 3, 4, 5, 6, 7, 8, 9, null, null]);
     const text = formatDmatestRun(run);
     expect(text).not.toMatch(/no summary lines/);
-    expect(text).toMatch(/dma10chan0 \(12 threads\)\s+60/);
+    expect(text).toMatch(/dma10chan0 copy \(12 threads\)\s+60/);
     expect(text).toMatch(/dma10chan0-copy…/);
   });
 
@@ -401,7 +401,22 @@ describe('parseDmatestLog', () => {
       ['dma0chan0-copy1', 400000, 17790, 150500],
     ]);
     expect(totalsByChannel(summaries)).toEqual([
-      { channel: 'dma0chan0', threads: 2, tests: 800000, failures: 0, iops: 35638, kbPerSec: 301506 },
+      { channel: 'dma0chan0', operation: 'copy', threads: 2, tests: 800000, failures: 0, iops: 35638, kbPerSec: 301506 },
+    ]);
+  });
+
+  it('totals each operation of a channel apart: the xor and pq threads dmatest adds are not copies', () => {
+    // dmatest_add_channel starts xor and pq threads on a channel that offers them, even with
+    // only copies asked for; they were once summed into the channel's "copies".
+    const line = (t: string, tests: number) =>
+      `[  100.000000] dmatest: ${t}: summary ${tests} tests, 0 failures 1000.00 iops 8000 KB/s (0)`;
+    const { summaries } = parseDmatestLog(
+      [line('dma0chan0-copy0', 1000), line('dma0chan0-xor0', 1000), line('dma0chan0-pq0', 1000), line('dma0chan0-copy1', 1000)].join('\n'),
+    );
+    expect(totalsByChannel(summaries).map((t) => [t.channel, t.operation, t.threads, t.tests])).toEqual([
+      ['dma0chan0', 'copy', 2, 2000],
+      ['dma0chan0', 'pq', 1, 1000],
+      ['dma0chan0', 'xor', 1, 1000],
     ]);
   });
 
@@ -444,8 +459,8 @@ describe('parseDmatestLog across kernel versions', () => {
       ['dma10chan0-copy', 'dma10chan0', null, 1000, 0, null, null, 0],
     ]);
     expect(totalsByChannel(summaries)).toEqual([
-      { channel: 'dma0chan0', threads: 1, tests: 1000, failures: 5, iops: null, kbPerSec: null },
-      { channel: 'dma10chan0', threads: 2, tests: 2000, failures: 0, iops: null, kbPerSec: null },
+      { channel: 'dma0chan0', operation: 'copy', threads: 1, tests: 1000, failures: 5, iops: null, kbPerSec: null },
+      { channel: 'dma10chan0', operation: 'copy', threads: 2, tests: 2000, failures: 0, iops: null, kbPerSec: null },
     ]);
     expect(errors.map((e) => [e.test, e.message, e.srcOff, e.dstOff, e.len, e.code])).toEqual([
       [4, 'data error', 0x1f0, 0x2a0, 0x3c00, 17],
@@ -472,7 +487,7 @@ describe('parseDmatestLog across kernel versions', () => {
     const { summaries, errors } = parseDmatestLog(read('v3.13-v5.2.txt'));
     expect(summaries).toHaveLength(3);
     expect(totalsByChannel(summaries)).toEqual([
-      { channel: 'dma0chan12', threads: 3, tests: 3000, failures: 2, iops: 15109, kbPerSec: 120872 },
+      { channel: 'dma0chan12', operation: 'copy', threads: 3, tests: 3000, failures: 2, iops: 15109, kbPerSec: 120872 },
     ]);
     expect(errors.map((e) => [e.channel, e.test, e.message, e.code])).toEqual([
       ['dma0chan12', 4, 'test timed out', 0],
@@ -483,8 +498,8 @@ describe('parseDmatestLog across kernel versions', () => {
   it('since 2019: fixed-point summaries, 12 threads cut, verbose "test passed" lines ignored', () => {
     const { summaries, errors } = parseDmatestLog(read('v5.3-onward.txt'), { threadsPerChan: 12 });
     expect(totalsByChannel(summaries)).toEqual([
-      { channel: 'dma0chan0', threads: 12, tests: 1200, failures: 0, iops: 12006, kbPerSec: 96000 },
-      { channel: 'dma10chan0', threads: 12, tests: 1200, failures: 2, iops: 28455, kbPerSec: 227640 },
+      { channel: 'dma0chan0', operation: 'copy', threads: 12, tests: 1200, failures: 0, iops: 12006, kbPerSec: 96000 },
+      { channel: 'dma10chan0', operation: 'copy', threads: 12, tests: 1200, failures: 2, iops: 28455, kbPerSec: 227640 },
     ]);
     expect(summaries.filter((s) => s.channel === 'dma0chan0').map((s) => s.threadIndex)).toEqual([
       0,

@@ -17,6 +17,7 @@ const ALL: RemedyCode[] = [
   'bad-sysfs-value',
   'no-pasid',
   'no-memmove',
+  'memmove-not-allowed',
   'dedicated-owned',
   'no-device-node',
   'permission',

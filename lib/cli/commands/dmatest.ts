@@ -149,16 +149,18 @@ export function formatDmatestCommand(r: DmatestCommandResult): string {
     `Side by side, ${formatBytes(r.bufferSize)} buffers (dmatest varies offsets and lengths within the buffer unless norandom; dmacopy copies the whole buffer):`,
   );
   const rows: string[][] = [['PATH', 'COPIES', 'FAILURES', 'IOPS', 'KB/S', 'NOTE']];
-  for (const t of r.dmatest.totals)
+  // Copies only: dmatest also runs xor and pq threads on channels that offer them (listed above).
+  const copies = r.dmatest.totals.filter((t) => t.operation === 'copy');
+  for (const t of copies)
     rows.push([
       `kernel ${t.channel}`,
       String(t.tests),
       String(t.failures),
       dmatestRate(t.iops, 2),
       dmatestRate(t.kbPerSec),
-      `dmatest, ${t.threads} thread${t.threads === 1 ? '' : 's'}`,
+      `dmatest, ${t.threads} copy thread${t.threads === 1 ? '' : 's'}`,
     ]);
-  if (r.dmatest.totals.length === 0) rows.push(['kernel', '-', '-', '-', '-', 'no dmatest summary']);
+  if (copies.length === 0) rows.push(['kernel', '-', '-', '-', '-', 'no dmatest copy summary']);
   for (const u of r.userPaths) {
     if (u.error !== undefined && u.ops === 0) rows.push([`dmacopy ${u.path}`, '-', '-', '-', '-', `unavailable: ${u.error}`]);
     else
