@@ -12,13 +12,17 @@
 namespace dmacopy_addon {
 
 AddonData::~AddonData() {
-  for (auto& core : engines_) core->shutdown();
+  for (auto& w : engines_)
+    if (auto core = w.lock()) core->shutdown();
   engines_.clear();
   if (events_) events_->close();
 }
 
 void AddonData::set_event_handler(Napi::Env env, Napi::Function handler) {
-  if (events_) events_->close();
+  // Once per environment: device engines and synchronous waits hold this channel's router, so
+  // replacing it would free memory they still write (lib/ sets it once, completions.ts).
+  if (events_)
+    throw coded_error(env, "ERR_DMACOPY_INTERNAL", "the completion event handler is already set for this thread");
   events_ = std::make_unique<EventChannel>(env, handler);
 }
 
@@ -28,10 +32,20 @@ EventChannel& AddonData::events(Napi::Env env) {
   return *events_;
 }
 
-void AddonData::register_engine(const std::shared_ptr<EngineResources>& core) { engines_.push_back(core); }
+void AddonData::register_engine(const std::shared_ptr<EngineResources>& core) {
+  engines_.erase(std::remove_if(engines_.begin(), engines_.end(),
+                                [](const std::weak_ptr<EngineResources>& w) { return w.expired(); }),
+                 engines_.end());
+  engines_.push_back(core);
+}
 
 void AddonData::unregister_engine(const std::shared_ptr<EngineResources>& core) {
-  engines_.erase(std::remove(engines_.begin(), engines_.end(), core), engines_.end());
+  engines_.erase(std::remove_if(engines_.begin(), engines_.end(),
+                                [&](const std::weak_ptr<EngineResources>& w) {
+                                  auto p = w.lock();
+                                  return !p || p == core;
+                                }),
+                 engines_.end());
 }
 
 namespace {

@@ -28,7 +28,7 @@ class AddonData {
 
  private:
   std::unique_ptr<EventChannel> events_;
-  std::vector<std::shared_ptr<EngineResources>> engines_;
+  std::vector<std::weak_ptr<EngineResources>> engines_;
 };
 
 }  // namespace dmacopy_addon

@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <cmath>
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -76,27 +77,37 @@ void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
 }
 
 // One software DSA queue from the (already validated and completed) emulator settings of lib/.
+// A whole number from 0 to max under `key` (lib/ validates tighter ranges first; a direct call of
+// the binding with NaN, a negative or a huge value must not reach a cast, which is undefined there).
+uint64_t bounded(const Napi::Object& o, const char* key, double max) {
+  const double d = required_number(o, key);
+  if (!(d >= 0 && d <= max) || d != std::floor(d))
+    throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
+                            std::string(key) + " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(max)));
+  return static_cast<uint64_t>(d);
+}
+
 std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
-  auto u32 = [&](const char* key) { return static_cast<uint32_t>(required_number(q, key)); };
+  auto u32 = [&](const char* key, double max) { return static_cast<uint32_t>(bounded(q, key, max)); };
   dmacopy::SoftDeviceConfig c;
   c.name = required_string(q, "name");
-  c.engines = u32("engines");
-  c.wq_size = u32("wqSize");
+  c.engines = u32("engines", 64);
+  c.wq_size = u32("wqSize", 4096);
   c.mode = mode_of(q);
-  c.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  c.max_transfer_size = bounded(q, "maxTransferSize", 4294967296.0);
   // (maxBatchSize is not read: the engine never submits BATCH descriptors.)
-  c.seed = static_cast<uint64_t>(required_number(q, "seed"));
-  c.latency_us = u32("latencyUs");
-  c.jitter_us = u32("jitterUs");
+  c.seed = bounded(q, "seed", 9007199254740991.0);
+  c.latency_us = u32("latencyUs", 1e7);
+  c.jitter_us = u32("jitterUs", 1e7);
   Napi::Object f = required_object(q, "faults");
   c.faults.page_fault = required_number(f, "pageFault");
   c.faults.backward = required_number(f, "backward");
   c.faults.error = required_number(f, "error");
   c.faults.hang = required_number(f, "hang");
-  c.faults.hang_ms = static_cast<uint32_t>(required_number(f, "hangMs"));
+  c.faults.hang_ms = static_cast<uint32_t>(bounded(f, "hangMs", 600000));
   c.faults.lost_record = required_number(f, "lostRecord");
   c.faults.late = required_number(f, "late");
-  c.faults.late_ms = static_cast<uint32_t>(required_number(f, "lateMs"));
+  c.faults.late_ms = static_cast<uint32_t>(bounded(f, "lateMs", 600000));
   c.faults.retry = required_number(f, "retry");
   c.faults.disable = required_number(f, "disable");
   c.faults.real_page_faults = required_bool(f, "realPageFaults");
@@ -117,8 +128,8 @@ std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
   c.device_path = required_string(q, "devicePath");
   c.info.name = required_string(q, "name");
   c.info.mode = mode_of(q);
-  c.info.size = static_cast<uint32_t>(required_number(q, "size"));
-  c.info.max_transfer_size = static_cast<uint64_t>(required_number(q, "maxTransferSize"));
+  c.info.size = static_cast<uint32_t>(bounded(q, "size", 4096));
+  c.info.max_transfer_size = bounded(q, "maxTransferSize", 4294967296.0);
   c.info.cache_control = required_bool(q, "cacheControl");
   c.wq_state_path = required_string(q, "wqStatePath");
   c.device_state_path = required_string(q, "deviceStatePath");
@@ -167,14 +178,51 @@ void EngineResources::shutdown() {
 }
 
 Napi::Function EngineHandle::Define(Napi::Env env) {
-  return DefineClass(
-      env, "NativeEngine",
-      {InstanceMethod<&EngineHandle::Copy>("copy"), InstanceMethod<&EngineHandle::Stats>("stats"),
-       InstanceMethod<&EngineHandle::Close>("close"), InstanceMethod<&EngineHandle::Queues>("queues"),
-       InstanceMethod<&EngineHandle::EndBatch>("endBatch"), InstanceMethod<&EngineHandle::RegisterSync>("registerSync"),
-       InstanceMethod<&EngineHandle::WaitSync>("waitSync"), InstanceMethod<&EngineHandle::Prepare>("prepare"),
-       InstanceMethod<&EngineHandle::RunPrepared>("runPrepared"),
-       InstanceMethod<&EngineHandle::ReleasePrepared>("releasePrepared")});
+  return DefineClass(env, "NativeEngine",
+                     {InstanceMethod<&EngineHandle::Guarded<&EngineHandle::Copy>>("copy"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::Stats>>("stats"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::Close>>("close"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::Queues>>("queues"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::EndBatch>>("endBatch"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::RegisterSync>>("registerSync"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::WaitSync>>("waitSync"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::Prepare>>("prepare"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::RunPrepared>>("runPrepared"),
+                      InstanceMethod<&EngineHandle::Guarded<&EngineHandle::ReleasePrepared>>("releasePrepared")});
+}
+
+namespace {
+
+// What the guard makes of a C++ exception that is not already a coded Napi::Error.
+Napi::Error coded_from(Napi::Env env, const std::exception_ptr& ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::bad_alloc&) {
+    return coded_error(env, "ERR_DMACOPY_RESOURCES",
+                       "out of memory in the native engine; the call did not complete: use smaller batches, or give "
+                       "the process more memory");
+  } catch (const std::system_error& e) {
+    return coded_error(
+        env, "ERR_DMACOPY_RESOURCES",
+        std::string("the system refused the native engine a resource (") + e.what() + "); the call did not complete");
+  } catch (const std::exception& e) {
+    return coded_error(env, "ERR_DMACOPY_INTERNAL", std::string("native engine: ") + e.what() + ": please report this");
+  } catch (...) {
+    return coded_error(env, "ERR_DMACOPY_INTERNAL", "native engine: unknown exception: please report this");
+  }
+}
+
+}  // namespace
+
+template <Napi::Value (EngineHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value EngineHandle::Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return (this->*Method)(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw coded_from(info.Env(), std::current_exception());
+  }
 }
 
 namespace {
@@ -192,6 +240,16 @@ Napi::Error threads_refused(Napi::Env env, uint32_t threads, const std::system_e
 }  // namespace
 
 EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
+  try {
+    Init(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw coded_from(info.Env(), std::current_exception());
+  }
+}
+
+void EngineHandle::Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject())
     throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
@@ -257,9 +315,9 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     dmacopy::DsaChannelOptions o;
     Napi::Object oo = required_object(d, "options");
     o.cache_control = required_bool(oo, "cacheControl");
-    o.page_fault_retries = static_cast<uint32_t>(required_number(oo, "pageFaultRetries"));
-    o.quarantine_after = static_cast<uint32_t>(required_number(oo, "quarantineAfter"));
-    o.drain_timeout_ms = static_cast<uint32_t>(required_number(oo, "drainTimeoutMs"));
+    o.page_fault_retries = static_cast<uint32_t>(bounded(oo, "pageFaultRetries", 255));
+    o.quarantine_after = static_cast<uint32_t>(bounded(oo, "quarantineAfter", 1e6));
+    o.drain_timeout_ms = static_cast<uint32_t>(bounded(oo, "drainTimeoutMs", 600000));
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);
@@ -569,6 +627,8 @@ Napi::Value EngineHandle::WaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint64_t op = static_cast<uint64_t>(number_arg(info[0], "opId"));
   const double expected = number_arg(info[1], "expected");
+  if (!(expected >= 0 && expected <= 9007199254740991.0) || expected != std::floor(expected))
+    throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "expected must be a whole number of descriptors");
   auto it = sync_registrations_.find(op);
   if (it == sync_registrations_.end())
     throw coded_error(env, "ERR_DMACOPY_INTERNAL", "waitSync without registerSync: please report this");

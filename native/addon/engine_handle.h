@@ -47,6 +47,13 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   ~EngineHandle() override;
 
  private:
+  // Every method runs under this (DefineClass): node-addon-api turns only Napi::Error into a
+  // JavaScript exception, and any other C++ exception that escaped would abort the process.
+  template <Napi::Value (EngineHandle::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guarded(const Napi::CallbackInfo& info);
+  // The constructor's body, under the same guard.
+  void Init(const Napi::CallbackInfo& info);
+
   // copy(mode, opId, buffers, form, table, bounds) -> Uint32Array of descriptors per work.
   // mode 0: inline on the calling thread; 1: synchronous, caller plus pool; 2: asynchronous,
   // progress arrives as events.

@@ -1,5 +1,6 @@
 // Every malformed call gets a typed error with a stable code; none crashes, none copies a byte.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureEventChannel } from '../../lib/engine/completions';
 import { DmacopyError, DmacopyRangeError, DmacopyTypeError, type Engine, openEngine } from '../../lib/index';
 import { nativeBinding } from '../../lib/native/loader';
 
@@ -331,6 +332,59 @@ describe('bad input', () => {
     expect(r.folios).toBe(2);
     const e = await engine.copyBatch([], []);
     expect(e.folios).toBe(0);
+  });
+
+  it('the native layer refuses, coded, what would have aborted or corrupted the process', () => {
+    const b = nativeBinding();
+    if (!b) return;
+    // A second event handler: it once freed the router open device engines still wrote to.
+    ensureEventChannel();
+    expect(() => b.setEventHandler(() => {})).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INTERNAL' }));
+    // Emulator numbers past their range reach no cast (NaN, 2^32 - 1 and 1e12 were undefined
+    // behaviour; the last two allocated until the process aborted or was killed).
+    const q = {
+      engines: 1,
+      wqSize: 16,
+      mode: 'dedicated',
+      maxTransferSize: 1 << 20,
+      latencyUs: 0,
+      jitterUs: 0,
+      faults: {
+        pageFault: 0,
+        backward: 0,
+        error: 0,
+        hang: 0,
+        hangMs: 0,
+        lostRecord: 0,
+        late: 0,
+        lateMs: 20,
+        retry: 0,
+        disable: 0,
+        realPageFaults: false,
+      },
+      device: 'emu-bad-input',
+      name: 'soft0',
+      seed: 1,
+    };
+    const options = { cacheControl: false, pageFaultRetries: 2, quarantineAfter: 3, drainTimeoutMs: 1000 };
+    for (const [key, value] of [
+      ['wqSize', 2 ** 32 - 1],
+      ['wqSize', Number.NaN],
+      ['engines', 1e12],
+      ['latencyUs', -1],
+      ['maxTransferSize', 2 ** 40],
+    ] as const) {
+      expect(
+        () =>
+          new b.NativeEngine({
+            threads: 1,
+            nonTemporalMinBytes: 0,
+            timeoutMs: 1000,
+            dsa: { kind: 'emulated', queues: [{ ...q, [key]: value }], options },
+          } as never),
+        `${key} ${value}`,
+      ).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_OUT_OF_RANGE' }));
+    }
   });
 
   it('the native layer re-checks what it is given, whatever JavaScript sends', () => {
