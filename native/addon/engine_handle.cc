@@ -82,8 +82,9 @@ void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
 uint64_t bounded(const Napi::Object& o, const char* key, double max) {
   const double d = required_number(o, key);
   if (!(d >= 0 && d <= max) || d != std::floor(d))
-    throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
-                            std::string(key) + " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(max)));
+    throw coded_range_error(
+        o.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
+        std::string(key) + " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(max)));
   return static_cast<uint64_t>(d);
 }
 
