@@ -221,13 +221,18 @@ export function planSetup(o: PlanOptions): SetupPlan {
   let disruptive = false;
   if (dev && dev.state !== 'disabled') {
     disruptive = true;
-    const others = dev.queues.filter((x) => x.name !== wqName && x.state === 'enabled').map((x) => x.name);
+    const others = dev.queues.filter((x) => x.name !== wqName && x.state === 'enabled');
+    const names = others.map((x) => x.name).join(', ');
     steps.push({
       args: ['disable-device', deviceName],
-      why: `${deviceName} is ${dev.state}: engines and groups are configured only while the device is disabled${others.length ? `; this also stops ${others.join(', ')} (re-enable them afterwards)` : ''}`,
+      why: `${deviceName} is ${dev.state}: engines and groups are configured only while the device is disabled${others.length ? `; this also stops ${names} and clears their configuration` : ''}`,
     });
+    // The kernel resets every queue, engine and group of a device it disables (idxd_device_clear_state):
+    // re-enabling the other queues is not enough, they must be configured again.
     if (others.length)
-      warnings.push(`disabling ${deviceName} stops its other enabled queues (${others.join(', ')}) and any process using them`);
+      warnings.push(
+        `disabling ${deviceName} stops its other enabled queues and clears their configuration, which this plan does not restore: ${others.map(queueConfig).join('; ')}. Save it first (\`accel-config save-config -s <file>\`) and configure them again afterwards. accel-config refuses to disable the device while a process has one of its queues open`,
+      );
   }
   for (let e = 0; e < engines; e++) {
     steps.push({
@@ -264,6 +269,12 @@ export function planSetup(o: PlanOptions): SetupPlan {
     warnings,
     permissionSteps: permissionSteps(devicePath, o.group ?? 'dsa'),
   };
+}
+
+/** A queue's configuration as sysfs shows it, in a few words (what a device disable clears). */
+function queueConfig(q: DsaDevice['queues'][number]): string {
+  const threshold = q.mode === 'shared' ? `, threshold ${q.threshold ?? '?'}` : '';
+  return `${q.name} (${q.type} ${q.mode}, size ${q.size ?? '?'}${threshold}, name '${q.queueName}')`;
 }
 
 export interface RunResult {

@@ -53,8 +53,20 @@ export function udevRule(group = 'dsa'): string {
 }
 
 /** The accel-config line that makes a queue a shared user queue named dmacopy (as `dmacopy setup`'s default profile). */
-function configWq(where: string): string {
-  return `accel-config config-wq --type=user --mode=shared --driver-name=user --name=dmacopy --wq-size=32 --threshold=28 --group-id=0 --priority=10 ${where}`;
+/**
+ * A disabled queue made a shared user queue again, keeping its size and group (which the kernel
+ * lets change only while the device is disabled). Every setting a disable or a type change
+ * clears is given: the name (enable-wq refuses a queue without one), the mode, the threshold (a
+ * shared queue needs one, at most its size) and the priority.
+ */
+function reconfigureUserWq(where: string): string {
+  return `accel-config config-wq --type=user --mode=shared --driver-name=user --name=dmacopy --threshold=<at most its size> --priority=10 ${where}`;
+}
+
+/** `dmacopy setup` for one queue: the whole configuration, in the order the kernel accepts. */
+function setupFor(where: string): string {
+  const m = /^(dsa\d+)\/(wq\d+\.\d+)$/.exec(where);
+  return m ? `dmacopy setup --device ${m[1]} --wq ${m[2]}` : 'dmacopy setup --device <dsaN> --wq <wqN.M>';
 }
 
 /** The one line of advice for a problem code. */
@@ -67,18 +79,18 @@ export function remedyFor(code: RemedyCode, ctx: RemedyContext = {}): string {
     case 'device-disabled':
       return `configure and enable it with accel-config (e.g. \`accel-config load-config -c <profile> -e\`, or \`accel-config enable-device ${dev}\` then enable its queues); \`dmacopy setup\` prints the steps`;
     case 'device-halted':
-      return `check \`dmesg\` for idxd errors, then reset it: \`accel-config disable-device ${dev}\` and \`accel-config enable-device ${dev}\` (re-enable its queues afterwards), or reload the idxd driver or reboot`;
+      return `check \`dmesg\` for idxd errors, then reset it: \`accel-config disable-device ${dev}\` and \`accel-config enable-device ${dev}\`; the reset clears the configuration of its groups, engines and queues, so configure them again (\`dmacopy setup --device ${dev} --force\` for the queue dmacopy uses), or reload the idxd driver or reboot`;
     case 'device-state-unknown':
     case 'device-not-enabled':
       return `check \`dmesg\` and \`accel-config list\`; re-enable the device with \`accel-config enable-device ${dev}\``;
     case 'queue-disabled':
-      return `configure it as a user queue and enable it: \`${configWq(where)}\` then \`accel-config enable-wq ${where}\` (\`dmacopy setup\` prints a profile)`;
+      return `configure it as a user queue with \`${setupFor(where)}\` (it prints the accel-config steps; a queue's size and group change only while its device is disabled, so an enabled device needs --force, which stops its other queues); or, if the queue already has a size and a group, \`${reconfigureUserWq(where)}\` then \`accel-config enable-wq ${where}\``;
     case 'queue-not-enabled':
-      return `wait for it to settle or re-enable it: \`accel-config disable-wq ${where}\` then \`accel-config enable-wq ${where}\`; check \`dmesg\``;
+      return `wait for it to settle; if it stays, check \`dmesg\` and configure it again with \`${setupFor(where)}\` (\`accel-config disable-wq\` alone clears its name, threshold and priority, and enable-wq then fails)`;
     case 'kernel-type':
-      return `use a user queue, or reconfigure this one: \`accel-config disable-wq ${where}\`, \`accel-config config-wq --type=user --driver-name=user ${where}\`, \`accel-config enable-wq ${where}\`; kernel queues can be exercised with \`dmacopy dmatest\``;
+      return `use a user queue, or reconfigure this one: \`accel-config disable-wq ${where}\`, \`${reconfigureUserWq(where)}\`, \`accel-config enable-wq ${where}\` (the disable and the type change clear its name, threshold and priority: all are given again); kernel queues can be exercised with \`dmacopy dmatest\``;
     case 'not-user-type':
-      return `configure it as a user queue: \`accel-config config-wq --type=user --driver-name=user ${where}\` then \`accel-config enable-wq ${where}\``;
+      return `configure it as a user queue: \`accel-config disable-wq ${where}\` if it is enabled, \`${reconfigureUserWq(where)}\`, then \`accel-config enable-wq ${where}\` (or \`${setupFor(where)}\`)`;
     case 'bad-sysfs-value':
       return "the idxd sysfs tree looks inconsistent: check `accel-config list`, `dmesg` and the kernel's idxd driver; reconfigure the queue with accel-config";
     case 'no-pasid':
@@ -87,7 +99,7 @@ export function remedyFor(code: RemedyCode, ctx: RemedyContext = {}): string {
     case 'no-memmove':
       return 'use a queue on another device';
     case 'memmove-not-allowed':
-      return `allow MEMMOVE (operation bit 3) in the queue's op_config: \`accel-config disable-wq ${where}\`, \`accel-config config-wq --op-config=<mask with bit 3 set> ${where}\`, then enable it again (\`dmacopy setup\` prints the whole configuration); or use another queue`;
+      return `allow MEMMOVE (operation bit 3) in the queue's op_config: \`accel-config disable-wq ${where}\`, \`${reconfigureUserWq(where)} --op-config=<mask with bit 3 set>\`, then \`accel-config enable-wq ${where}\` (the disable clears its name, threshold and priority: all are given again); or use another queue`;
     case 'dedicated-owned':
     case 'busy':
       return `use a shared queue, stop the process holding ${node} (\`fuser -v ${node}\`), or configure another dedicated queue`;

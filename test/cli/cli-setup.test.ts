@@ -111,7 +111,11 @@ describe('setup command sequences', () => {
       'enable-wq',
     ]);
     expect(forced.calls[0]?.slice(1)).toEqual(['disable-wq', 'dsa0/wq0.0']);
-    expect(forced.text()).toContain('stops its other enabled queues (wq0.1)');
+    // A device disable clears the other queues' configuration (the kernel resets them): said, with what is lost.
+    expect(forced.text()).toMatch(
+      /stops its other enabled queues and clears their configuration, which this plan does not restore: wq0\.1 \(user \w+, size \d+/,
+    );
+    expect(forced.text()).toContain('accel-config save-config -s <file>');
   });
 
   it('a disabled queue of an enabled device: no disable-wq, but the device is disabled (with --force)', () => {

@@ -105,7 +105,7 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
     if (plan.disruptive && !o.force) {
       throw new DmacopyError(
         'ERR_DMACOPY_DEVICE',
-        `${plan.device} is enabled: configuring it means disabling it first, which stops every queue of it and the processes using them. Re-run with --force to do that, or --dry-run to see the plan`,
+        `${plan.device} is enabled: configuring it means disabling it first, which stops every queue of it and clears their configuration (accel-config refuses while a process has one open). Re-run with --force to do that, or --dry-run to see the plan`,
       );
     }
   }
@@ -160,7 +160,7 @@ export function register(program: Command): void {
     .option('--wq <wqN.Q>', 'work queue of that device (default: its queue 0)')
     .option('--group <name>', 'group the printed permission steps give access to /dev/dsa', 'dsa')
     .option('--dry-run', 'print the plan only; run nothing')
-    .option('--force', 'allow disabling an enabled device (stops its other queues)')
+    .option('--force', 'allow disabling an enabled device: its other queues stop and lose their configuration')
     .option('--json', 'print the plan and what ran as JSON')
     .option('--sysfs-root <dir>', 'directory standing for /sys (default: $DMACOPY_SYSFS_ROOT or /sys)')
     .option('--dev-root <dir>', 'directory standing for /dev (default: $DMACOPY_DEV_ROOT or /dev)')
