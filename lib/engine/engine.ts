@@ -495,10 +495,12 @@ export class Engine {
 
   /** A synchronous threaded or device copy: `submit` runs it (op id, totals) and returns its descriptors. */
   #runSync(batch: BatchTable, plan: PlanShape, submit: (id: number, totals: Float64Array | undefined) => number): CopyReport {
+    // Asked before the start is published: a subscriber may unsubscribe itself in its callback.
+    const observed = tracing();
     const trace = this.#trace(batch.bytes, batch.folios, false);
     const op = this.#newOp(batch, plan.k);
     try {
-      if (tracing()) checkAttachedAtStart(batch.buffers); // see #inline
+      if (observed) checkAttachedAtStart(batch.buffers); // see #inline
       const dsa = this.#options.dsa !== undefined;
       const totals = dsa ? new Float64Array(EVENT_FIELDS) : undefined;
       op.report.descriptors = submit(dsa ? nextOpId() : 0, totals);
@@ -690,6 +692,7 @@ export class Engine {
 
   /** An asynchronous threaded or device copy: `submit` queues it under the op id and returns descriptors per work. */
   #runAsync(batch: BatchTable, plan: PlanShape, submit: (id: number) => ArrayLike<number>): Promise<CopyReport> {
+    const observed = tracing(); // before the start is published (see #runSync)
     const trace = this.#trace(batch.bytes, batch.folios, false);
     const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
       this.#inFlight.delete(settled);
@@ -698,7 +701,7 @@ export class Engine {
     this.#inFlight.add(op);
     track(op);
     try {
-      if (tracing()) checkAttachedAtStart(batch.buffers); // see #inline
+      if (observed) checkAttachedAtStart(batch.buffers); // see #inline
       op.start(submit(op.id));
     } catch (err) {
       op.abort(fromNative(err)); // settles op.done: the same path as a failure reported later

@@ -147,7 +147,8 @@ export function describe(v: unknown): string {
 /** The name of an object's constructor, read from data properties only (undefined otherwise). */
 function constructorName(o: object): string | undefined {
   const proto = Object.getPrototypeOf(o) as object | null;
-  if (proto === null) return undefined;
+  // A Proxy prototype would run its getOwnPropertyDescriptor trap below.
+  if (proto === null || isProxy(proto)) return undefined;
   const ctor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as unknown;
   if (typeof ctor !== 'function' || isProxy(ctor)) return undefined;
   const name = Object.getOwnPropertyDescriptor(ctor, 'name')?.value as unknown;
@@ -234,14 +235,26 @@ export interface ListShape {
  */
 export function takeListViews(list: ListShape): OwnListViews {
   const { dsts, srcs, n } = list;
+  if (n > MAX_LIST_FOLIOS) {
+    throw outOfRange(
+      'dsts',
+      `a list may have at most ${MAX_LIST_FOLIOS} folios, got ${n}: split the batch, or use the region form (one view and a folioSize)`,
+    );
+  }
   const own = listScratch ?? { dsts: [], srcs: [] };
   listScratch = undefined; // a batch started from an element getter below gets arrays of its own
   const dv = own.dsts;
   const sv = own.srcs;
   try {
     for (let i = 0; i < n; i++) {
-      dv[i] = dsts[i];
-      sv[i] = srcs[i];
+      const d = dsts[i];
+      const s = srcs[i];
+      dv[i] = d;
+      sv[i] = s;
+      // A hole (or a missing view) ends the copy here, cheaply (no view is touched): the chunk
+      // holding it refuses it, and nothing past it is read. A sparse list claiming a huge length
+      // was otherwise copied hole by hole until V8 ran out of array and aborted the process.
+      if (d === undefined || s === undefined || d === null || s === null) break;
     }
   } catch (err) {
     giveListViews(own, n);
@@ -255,6 +268,12 @@ export interface OwnListViews {
   dsts: unknown[];
   srcs: unknown[];
 }
+
+/**
+ * Most folios of a list: far beyond any list of views that fits in memory (2^26 views are ~7 GiB
+ * of objects), and below V8's largest array, which pass 1 must never reach.
+ */
+const MAX_LIST_FOLIOS = 2 ** 26;
 
 /** Arrays kept for the next chunked list, while no list holds them. */
 let listScratch: OwnListViews | undefined;

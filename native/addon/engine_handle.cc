@@ -230,12 +230,11 @@ namespace {
 
 // The system refused a thread (EAGAIN at a task limit: ulimit -u, systemd TasksMax, a container's
 // pids limit). node-addon-api turns only Napi::Error into an exception; anything else aborts.
-Napi::Error threads_refused(Napi::Env env, uint32_t threads, const std::system_error& e) {
+Napi::Error threads_refused(Napi::Env env, const std::string& which, const std::system_error& e) {
   return coded_error(env, "ERR_DMACOPY_RESOURCES",
-                     "the system refused to start the engine's threads (" + std::to_string(threads) +
-                         " copy threads, plus one per device; " + e.what() +
-                         "): lower cpuThreads, or raise the process's task limit (ulimit -u, systemd TasksMax, "
-                         "a container's pids limit)");
+                     "the system refused to start " + which + " (" + e.what() +
+                         "): lower cpuThreads (or emulator.engines), or raise the process's task limit (ulimit -u, "
+                         "systemd TasksMax, a container's pids limit)");
 }
 
 }  // namespace
@@ -283,7 +282,7 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
   try {
     core_->cpu = std::make_unique<dmacopy::CpuCopyPool>(threads, static_cast<int>(nice), idle, std::move(pin_cpus));
   } catch (const std::system_error& e) {
-    throw threads_refused(env, threads, e);
+    throw threads_refused(env, "the engine's " + std::to_string(threads) + " copy threads", e);
   }
   core_->non_temporal_min_bytes = nt >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(nt < 0 ? 0 : nt);
 
@@ -302,7 +301,7 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
         try {
           queues.push_back(soft_queue(qv.As<Napi::Object>()));
         } catch (const std::system_error& e) {
-          throw threads_refused(env, 1, e);  // the software device's engine threads
+          throw threads_refused(env, "the software device's engine threads", e);
         }
       } else if (kind == "user") {
         auto uq = user_queue(qv.As<Napi::Object>());
@@ -327,7 +326,7 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
       } catch (const std::invalid_argument& e) {
         throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", e.what());
       } catch (const std::system_error& e) {
-        throw threads_refused(env, 1, e);
+        throw threads_refused(env, "the DSA completion poller's thread", e);
       }
     }
   }

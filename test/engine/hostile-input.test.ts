@@ -279,6 +279,33 @@ describe('a dmacopy:batch:start subscriber that transfers a buffer of the batch 
   }
 });
 
+describe('a one-shot dmacopy:batch:start subscriber that transfers a buffer and unsubscribes', () => {
+  it('still gets ERR_DMACOPY_DETACHED (the re-check was once skipped once nobody listened any more)', async () => {
+    const dc = await import('node:diagnostics_channel');
+    for (const backend of ['cpu', 'emulated'] as const) {
+      const engine = await openEngine({ backend, minOffloadBytes: 0, timeoutMs: 10_000 });
+      try {
+        for (const sync of [true, false]) {
+          const src = new Uint8Array(4 << 20).fill(5);
+          const dst = new Uint8Array(4 << 20);
+          const once = () => {
+            dc.unsubscribe('dmacopy:batch:start', once);
+            detach(src.buffer);
+          };
+          dc.subscribe('dmacopy:batch:start', once);
+          await expectDetached(() => (sync ? engine.copyBatchSync(dst, src) : engine.copyBatch(dst, src)));
+          expect(
+            dst.some((b) => b !== 0),
+            `${backend} ${sync}`,
+          ).toBe(false);
+        }
+      } finally {
+        await engine.close();
+      }
+    }
+  });
+});
+
 describe('chunked lists (more than 8192 folios) against scripts', () => {
   it('an element getter of a later chunk that transfers an earlier chunk`s buffer cannot crash the process: every element is read before a chunk is submitted', () => {
     // Before, chunk 3's elements were read while the threads copied chunks 1-2 into `big`: the
@@ -305,6 +332,36 @@ describe('chunked lists (more than 8192 folios) against scripts', () => {
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ code: 'ERR_DMACOPY_DETACHED', lastWritten: false });
+  });
+
+  it('a sparse list claiming a huge length is refused at its first hole, quickly, without aborting the process', () => {
+    // Pass 1 once copied 2e8 holes until V8 could not grow its array any more (a fatal error).
+    const script = `
+      const { openEngine } = require(${JSON.stringify(DIST)});
+      (async () => {
+        const e = await openEngine({ backend: 'cpu' });
+        const out = {};
+        for (const len of [2e8, 5e6]) {
+          const d = [new Uint8Array(8)];
+          d.length = len;
+          const s = [new Uint8Array(8)];
+          s.length = len;
+          const t0 = Date.now();
+          try { e.copyBatchSync(d, s); out[len] = 'copied'; } catch (err) { out[len] = err.code + ' ' + (Date.now() - t0 < 5000); }
+        }
+        const huge = []; huge.length = 2 ** 26 + 1;
+        try { e.copyBatchSync(huge, huge); } catch (err) { out.cap = err.code; }
+        console.log(JSON.stringify(out));
+        await e.close();
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      '5000000': 'ERR_DMACOPY_INVALID_ARG true',
+      '200000000': 'ERR_DMACOPY_OUT_OF_RANGE true',
+      cap: 'ERR_DMACOPY_OUT_OF_RANGE',
+    });
   });
 
   it('a Proxy list whose length changes between reads: refused with nothing copied, or every checked folio copied', async () => {
@@ -372,26 +429,43 @@ describe('chunked lists (more than 8192 folios) against scripts', () => {
           return Object;
         },
       });
-      dsts[8500] = bad;
+      // And an object whose prototype is a Proxy: describing it must not run the Proxy's traps.
+      const proxied = Object.create(
+        new Proxy(
+          {},
+          {
+            getOwnPropertyDescriptor() {
+              ran = true;
+              return undefined;
+            },
+          },
+        ),
+      );
       const srcs = Array.from({ length: N }, (_, i) => src.subarray(i * F, (i + 1) * F));
-      for (const sync of [true, false]) {
-        pool.fill(0);
-        let err: DmacopyError | undefined;
-        try {
-          if (sync) engine.copyBatchSync(dsts as Uint8Array[], srcs);
-          else await engine.copyBatch(dsts as Uint8Array[], srcs);
-        } catch (e) {
-          err = e as DmacopyError;
+      for (const [what, value] of [
+        ['a constructor getter', bad],
+        ['a Proxy prototype', proxied],
+      ] as const) {
+        dsts[8500] = value;
+        for (const sync of [true, false]) {
+          pool.fill(0);
+          let err: DmacopyError | undefined;
+          try {
+            if (sync) engine.copyBatchSync(dsts as Uint8Array[], srcs);
+            else await engine.copyBatch(dsts as Uint8Array[], srcs);
+          } catch (e) {
+            err = e as DmacopyError;
+          }
+          expect(err?.code, what).toBe('ERR_DMACOPY_INVALID_ARG');
+          expect(err?.message).toMatch(/dsts\[8500\] must be a Buffer, TypedArray or DataView, got an instance of Object/);
+          expect(err?.message).toMatch(/folios 0 to 8191 were submitted before this and may have been copied/);
+          expect(ran, what).toBe(false);
+          // What was submitted finished before the call settled: chunks 1-2 exact.
+          expect(pool.subarray(0, 8192 * F).every((b) => b === 3)).toBe(true);
         }
-        expect(err?.code).toBe('ERR_DMACOPY_INVALID_ARG');
-        expect(err?.message).toMatch(/dsts\[8500\] must be a Buffer, TypedArray or DataView, got an instance of Object/);
-        expect(err?.message).toMatch(/folios 0 to 8191 were submitted before this and may have been copied/);
-        expect(ran).toBe(false);
-        // What was submitted finished before the call settled: chunks 1-2 exact.
-        expect(pool.subarray(0, 8192 * F).every((b) => b === 3)).toBe(true);
+        expect(outcomeOf(() => engine.prepare(dsts as Uint8Array[], srcs))).toBe('ERR_DMACOPY_INVALID_ARG');
+        expect(ran, what).toBe(false);
       }
-      expect(outcomeOf(() => engine.prepare(dsts as Uint8Array[], srcs))).toBe('ERR_DMACOPY_INVALID_ARG');
-      expect(ran).toBe(false);
     } finally {
       await engine.close();
     }
