@@ -4,6 +4,8 @@
 // kernel's dmatest checks a transfer: every source byte landed, no guard byte changed, the source
 // is unchanged. Everything random comes from one seed (also handed to the software device), so a
 // failure replays with the same --seed.
+
+import { EMULATOR_FAULT_KEYS } from '../engine/backends';
 import { openEngine } from '../engine/engine';
 import { checkIntInRange, checkNonNegative, describe } from '../engine/validate';
 import { addFallbacks, zeroFallbacks } from '../engine/work';
@@ -76,20 +78,7 @@ export interface SelftestResult {
 
 const GUARD = 64;
 const MAX_FAILURES = 20;
-// Every key of EmulatorFaults (types.ts); realPageFaults is the one boolean.
-const FAULT_KEYS = [
-  'pageFault',
-  'backward',
-  'error',
-  'hang',
-  'hangMs',
-  'lostRecord',
-  'late',
-  'lateMs',
-  'retry',
-  'disable',
-  'realPageFaults',
-] as const;
+const FAULT_KEYS = EMULATOR_FAULT_KEYS;
 
 /** Parses `pageFault=0.05,error=0.01,lateMs=5,realPageFaults=1` into emulator faults. */
 export function parseFaults(text: string): EmulatorFaults {

@@ -23,7 +23,8 @@ const EMULATOR_KEYS = new Set([
   'jitterUs',
   'faults',
 ]);
-const FAULT_KEYS = new Set([
+/** Every key of EmulatorFaults (types.ts); realPageFaults is the one boolean. */
+export const EMULATOR_FAULT_KEYS = [
   'pageFault',
   'backward',
   'error',
@@ -35,7 +36,8 @@ const FAULT_KEYS = new Set([
   'retry',
   'disable',
   'realPageFaults',
-]);
+] as const;
+const FAULT_KEYS = new Set<string>(EMULATOR_FAULT_KEYS);
 let nextEmulatedDevice = 1;
 
 function probability(v: unknown, name: string): number {
