@@ -102,10 +102,13 @@ export function enableMetrics(options: MetricsOptions = {}): MetricsHandle {
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
     throw invalidArg('options.prefix', `prefix must be a valid Prometheus metric name prefix, got ${JSON.stringify(prefix)}`);
   }
-  const buckets = options.buckets ?? DEFAULT_LATENCY_BUCKETS;
-  if (!Array.isArray(buckets) || buckets.length === 0 || buckets.some((b) => typeof b !== 'number' || !(b > 0))) {
-    throw invalidArg('options.buckets', 'buckets must be a non-empty array of positive numbers (seconds)');
+  const given = options.buckets ?? DEFAULT_LATENCY_BUCKETS;
+  if (!Array.isArray(given) || given.length === 0 || given.some((b) => typeof b !== 'number' || !(b > 0) || !Number.isFinite(b))) {
+    throw invalidArg('options.buckets', 'buckets must be a non-empty array of positive, finite numbers (seconds; +Inf is always added)');
   }
+  // prom-client files a value under the first bound at or above it, in the order given: unsorted
+  // bounds exported a 31 ms batch as le="1e-7", and a repeated bound as two series of one name.
+  const buckets = [...new Set(given as number[])].sort((a, b) => a - b);
   const prom = options.promClient ?? loadPromClient();
   const register = options.register ?? prom.register;
   if (!register || typeof register.registerMetric !== 'function') {

@@ -15,8 +15,9 @@ namespace dmacopy {
 constexpr unsigned kMaxBoundThreads = 1024;
 
 // Copies len bytes with `threads` threads (chunk bytes per copy call, stores of `kind`) and
-// returns the wall time in nanoseconds, thread start included (as any engine pays it once per
-// batch or not at all). Streaming stores are fenced by each thread before the time is taken.
+// returns the wall time in nanoseconds from releasing the helper threads (created before the
+// clock starts, as an engine's threads are) to joining them. Streaming stores are fenced by each
+// thread before the time is taken.
 uint64_t memcpy_bound_ns(uint8_t* dst, const uint8_t* src, size_t len, unsigned threads, size_t chunk,
                          StoreKind kind = StoreKind::Cached);
 

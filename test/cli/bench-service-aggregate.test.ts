@@ -54,4 +54,15 @@ describe('service bench repetitions', () => {
     ]);
     expect(evaluateGoals(pts, null, 10)).toEqual([]);
   });
+
+  it('meets no goal with copies that did not verify or a copy loop that failed, in any repetition', () => {
+    // Both once met the goal on their figures alone.
+    const failedLoop = { ...point('c', 0, 3, 8), loopError: 'ERR_DMACOPY_INTERNAL: boom' };
+    const pts = medianPoints([point('none', 0, 2, 0), point('a', 0, 3, 8, false), point('c', 0, 3, 8), failedLoop]);
+    expect(pts.find((p) => p.setting === 'c')?.loopError).toBe('ERR_DMACOPY_INTERNAL: boom'); // from its second repetition
+    expect(evaluateGoals(pts, 2, 10).map((g) => [g.setting, g.met])).toEqual([
+      ['a', false],
+      ['c', false],
+    ]);
+  });
 });

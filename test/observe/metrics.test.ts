@@ -127,6 +127,23 @@ describe('enableMetrics', () => {
     expect(() => enableMetrics({ prefix: 'bad-prefix' })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
     expect(() => enableMetrics({ buckets: [] })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
     expect(() => enableMetrics({ register: {} as never })).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
+    for (const buckets of [[0.001, Number.POSITIVE_INFINITY], [Number.NaN], [0, 1]])
+      expect(() => enableMetrics({ buckets }), String(buckets)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INVALID_ARG' }));
+  });
+
+  it('sorts and deduplicates the bucket bounds it is given: a batch lands under the right le', async () => {
+    // prom-client takes them in the order given: [1, 1e-7] once exported a 30 ms batch as le="1e-7".
+    const register = new Registry();
+    handle = enableMetrics({ register, buckets: [1, 1e-7, 1] });
+    const engine = await openEngine({ backend: 'cpu', cpuThreads: 1 });
+    await engine.copyBatch(new Uint8Array(1 << 20), new Uint8Array(1 << 20).fill(3));
+    await engine.close();
+    const text = await register.metrics();
+    const les = [...text.matchAll(/_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+)/g)].map((m) => [m[1], Number(m[2])]);
+    const bounds = [...new Set(les.map(([le]) => le))];
+    expect(bounds).toEqual(['1e-7', '1', '+Inf']);
+    // Nothing copies a MiB in 100 ns: no count below 1e-7.
+    for (const [le, n] of les) if (le === '1e-7') expect(n).toBe(0);
   });
 
   it('uses the global prom-client register by default, and works through the built package', () => {

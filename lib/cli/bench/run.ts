@@ -9,7 +9,7 @@ import { listDevices } from '../../host/discovery';
 import { type CellBound, cellBounds } from './bound';
 import { type Cell, type Form, type Mode, planCells, type SweepConfig, sweepConfig } from './cells';
 import { type HostRecord, hostRecord } from './host';
-import { FULL_SETTINGS, type MeasureSettings, measure, measureInterleaved, QUICK_SETTINGS, type Row } from './measure';
+import { FULL_SETTINGS, type MeasureSettings, measure, measureHarnessNs, measureInterleaved, QUICK_SETTINGS, type Row } from './measure';
 import { measureMemory } from './memory';
 import { type BenchPath, type CellBuffers, closePaths, openPaths, PREPARED_PATH } from './paths';
 import { GiB, median, sizeLabel } from './stats';
@@ -62,6 +62,12 @@ export interface BenchReport {
   engines: Record<string, unknown>;
   targets: TargetResult[];
   memory: MemoryResult | null;
+  /**
+   * The harness's own cost of one timed call (two clock reads, the call, the check of its
+   * result), subtracted from latency ratios and fixed costs (measureHarnessNs); 0 when no latency
+   * cell ran.
+   */
+  harnessNs: number;
   /** One line per row whose copies did not verify or whose path threw. */
   failures: string[];
   notes: string[];
@@ -128,7 +134,7 @@ export function perRepRatio(row: Row, boundRow: Row | undefined): number | null 
  * (perRepRatio); otherwise, and when the repetitions do not line up, the ratio of the medians.
  * Returns the bounds it used.
  */
-export function fillRatios(rows: Row[]): CellBound[] {
+export function fillRatios(rows: Row[], harnessNs = 0): CellBound[] {
   const base = new Map<string, Row>();
   for (const r of rows) if (r.path === 'Buffer.copy' && r.verified) base.set(`${r.folioSize}/${r.folios}/${r.form}`, r);
   const bounds = cellBounds(rows);
@@ -138,12 +144,17 @@ export function fillRatios(rows: Row[]): CellBound[] {
   for (const r of rows) {
     const b = base.get(`${r.folioSize}/${r.folios}/${r.form}`);
     const bound = byCell.get(`${r.folioSize}/${r.folios}`)?.bound ?? null;
-    r.vsBufferCopy = b && Number.isFinite(r.medianNs) ? b.medianNs / r.medianNs : null;
+    // Latency rows: the harness's own cost off both sides (measureHarnessNs); a bound row times
+    // itself natively and never paid it. Throughput rows take milliseconds: it is nothing there.
+    const latency = r.kind === 'latency' && r.pathKind !== 'bound';
+    const own = latency ? r.medianNs - harnessNs : r.medianNs;
+    const baseNs = b && r.kind === 'latency' ? b.medianNs - harnessNs : b?.medianNs;
+    r.vsBufferCopy = baseNs !== undefined && Number.isFinite(own) && own > 0 ? baseNs / own : null;
     r.xBound = null;
     delete r.xBoundMethod;
-    if (bound && Number.isFinite(r.gbps)) {
-      const perRep = perRepRatio(r, boundRows.get(`${r.folioSize}/${r.folios}/${bound.path}`));
-      r.xBound = perRep ?? r.gbps / bound.gbps;
+    if (bound && Number.isFinite(r.gbps) && (!latency || own > 0)) {
+      const perRep = latency ? null : perRepRatio(r, boundRows.get(`${r.folioSize}/${r.folios}/${bound.path}`));
+      r.xBound = perRep ?? (latency ? r.bytes / own : r.gbps) / bound.gbps;
       r.xBoundMethod = perRep === null ? 'medians' : 'per-rep';
     }
     if (bound) {
@@ -223,6 +234,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const rows: Row[] = [];
   const engines: Record<string, unknown> = {};
   let memory: MemoryResult | null = null;
+  let harnessNs = 0;
   const memoryWanted = o.memory ?? !quick;
   try {
     const cells = o.cells ?? planCells(cfg, paths.some((p) => p.name === PREPARED_PATH) ? [PREPARED_PATH] : []);
@@ -246,6 +258,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       return { form: c.form, folioSize: c.folioSize, folios: c.folios, dst: cd, src: cs, dstViews, srcViews };
     };
     await warmUp(tasks, buffersOf, settings.latencyWarmup);
+    const latencyCell = tasks.find((t) => t.cell.kind === 'latency')?.cell;
+    if (latencyCell) harnessNs = await measureHarnessNs(latencyCell, buffersOf(latencyCell));
     const label = (t: Task) =>
       `${sizeLabel(t.cell.folioSize)} x ${t.cell.folios} ${t.cell.form} ${t.path.name}${t.path.kind === 'engine' ? ` ${t.mode}` : ''}`;
     // Consecutive throughput tasks of the same folio size and batch (both forms: they share the
@@ -297,7 +311,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     await closePaths(paths);
   }
   if (memoryWanted) memory = await measureMemory(o.memoryBytes ?? GiB);
-  const bounds = fillRatios(rows);
+  const bounds = fillRatios(rows, harnessNs);
+  if (harnessNs > 0)
+    notes.push(
+      `latency ratios and fixed costs subtract the harness's own ${Math.round(harnessNs)} ns a call (two clock reads and the call, measured with a path that does nothing); the p50 columns do not`,
+    );
   const failures = rows
     .filter((r) => !r.verified)
     .map(
@@ -321,7 +339,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     bounds,
     skipped: opened.skipped,
     engines,
-    targets: evaluateTargets(rows, memory),
+    targets: evaluateTargets(rows, memory, harnessNs),
+    harnessNs,
     memory,
     failures,
     notes,

@@ -1,6 +1,7 @@
 // Repetitions of `dmacopy bench --service` folded into one point per setting and gap: the median
 // of every figure (a shared 2-core machine is noisy, and the median of interleaved repetitions is
-// what survives it), the counts summed, verified only if every repetition verified.
+// what survives it), the counts summed, verified only if every repetition verified, and a copy
+// loop's error kept if any repetition had one.
 import type { ServicePoint } from './service-types';
 import { median } from './stats';
 
@@ -16,8 +17,11 @@ export function medianPoints(raw: readonly ServicePoint[]): ServicePoint[] {
     const first = g[0] as ServicePoint;
     const m = (f: (p: ServicePoint) => number) => median(g.map(f));
     const unloaded = g.map((p) => p.unloadedGbps).filter((x): x is number => x !== null);
+    // A failed copy loop in any repetition stays on the point (the first one's fields alone hid it).
+    const loopError = g.find((p) => p.loopError !== undefined)?.loopError;
     return {
       ...first,
+      ...(loopError !== undefined ? { loopError } : {}),
       request: {
         requests: g.reduce((n, p) => n + p.request.requests, 0),
         errors: g.reduce((n, p) => n + p.request.errors, 0),

@@ -62,7 +62,7 @@ export function formatServiceReport(r: ServiceReport): string {
   return [
     `dmacopy bench --service: ${hostLine(r.host)}`,
     `load average at start ${r.host.loadAverage.join(' ')}; pools of ${c.poolMib} MiB in ${c.pageSize}-byte pages; autocannon, ${c.connections} keep-alive connections to 127.0.0.1, ${load}, ${c.durationS} s per point${c.reps > 1 ? `, medians of ${c.reps} interleaved runs` : ''}; ${(r.durationMs / 1000).toFixed(1)} s`,
-    'latencies in ms; loop = event-loop delay in the service (perf_hooks); unloaded = the same copy with no HTTP load; GB/s x unl. = against the best unloaded copyBatch of the run',
+    'latencies in ms; loop = event-loop delay in the service (perf_hooks); unloaded = the same copy with no HTTP load; GB/s x unl. = against the best unloaded dmacopy copy of the run (any setting, copyBatchSync and the worker included)',
     '',
     formatServicePoints(r.points, r.idleP99, r.unloadedReferenceGbps),
     `goals (issue 14: continuous copies, request p99 within 2x idle, at least half the unloaded throughput):\n${formatServiceGoals(r.goals)}`,

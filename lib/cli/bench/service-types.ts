@@ -66,7 +66,10 @@ export interface ServiceReport {
   config: Omit<ServiceBenchOptions, 'onProgress' | 'settings'>;
   points: ServicePoint[];
   idleP99: number | null;
-  /** The best unloaded copyBatch throughput of the run: the reference of gbpsVsUnloaded. */
+  /**
+   * The best unloaded dmacopy throughput of the run, over every setting but the Buffer.copy loop
+   * (copyBatch, copyBatchSync and the worker alike): the reference of gbpsVsUnloaded.
+   */
   unloadedReferenceGbps: number | null;
   /** copyBatch-family settings at gap 0, against the goals of issue 14. */
   goals: ServiceGoal[];
