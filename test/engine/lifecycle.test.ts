@@ -213,6 +213,9 @@ describe('lifecycle', () => {
 });
 
 describe('engines dropped without close()', () => {
+  // Under ASan (scripts/test-asan.sh) freed memory sits in its quarantine: RSS proves nothing
+  // there, but the engines are still dropped and collected under the sanitizer's eye.
+  const sanitized = Boolean(process.env.DMACOPY_ASAN);
   it('free their native resources when collected: memory stays flat over 2000 engines', () => {
     // The addon's per-thread registry held every engine's resources (pool, software device,
     // records) for good: ~35 kB an engine, for the life of the thread.
@@ -222,7 +225,7 @@ describe('engines dropped without close()', () => {
       (async () => {
         const src = Buffer.alloc(1 << 16, 5), dst = Buffer.alloc(1 << 16);
         const at = {};
-        for (let i = 1; i <= 2000; i++) {
+        for (let i = 1; i <= ${sanitized ? 300 : 2000}; i++) {
           const e = await openEngine({ backend: 'emulated', cpuThreads: 1, minOffloadBytes: 0 });
           await e.copyBatch(dst, src, { folioSize: 4096 });
           if (i % 50 === 0) { global.gc(); await new Promise((res) => setImmediate(res)); global.gc(); }
@@ -235,6 +238,6 @@ describe('engines dropped without close()', () => {
     const out = JSON.parse(r.stdout) as { growthKiB: number; copied: boolean };
     expect(out.copied).toBe(true);
     // 1500 engines after the warm-up: ~50 MiB before, a few MiB of heap noise now.
-    expect(out.growthKiB).toBeLessThan(12 * 1024);
+    if (!sanitized) expect(out.growthKiB).toBeLessThan(12 * 1024);
   });
 });
