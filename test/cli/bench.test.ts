@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { type BoundFigure, selectBound } from '../../lib/cli/bench/bound';
 import type { Cell } from '../../lib/cli/bench/cells';
 import { PER_FOLIO_PROBE, planCells, sweepConfig } from '../../lib/cli/bench/cells';
-import type { Row } from '../../lib/cli/bench/measure';
+import { LATENCY_CALLS, type Row } from '../../lib/cli/bench/measure';
 import { type BenchPath, bufferCopyPath, PREPARED_PATH } from '../../lib/cli/bench/paths';
 import { fillRatios, perRepRatio, planTasks, runBench } from '../../lib/cli/bench/run';
 import { chartPanels, renderSvg, seriesColor } from '../../lib/cli/bench/svg';
@@ -208,12 +208,16 @@ describe('bench', () => {
     const settings = { ...TINY, reps: 5, warmup: 1, latencyWarmup: 0, latencyMinIters: 3, latencyMaxIters: 3 };
     const r = await runBench({ cells: tcells, paths, memory: false, settings, onProgress: (d, t) => progress.push([d, t]) });
     expect(r.ok).toBe(true);
-    expect(log.every((l) => !l.includes('NOT ZEROED'))).toBe(true); // dst zeroed before every repetition
-    // Latency cell: each path's iterations back to back (warmUp() runs latencyWarmup = 0 calls).
-    expect(log.filter((l) => l.endsWith('/2'))).toEqual([
-      ...Array(3).fill('A/region/2'),
-      ...Array(3).fill('B/region/2'),
-      ...Array(3).fill('memcpy x1/region/2'),
+    // dst zeroed before every repetition (throughput), and before every latency sample, whose
+    // LATENCY_CALLS calls then run back to back over the same bytes.
+    expect(log.filter((l) => l.includes('/16')).every((l) => !l.includes('NOT ZEROED'))).toBe(true);
+    const lat = log.filter((l) => l.includes('/2'));
+    expect(lat.filter((_, i) => i % LATENCY_CALLS === 0).every((l) => !l.includes('NOT ZEROED'))).toBe(true);
+    // Latency cell: each path's samples back to back (warmUp() runs latencyWarmup = 0 calls).
+    expect(lat.map((l) => l.replace(' NOT ZEROED', ''))).toEqual([
+      ...Array(3 * LATENCY_CALLS).fill('A/region/2'),
+      ...Array(3 * LATENCY_CALLS).fill('B/region/2'),
+      ...Array(3 * LATENCY_CALLS).fill('memcpy x1/region/2'),
     ]);
     // Throughput: tasks A/region, B/region, memcpy x1 (once per folio size and batch), A/list, B/list.
     const t = ['A/region/16', 'B/region/16', 'memcpy x1/region/16', 'A/list/16', 'B/list/16'];

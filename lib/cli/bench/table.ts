@@ -129,7 +129,7 @@ export function formatReport(r: BenchReport): string {
   const parts: string[] = [];
   parts.push(`dmacopy bench${r.config.quick ? ' --quick' : ''}: ${hostLine(r.host)}`);
   parts.push(
-    `load average at start ${r.host.loadAverage.join(' ')}; ${r.config.reps} reps after ${r.config.warmup} warm-up (throughput), p50/p99 of >= ${r.config.latencyMinIters} iterations (latency), throughput reps interleaved round by round; medians; x bound: median of per-rep ratios to the bound measured in the same round; ${(r.durationMs / 1000).toFixed(1)} s`,
+    `load average at start ${r.host.loadAverage.join(' ')}; ${r.config.reps} reps after ${r.config.warmup} warm-up (throughput), p50/p99 of >= ${r.config.latencyMinIters} samples, each the mean of ${r.config.latencyCallsPerSample ?? 1} back-to-back calls (latency), throughput reps interleaved round by round; medians; x bound: median of per-rep ratios to the bound measured in the same round; ${(r.durationMs / 1000).toFixed(1)} s`,
   );
   parts.push('');
   parts.push(
