@@ -74,6 +74,8 @@ export interface NativeEngineStats {
   cpuJobs: number;
   cpuRegions: number;
   cpuBytes: number;
+  /** Copy-kernel calls of whole-work jobs: adjacent regions merged into one run take one. */
+  cpuCopies: number;
   cpuThreads: number;
   cpuNice: number;
   cpuIdle: boolean;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "args.h"
@@ -38,7 +39,14 @@ Napi::Value MemcpyBound(const Napi::CallbackInfo& info) {
   uintptr_t d = reinterpret_cast<uintptr_t>(dst.Data()), s = reinterpret_cast<uintptr_t>(src.Data());
   if (len > 0 && d < s + len && s < d + len) throw coded_range_error(env, "ERR_DMACOPY_OVERLAP", "dst and src overlap");
   dmacopy::StoreKind store = kind == 1 ? dmacopy::StoreKind::NonTemporal : dmacopy::StoreKind::Cached;
-  uint64_t ns = dmacopy::memcpy_bound_ns(dst.Data(), src.Data(), len, threads, chunk, store);
+  uint64_t ns = 0;
+  try {
+    ns = dmacopy::memcpy_bound_ns(dst.Data(), src.Data(), len, threads, chunk, store);
+  } catch (const std::system_error& e) {
+    // node-addon-api turns only Napi::Error into an exception: anything else would abort.
+    throw coded_error(env, "ERR_DMACOPY_RESOURCES",
+                      std::string("the system refused the bound's threads (") + e.what() + "): use fewer threads");
+  }
   return Napi::Number::New(env, static_cast<double>(ns));
 }
 

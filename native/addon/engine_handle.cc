@@ -536,6 +536,7 @@ Napi::Value EngineHandle::Stats(const Napi::CallbackInfo& info) {
   o.Set("cpuJobs", Napi::Number::New(env, static_cast<double>(s.jobs)));
   o.Set("cpuRegions", Napi::Number::New(env, static_cast<double>(s.regions)));
   o.Set("cpuBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  o.Set("cpuCopies", Napi::Number::New(env, static_cast<double>(s.copies)));
   o.Set("cpuThreads", Napi::Number::New(env, core_->cpu->threads()));
   o.Set("cpuNice", Napi::Number::New(env, core_->cpu->nice()));
   o.Set("cpuIdle", Napi::Boolean::New(env, core_->cpu->idle()));

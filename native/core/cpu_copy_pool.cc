@@ -118,6 +118,7 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
   uint64_t total_bytes = 0;
   // Reports the bytes copied since the last report (and, per-entry jobs, their regions) while
   // more of the job is left: a big work shows progress, and every byte reported is in memory.
+  uint64_t copies = 0;
   auto report_progress = [&] {
     if (job.store == StoreKind::NonTemporal) store_fence();
     if (job.sink) job.sink->job_progress(job.op_id, job.work, regions_since, bytes_since);
@@ -131,8 +132,10 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
     // partial lines between them.
     CopyRegion r = t[i];
     uint32_t merged = 1;
+    // (Bounded by a report's worth only where progress is reported: without a sink bytes_since
+    // is never reset, and merging stopped for good after the first 16 MiB of a job.)
     while (i + 1 < job.end && t[i + 1].src == r.src + r.len && t[i + 1].dst == r.dst + r.len &&
-           bytes_since + r.len < kProgressReportBytes) {
+           (!job.sink || bytes_since + r.len < kProgressReportBytes)) {
       r.len += t[++i].len;
       ++merged;
     }
@@ -141,11 +144,13 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
     while (job.sink && r.len - done > kProgressReportBytes - std::min(bytes_since, kProgressReportBytes)) {
       const size_t slice = static_cast<size_t>(kProgressReportBytes - bytes_since);
       copy_bytes(r.dst + done, r.src + done, slice, job.store);
+      ++copies;
       done += slice;
       bytes_since += slice;
       report_progress();
     }
     copy_bytes(r.dst + done, r.src + done, r.len - done, job.store);
+    ++copies;
     if (!coalesced) regions_since += merged;
     bytes_since += r.len - done;
     if (bytes_since >= kProgressReportBytes && i + 1 < job.end && job.sink) report_progress();
@@ -157,6 +162,7 @@ void CpuCopyPool::execute(CpuCopyJob& job) {
   stat_jobs_.fetch_add(1, std::memory_order_relaxed);
   stat_regions_.fetch_add(coalesced ? job.regions : job.end - job.begin, std::memory_order_relaxed);
   stat_bytes_.fetch_add(total_bytes, std::memory_order_relaxed);
+  stat_copies_.fetch_add(copies, std::memory_order_relaxed);
   // Drop our share of the plan before the last report, so that it is back in its pool when the
   // batch settles. (The plan holds no caller memory: this is about reuse, not safety.)
   job.table.reset();
@@ -271,6 +277,7 @@ CpuCopyPoolStats CpuCopyPool::stats() const {
   s.jobs = stat_jobs_.load(std::memory_order_relaxed);
   s.regions = stat_regions_.load(std::memory_order_relaxed);
   s.bytes = stat_bytes_.load(std::memory_order_relaxed);
+  s.copies = stat_copies_.load(std::memory_order_relaxed);
   s.nice_failures = nice_failures_.load(std::memory_order_relaxed);
   s.nice_errno = nice_errno_.load(std::memory_order_relaxed);
   s.pin_failures = pin_failures_.load(std::memory_order_relaxed);

@@ -51,6 +51,8 @@ struct CpuCopyPoolStats {
   uint64_t jobs = 0;
   uint64_t regions = 0;
   uint64_t bytes = 0;
+  // Calls of the copy kernel by whole-work jobs: adjacent regions merged into one run take one.
+  uint64_t copies = 0;
   // Threads whose nice value or SCHED_IDLE policy could not be set (the errno of the last
   // failure, 0 if none).
   uint32_t nice_failures = 0;
@@ -148,7 +150,7 @@ class CpuCopyPool final : public CpuCopier {
   std::atomic<int> nice_errno_{0};
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<unsigned> next_fallback_{0};
-  std::atomic<uint64_t> stat_jobs_{0}, stat_regions_{0}, stat_bytes_{0};
+  std::atomic<uint64_t> stat_jobs_{0}, stat_regions_{0}, stat_bytes_{0}, stat_copies_{0};
   std::function<void()> submit_fault_;
   std::mutex shutdown_mu_;
   bool joined_ = false;

@@ -31,11 +31,23 @@ uint64_t memcpy_bound_ns(uint8_t* dst, const uint8_t* src, size_t len, unsigned 
     }
   };
   std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      copy_share(t);
-    });
+  pool.reserve(threads);
+  std::atomic<bool> cancelled{false};
+  try {
+    for (unsigned t = 1; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        if (!cancelled.load(std::memory_order_acquire)) copy_share(t);
+      });
+    }
+  } catch (...) {
+    // A thread the system would not start (EAGAIN at a task limit): let the started ones go
+    // without copying and join them before rethrowing; a joinable std::thread destroyed with the
+    // vector would terminate the process.
+    cancelled.store(true, std::memory_order_release);
+    go.store(true, std::memory_order_release);
+    for (auto& th : pool) th.join();
+    throw;
   }
   auto t0 = std::chrono::steady_clock::now();
   go.store(true, std::memory_order_release);

@@ -56,6 +56,14 @@ const SCRIPT = `
       (e) => e.close().then(() => 'opened'),
       (err) => err.code + ' ' + /software device's engine threads/.test(err.message),
     );
+    // The bench's bound starts its own threads: refused, coded (it once aborted the process).
+    try {
+      const { nativeBinding } = require(require('path').join(require('path').dirname(process.env.DMACOPY_DIST), 'native', 'loader.js'));
+      nativeBinding().memcpyBound(Buffer.alloc(1 << 20), Buffer.alloc(1 << 20), 200, 4096, 0);
+      out.bound = 'ran';
+    } catch (err) {
+      out.bound = err.code;
+    }
     const e = await d.openEngine({ backend: 'cpu', cpuThreads: 2 });
     const src = Buffer.alloc(4 << 20, 7), dst = Buffer.alloc(4 << 20);
     await e.copyBatch(dst, src, { folioSize: 4096 });
@@ -80,6 +88,7 @@ describe('threads the system refuses', () => {
       cpu: 'DmacopyError ERR_DMACOPY_RESOURCES true',
       emulated: 'DmacopyError ERR_DMACOPY_RESOURCES true',
       device: 'ERR_DMACOPY_RESOURCES true',
+      bound: 'ERR_DMACOPY_RESOURCES',
       small: true,
     });
   });
