@@ -418,14 +418,9 @@ export class Engine {
     const pairs = state.pairs;
     if (native === undefined || plan === undefined || this.#policy.useInline(batch.bytes)) {
       // Inline: small batches through their JavaScript pairs (no native crossing), others natively.
-      if (pairs !== undefined) return this.#inline(batch.bytes, batch.folios, () => copyPairs(pairs, batch.folios), batch.buffers);
-      if (native === undefined || plan === undefined) return this.#inline(batch.bytes, batch.folios, () => copyJs(batch), batch.buffers);
-      return this.#inline(
-        batch.bytes,
-        batch.folios,
-        () => fromNativeCall(() => native.runPrepared(plan, CopyMode.Inline, 0, batch.buffers, state.counts)),
-        batch.buffers,
-      );
+      if (pairs !== undefined) return this.#inline(batch, () => copyPairs(pairs, batch.folios));
+      if (native === undefined || plan === undefined) return this.#inline(batch, () => copyJs(batch));
+      return this.#inline(batch, () => fromNativeCall(() => native.runPrepared(plan, CopyMode.Inline, 0, batch.buffers, state.counts)));
     }
     const buffers = batch.buffers;
     const counts = state.counts;
@@ -441,7 +436,8 @@ export class Engine {
    * A batch copied on the calling thread by `copy` (which returns its descriptors), reported
    * and accounted without a BatchOp: the small-batch and prepared inline paths.
    */
-  #inline(bytes: number, folios: number, copy: () => number, buffers: readonly Uint8Array[]): CopyReport {
+  #inline(batch: BatchTable, copy: () => number): CopyReport {
+    const { bytes, folios, buffers } = batch;
     // Nothing runs between start and end of an inline batch: no listener now, no trace to build.
     const trace = tracing() ? this.#trace(bytes, folios, true) : undefined;
     const timed = trace !== undefined || this.#timeInline(bytes);
@@ -679,14 +675,11 @@ export class Engine {
     const native = this.#native;
     if (native === undefined) {
       checkOverlapInJs(batch); // the native plan checks it when there is an addon
-      return this.#inline(batch.bytes, batch.folios, () => copyJs(batch), batch.buffers);
+      return this.#inline(batch, () => copyJs(batch));
     }
     const bounds = new Float64Array([0, 0, batch.folios, 0]);
-    return this.#inline(
-      batch.bytes,
-      batch.folios,
-      () => sum(fromNativeCall(() => native.copy(CopyMode.Inline, 0, batch.buffers, batch.form, batch.table, bounds))),
-      batch.buffers,
+    return this.#inline(batch, () =>
+      sum(fromNativeCall(() => native.copy(CopyMode.Inline, 0, batch.buffers, batch.form, batch.table, bounds))),
     );
   }
 

@@ -1,7 +1,5 @@
 #include "engine_handle.h"
 
-#include <system_error>
-
 #include <sched.h>
 
 #include <cmath>

@@ -559,3 +559,29 @@ describe('bench', () => {
     },
   );
 });
+
+describe('writeChartAfterReport', () => {
+  it('writes the chart, or says on stderr that it could not and sets exit code 1, never throwing', async () => {
+    const { writeChartAfterReport } = await import('../../lib/cli/commands/format');
+    const fsm = await import('node:fs');
+    const osm = await import('node:os');
+    const pathm = await import('node:path');
+    const dir = fsm.mkdtempSync(pathm.join(osm.tmpdir(), 'dmacopy-chart-'));
+    const before = process.exitCode;
+    const errors: string[] = [];
+    const err = console.error;
+    console.error = (m: string) => errors.push(m);
+    try {
+      writeChartAfterReport(pathm.join(dir, 'ok.svg'), () => '<svg/>', true);
+      expect(fsm.readFileSync(pathm.join(dir, 'ok.svg'), 'utf8')).toBe('<svg/>');
+      expect(process.exitCode).toBe(before);
+      writeChartAfterReport(pathm.join(dir, 'gone', 'x.svg'), () => '<svg/>', true);
+      expect(process.exitCode).toBe(1);
+      expect(errors.join('\n')).toMatch(/the chart could not be written to .*gone.*ENOENT.*the report above is complete/);
+    } finally {
+      console.error = err;
+      process.exitCode = before;
+      fsm.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -250,12 +250,12 @@ export async function measure(path: BenchPath, mode: Mode, cell: Cell, b: CellBu
 }
 
 /**
- * What the harness itself adds to a row's time: two clock reads, the call of the path and the
- * check of what it returned, measured through runRep with a path that does nothing (median of
- * `iterations`, after as many untimed). ~50 ns on a VM, about half of a 4 KiB Buffer.copy: a
- * constant both sides of a latency ratio share pulls the ratio toward 1, so the latency ratios and
- * the fixed costs subtract it (fillRatios, targets.ts). The native bound times itself and never
- * pays it.
+ * What the harness itself adds to a latency call's time: its share of the sample's two clock
+ * reads, the call of the path and the check of what it returned, measured through runRep with a
+ * path that does nothing (median of `iterations` samples, after as many untimed). ~24 ns on the
+ * 2-core VM, against ~50 ns for a 4 KiB Buffer.copy: a constant both sides of a latency ratio
+ * share pulls the ratio toward 1, so the latency ratios and the fixed costs subtract it
+ * (fillRatios, targets.ts). The native bound times itself and never pays it.
  */
 export async function measureHarnessNs(cell: Cell, b: CellBuffers, iterations = 4000): Promise<number> {
   const nothing: BenchPath = { name: 'harness', kind: 'baseline', threads: 1, modes: ['sync'], run: () => undefined };

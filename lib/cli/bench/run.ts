@@ -73,9 +73,9 @@ export interface BenchReport {
   targets: TargetResult[];
   memory: MemoryResult | null;
   /**
-   * The harness's own cost of one timed call (two clock reads, the call, the check of its
-   * result), subtracted from latency ratios and fixed costs (measureHarnessNs); 0 when no latency
-   * cell ran.
+   * The harness's own cost of one timed latency call (its share of the clock reads, the call,
+   * the check of its result), subtracted from latency ratios and fixed costs (measureHarnessNs); 0
+   * when no latency cell ran.
    */
   harnessNs: number;
   /** One line per row whose copies did not verify or whose path threw. */
@@ -326,7 +326,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const bounds = fillRatios(rows, harnessNs);
   if (harnessNs > 0)
     notes.push(
-      `latency ratios and fixed costs subtract the harness's own ${Math.round(harnessNs)} ns a call (two clock reads and the call, measured with a path that does nothing); the p50 columns do not`,
+      `latency ratios and fixed costs subtract the harness's own ${Math.round(harnessNs)} ns a call (the call and its share of the clock reads, measured with a path that does nothing); the p50 columns do not`,
     );
   const failures = rows
     .filter((r) => !r.verified)

@@ -1,13 +1,13 @@
 // `dmacopy bench --service` (and scripts/bench-service.js): runs the example snapshot service in a
 // child process under autocannon, with no copy, a Buffer.copy loop, copyBatch, copyBatchSync and
 // the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
-import fs from 'node:fs';
 import os from 'node:os';
 import { SingleBar } from 'cli-progress';
 import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
 import { serviceSettings } from '../bench/service-settings';
 import { renderServiceSvg } from '../bench/service-svg';
 import { formatServiceReport } from '../bench/service-table';
+import { writeChartAfterReport } from './format';
 
 export interface ServiceCliOptions {
   short?: boolean;
@@ -52,19 +52,12 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
     });
     if (started) bar?.stop();
     started = false;
-    // The report first: a chart that cannot be written must not cost the run (see bench.ts).
+    // The report first, the chart after it (writeChartAfterReport).
     if (o.json) console.log(JSON.stringify(report, null, 2));
     else process.stdout.write(formatServiceReport(report));
     process.exitCode = report.ok ? 0 : 1;
-    if (o.svg) {
-      try {
-        fs.writeFileSync(o.svg, renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'));
-        if (!o.json) process.stdout.write(`chart written to ${o.svg}\n`);
-      } catch (err) {
-        console.error(`dmacopy: the chart could not be written to ${o.svg}: ${(err as Error).message} (the report above is complete)`);
-        process.exitCode = 1;
-      }
-    }
+    if (o.svg)
+      writeChartAfterReport(o.svg, () => renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'), o.json === true);
   } finally {
     if (started) bar?.stop();
   }

@@ -13,7 +13,7 @@ import { parseSize } from '../bench/stats';
 import { renderSvg } from '../bench/svg';
 import { formatReport } from '../bench/table';
 import { runServiceCommand, type ServiceCliOptions } from './bench-service';
-import { positiveInt } from './format';
+import { positiveInt, writeChartAfterReport } from './format';
 import { applyRoots, strictUsage } from './usage';
 
 interface BenchCliOptions extends ServiceCliOptions {
@@ -183,20 +183,12 @@ export function register(program: Command): void {
       } finally {
         if (started) bar?.stop();
       }
-      // The report first: a chart that cannot be written must not cost the run.
+      // The report first, the chart after it (writeChartAfterReport).
       if (o.json) console.log(JSON.stringify(report, null, 2));
       else process.stdout.write(formatReport(report));
       const missed = report.targets.some((t) => t.pass === false);
       process.exitCode = !report.ok ? 1 : o.checkTargets && missed ? 1 : 0;
-      if (o.svg) {
-        try {
-          fs.writeFileSync(o.svg, renderSvg(report.rows, `dmacopy bench: ${hostLine(report.host)}`));
-          if (!o.json) process.stdout.write(`chart written to ${o.svg}\n`);
-        } catch (err) {
-          console.error(`dmacopy: the chart could not be written to ${o.svg}: ${(err as Error).message} (the report above is complete)`);
-          process.exitCode = 1;
-        }
-      }
+      if (o.svg) writeChartAfterReport(o.svg, () => renderSvg(report.rows, `dmacopy bench: ${hostLine(report.host)}`), o.json === true);
     });
   strictUsage(cmd);
 }

@@ -1,4 +1,5 @@
 // Small formatting and option-parsing helpers shared by the subcommands.
+import fs from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 
 export function positiveInt(name: string) {
@@ -18,4 +19,18 @@ export function formatBytes(n: number): string {
     u++;
   }
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * Writes a bench's chart once its report is printed: a chart that cannot be written must not cost
+ * the run (which may take minutes). On failure says so on stderr and sets exit code 1.
+ */
+export function writeChartAfterReport(file: string, render: () => string, json: boolean): void {
+  try {
+    fs.writeFileSync(file, render());
+    if (!json) process.stdout.write(`chart written to ${file}\n`);
+  } catch (err) {
+    console.error(`dmacopy: the chart could not be written to ${file}: ${(err as Error).message} (the report above is complete)`);
+    process.exitCode = 1;
+  }
 }
