@@ -3,9 +3,11 @@
 // clock's own cost subtracted, for 1 and 8 folios of 4 KiB in the list form (separate views in
 // order over one buffer): the Buffer.copy loop, TypedArray#set of the same views, reading and
 // checking the views as the small-batch path does (no copy), copyBatchSync, await copyBatch and
-// a prepared copySync(). Paths are interleaved in rounds; each row is the median of the rounds'
-// medians, and the mean of all timed calls (where a rare slow call, such as a batch the policy
-// sends through the threads to keep measuring them, shows).
+// a prepared copySync(), and the floor under issue 13's targets: the copy plus the two `buffer`
+// reads a folio that the overlap rule needs, alone and in an async function. Paths are
+// interleaved in rounds; each row is the median of the rounds' medians, and the mean of all timed
+// calls (where a rare slow call, such as a batch the policy sends through the threads to keep
+// measuring them, shows). A second table sets the targets against the floor and the library.
 //
 //   node scripts/bench-small.js [--dist DIR] [--rounds 15] [--calls 4000]
 'use strict';
@@ -17,6 +19,7 @@ const rounds = Number(arg('rounds', 15));
 const calls = Number(arg('calls', 4000));
 const { openEngine } = require(dist);
 const small = require(path.join(dist, 'engine', 'small-copy.js'));
+const { intrinsicBufferOf: bufferOf } = require(path.join(dist, 'engine', 'view-getters.js'));
 
 const now = () => Number(process.hrtime.bigint());
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
@@ -42,6 +45,13 @@ async function main() {
       dv.push(dst.subarray(i * F, (i + 1) * F));
     }
     const prepared = engine.prepare(dv, sv);
+    const floorSync = () => {
+      for (let i = 0; i < n; i++) {
+        if (bufferOf(dv[i]) === bufferOf(sv[i])) throw new Error('overlap');
+        dv[i].set(sv[i]);
+      }
+    };
+    const floorAsync = async () => floorSync();
     const paths = [
       [
         'Buffer.copy loop',
@@ -55,6 +65,11 @@ async function main() {
           for (let i = 0; i < n; i++) dv[i].set(sv[i]);
         },
       ],
+      // The floor under the issue's targets: the copy (set() of the views, as the small path
+      // copies) plus the one read per view that no correct check can skip, its `buffer`, which
+      // the overlap rule compares (a C++ builtin, ~7 ns a read: see docs/benchmarks.md).
+      ["floor: set() + each view's buffer", floorSync],
+      ['floor, await: the same in an async function', floorAsync],
       [
         'reading and checking the views (no copy)',
         () => {
@@ -107,6 +122,23 @@ async function main() {
     console.log(
       `| ${a.name} | ${ns(a.p50Ns)}${ratio(a, out[0][0])} | ${ns(b.p50Ns)}${ratio(b, out[1][0])} | ${ns(a.meanNs)} | ${ns(b.meanNs)} |`,
     );
+  }
+  // Issue 13's small-batch targets against the floor of this run: a target below its floor
+  // cannot be met by any path that checks overlap.
+  console.log('\n| target (issue 13) | folios | limit | floor | copyBatch path |');
+  console.log('|---|---|---|---|---|');
+  for (const [k, col] of out.entries()) {
+    const row = (name) => col.find((r) => r.name === name);
+    const base = col[0].p50Ns;
+    for (const [label, limit, floor, path] of [
+      ['copyBatchSync <= 1.3x', 1.3, row("floor: set() + each view's buffer"), row('copyBatchSync')],
+      ['await copyBatch <= 2x', 2, row('floor, await: the same in an async function'), row('await copyBatch')],
+    ]) {
+      const x = (v) => `${(v / base).toFixed(2)}x`;
+      console.log(
+        `| ${label} | ${[1, 8][k]} | ${Math.round(limit * base)} ns | ${floor.p50Ns} ns (${x(floor.p50Ns)}) | ${path.p50Ns} ns (${x(path.p50Ns)}) |`,
+      );
+    }
   }
 }
 
