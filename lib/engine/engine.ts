@@ -511,6 +511,7 @@ export class Engine {
     } catch (err) {
       const error = fromNative(err);
       op.abort(error);
+      if (this.#options.dsa) this.#noteQuarantines(); // a wedged batch quarantined its queues
       trace.fail(error);
       throw error;
     }
@@ -686,13 +687,14 @@ export class Engine {
   /** An asynchronous threaded or device copy: `submit` queues it under the op id and returns descriptors per work. */
   #runAsync(batch: BatchTable, plan: PlanShape, submit: (id: number) => ArrayLike<number>): Promise<CopyReport> {
     const observed = tracing(); // before the start is published (see #runSync)
-    const trace = this.#trace(batch.bytes, batch.folios, false);
     const op = new BatchOp(nextOpId(), this.#options.backend, batch.buffers, batch.bytes, batch.folios, plan.k, (settled) => {
       this.#inFlight.delete(settled);
       untrack(settled);
     });
+    // In flight before the start is published: a subscriber that calls close() waits for it.
     this.#inFlight.add(op);
     track(op);
+    const trace = this.#trace(batch.bytes, batch.folios, false);
     try {
       if (observed) checkAttachedAtStart(batch.buffers); // see #inline
       op.start(submit(op.id));
@@ -706,6 +708,7 @@ export class Engine {
         return report;
       },
       (error: Error) => {
+        if (this.#options.dsa) this.#noteQuarantines(); // a wedged batch quarantined its queues
         trace.fail(error);
         throw error;
       },
@@ -768,6 +771,7 @@ export class Engine {
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);
       native.waitSync(op.id, op.report.descriptors, totals);
+      if (this.#options.dsa) this.#noteQuarantines();
       if (failure) {
         trace.fail(failure);
         throw failure;
@@ -784,10 +788,12 @@ export class Engine {
     op.seal(failure);
     return op.done.then(
       (report) => {
+        if (this.#options.dsa) this.#noteQuarantines();
         this.#account(report, false, trace);
         return report;
       },
       (error: Error) => {
+        if (this.#options.dsa) this.#noteQuarantines();
         trace.fail(error);
         throw error;
       },

@@ -145,8 +145,14 @@ export class PreparedBatch {
   /** Copies the batch again; resolves with its report when every byte is in place. */
   copy(): Promise<CopyReport> {
     let out: CopyReport | Promise<CopyReport>;
+    let state: PreparedState;
     try {
-      const state = this.#begin();
+      state = this.#begin();
+    } catch (err) {
+      // Refused (ERR_DMACOPY_BUSY among others): a run in flight keeps its flag.
+      return Promise.reject(err);
+    }
+    try {
       this.#running = true;
       out = this.#runner.run(state, false);
     } catch (err) {

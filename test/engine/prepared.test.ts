@@ -238,6 +238,9 @@ describe('engine.prepare', () => {
       if (p2.running) {
         expect(() => p2.copySync()).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_BUSY' }));
         await expect(p2.copy()).rejects.toMatchObject({ code: 'ERR_DMACOPY_BUSY' });
+        // A refusal leaves the run in flight marked: the next run is refused too.
+        expect(p2.running).toBe(true);
+        await expect(p2.copy()).rejects.toMatchObject({ code: 'ERR_DMACOPY_BUSY' });
       }
       await first;
       expect(p2.running).toBe(false);

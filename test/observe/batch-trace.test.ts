@@ -93,3 +93,77 @@ describe.each(['cpu', 'emulated'] as const)('batch start/end pairs (%s)', (backe
     }
   });
 });
+
+describe('dmacopy:queue:quarantine on every path (emulated)', () => {
+  const quarantined = (e: Engine): string[] =>
+    ((e.stats().native as { dsa: { channels: { name: string; quarantined: boolean }[] } }).dsa.channels ?? [])
+      .filter((c) => c.quarantined)
+      .map((c) => c.name)
+      .sort();
+
+  const cases: [string, Parameters<typeof openEngine>[0], (e: Engine, sync: boolean) => unknown][] = [
+    [
+      'a chunked list (10,000 folios) with device errors',
+      { emulator: { faults: { error: 0.5 }, seed: 1 } },
+      (e, sync) => {
+        const dsts = Array.from({ length: 10_000 }, () => new Uint8Array(4096));
+        const srcs = Array.from({ length: 10_000 }, () => new Uint8Array(4096).fill(5));
+        return sync ? e.copyBatchSync(dsts, srcs) : e.copyBatch(dsts, srcs);
+      },
+    ],
+    [
+      'a batch that rejects wedged',
+      { timeoutMs: 20, drainTimeoutMs: 50, emulator: { faults: { hang: 0.02, hangMs: 0 }, seed: 3 } },
+      (e, sync) => {
+        const dst = new Uint8Array(16 << 20);
+        const src = new Uint8Array(16 << 20).fill(6);
+        return sync ? e.copyBatchSync(dst, src, { folioSize: 4096 }) : e.copyBatch(dst, src, { folioSize: 4096 });
+      },
+    ],
+  ];
+  for (const [label, options, run] of cases) {
+    for (const sync of [false, true]) {
+      it(`${label} (${sync ? 'copyBatchSync' : 'await copyBatch'}): one event per queue stats() shows quarantined`, async () => {
+        const events: string[] = [];
+        const on = (m: unknown): void => {
+          events.push((m as { channel: string }).channel);
+        };
+        dc.subscribe('dmacopy:queue:quarantine', on);
+        const e = await openEngine({ backend: 'emulated', minOffloadBytes: 0, ...options });
+        try {
+          await settle(() => run(e, sync));
+          expect(quarantined(e).length).toBeGreaterThan(0);
+          expect(events.sort()).toEqual(quarantined(e));
+        } finally {
+          dc.unsubscribe('dmacopy:queue:quarantine', on);
+          await e.close();
+        }
+      });
+    }
+  }
+});
+
+describe('close() from a dmacopy:batch:start subscriber', () => {
+  for (const backend of ['cpu', 'emulated'] as const) {
+    it(`waits for the batch that published it (${backend})`, async () => {
+      const e = await openEngine({ backend, minOffloadBytes: 0 });
+      const dst = new Uint8Array(16 << 20);
+      const src = new Uint8Array(16 << 20).fill(8);
+      let atClose: { inFlight: number; copied: boolean } | undefined;
+      let closing: Promise<unknown> | undefined;
+      const on = (): void => {
+        if (closing) return;
+        closing = e.close().then(() => {
+          atClose = { inFlight: e.stats().inFlight, copied: Buffer.compare(dst, src) === 0 };
+        });
+      };
+      dc.subscribe('dmacopy:batch:start', on);
+      try {
+        await Promise.all([e.copyBatch(dst, src, { folioSize: 4096 }), closing]);
+        expect(atClose).toEqual({ inFlight: 0, copied: true });
+      } finally {
+        dc.unsubscribe('dmacopy:batch:start', on);
+      }
+    });
+  }
+});
