@@ -2,6 +2,7 @@
 // all engines of this thread through one callback; this module routes them to their batches and
 // keeps the event loop alive exactly while batches are in flight. The registry hangs off the
 // binding object, so two copies of this module loaded in one thread (say lib/ and dist/) share it.
+import { isMainThread } from 'node:worker_threads';
 import type { NativeBinding } from '../native/abi';
 import { nativeBinding } from '../native/loader';
 import { type BatchOp, dispatchEvents } from './work';
@@ -20,7 +21,7 @@ function registry(): { b: NativeBinding; r: Registry } {
   let r = holder[REGISTRY];
   if (r === undefined) {
     const created: Registry = { ops: new Map(), nextId: 1 };
-    b.setEventHandler((events) => dispatchEvents(events, created.ops));
+    b.setEventHandler((events) => dispatchEvents(events, created.ops), isMainThread);
     holder[REGISTRY] = created;
     r = created;
   }

@@ -129,7 +129,11 @@ export interface NativeEngine {
 
 export interface NativeBinding {
   NativeEngine: new (options: NativeEngineOptions) => NativeEngine;
-  setEventHandler(handler: (events: Float64Array) => void): void;
+  /**
+   * Once per thread. isMainThread: a worker's teardown waits for the queue releases its engines
+   * left running (wedged queues), since its buffers are freed with it; the main thread's does not.
+   */
+  setEventHandler(handler: (events: Float64Array) => void, isMainThread: boolean): void;
   refEvents(): void;
   unrefEvents(): void;
   eventFields: number;

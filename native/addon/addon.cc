@@ -15,15 +15,23 @@ AddonData::~AddonData() {
   for (auto& w : engines_)
     if (auto core = w.lock()) core->shutdown();
   engines_.clear();
+  // A queue found wedged is released on a thread of its own, and the device may write the
+  // wedged batches' destinations until that release returns. JavaScript keeps those buffers
+  // referenced (lib/engine/wedged.ts), but a worker's buffers are freed with the worker, right
+  // after this: so a worker waits here for the releases, as long as the device takes (forever
+  // on a device that never finishes, as the kernel's own release would at process exit). The
+  // main thread does not: its teardown is the process's exit, and the memory goes with it.
+  if (!main_thread_) releases_->wait_all();
   if (events_) events_->close();
 }
 
-void AddonData::set_event_handler(Napi::Env env, Napi::Function handler) {
+void AddonData::set_event_handler(Napi::Env env, Napi::Function handler, bool main_thread) {
   // Once per environment: device engines and synchronous waits hold this channel's router, so
   // replacing it would free memory they still write (lib/ sets it once, completions.ts).
   if (events_)
     throw coded_error(env, "ERR_DMACOPY_INTERNAL", "the completion event handler is already set for this thread");
   events_ = std::make_unique<EventChannel>(env, handler);
+  main_thread_ = main_thread;
 }
 
 EventChannel& AddonData::events(Napi::Env env) {
@@ -53,7 +61,9 @@ namespace {
 Napi::Value SetEventHandler(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction())
     throw coded_type_error(info.Env(), "ERR_DMACOPY_INVALID_ARG", "handler must be a function");
-  AddonData::of(info.Env()).set_event_handler(info.Env(), info[0].As<Napi::Function>());
+  if (!info[1].IsBoolean())
+    throw coded_type_error(info.Env(), "ERR_DMACOPY_INVALID_ARG", "isMainThread must be a boolean");
+  AddonData::of(info.Env()).set_event_handler(info.Env(), info[0].As<Napi::Function>(), info[1].As<Napi::Boolean>());
   return info.Env().Undefined();
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine_handle.h"
 #include "event_channel.h"
+#include "queue_reaper.h"
 
 namespace dmacopy_addon {
 
@@ -20,14 +21,20 @@ class AddonData {
   // write into ArrayBuffers that are freed right after, so wait for them before anything else.
   ~AddonData();
 
-  void set_event_handler(Napi::Env env, Napi::Function handler);
+  // main_thread: whether this environment is the process's main thread (see ~AddonData).
+  void set_event_handler(Napi::Env env, Napi::Function handler, bool main_thread);
   EventChannel& events(Napi::Env env);
 
   void register_engine(const std::shared_ptr<EngineResources>& core);
   void unregister_engine(const std::shared_ptr<EngineResources>& core);
 
+  // The queue releases this environment's engines left running (wedged queues, see ~AddonData).
+  const std::shared_ptr<dmacopy::ReleaseSet>& releases() const { return releases_; }
+
  private:
   std::unique_ptr<EventChannel> events_;
+  std::shared_ptr<dmacopy::ReleaseSet> releases_ = std::make_shared<dmacopy::ReleaseSet>();
+  bool main_thread_ = true;
   std::vector<std::weak_ptr<EngineResources>> engines_;
 };
 

@@ -316,6 +316,7 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
     o.page_fault_retries = static_cast<uint32_t>(bounded(oo, "pageFaultRetries", 255));
     o.quarantine_after = static_cast<uint32_t>(bounded(oo, "quarantineAfter", 1e6));
     o.drain_timeout_ms = static_cast<uint32_t>(bounded(oo, "drainTimeoutMs", 600000));
+    o.releases = AddonData::of(env).releases();
     if (!queues.empty()) {
       // Completion events go through this environment's channel, which lib/ installed first.
       EventChannel& events = AddonData::of(env).events(env);

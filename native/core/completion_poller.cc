@@ -252,8 +252,12 @@ void CompletionPoller::run() {
     // Released: its thread is ending, join it so that close() leaves no thread behind. Still
     // releasing after the Drain timeout (a device that never finishes): let it go on alone.
     if (!r.thread.joinable()) continue;
-    if (r.done->load(std::memory_order_acquire)) r.thread.join();
-    else r.thread.detach();
+    if (r.done->load(std::memory_order_acquire)) {
+      r.thread.join();
+    } else {
+      r.thread.detach();
+      if (opts_.releases) opts_.releases->add(r.done);
+    }
   }
   publish_stats();
 }
@@ -785,7 +789,8 @@ void CompletionPoller::retire_queue(Channel& ch) {
     // The Drain record must outlive the release too: a wedged device may still complete it.
     auto keep = std::make_shared<std::pair<std::shared_ptr<CompletionArena>, std::shared_ptr<CompletionArena>>>(
         ch.arena, ch.fence_record);
-    QueueReaper::retire(std::move(ch.q), std::move(keep));
+    auto done = QueueReaper::retire(std::move(ch.q), std::move(keep));
+    if (opts_.releases) opts_.releases->add(std::move(done));
   }
   ch.arena.reset();
   ch.fence_record.reset();

@@ -63,6 +63,9 @@ struct DsaChannelOptions {
   uint32_t idle_sleep_us = 50;    // poller sleep while descriptors are outstanding but quiet
   uint32_t drain_timeout_ms = 0;  // how long a Drain descriptor may take before the channel counts
                                   // as wedged (lib/defaults.ts DRAIN_TIMEOUT_MS); at least 1
+  // Where the queue releases that outlive this poller are registered (a wedged queue's, one still
+  // releasing at shutdown), for an owner that must wait for them; null: nobody waits.
+  std::shared_ptr<ReleaseSet> releases;
 };
 
 struct ChannelStats {

@@ -1,5 +1,6 @@
 #include "queue_reaper.h"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -71,6 +72,28 @@ std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {
     g_pending.fetch_sub(1, std::memory_order_acq_rel);
   }
   return job;
+}
+
+void ReleaseSet::add(std::shared_ptr<std::atomic<bool>> done) {
+  if (!done || done->load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  // Forget the releases that returned, so that a long-lived owner's list stays short.
+  done_.erase(
+      std::remove_if(done_.begin(), done_.end(),
+                     [](const std::shared_ptr<std::atomic<bool>>& d) { return d->load(std::memory_order_acquire); }),
+      done_.end());
+  done_.push_back(std::move(done));
+}
+
+size_t ReleaseSet::pending() {
+  std::lock_guard<std::mutex> lk(mu_);
+  size_t n = 0;
+  for (auto& d : done_) n += d->load(std::memory_order_acquire) ? 0 : 1;
+  return n;
+}
+
+void ReleaseSet::wait_all() {
+  while (pending() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 uint64_t QueueReaper::pending() { return g_pending.load(std::memory_order_acquire); }

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "work_queue.h"
 
@@ -19,6 +21,22 @@ struct ReopenJob {
   enum State : int { kRunning = 0, kOpened = 1, kFailed = 2 };
   std::unique_ptr<WorkQueue> q;
   std::atomic<int> state{kRunning};
+};
+
+// The releases one owner started (an environment: the main thread or a worker), so that it can
+// wait for them before the memory they protect goes: a wedged queue's batch keeps its buffers
+// referenced from JavaScript, and a worker's buffers are freed with the worker.
+class ReleaseSet {
+ public:
+  void add(std::shared_ptr<std::atomic<bool>> done);
+  // Waits until every release added so far returned: as long as the device takes, forever on a
+  // wedged device (the kernel's own release waits the same way).
+  void wait_all();
+  size_t pending();
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<std::atomic<bool>>> done_;
 };
 
 class QueueReaper {

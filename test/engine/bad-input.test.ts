@@ -339,7 +339,7 @@ describe('bad input', () => {
     if (!b) return;
     // A second event handler: it once freed the router open device engines still wrote to.
     ensureEventChannel();
-    expect(() => b.setEventHandler(() => {})).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INTERNAL' }));
+    expect(() => b.setEventHandler(() => {}, true)).toThrow(expect.objectContaining({ code: 'ERR_DMACOPY_INTERNAL' }));
     // Emulator numbers past their range reach no cast (NaN, 2^32 - 1 and 1e12 were undefined
     // behaviour; the last two allocated until the process aborted or was killed).
     const q = {

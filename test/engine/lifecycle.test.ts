@@ -197,6 +197,54 @@ describe('lifecycle', () => {
     expect(term.signal).toBe('SIGTERM');
   });
 
+  it('a worker whose batch ended wedged ends only after the device released its queue, never under the device', () => {
+    // The device finishes the held descriptors a second after the batch rejected wedged: their
+    // writes land in the worker's buffers, which are freed when the worker ends. The worker's
+    // teardown must wait for the queue's release; before, it did not, and the device wrote
+    // freed memory (SIGSEGV, or heap reused by the main thread overwritten).
+    const r = runNode(`
+      const { Worker } = require('node:worker_threads');
+      require(process.env.DMACOPY_DIST).openEngine({ backend: 'cpu' }); // keeps the addon mapped here
+      const t0 = Date.now();
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        const dm = require(process.env.DMACOPY_DIST);
+        (async () => {
+          const e = await dm.openEngine({ backend: 'emulated', timeoutMs: 20, drainTimeoutMs: 20,
+            emulator: { faults: { hang: 1, hangMs: 1000 } } });
+          const dst = Buffer.alloc(8 << 20), src = Buffer.alloc(8 << 20, 0x77);
+          const err = await e.copyBatch(dst, src, { folioSize: 4096 }).then(() => 'resolved', (x) => x.code);
+          const closed = await e.close();
+          parentPort.postMessage({ err, wedged: closed.wedgedQueues.length, ms: Date.now() - \${t0} });
+        })();
+      \`, { eval: true });
+      let msg;
+      w.on('message', (m) => { msg = m; });
+      w.once('exit', async (code) => {
+        const exitMs = Date.now() - t0;
+        const ref = Buffer.alloc(4 << 20, 0x11);
+        const keep = [];
+        let bad = 0;
+        for (let i = 0; i < 60; i++) {
+          keep.push(Buffer.alloc(4 << 20, 0x11));
+          await new Promise((res) => setTimeout(res, 10));
+          if (keep.length > 16) bad += Buffer.compare(keep.shift(), ref) !== 0 ? 1 : 0;
+        }
+        for (const b of keep) bad += Buffer.compare(b, ref) !== 0 ? 1 : 0;
+        console.log(JSON.stringify({ ...msg, code, exitMs, bad }));
+      });
+    `);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim()) as { err: string; wedged: number; ms: number; code: number; exitMs: number; bad: number };
+    expect(out.err).toBe('ERR_DMACOPY_DEVICE_WEDGED');
+    expect(out.wedged).toBeGreaterThan(0);
+    expect(out.ms).toBeLessThan(1000); // the batch and close() did not wait for the device
+    expect(out.exitMs).toBeGreaterThanOrEqual(1000); // the worker's end did
+    expect(out.code).toBe(0);
+    expect(out.bad).toBe(0);
+  });
+
   it('both require() and import work, with types shipped', async () => {
     const r = runNode(`
       const cjs = require(process.env.DMACOPY_DIST);

@@ -78,6 +78,15 @@ describe('npm pack contents', () => {
     expect(checkPack.checkFiles([...good, 'prebuilds/linux-x64/dmacopy.glibc.node'], { requirePrebuilds: true })).toEqual([]);
   });
 
+  it('builds the addon unloadable (-z nodelete): its threads may outlive the last worker that loaded it', () => {
+    // Node 20 dlcloses an addon when the last environment that loaded it ends; a queue release
+    // still running on a thread of ours would then return into unmapped code (SIGSEGV).
+    const addon = path.join(ROOT, 'build', 'Release', 'dmacopy.node');
+    const r = spawnSync('readelf', ['-d', addon], { encoding: 'utf8' });
+    if (r.error) return; // no binutils here: nothing to read the flag with
+    expect(r.stdout).toMatch(/FLAGS_1\)\s+Flags:.*\bNODELETE\b/);
+  });
+
   it('declares prom-client as an optional peer and keeps the install script node-gyp-build (with a fallback)', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     expect(pkg.scripts.install).toBe('node scripts/with-node-headers.js "node-gyp-build || node scripts/install-fallback.js"');
