@@ -23,6 +23,7 @@ export {
   selectQueues,
 } from './host/discovery';
 export { type DmaChannel, listDmaChannels } from './host/dma-channels';
+export type { NativeEngineStats as NativeStats } from './native/abi';
 export { nativeLoadError } from './native/loader';
 export {
   DEFAULT_LATENCY_BUCKETS,
@@ -40,9 +41,11 @@ export type {
   CopyReport,
   CpuPinning,
   CpuPolicy,
+  EmulatorOptions,
   EngineOptions,
   EngineStats,
   FallbackCounts,
+  PolicyStats,
   ResolvedBackend,
 } from './types';
 

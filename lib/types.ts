@@ -1,3 +1,5 @@
+import type { NativeEngineStats } from './native/abi';
+
 // Public types: engine options, reports and statistics. Field names are part of the API (docs/api.md is generated from them).
 
 export type Backend = 'auto' | 'cpu' | 'emulated' | 'dsa';
@@ -12,7 +14,7 @@ export interface EngineOptions {
   backend?: Backend;
   /** Works per batch (one per channel). Default: one per CPU thread (CPU) or per queue (DSA). */
   channels?: number;
-  /** Native copy threads. Default os.availableParallelism(). */
+  /** Native copy threads. Default os.availableParallelism(), at most 64. */
   cpuThreads?: number;
   /**
    * Nice value (0..19) of the native copy threads, set per thread (Linux): the event loop and the
@@ -206,7 +208,7 @@ export interface EngineStats {
   /** Backend 'auto': why it chose the backend it chose. */
   autoReason?: string;
   /** Native counters: CPU jobs, and per DSA channel submissions, completions, drains, quarantines. */
-  native?: object;
+  native?: NativeEngineStats;
   /** Backend 'dsa': how each queue opened (submission path, instruction, or why not). */
   queues?: { name: string; ok: boolean; reason: string; remedy: string; path: string; instruction: string }[];
 }

@@ -123,6 +123,8 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   if (o.cacheControl !== undefined && typeof o.cacheControl !== 'boolean')
     throw invalidArg('options.cacheControl', 'cacheControl must be a boolean');
+  if (o.spread !== undefined && typeof o.spread !== 'boolean')
+    throw invalidArg('options.spread', `spread must be a boolean, got ${describe(o.spread)}`);
   if (o.submission !== undefined && !['auto', 'portal', 'write'].includes(o.submission as string)) {
     throw invalidArg('options.submission', `submission must be 'auto', 'portal' or 'write', got ${describe(o.submission)}`);
   }
@@ -186,7 +188,6 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   if (backend === 'dsa' || (backend === 'auto' && nativeBinding() !== undefined && dsaAvailable())) {
     try {
-      if (o.spread !== undefined && typeof o.spread !== 'boolean') throw invalidArg('options.spread', 'spread must be a boolean');
       const queues = userQueues({ channels: requestedChannels, numaNode, spread: o.spread, submission: o.submission });
       return {
         ...common,
@@ -204,8 +205,15 @@ function resolveOptions(options: unknown): ResolvedOptions {
     ...common,
     backend: 'cpu',
     channels: requestedChannels ?? cpuThreads,
-    autoReason: backend === 'auto' ? 'no usable DSA work queue on this host' : undefined,
+    autoReason: backend === 'auto' ? autoCpuReason() : undefined,
   };
+}
+
+/** Why 'auto' chose the CPU backend without trying DSA: the addon did not load, or no queue. */
+function autoCpuReason(): string {
+  const err = nativeLoadError();
+  if (err !== undefined) return `the native addon did not load, so DSA queues cannot be used and copies run in JavaScript (${err.message})`;
+  return 'no usable DSA work queue on this host';
 }
 
 export class Engine {

@@ -1,7 +1,11 @@
 #include "queue_reaper.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -52,6 +56,27 @@ std::shared_ptr<std::atomic<bool>> QueueReaper::retire(std::unique_ptr<WorkQueue
   Retirement r = retire_joinable(std::move(q), std::move(keep));
   if (r.thread.joinable()) r.thread.detach();
   return r.done;
+}
+
+void QueueReaper::release_file(int fd, void* portal, size_t portal_size, std::shared_ptr<void> keep) {
+  if (fd < 0 && !portal) return;
+  g_pending.fetch_add(1, std::memory_order_acq_rel);
+  try {
+    std::thread([fd, portal, portal_size, keep]() mutable {
+      if (portal) munmap(portal, portal_size);
+      if (fd >= 0) ::close(fd);  // the release: may take as long as the device does
+      keep.reset();              // only now can nothing write the record
+      g_pending.fetch_sub(1, std::memory_order_acq_rel);
+    }).detach();
+  } catch (...) {
+    // No thread (a task limit): keep the file open and the record for the life of the process
+    // rather than block the caller for as long as the device takes.
+    static std::mutex mu;
+    static auto* kept = new std::vector<std::shared_ptr<void>>();
+    std::lock_guard<std::mutex> lk(mu);
+    kept->push_back(std::move(keep));
+    g_pending.fetch_sub(1, std::memory_order_acq_rel);
+  }
 }
 
 std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {

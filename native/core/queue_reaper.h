@@ -53,6 +53,10 @@ class QueueReaper {
     std::thread thread;  // not joinable when there was nothing to release
   };
   static Retirement retire_joinable(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep);
+  // Releases a queue's file that never became a WorkQueue (a probe that failed at open): unmaps
+  // the portal (if any), closes fd, then frees `keep` (the probe's record), on a thread of its
+  // own. Kept for the life of the process if no thread can be started.
+  static void release_file(int fd, void* portal, size_t portal_size, std::shared_ptr<void> keep);
   // Starts q->reopen() on its own thread.
   static std::shared_ptr<ReopenJob> reopen(std::unique_ptr<WorkQueue> q);
   // Releases and reopens still running in this process (tests, stats).

@@ -1,6 +1,7 @@
 #include "user_queue.h"
 
 #include "clock.h"
+#include "queue_reaper.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -243,6 +244,15 @@ void UserWorkQueue::on_fork_child() {
   if (state_ == State::Open) state_ = State::Disabled;
 }
 
+void UserWorkQueue::release_off_thread() {
+  void* portal = nullptr;
+  if (portal_ && !forked() && getpid() == owner_pid_) portal = const_cast<uint8_t*>(portal_);
+  QueueReaper::release_file(fd_, portal, portal ? kPortalSize : 0, probe_record_);
+  fd_ = -1;
+  portal_ = nullptr;
+  probe_record_ = std::make_shared<ProbeRecord>();  // the next open() probes with a fresh record
+}
+
 void UserWorkQueue::close_fd_and_portal() {
   if (portal_) {
     // Never unmap in a process that does not own the mapping (raw clone without atfork).
@@ -415,9 +425,11 @@ OpenResult UserWorkQueue::open_or_reuse() {
   if (config_.probe) {
     OpenResult p = run_probe();
     if (!p.ok) {
-      // Closing the fd and unmapping makes the kernel drain the queue, so the probe record can
-      // never be written late.
-      close_fd_and_portal();
+      // Releasing the file makes the kernel drain the queue, so the probe record cannot be
+      // written late. But that release waits for the device, with no timeout (forever on a
+      // wedged one), and open() runs on the caller's thread (the JavaScript thread, in
+      // openEngine()): release on a thread of its own, keeping the record until it returned.
+      release_off_thread();
       state_ = State::Closed;
       OpenResult f = fail(p.code, p.err, p.reason);
       f.probe_status = p.probe_status;
@@ -433,9 +445,9 @@ OpenResult UserWorkQueue::open_or_reuse() {
 OpenResult UserWorkQueue::run_probe() {
   OpenResult r;
   dsa_hw_desc desc;
-  prepare_completion(&probe_record_);
-  build_noop(&desc, &probe_record_);  // NOOP, CRAV|RCR, 32-byte-aligned record
-  submission_fence();                 // the zeroed record is visible before the device can write it
+  prepare_completion(&probe_record_->r);
+  build_noop(&desc, &probe_record_->r);  // NOOP, CRAV|RCR, 32-byte-aligned record
+  submission_fence();                    // the zeroed record is visible before the device can write it
 
   const uint64_t timeout_ns = static_cast<uint64_t>(config_.probe_timeout_ms) * 1000000ull;
   const uint64_t deadline = monotonic_ns() + timeout_ns;
@@ -458,7 +470,7 @@ OpenResult UserWorkQueue::run_probe() {
     return r;
   }
   uint64_t now = monotonic_ns();
-  uint8_t st = wait_for_status(&probe_record_.status, now < deadline ? deadline - now : 0);
+  uint8_t st = wait_for_status(&probe_record_->r.status, now < deadline ? deadline - now : 0);
   if (st == 0) {
     r.ok = false;
     r.code = OpenErrorCode::ProbeTimeout;

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -155,6 +156,9 @@ class UserWorkQueue : public WorkQueue {
   OpenResult check_sysfs_states(bool* unreadable = nullptr) const;
   OpenResult run_probe();
   void close_fd_and_portal();
+  // The same, on a thread of its own (QueueReaper::release_file), keeping the probe record alive
+  // until the release returned.
+  void release_off_thread();
   bool forked() const;
   // `quiet`: the cause proves the queue holds nothing more of ours (see WorkQueue::quiet()).
   void disable(const std::string& why, int err, bool quiet = false);
@@ -187,7 +191,13 @@ class UserWorkQueue : public WorkQueue {
   std::atomic<int> last_errno_{0};
   uint64_t submitted_ = 0;
   uint64_t write_calls_ = 0;
-  alignas(32) dsa_completion_record probe_record_{};
+  // The NOOP probe's record, on the heap: after a probe that failed, the queue's file is released
+  // on a thread of its own (the release may take as long as the device does), and the record
+  // must outlive that release, whatever becomes of this object.
+  struct alignas(32) ProbeRecord {
+    dsa_completion_record r{};
+  };
+  std::shared_ptr<ProbeRecord> probe_record_ = std::make_shared<ProbeRecord>();
 };
 
 }  // namespace dmacopy

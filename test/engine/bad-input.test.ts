@@ -232,6 +232,9 @@ const ENGINE_CASES: { name: string; options: unknown; code: string }[] = [
   },
   { name: 'minOffloadBytes a string', options: { minOffloadBytes: '1k' }, code: 'ERR_DMACOPY_INVALID_ARG' },
   { name: 'an unknown option', options: { thread: 2 }, code: 'ERR_DMACOPY_INVALID_ARG' },
+  // Checked on every backend: under 'auto' on a DSA host it once turned into a CPU fallback.
+  { name: 'spread a number', options: { spread: 1 }, code: 'ERR_DMACOPY_INVALID_ARG' },
+  { name: 'spread a number (cpu)', options: { backend: 'cpu', spread: 1 }, code: 'ERR_DMACOPY_INVALID_ARG' },
   { name: 'options not an object', options: 'cpu', code: 'ERR_DMACOPY_INVALID_ARG' },
 ];
 
