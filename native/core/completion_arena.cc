@@ -64,6 +64,10 @@ CompletionArena::CompletionArena(uint32_t capacity) : capacity_(capacity ? capac
     lock_errno_ = errno ? errno : EPERM;  // EPERM / ENOMEM / EAGAIN: RLIMIT_MEMLOCK, tolerated
     g_lock_failures.fetch_add(1, std::memory_order_relaxed);
   }
+  // Not inherited by a fork() child (Node's spawn forks): otherwise fork() write-protects these
+  // pages in this process until the CPU next writes them, and the device's record write would
+  // meet a copy-on-write fault. A child never uses them (its queues are disowned at fork).
+  madvise(p, bytes_, MADV_DONTFORK);
   records_ = static_cast<dsa_completion_record*>(p);
   owners_.reset(new std::atomic<uint64_t>[capacity_]);
   for (uint32_t i = 0; i < capacity_; ++i) owners_[i].store(0, std::memory_order_relaxed);
