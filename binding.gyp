@@ -11,9 +11,6 @@
       "include_dirs": ["native/core"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-std=gnu++17", "-std=gnu++1y", "-fno-exceptions"],
-      # nodelete: Node 20 unloads an addon when the last environment that loaded it (a worker)
-      # ends, and threads of ours may outlive it: a queue's release on a device that never
-      # finishes, a reopen still probing. They must not wake up in unmapped code.
       "ldflags": ["-pthread", "-Wl,-z,nodelete"],
       "conditions": [
         ["OS=='linux' and target_arch=='x64'", {

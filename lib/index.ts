@@ -23,7 +23,6 @@ export {
   selectQueues,
 } from './host/discovery';
 export { type DmaChannel, listDmaChannels } from './host/dma-channels';
-export type { NativeEngineStats as NativeStats } from './native/abi';
 export { nativeLoadError } from './native/loader';
 export {
   DEFAULT_LATENCY_BUCKETS,
@@ -45,6 +44,7 @@ export type {
   EngineOptions,
   EngineStats,
   FallbackCounts,
+  NativeStats,
   PolicyStats,
   ResolvedBackend,
 } from './types';

@@ -1,5 +1,3 @@
-import type { NativeEngineStats } from './native/abi';
-
 // Public types: engine options, reports and statistics. Field names are part of the API (docs/api.md is generated from them).
 
 export type Backend = 'auto' | 'cpu' | 'emulated' | 'dsa';
@@ -208,7 +206,7 @@ export interface EngineStats {
   /** Backend 'auto': why it chose the backend it chose. */
   autoReason?: string;
   /** Native counters: CPU jobs, and per DSA channel submissions, completions, drains, quarantines. */
-  native?: NativeEngineStats;
+  native?: NativeStats;
   /** Backend 'dsa': how each queue opened (submission path, instruction, or why not). */
   queues?: { name: string; ok: boolean; reason: string; remedy: string; path: string; instruction: string }[];
 }
@@ -228,4 +226,26 @@ export interface PolicyStats {
   /** Fraction of each large device batch copied by the CPU threads beside the device. */
   cpuShare: number;
   cpuShareSource: 'off' | 'fixed' | 'measured' | 'default';
+}
+
+/** engine.stats().native: counters of the native layer (CPU jobs, and per DSA channel submissions, completions, drains, quarantines). */
+export interface NativeStats {
+  cpuJobs: number;
+  cpuRegions: number;
+  cpuBytes: number;
+  /** Copy-kernel calls of whole-work jobs: adjacent regions merged into one run take one. */
+  cpuCopies: number;
+  cpuThreads: number;
+  cpuNice: number;
+  cpuIdle: boolean;
+  /** Copy threads whose nice value (or SCHED_IDLE) could not be set, and the errno of the last failure. */
+  cpuNiceFailures: number;
+  cpuNiceErrno: number;
+  /** The CPU each copy thread is bound to (-1: binding failed); [] when unbound. */
+  cpuPins: number[];
+  cpuPinFailures: number;
+  inFlightJobs: number;
+  /** Prepared plans neither released nor collected. */
+  preparedPlans: number;
+  dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
 }

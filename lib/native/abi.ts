@@ -1,7 +1,7 @@
 // The ABI between lib/ and the native addon: event layout, copy modes, table forms and the shapes
 // of what crosses (options, queue configurations, results). native/addon mirrors each of these;
 // a change here is a change there.
-import type { EmulatorFaults } from '../types';
+import type { EmulatorFaults, NativeStats } from '../types';
 
 /** Doubles per completion event (native/addon/event_channel.h EventField). */
 export const EVENT_FIELDS = 12;
@@ -70,26 +70,8 @@ export interface NativePlan {
   readonly __nativePlan: never;
 }
 
-export interface NativeEngineStats {
-  cpuJobs: number;
-  cpuRegions: number;
-  cpuBytes: number;
-  /** Copy-kernel calls of whole-work jobs: adjacent regions merged into one run take one. */
-  cpuCopies: number;
-  cpuThreads: number;
-  cpuNice: number;
-  cpuIdle: boolean;
-  /** Copy threads whose nice value (or SCHED_IDLE) could not be set, and the errno of the last failure. */
-  cpuNiceFailures: number;
-  cpuNiceErrno: number;
-  /** The CPU each copy thread is bound to (-1: binding failed); [] when unbound. */
-  cpuPins: number[];
-  cpuPinFailures: number;
-  inFlightJobs: number;
-  /** Prepared plans neither released nor collected. */
-  preparedPlans: number;
-  dsa?: Record<string, unknown> & { channels: Record<string, unknown>[] };
-}
+/** The engine's native counters (public as NativeStats in lib/types.ts). */
+export type NativeEngineStats = NativeStats;
 
 export interface NativeEngine {
   copy(

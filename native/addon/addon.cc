@@ -11,17 +11,23 @@
 
 namespace dmacopy_addon {
 
+// How long the main thread's teardown waits for queue releases (see ~AddonData).
+constexpr uint64_t kMainThreadReleaseWaitMs = 2000;
+
 AddonData::~AddonData() {
   for (auto& w : engines_)
     if (auto core = w.lock()) core->shutdown();
   engines_.clear();
   // A queue found wedged is released on a thread of its own, and the device may write the
   // wedged batches' destinations until that release returns. JavaScript keeps those buffers
-  // referenced (lib/engine/wedged.ts), but a worker's buffers are freed with the worker, right
-  // after this: so a worker waits here for the releases, as long as the device takes (forever
-  // on a device that never finishes, as the kernel's own release would at process exit). The
-  // main thread does not: its teardown is the process's exit, and the memory goes with it.
-  if (!main_thread_) releases_->wait_all();
+  // referenced (lib/engine/wedged.ts), but an environment's buffers are freed with it, right
+  // after this. So a worker waits here for the releases, as long as the device takes (forever
+  // on a device that never finishes, as the kernel's own release would at process exit), and
+  // runs any release no thread could be started for. The main thread's teardown is the
+  // process's exit: it waits a bounded time, so that a device that never finishes cannot keep
+  // the process from exiting (the kernel drains at exit anyway).
+  if (main_thread_) releases_->wait_all(kMainThreadReleaseWaitMs, false);
+  else releases_->wait_all(dmacopy::ReleaseSet::kForever, true);
   if (events_) events_->close();
 }
 

@@ -251,7 +251,11 @@ void CompletionPoller::run() {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     // Released: its thread is ending, join it so that close() leaves no thread behind. Still
     // releasing after the Drain timeout (a device that never finishes): let it go on alone.
-    if (!r.thread.joinable()) continue;
+    if (!r.thread.joinable()) {
+      // Nothing to release, or a release no thread could be started for (owed: QueueReaper).
+      if (!r.done->load(std::memory_order_acquire) && opts_.releases) opts_.releases->add(r.done);
+      continue;
+    }
     if (r.done->load(std::memory_order_acquire)) {
       r.thread.join();
     } else {

@@ -14,7 +14,23 @@
 namespace dmacopy {
 namespace {
 std::atomic<uint64_t> g_pending{0};
+
+// Releases no thread could be started for (see retire_joinable). Leaked on purpose: usable
+// during exit.
+struct Owed {
+  WorkQueue* q = nullptr;
+  std::shared_ptr<void> keep;
+  std::shared_ptr<std::atomic<bool>> done;
+};
+std::mutex& owed_mu() {
+  static auto* mu = new std::mutex;
+  return *mu;
 }
+std::vector<Owed>& owed() {
+  static auto* v = new std::vector<Owed>;
+  return *v;
+}
+}  // namespace
 
 QueueReaper::Retirement QueueReaper::retire_joinable(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
   Retirement r;
@@ -36,20 +52,33 @@ QueueReaper::Retirement QueueReaper::retire_joinable(std::unique_ptr<WorkQueue> 
       g_pending.fetch_sub(1, std::memory_order_acq_rel);
     });
   } catch (...) {
-    // No thread for the release (a task limit). Releasing here could block the caller for as
-    // long as the device takes, and freeing the records could let it write freed memory: keep
-    // both for the life of the process instead. Nothing is left to wait for.
-    static std::mutex mu;
-    static std::vector<std::pair<WorkQueue*, std::shared_ptr<void>>>* kept =
-        new std::vector<std::pair<WorkQueue*, std::shared_ptr<void>>>();
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      kept->emplace_back(raw, std::move(keep));
-    }
-    r.done->store(true, std::memory_order_release);
-    g_pending.fetch_sub(1, std::memory_order_acq_rel);
+    // No thread for the release (a task limit). Releasing here could block the caller (the
+    // poller) for as long as the device takes, and freeing the records could let it write freed
+    // memory: the release is owed instead, queue and records kept, its flag still false. Whoever
+    // must wait for it anyway runs it (ReleaseSet::wait_all in a worker's teardown); else both
+    // are kept for the life of the process.
+    std::lock_guard<std::mutex> lk(owed_mu());
+    owed().push_back(Owed{raw, std::move(keep), r.done});
   }
   return r;
+}
+
+void QueueReaper::run_owed() {
+  for (;;) {
+    Owed o;
+    {
+      std::lock_guard<std::mutex> lk(owed_mu());
+      if (owed().empty()) return;
+      o = std::move(owed().back());
+      owed().pop_back();
+    }
+    std::unique_ptr<WorkQueue> owned(o.q);
+    owned->drain();  // the release, on the caller's thread: as long as the device takes
+    owned.reset();
+    o.keep.reset();
+    o.done->store(true, std::memory_order_release);
+    g_pending.fetch_sub(1, std::memory_order_acq_rel);
+  }
 }
 
 std::shared_ptr<std::atomic<bool>> QueueReaper::retire(std::unique_ptr<WorkQueue> q, std::shared_ptr<void> keep) {
@@ -117,8 +146,14 @@ size_t ReleaseSet::pending() {
   return n;
 }
 
-void ReleaseSet::wait_all() {
-  while (pending() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+bool ReleaseSet::wait_all(uint64_t timeout_ms, bool run_owed) {
+  if (run_owed) QueueReaper::run_owed();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (pending() != 0) {
+    if (timeout_ms != kForever && std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 uint64_t QueueReaper::pending() { return g_pending.load(std::memory_order_acquire); }

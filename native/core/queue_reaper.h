@@ -29,9 +29,12 @@ struct ReopenJob {
 class ReleaseSet {
  public:
   void add(std::shared_ptr<std::atomic<bool>> done);
-  // Waits until every release added so far returned: as long as the device takes, forever on a
-  // wedged device (the kernel's own release waits the same way).
-  void wait_all();
+  static constexpr uint64_t kForever = ~uint64_t(0);
+  // Waits until every release added so far returned, at most timeout_ms (kForever: as long as
+  // the device takes, forever on a wedged device, as the kernel's own release waits); true if
+  // they all did. run_owed: first run, on this thread, the releases no thread could be started
+  // for (QueueReaper::run_owed), so that they are not waited for in vain.
+  bool wait_all(uint64_t timeout_ms, bool run_owed);
   size_t pending();
 
  private:
@@ -59,7 +62,9 @@ class QueueReaper {
   static void release_file(int fd, void* portal, size_t portal_size, std::shared_ptr<void> keep);
   // Starts q->reopen() on its own thread.
   static std::shared_ptr<ReopenJob> reopen(std::unique_ptr<WorkQueue> q);
-  // Releases and reopens still running in this process (tests, stats).
+  // Runs, on the calling thread, the releases retire_joinable() could start no thread for.
+  static void run_owed();
+  // Releases and reopens still running or owed in this process (tests, stats).
   static uint64_t pending();
   // Waits up to timeout_ms for pending() to reach 0; true if it did.
   static bool wait_idle(uint64_t timeout_ms);

@@ -1,5 +1,9 @@
 // Lifetimes: buffers stay alive while copies run, close() waits, worker threads each get their
 // own addon instance, and a process may exit with copies in flight without crashing.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { batchesInFlight } from '../../lib/engine/engine';
@@ -244,6 +248,119 @@ describe('lifecycle', () => {
     expect(out.code).toBe(0);
     expect(out.bad).toBe(0);
   });
+
+  it('the main thread exits cleanly while a wedged queue is still being released', () => {
+    // The device finishes the held descriptors 200 ms after they were submitted; the process
+    // ends about then. Node frees the main thread's buffers at exit while the process lives on
+    // for a moment: the device wrote them while they were freed (SIGSEGV, 12 runs of 12). The
+    // main thread now waits for the releases, at most 2 s.
+    for (const delta of [-40, 0, 40]) {
+      const r = runNode(`
+        const dm = require(process.env.DMACOPY_DIST);
+        (async () => {
+          const e = await dm.openEngine({ backend: 'emulated', timeoutMs: 20, drainTimeoutMs: 20,
+            emulator: { faults: { hang: 1, hangMs: 200 } } });
+          const dst = Buffer.alloc(32 << 20), src = Buffer.alloc(32 << 20, 1);
+          const t0 = Date.now();
+          const err = await e.copyBatch(dst, src, { folioSize: 4096 }).then(() => 'resolved', (x) => x.code);
+          await e.close();
+          console.log(err);
+          const left = 200 - (Date.now() - t0) + ${delta};
+          if (left > 0) await new Promise((res) => setTimeout(res, left));
+        })();
+      `);
+      expect(r.signal, `${delta} ms: ${r.stderr}`).toBeNull();
+      expect(r.status, `${delta} ms: ${r.stderr}`).toBe(0);
+      expect(r.stdout.trim()).toBe('ERR_DMACOPY_DEVICE_WEDGED');
+    }
+  });
+
+  it.skipIf(process.env.DMACOPY_ASAN === '1')(
+    'a worker waits for a wedged queue released without a thread of its own (the system refused one)',
+    () => {
+      // A shim makes pthread_create fail (a task limit) from the moment the worker's batch starts.
+      // The queue's release then had no thread and was counted done: the worker ended at once and
+      // the device wrote its freed buffers. Now the release is owed, and the worker runs it.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-nothreads-'));
+      try {
+        const shim = path.join(dir, 'fail_threads.so');
+        const c = path.join(dir, 'fail_threads.c');
+        fs.writeFileSync(
+          c,
+          `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg) {
+  static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+  if (!real) real = dlsym(RTLD_NEXT, "pthread_create");
+  const char *flag = getenv("FAIL_THREADS_FLAG");
+  if (flag && access(flag, F_OK) == 0) return EAGAIN;
+  return real(t, a, fn, arg);
+}
+`,
+        );
+        const cc = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, c, '-ldl'], { encoding: 'utf8' });
+        if (cc.status !== 0) return; // no C compiler here: nothing to build the shim with
+        const flag = path.join(dir, 'refuse');
+        const r = spawnSync(
+          process.execPath,
+          [
+            '-e',
+            `
+            const { Worker } = require('node:worker_threads');
+            const t0 = Date.now();
+            const w = new Worker(\`
+              const fs = require('node:fs');
+              const { parentPort } = require('node:worker_threads');
+              const dm = require(process.env.DMACOPY_DIST);
+              (async () => {
+                const e = await dm.openEngine({ backend: 'emulated', timeoutMs: 20, drainTimeoutMs: 20,
+                  emulator: { faults: { hang: 1, hangMs: 600 } } });
+                const dst = Buffer.alloc(8 << 20), src = Buffer.alloc(8 << 20, 0x77);
+                fs.writeFileSync(process.env.FAIL_THREADS_FLAG, ''); // no new thread from here on
+                const err = await e.copyBatch(dst, src, { folioSize: 4096 }).then(() => 'resolved', (x) => x.code);
+                await e.close();
+                parentPort.postMessage(err);
+              })();
+            \`, { eval: true });
+            let msg;
+            w.on('message', (m) => { msg = m; });
+            w.once('exit', async (code) => {
+              require('node:fs').rmSync(process.env.FAIL_THREADS_FLAG, { force: true });
+              const exitMs = Date.now() - t0;
+              const ref = Buffer.alloc(4 << 20, 0x11);
+              const keep = [];
+              let bad = 0;
+              for (let i = 0; i < 80; i++) {
+                keep.push(Buffer.alloc(4 << 20, 0x11));
+                await new Promise((res) => setTimeout(res, 10));
+                if (keep.length > 16) bad += Buffer.compare(keep.shift(), ref) !== 0 ? 1 : 0;
+              }
+              for (const b of keep) bad += Buffer.compare(b, ref) !== 0 ? 1 : 0;
+              console.log(JSON.stringify({ msg, code, exitMs, bad }));
+            });
+          `,
+          ],
+          {
+            encoding: 'utf8',
+            timeout: 60_000,
+            env: { ...process.env, DMACOPY_DIST: DIST, LD_PRELOAD: shim, FAIL_THREADS_FLAG: flag },
+          },
+        );
+        expect(r.signal, r.stderr).toBeNull();
+        expect(r.status, r.stderr).toBe(0);
+        const out = JSON.parse(r.stdout.trim()) as { msg: string; code: number; exitMs: number; bad: number };
+        expect(out.msg).toBe('ERR_DMACOPY_DEVICE_WEDGED');
+        expect(out.exitMs).toBeGreaterThanOrEqual(600); // waited for the device
+        expect(out.bad).toBe(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('both require() and import work, with types shipped', async () => {
     const r = runNode(`

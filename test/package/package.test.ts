@@ -81,6 +81,9 @@ describe('npm pack contents', () => {
   it('builds the addon unloadable (-z nodelete): its threads may outlive the last worker that loaded it', () => {
     // Node 20 dlcloses an addon when the last environment that loaded it ends; a queue release
     // still running on a thread of ours would then return into unmapped code (SIGSEGV).
+    // binding.gyp stays plain JSON (scripts/test-asan.sh parses it): no gyp comments.
+    const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8')) as { targets: { ldflags: string[] }[] };
+    expect(gyp.targets[0]?.ldflags).toContain('-Wl,-z,nodelete');
     const addon = path.join(ROOT, 'build', 'Release', 'dmacopy.node');
     const r = spawnSync('readelf', ['-d', addon], { encoding: 'utf8' });
     if (r.error) return; // no binutils here: nothing to read the flag with
