@@ -12,6 +12,24 @@ import { DIST, fillPattern, runNode } from '../helpers';
 
 const gc = (globalThis as { gc?: (o?: object) => void | Promise<void> }).gc;
 
+/**
+ * Source of an async function for child scripts: allocates and frees 4 MiB buffers for `rounds`
+ * ticks of 10 ms, and returns how many no longer held their fill (memory a device wrote after it
+ * was freed and reused).
+ */
+const CHURN = `async (rounds) => {
+  const ref = Buffer.alloc(4 << 20, 0x11);
+  const keep = [];
+  let bad = 0;
+  for (let i = 0; i < rounds; i++) {
+    keep.push(Buffer.alloc(4 << 20, 0x11));
+    await new Promise((res) => setTimeout(res, 10));
+    if (keep.length > 16) bad += Buffer.compare(keep.shift(), ref) !== 0 ? 1 : 0;
+  }
+  for (const b of keep) bad += Buffer.compare(b, ref) !== 0 ? 1 : 0;
+  return bad;
+}`;
+
 describe('lifecycle', () => {
   it('buffers dropped by the caller stay alive until the copy finished, then are released', async () => {
     expect(gc).toBeTypeOf('function');
@@ -226,15 +244,7 @@ describe('lifecycle', () => {
       w.on('message', (m) => { msg = m; });
       w.once('exit', async (code) => {
         const exitMs = Date.now() - t0;
-        const ref = Buffer.alloc(4 << 20, 0x11);
-        const keep = [];
-        let bad = 0;
-        for (let i = 0; i < 60; i++) {
-          keep.push(Buffer.alloc(4 << 20, 0x11));
-          await new Promise((res) => setTimeout(res, 10));
-          if (keep.length > 16) bad += Buffer.compare(keep.shift(), ref) !== 0 ? 1 : 0;
-        }
-        for (const b of keep) bad += Buffer.compare(b, ref) !== 0 ? 1 : 0;
+        const bad = await (${CHURN})(60);
         console.log(JSON.stringify({ ...msg, code, exitMs, bad }));
       });
     `);
@@ -331,15 +341,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), v
             w.once('exit', async (code) => {
               require('node:fs').rmSync(process.env.FAIL_THREADS_FLAG, { force: true });
               const exitMs = Date.now() - t0;
-              const ref = Buffer.alloc(4 << 20, 0x11);
-              const keep = [];
-              let bad = 0;
-              for (let i = 0; i < 80; i++) {
-                keep.push(Buffer.alloc(4 << 20, 0x11));
-                await new Promise((res) => setTimeout(res, 10));
-                if (keep.length > 16) bad += Buffer.compare(keep.shift(), ref) !== 0 ? 1 : 0;
-              }
-              for (const b of keep) bad += Buffer.compare(b, ref) !== 0 ? 1 : 0;
+              const bad = await (${CHURN})(80);
               console.log(JSON.stringify({ msg, code, exitMs, bad }));
             });
           `,
