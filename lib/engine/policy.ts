@@ -9,7 +9,18 @@ import { SPLIT_UNIT } from './split';
 
 const EWMA = 0.2;
 const MIN_INLINE = 16 * 1024;
-const MAX_INLINE = 8 * 1024 * 1024;
+/**
+ * The most a tuned threshold may keep on the calling thread: an event-loop budget (~30-100 us of
+ * copying at this machine kind's rates, a few hundred cold), whatever the rates say. The inline
+ * rate is measured on small copies that mostly hit the cache and the threaded rate on batches
+ * of 4 MiB and more, so comparing them claims inline always wins; before this cap, 8 MiB
+ * batches ran inline for milliseconds. No batch above it is sent inline to explore either.
+ */
+const MAX_INLINE = 1024 * 1024;
+/** Hop samples kept: the hop is their median, so one delayed completion cannot set it. */
+const HOP_SAMPLES = 15;
+/** The CPU share 'auto' starts from until the CPU side of a device batch was timed once. */
+const AUTO_START_SHARE = 0.1;
 /** Device batches smaller than this are not worth splitting with the CPU. */
 const MIN_SHARED_BATCH = 1024 * 1024;
 const MAX_CPU_SHARE = 0.9;
@@ -24,6 +35,9 @@ export class Policy {
   #inlineRate = 0; // bytes per ns
   #threadedRate = 0;
   #hopNs = 0;
+  readonly #hops: number[] = [];
+  #hopNext = 0;
+  #cpuMeasured = false;
   #deviceRate = 0;
   #cpuShare: number;
   readonly #cpuShareMode: 'off' | 'fixed' | 'auto';
@@ -39,7 +53,7 @@ export class Policy {
     this.#inlineMax = options.minOffloadBytes ?? options.defaultMinOffloadBytes;
     const share = options.device ? (options.cpuShare ?? 0) : 0;
     this.#cpuShareMode = share === 'auto' ? 'auto' : share > 0 ? 'fixed' : 'off';
-    this.#cpuShare = typeof share === 'number' ? share : 0;
+    this.#cpuShare = typeof share === 'number' ? share : AUTO_START_SHARE;
   }
 
   /**
@@ -52,7 +66,8 @@ export class Policy {
     this.#batches++;
     const inline = bytes < this.#inlineMax;
     if (this.#inlineFixed || bytes < Math.max(MIN_INLINE / 2, this.#inlineMax / 4) || bytes > 2 * this.#inlineMax) return inline;
-    if (this.#batches % 16 === 0) return !inline;
+    // Exploring inline never goes past the event-loop budget.
+    if (this.#batches % 16 === 0) return !inline && bytes > MAX_INLINE ? false : !inline;
     return inline;
   }
 
@@ -73,22 +88,40 @@ export class Policy {
     this.#retune();
   }
 
-  /** A batch that went through the CPU threads (async or sync): elapsed includes the hop. */
+  /**
+   * A batch that went through the CPU threads (async or sync): elapsed includes the hop. The
+   * elapsed time is taken when JavaScript handles the completion, so a busy event loop or a
+   * burst of batches adds to it: the hop is the median of the last HOP_SAMPLES samples, which a
+   * few delayed ones do not move, and which newer samples (exploration keeps them coming) replace.
+   */
   observeThreaded(bytes: number, ns: number): void {
     if (ns <= 0) return;
     if (bytes >= 4 * 1024 * 1024) this.#threadedRate = ewma(this.#threadedRate, bytes / ns);
-    else if (this.#threadedRate > 0 && bytes <= 1024 * 1024) this.#hopNs = ewma(this.#hopNs, Math.max(0, ns - bytes / this.#threadedRate));
+    else if (this.#threadedRate > 0 && bytes <= 1024 * 1024) this.#addHop(Math.max(0, ns - bytes / this.#threadedRate));
     this.#retune();
+  }
+
+  #addHop(ns: number): void {
+    this.#hops[this.#hopNext] = ns;
+    this.#hopNext = (this.#hopNext + 1) % HOP_SAMPLES;
+    const sorted = [...this.#hops].sort((x, y) => x - y);
+    this.#hopNs = sorted[sorted.length >> 1] as number;
   }
 
   /** A device batch: device works' bytes and the time the slowest of them took; CPU share alike. */
   observeDevice(deviceBytes: number, deviceNs: number, cpuBytes: number, cpuNs: number): void {
     if (deviceBytes > 0 && deviceNs > 0) this.#deviceRate = ewma(this.#deviceRate, deviceBytes / deviceNs);
-    if (cpuBytes > 0 && cpuNs > 0) this.#threadedRate = ewma(this.#threadedRate, (cpuBytes / cpuNs) * this.cpuThreads);
-    if (this.#cpuShareMode !== 'auto' || this.#deviceRate === 0) return;
+    // The CPU share's bytes over the time its slowest work took: the rate of all the threads
+    // together (it was once multiplied by the thread count again, which doubled the share's
+    // weight on two threads).
+    if (cpuBytes > 0 && cpuNs > 0) {
+      this.#threadedRate = ewma(this.#threadedRate, cpuBytes / cpuNs);
+      this.#cpuMeasured = true;
+    }
+    if (this.#cpuShareMode !== 'auto' || this.#deviceRate === 0 || !this.#cpuMeasured) return;
     // Both sides finish together when the CPU gets its rate's share of the bytes.
-    const cpuRate = this.#threadedRate || this.#inlineRate * this.cpuThreads;
-    if (cpuRate > 0) this.#cpuShare = Math.min(MAX_CPU_SHARE, cpuRate / (cpuRate + this.#deviceRate));
+    const cpuRate = this.#threadedRate;
+    this.#cpuShare = Math.min(MAX_CPU_SHARE, cpuRate / (cpuRate + this.#deviceRate));
   }
 
   /** How many CPU works to add beside the device works, and the weight of each work. */
@@ -121,7 +154,7 @@ export class Policy {
       hopNs: Math.round(this.#hopNs),
       cpuShare: this.#cpuShare,
       cpuShareSource:
-        this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#deviceRate ? 'measured' : 'default',
+        this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#cpuMeasured && this.#deviceRate ? 'measured' : 'default',
     };
   }
 }

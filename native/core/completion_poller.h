@@ -227,6 +227,7 @@ class CompletionPoller {
   void account_device_success(Channel& ch, WorkState* w, uint32_t len);
   // Page-fault continuation: makes the page holding c.fault_addr present (see the .cc).
   static void touch_fault_page(const Piece& p, const CompletionInfo& c);
+  static void populate_remainder(const MemmoveRemainder& rem, const CompletionInfo& c);
   // Fencing (see the top of this file).
   void start_fence(Channel& ch, FenceWhy why, uint64_t now);
   void try_submit_fence(Channel& ch);

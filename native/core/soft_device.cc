@@ -72,7 +72,8 @@ enum What : uint32_t {
   kWFaultDir,
   kWFaultWrite,
   kWErrCode,
-  kWLostRecord
+  kWLostRecord,
+  kWFaultHead
 };
 
 bool all_zero(const uint8_t* p, size_t n) {
@@ -585,7 +586,11 @@ uint8_t SoftDevice::run_op(const dsa_hw_desc& d, Fate fate, uint64_t seq, uint32
   }
   if (fate == Fate::PageFault && len > 0) {
     bump(kPageFaults);
-    uint32_t done = uint32_t(draw_u64(cfg_.seed, seq, member, kWFaultBytes) % len);  // < len
+    // A quarter of the faults hit the first page, with nothing done (as on a device, where the
+    // first page not present is often the first page); the rest stop somewhere inside.
+    uint32_t done = draw(cfg_.seed, seq, member, kWFaultHead) < 0.25
+                        ? 0
+                        : uint32_t(draw_u64(cfg_.seed, seq, member, kWFaultBytes) % len);  // < len
     bool backward = draw(cfg_.seed, seq, member, kWFaultDir) < cfg_.faults.backward;
     bool on_write = draw(cfg_.seed, seq, member, kWFaultWrite) < 0.5;
     uint64_t first_unfinished;

@@ -48,6 +48,33 @@ describe('policy', () => {
     expect(s.hopNs).toBeGreaterThan(15_000);
   });
 
+  it('keeps a tuned threshold within 1 MiB, and explores inline no further, however fast inline copies look', () => {
+    const p = new Policy({ defaultMinOffloadBytes: 256 * 1024, device: false }, 2);
+    // Inline copies that hit the cache at 60 GB/s, threads at 15 GB/s: break-even is past any size.
+    for (let i = 0; i < 50; i++) {
+      p.observeInline(64 * 1024, (64 * 1024) / 60);
+      p.observeThreaded(64 << 20, (64 << 20) / 15);
+      p.observeThreaded(512 * 1024, 100_000 + (512 * 1024) / 15);
+    }
+    expect(p.stats().inlineMaxBytes).toBe(1 << 20);
+    // 7 MiB snapshots once ran inline 30 times in 32; now never, exploring or not.
+    expect(Array.from({ length: 64 }, () => p.useInline(7 << 20)).some((x) => x)).toBe(false);
+    expect(Array.from({ length: 64 }, () => p.useInline(3 << 19)).some((x) => x)).toBe(false);
+    // Near the threshold it still explores both ways.
+    expect(Array.from({ length: 64 }, () => p.useInline(900 * 1024)).filter((x) => !x).length).toBe(4);
+  });
+
+  it('takes the hop as the median of recent samples: one delayed completion does not set it for good', () => {
+    const p = new Policy({ defaultMinOffloadBytes: 256 * 1024, device: false }, 2);
+    p.observeThreaded(64 << 20, (64 << 20) / 15);
+    // The first small threaded batch waited 4 ms behind a busy event loop.
+    p.observeThreaded(512 * 1024, 4_000_000 + (512 * 1024) / 15);
+    expect(p.stats().hopNs).toBeGreaterThan(3_900_000);
+    for (let i = 0; i < 8; i++) p.observeThreaded(512 * 1024, 120_000 + (512 * 1024) / 15);
+    expect(p.stats().hopNs).toBeGreaterThan(100_000);
+    expect(p.stats().hopNs).toBeLessThan(150_000);
+  });
+
   it('never tunes a threshold the caller fixed, and explores near a tuned one', () => {
     const fixed = new Policy({ minOffloadBytes: 1000, defaultMinOffloadBytes: 256 * 1024, device: false }, 2);
     for (let i = 0; i < 100; i++) expect(fixed.useInline(999)).toBe(true);
@@ -73,10 +100,18 @@ describe('policy', () => {
 
   it('sizes the CPU share beside a device so both finish together', () => {
     const p = new Policy({ defaultMinOffloadBytes: 256 * 1024, device: true, cpuShare: 'auto' }, 2);
-    expect(p.deviceSplit(64 << 20, 4).cpuWorks).toBe(0); // nothing measured yet
-    // Device 30 GB/s, each CPU thread 10 GB/s (20 GB/s for two): share = 20 / 50 = 0.4.
-    for (let i = 0; i < 40; i++) p.observeDevice(30_000_000, 1_000_000, 10_000_000, 1_000_000);
-    expect(p.stats().cpuShare).toBeCloseTo(0.4, 1);
+    // Nothing measured yet: a small share runs beside the device, so that the CPU side gets
+    // timed at all (an engine that only copies large batches once never started one).
+    expect(p.deviceSplit(64 << 20, 4).cpuWorks).toBe(2);
+    expect(p.stats()).toMatchObject({ cpuShare: 0.1, cpuShareSource: 'default' });
+    // A device rate alone measures nothing about the CPU.
+    p.observeDevice(30_000_000, 1_000_000, 0, 0);
+    expect(p.stats()).toMatchObject({ cpuShare: 0.1, cpuShareSource: 'default' });
+    // Device 30 GB/s; the CPU share's bytes over its slowest work's time, 20 GB/s, is the rate of
+    // both threads together (not to be multiplied by the thread count): share = 20 / 50 = 0.4.
+    for (let i = 0; i < 40; i++) p.observeDevice(30_000_000, 1_000_000, 20_000_000, 1_000_000);
+    expect(p.stats().cpuShare).toBeCloseTo(0.4, 2);
+    expect(p.stats().cpuShareSource).toBe('measured');
     const { cpuWorks, weights } = p.deviceSplit(64 << 20, 4);
     expect(cpuWorks).toBe(2);
     expect(weights?.length).toBe(6);

@@ -86,10 +86,22 @@ describe('close() releases everything before it resolves', () => {
             catch (err) { codes.push(err.code); }
           };
           await once();
-          const before = count();
+          const settle = async (want) => {
+            // A failed probe's queue is released on a thread of its own (the release may wait for
+            // the device): give those threads a moment to end, never the JavaScript thread.
+            for (let i = 0; i < 200 && JSON.stringify(count()) !== JSON.stringify(want); i++) await new Promise((res) => setTimeout(res, 10));
+            return count();
+          };
+          let before = count();
+          for (let same = 0, i = 0; same < 3 && i < 200; i++) {
+            await new Promise((res) => setTimeout(res, 20));
+            const now = count();
+            same = JSON.stringify(now) === JSON.stringify(before) ? same + 1 : 0;
+            before = now;
+          }
           await once();
           await once();
-          console.log(JSON.stringify({ before, after: count(), codes }));
+          console.log(JSON.stringify({ before, after: await settle(before), codes }));
         })();
       `,
         { DMACOPY_SYSFS_ROOT: path.join(tmp, 'spr-4dev', 'sys'), DMACOPY_DEV_ROOT: path.join(tmp, 'spr-4dev', 'dev') },
