@@ -186,15 +186,18 @@ async function start(config = loadConfig()) {
 }
 
 if (require.main === module) {
+  // Started with an IPC channel (the service benchmark): go when the parent goes, from the start.
+  let stop = () => process.exit(0);
+  if (process.send) process.once('disconnect', () => stop());
   start().then(
     (s) => {
       console.log(JSON.stringify({ event: 'listening', port: s.port, pid: process.pid, pages: s.pool.pages, pageSize: s.pool.pageSize }));
-      const stop = () => s.close().then(() => process.exit(0));
+      stop = () => s.close().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       // Started by a script with an IPC channel (the service benchmark): go when it goes, even if
       // it died without stopping us.
-      if (process.connected) process.once('disconnect', stop);
+      if (process.send && !process.connected) stop();
     },
     (err) => {
       console.error(`snapshot-service: ${err.message}${err.code ? ` (${err.code})` : ''}`);

@@ -32,6 +32,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // A reader that went away (`| head -1`) ends the output, not the command: setup must not stop
+  // between two accel-config steps, and the exit code stays the command's own.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

@@ -154,7 +154,13 @@ export class Policy {
       hopNs: Math.round(this.#hopNs),
       cpuShare: this.#cpuShare,
       cpuShareSource:
-        this.#cpuShareMode === 'off' ? 'off' : this.#cpuShareMode === 'fixed' ? 'fixed' : this.#cpuMeasured && this.#deviceRate ? 'measured' : 'default',
+        this.#cpuShareMode === 'off'
+          ? 'off'
+          : this.#cpuShareMode === 'fixed'
+            ? 'fixed'
+            : this.#cpuMeasured && this.#deviceRate
+              ? 'measured'
+              : 'default',
     };
   }
 }

@@ -74,6 +74,38 @@ interface CliCase {
 }
 
 const CLI_CASES: CliCase[] = [
+  // The two bench modes refuse each other's flags (they were ignored: --service --check-targets
+  // passed every CI gate), and --paths refuses a name that selects nothing (a typo measured nothing).
+  {
+    name: 'bench --service --check-targets',
+    args: () => ['bench', '--service', '--check-targets'],
+    says: /--check-targets applies to the throughput bench, not to --service/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --short --duration 1 without --service',
+    args: () => ['bench', '--short', '--duration', '1'],
+    says: /--short, --duration apply to --service only/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --paths atuo',
+    args: () => ['bench', '--paths', 'atuo'],
+    says: /--paths "atuo": no such path/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --service --paths copy-bach',
+    args: () => ['bench', '--service', '--paths', 'copy-bach'],
+    says: /--paths "copy-bach": no such --service setting/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
+  {
+    name: 'bench --total-mib past the largest Buffer',
+    args: () => ['bench', '--total-mib', '99999999999'],
+    says: /--total-mib must be from 1 to \d+ \(the largest Buffer this Node allocates\)/,
+    code: 'ERR_DMACOPY_INVALID_ARG',
+  },
   { name: 'an unknown subcommand', args: () => ['frobnicate'], says: /unknown command 'frobnicate'/, code: 'ERR_DMACOPY_INVALID_ARG' },
   // No command: the help, then one line saying so (it once printed "(outputHelp)").
   { name: 'no command at all', args: () => [], says: /Usage: dmacopy[\s\S]*dmacopy: no command given/, code: 'ERR_DMACOPY_INVALID_ARG' },
@@ -282,6 +314,17 @@ const CLI_CASES: CliCase[] = [
 ];
 
 describe('CLI: malformed invocations fail cleanly with a message that says what to do', () => {
+  it('a reader that went away ends the output, not the command (no EPIPE stack, exit 0)', () => {
+    // `dmacopy info | true`: the pipe is closed before the first write. Before, the CLI died with
+    // an EPIPE stack trace and exit 1; in setup that was between two accel-config steps.
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" info | true; echo "\${PIPESTATUS[0]}"`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stderr).not.toMatch(/EPIPE|\n\s+at .+:\d+:\d+\)?\n/);
+    expect(r.stdout.trim()).toBe('0');
+  });
+
   it('--version prints the package version', () => {
     const r = cli(['--version']);
     expect(r.status, r.stderr).toBe(0);

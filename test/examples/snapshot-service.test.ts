@@ -120,6 +120,18 @@ describe('examples/snapshot-service', () => {
     expect(await exited).toBe(0);
   });
 
+  it('started with an IPC channel, exits when its parent goes, even while still starting', async () => {
+    // The service benchmark starts the service with an IPC channel. A parent that died during the
+    // service's start-up (killed, OOM) once left it running for good: it listened for the
+    // disconnect only once started, and by then the channel was already gone.
+    const child = spawn(process.execPath, [SERVER, '--pool-mib', '64'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.disconnect(); // at once: the pool is still being filled
+    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    if (code === 'still running') child.kill('SIGKILL');
+    expect(code).toBe(0);
+  });
+
   it('refuses a bad setting with a message naming the flag', async () => {
     const child = spawn(process.execPath, [SERVER, '--pool-mib', 'lots'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

@@ -3,11 +3,12 @@
 // the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
 import os from 'node:os';
 import { SingleBar } from 'cli-progress';
+import { DmacopyTypeError } from '../../errors';
 import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
 import { serviceSettings } from '../bench/service-settings';
 import { renderServiceSvg } from '../bench/service-svg';
 import { formatServiceReport } from '../bench/service-table';
-import { writeChartAfterReport } from './format';
+import { stopBarOnSigint, writeChartAfterReport } from './format';
 
 export interface ServiceCliOptions {
   short?: boolean;
@@ -28,7 +29,15 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
   const bar = showBar
     ? new SingleBar({ format: 'bench --service [{bar}] {value}/{total}  {label}', hideCursor: true, clearOnComplete: true })
     : undefined;
+  const all = serviceSettings(os.availableParallelism(), o.short ?? false);
+  const bad = (o.paths ?? []).filter((p) => p === '' || !all.some((s) => s.label.startsWith(p)));
+  if (bad.length > 0)
+    throw new DmacopyTypeError(
+      'ERR_DMACOPY_INVALID_ARG',
+      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such --service setting (labels: ${all.map((s) => s.label).join('; ')})`,
+    );
   let started = false;
+  const unhook = stopBarOnSigint(bar);
   try {
     const report = await runServiceBench({
       short: o.short ?? false,
@@ -37,11 +46,7 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
       connections: o.connections ?? SERVICE_DEFAULTS.connections,
       rate: o.rate ?? SERVICE_DEFAULTS.rate,
       reps: o.reps ?? SERVICE_DEFAULTS.reps,
-      settings: o.paths
-        ? serviceSettings(os.availableParallelism(), o.short ?? false).filter(
-            (s) => s.strategy === 'none' || (o.paths as string[]).some((p) => s.label.startsWith(p)),
-          )
-        : undefined,
+      settings: o.paths ? all.filter((s) => s.strategy === 'none' || (o.paths as string[]).some((p) => s.label.startsWith(p))) : undefined,
       onProgress: bar
         ? (done, total, label) => {
             if (!started) bar.start(total, done, { label });
@@ -59,6 +64,7 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
     if (o.svg)
       writeChartAfterReport(o.svg, () => renderServiceSvg(report, 'dmacopy in a service: request p99 against copy GB/s'), o.json === true);
   } finally {
+    unhook();
     if (started) bar?.stop();
   }
 }

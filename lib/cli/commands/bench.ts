@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
+import { DmacopyTypeError } from '../../errors';
 import type { Form } from '../bench/cells';
 import { hostLine } from '../bench/host';
 import { type BenchReport, runBench } from '../bench/run';
@@ -13,7 +14,7 @@ import { parseSize } from '../bench/stats';
 import { renderSvg } from '../bench/svg';
 import { formatReport } from '../bench/table';
 import { runServiceCommand, type ServiceCliOptions } from './bench-service';
-import { positiveInt, writeChartAfterReport } from './format';
+import { bufferMib, positiveInt, stopBarOnSigint, writeChartAfterReport } from './format';
 import { applyRoots, strictUsage } from './usage';
 
 interface BenchCliOptions extends ServiceCliOptions {
@@ -96,6 +97,51 @@ function formsArg(value: string): Form[] {
   return out as Form[];
 }
 
+/** Options that only the throughput bench reads, and those only --service reads (commander names). */
+const BENCH_ONLY = [
+  'quick',
+  'folioSizes',
+  'totalMib',
+  'batches',
+  'forms',
+  'threads',
+  'latencyMs',
+  'memory',
+  'memoryMib',
+  'checkTargets',
+  'sysfsRoot',
+  'devRoot',
+];
+const SERVICE_ONLY = ['short', 'duration', 'poolMib', 'connections', 'rate'];
+const flag = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** A flag of the other mode is refused, not ignored: `--service --check-targets` once passed every gate. */
+function checkModeFlags(o: BenchCliOptions, self: Command): void {
+  const given = (name: string): boolean => self.getOptionValueSource(name) === 'cli';
+  const wrong = (o.service ? BENCH_ONLY : SERVICE_ONLY).filter(given);
+  if (wrong.length === 0) return;
+  const list = wrong.map(flag).join(', ');
+  throw new DmacopyTypeError(
+    'ERR_DMACOPY_INVALID_ARG',
+    o.service
+      ? `${list} ${wrong.length > 1 ? 'apply' : 'applies'} to the throughput bench, not to --service (see \`dmacopy bench --help\`)`
+      : `${list} ${wrong.length > 1 ? 'apply' : 'applies'} to --service only: add --service, or leave ${wrong.length > 1 ? 'them' : 'it'} out (see \`dmacopy bench --help\`)`,
+  );
+}
+
+/** The families of throughput paths --paths selects by prefix. */
+const PATH_FAMILIES = ['auto', 'cpu', 'emulated', 'dsa', 'TypedArray.set', 'Buffer.copy'];
+
+/** Every --paths entry must name a path: a typo once measured nothing and passed --check-targets. */
+function checkPathPrefixes(paths: readonly string[]): void {
+  const bad = paths.filter((p) => p === '' || !PATH_FAMILIES.some((f) => f.startsWith(p) || p.startsWith(f)));
+  if (bad.length > 0)
+    throw new DmacopyTypeError(
+      'ERR_DMACOPY_INVALID_ARG',
+      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such path (prefixes of: ${PATH_FAMILIES.join(', ')})`,
+    );
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('bench')
@@ -104,7 +150,7 @@ export function register(program: Command): void {
     )
     .option('--quick', 'fewer cells and repetitions (under a minute on 2 cores); still includes 256 MiB of 4 KiB folios')
     .option('--folio-sizes <list>', 'extra folio sizes, e.g. 16k,1m (4 KiB, 64 KiB and 2 MiB are always measured)', sizesArg)
-    .option('--total-mib <n>', 'size of the large batch in MiB', positiveInt('--total-mib'), 256)
+    .option('--total-mib <n>', 'size of the large batch in MiB', bufferMib('--total-mib'), 256)
     .option('--batches <list>', 'batch sizes in folios (the large total is always added)', intListArg('--batches'))
     .option('--forms <list>', 'region, list or both', formsArg)
     .option(
@@ -121,7 +167,7 @@ export function register(program: Command): void {
     .option('--latency-ms <n>', 'wall-time budget per latency cell and path', positiveInt('--latency-ms'))
     .option('--memory', 'measure peak memory of a 1 GiB batch of 4 KiB folios in a child process (default in full runs)')
     .option('--no-memory', 'skip the memory measurement')
-    .option('--memory-mib <n>', 'batch size of the memory measurement in MiB', positiveInt('--memory-mib'), 1024)
+    .option('--memory-mib <n>', 'batch size of the memory measurement in MiB', bufferMib('--memory-mib'), 1024)
     .option('--json', 'print the report as JSON (no table, no progress bar)')
     .option(
       '--svg <file>',
@@ -141,8 +187,10 @@ export function register(program: Command): void {
     .option('--pool-mib <n>', '--service: size of the live and snapshot pools in MiB (default 256)', positiveInt('--pool-mib'))
     .option('--connections <n>', '--service: concurrent keep-alive connections (default 4)', positiveInt('--connections'))
     .option('--rate <n>', '--service: overall requests per second, 0 for as fast as they go (default 0)', nonNegativeInt('--rate'))
-    .action(async (o: BenchCliOptions) => {
+    .action(async (o: BenchCliOptions, self: Command) => {
+      checkModeFlags(o, self);
       if (o.service) return runServiceCommand(o);
+      if (o.paths) checkPathPrefixes(o.paths);
       applyRoots(o);
       const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
       const bar = showBar
@@ -155,6 +203,7 @@ export function register(program: Command): void {
         : undefined;
       let started = false;
       let report: BenchReport;
+      const unhook = stopBarOnSigint(bar);
       try {
         report = await runBench({
           quick: o.quick,
@@ -181,6 +230,7 @@ export function register(program: Command): void {
             : undefined,
         });
       } finally {
+        unhook();
         if (started) bar?.stop();
       }
       // The report first, the chart after it (writeChartAfterReport).

@@ -1,4 +1,5 @@
 // Small formatting and option-parsing helpers shared by the subcommands.
+import { constants } from 'node:buffer';
 import fs from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 
@@ -9,6 +10,31 @@ export function positiveInt(name: string) {
     if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, in decimal digits`);
     return n;
   };
+}
+
+/** A positive integer of MiB that one Buffer can hold (buffer.constants.MAX_LENGTH). */
+export function bufferMib(name: string) {
+  const max = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
+  return (value: string): number => {
+    const n = positiveInt(name)(value);
+    if (n > max) throw new InvalidArgumentError(`${name} must be from 1 to ${max} (the largest Buffer this Node allocates), got ${n}`);
+    return n;
+  };
+}
+
+/**
+ * A progress bar hides the terminal's cursor until it stops: stop it on Ctrl-C too, then end as
+ * the signal would. Returns the function that removes the handler.
+ */
+export function stopBarOnSigint(bar: { stop(): void } | undefined): () => void {
+  if (!bar) return () => {};
+  const onSigint = (): void => {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+    process.kill(process.pid, 'SIGINT');
+  };
+  process.on('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
 }
 
 export function formatBytes(n: number): string {
