@@ -630,8 +630,11 @@ size_t UserWorkQueue::submit_write(const dsa_hw_desc* descs, size_t n, SubmitSta
           e);
       *stopped = SubmitStatus::Disabled;
     } else if (e == EIO || e == ENXIO || e == ENODEV || e == ESHUTDOWN || e == EBADF) {
-      // The kernel refuses writes to a queue it disabled (what the queue held has ended then);
-      // EBADF only says the fd is gone, not what the device still runs.
+      // The device file is gone (the queue's driver unbound, the device removed): what the queue
+      // held has ended then. A queue disabled while still bound refuses nothing here (idxd's
+      // write() has no state check: a dedicated queue drops the descriptor, a shared one answers
+      // EAGAIN); the sysfs state check catches that case (check_sysfs_states). EBADF only says
+      // the fd is gone, not what the device still runs.
       disable("write() failed with " + errno_text(e) + ": the queue or device is disabled", e, e != EBADF);
       *stopped = SubmitStatus::Disabled;
     } else {
