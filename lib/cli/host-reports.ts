@@ -114,7 +114,12 @@ export function dmatestRate(v: number | null, digits = 0): string {
 export function formatDmatestRun(run: DmatestRun): string {
   const lines: string[] = [];
   const what = run.channels.length === 0 ? 'all available channels' : run.channels.join(', ');
-  lines.push(`Kernel dmatest on ${what}${run.timedOut ? ' (DID NOT FINISH before the deadline; stopped, results may be partial)' : ''}:`);
+  const why = run.timedOut
+    ? ' (DID NOT FINISH before the deadline; stopped, results may be partial)'
+    : run.interrupted
+      ? ' (INTERRUPTED: stopped and its parameters written back; results may be partial)'
+      : '';
+  lines.push(`Kernel dmatest on ${what}${why}:`);
   if (run.summaries.length === 0) {
     lines.push('  no summary lines found in the kernel log (check `dmesg | grep dmatest`)');
   } else {

@@ -5,6 +5,7 @@
 // an injectable runner. Permission and capability steps are printed, never done.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DmacopyError, invalidArg } from '../errors';
 import type { DsaDevice } from './discovery';
@@ -281,19 +282,34 @@ export interface RunResult {
   status: number;
   stdout: string;
   stderr: string;
+  /** How the step ended when it did not exit: 'killed by SIGSEGV', 'timed out after 60 s (killed)', 'could not be started: ...'. */
+  ended?: string;
 }
+
+/** How long one accel-config step may take (a disable can wait on the device's drain). */
+const STEP_TIMEOUT_MS = 60_000;
 /** Runs `accel-config <args>`; injectable for tests. */
 export type Runner = (tool: string, args: string[]) => Promise<RunResult>;
 
 export const defaultRunner: Runner = (tool, args) =>
   new Promise((resolve) => {
-    execFile(tool, args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
-      resolve({
-        status: e ? (typeof e.code === 'number' ? e.code : 127) : 0,
-        stdout: String(stdout),
-        stderr: String(stderr || (e && typeof e.code !== 'number' ? e.message : '')),
-      });
+    execFile(tool, args, { timeout: STEP_TIMEOUT_MS }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: number | string | null; signal?: string | null; killed?: boolean }) | null;
+      // A step that exited has a numeric code. One killed by a signal (a crash, or our timeout)
+      // has none: say which, instead of the 127 of a command that could not be started.
+      let ended: string | undefined;
+      let status = 0;
+      if (e) {
+        if (typeof e.code === 'number') status = e.code;
+        else if (e.signal) {
+          status = 128 + (os.constants.signals[e.signal as NodeJS.Signals] ?? 0);
+          ended = e.killed ? `timed out after ${STEP_TIMEOUT_MS / 1000} s (killed with ${e.signal})` : `killed by ${e.signal}`;
+        } else {
+          status = 127;
+          ended = `could not be started: ${e.message}`;
+        }
+      }
+      resolve({ status, stdout: String(stdout), stderr: String(stderr || (ended ?? '')), ...(ended ? { ended } : {}) });
     });
   });
 

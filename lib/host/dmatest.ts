@@ -45,6 +45,11 @@ export interface DmatestOptions {
   waitMs?: number;
   /** How often `run` is polled, in ms. Default 100. */
   pollIntervalMs?: number;
+  /**
+   * Stops the run early (Ctrl-C in the CLI): the test is stopped (run = 0) and the parameters
+   * written back, as on the deadline; the result says `interrupted`.
+   */
+  signal?: AbortSignal;
   /** Stands for /sys (default: env DMACOPY_SYSFS_ROOT, else /sys). */
   sysfsRoot?: string;
   /** The parameters directory itself. Default `<sysfsRoot>/module/dmatest/parameters`. */
@@ -124,6 +129,8 @@ export interface DmatestRun {
   totals: DmatestChannelTotal[];
   /** The run did not finish by the deadline; it was stopped (run = 0) and results may be partial. */
   timedOut: boolean;
+  /** The run was stopped by options.signal (run = 0, parameters written back); results may be partial. */
+  interrupted: boolean;
   durationMs: number;
 }
 
@@ -615,22 +622,28 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
   const started = Date.now();
 
   let timedOut = false;
+  let interrupted = false;
+  const stopped = (): boolean => options.signal?.aborted === true;
   try {
     // Everything the test threads capture when a channel is added, then the channels, then run.
     for (const p of plan) await write(p.name, p.value);
     if (channels.length === 0) await write('channel', '');
     for (const c of channels) await write('channel', c);
-    await write('run', '1');
+    if (stopped()) interrupted = true;
+    else await write('run', '1');
 
-    for (;;) {
+    while (!interrupted) {
       await new Promise((r) => setTimeout(r, pollIntervalMs));
       if (!isRunning(await io.read(param('run')))) break;
-      if (Date.now() - started > waitMs) {
-        timedOut = true;
+      const late = Date.now() - started > waitMs;
+      if (late || stopped()) {
+        // Stopped like the kernel's own test: the threads end, the parameters go back below.
+        if (late) timedOut = true;
+        else interrupted = true;
         try {
           await io.write(param('run'), '0');
         } catch {
-          /* reported through timedOut */
+          /* reported through timedOut / interrupted */
         }
         break;
       }
@@ -653,6 +666,7 @@ export async function runDmatest(options: DmatestOptions): Promise<DmatestRun> {
     errors: parsed.errors.filter((e) => wanted(e.channel)),
     totals: totalsByChannel(summaries),
     timedOut,
+    interrupted,
     durationMs: Date.now() - started,
   };
 }

@@ -329,3 +329,28 @@ describe('dmacopy setup CLI', () => {
     expect(res.stderr.trim()).toMatch(/^dmacopy: unknown option '--frobnicate'.*\(ERR_DMACOPY_INVALID_ARG\)$/);
   });
 });
+
+describe('setup with the real runner: a step that does not exit', () => {
+  it('a step killed by a signal is reported as such, not as the 127 of a missing command', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-accel-'));
+    try {
+      const tool = path.join(dir, 'accel-config');
+      fs.writeFileSync(tool, '#!/bin/sh\nkill -SEGV $$\n', { mode: 0o755 });
+      let text = '';
+      const { defaultRunner } = await import('../../lib/host/accel-config');
+      const outcome = await runSetup({ profile: 'shared', device: 'dsa0', force: true, ...roots('spr-4dev') } as SetupCliOptions, {
+        runner: defaultRunner,
+        isRoot: () => true,
+        tool: () => tool,
+        out: (t) => (text += t),
+      }).then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      );
+      expect(text + outcome).toMatch(/killed by SIGSEGV/);
+      expect(text + outcome).not.toMatch(/exited with 127/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -214,6 +214,32 @@ describe('runDmatest', () => {
     expect(formatDmatestRun(run)).toMatch(/DID NOT FINISH/);
   });
 
+  it("stopped by its signal (the CLI's Ctrl-C): stops the test and writes the parameters back", async () => {
+    // Before, Ctrl-C left the kernel's test running with the run's parameters in place: its
+    // threads kept copying and the next run refused ("already running").
+    const { params, log } = setup();
+    const before = fs.readFileSync(path.join(params, 'iterations'), 'utf8');
+    const k = fakeKernel(params, log, { finish: false });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 50);
+    const run = await runDmatest({
+      channels: ['dma0chan0'],
+      iterations: 100_000_000,
+      paramsDir: params,
+      kernelLog: log,
+      isRoot: () => true,
+      io: k.io,
+      waitMs: 60_000,
+      pollIntervalMs: 10,
+      signal: stop.signal,
+    });
+    expect(run.interrupted).toBe(true);
+    expect(run.timedOut).toBe(false);
+    expect(fs.readFileSync(path.join(params, 'run'), 'utf8')).toBe('0\n');
+    expect(fs.readFileSync(path.join(params, 'iterations'), 'utf8')).toBe(before);
+    expect(formatDmatestRun(run)).toMatch(/INTERRUPTED/);
+  });
+
   it('skips polled on kernels without it, and refuses to pretend when it is asked for', async () => {
     const { params, log } = setup();
     fs.rmSync(path.join(params, 'polled'));

@@ -104,6 +104,8 @@ export interface DmatestDeps {
   pollIntervalMs?: number;
   /** Default: cpu, emulated, and dsa when discovery finds a usable queue. */
   paths?: ResolvedBackend[];
+  /** Stops the kernel's test early (the CLI's Ctrl-C); the user paths are then not timed. */
+  signal?: AbortSignal;
 }
 
 export async function runDmatestCommand(o: DmatestCliOptions, deps: DmatestDeps = {}): Promise<DmatestCommandResult> {
@@ -134,7 +136,9 @@ export async function runDmatestCommand(o: DmatestCliOptions, deps: DmatestDeps 
     ...(deps.isRoot ? { isRoot: deps.isRoot } : {}),
     ...(deps.io ? { io: deps.io } : {}),
     ...(deps.pollIntervalMs !== undefined ? { pollIntervalMs: deps.pollIntervalMs } : {}),
+    ...(deps.signal ? { signal: deps.signal } : {}),
   });
+  if (run.interrupted) return { dmatest: run, bufferSize: o.bufferSize, userPaths: [] };
   const userPaths: UserPathResult[] = [];
   if (o.userPaths !== false) {
     const paths = deps.paths ?? (['cpu', 'emulated', ...(dsaAvailable() ? ['dsa'] : [])] as ResolvedBackend[]);
@@ -208,7 +212,28 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (o: DmatestCliOptions) => {
       applyRoots(o);
-      const r = await runDmatestCommand(o);
+      // Ctrl-C, SIGTERM, SIGHUP: stop the kernel's test and write its parameters back before
+      // going (left alone, its threads kept copying and the next run found it "already running").
+      const stop = new AbortController();
+      let caught: NodeJS.Signals | undefined;
+      const onSignal = (sig: NodeJS.Signals): void => {
+        caught ??= sig;
+        stop.abort();
+      };
+      const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+      for (const sig of sigs) process.on(sig, onSignal);
+      let r: DmatestCommandResult;
+      try {
+        r = await runDmatestCommand(o, { signal: stop.signal });
+      } finally {
+        for (const sig of sigs) process.off(sig, onSignal);
+      }
+      if (caught) {
+        if (o.json) console.log(JSON.stringify(r, null, 2));
+        else process.stdout.write(formatDmatestCommand(r));
+        process.kill(process.pid, caught); // end as the signal would have
+        return;
+      }
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else process.stdout.write(formatDmatestCommand(r));
       const failed =

@@ -132,7 +132,9 @@ export async function runSetup(o: SetupCliOptions, deps: SetupDeps = {}): Promis
     for (const l of `${r.stdout}${r.stderr}`.split('\n').filter((x) => x.trim())) print(`    ${l}`);
     if (r.status !== 0) {
       ok = false;
-      print(`\nFAILED: \`${line}\` exited with ${r.status}; stopped. Check \`dmesg | grep idxd\` and \`accel-config list\`.`);
+      print(
+        `\nFAILED: \`${line}\` ${r.ended ?? `exited with ${r.status}`}; stopped. Check \`dmesg | grep idxd\` and \`accel-config list\`.`,
+      );
       break;
     }
   }
