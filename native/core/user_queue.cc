@@ -240,6 +240,13 @@ void UserWorkQueue::on_fork_child() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   portal_ = nullptr;
+  // The probe's record is not mapped here either (its arena is MADV_DONTFORK), and destroying
+  // the arena would take a lock another thread may have held at fork(): forget it (a leak in the
+  // child only); a reopen() allocates a fresh one.
+  if (probe_record_) {
+    static auto* forgotten = new std::vector<std::shared_ptr<CompletionArena>>();
+    forgotten->push_back(std::move(probe_record_));
+  }
   fork_child_.store(true, std::memory_order_relaxed);
   if (state_ == State::Open) state_ = State::Disabled;
 }
@@ -250,7 +257,7 @@ void UserWorkQueue::release_off_thread() {
   QueueReaper::release_file(fd_, portal, portal ? kPortalSize : 0, probe_record_);
   fd_ = -1;
   portal_ = nullptr;
-  probe_record_ = std::make_shared<ProbeRecord>();  // the next open() probes with a fresh record
+  probe_record_ = std::make_shared<CompletionArena>(1);  // the next open() probes with a fresh record
 }
 
 void UserWorkQueue::close_fd_and_portal() {
@@ -445,9 +452,10 @@ OpenResult UserWorkQueue::open_or_reuse() {
 OpenResult UserWorkQueue::run_probe() {
   OpenResult r;
   dsa_hw_desc desc;
-  prepare_completion(&probe_record_->r);
-  build_noop(&desc, &probe_record_->r);  // NOOP, CRAV|RCR, 32-byte-aligned record
-  submission_fence();                    // the zeroed record is visible before the device can write it
+  if (!probe_record_) probe_record_ = std::make_shared<CompletionArena>(1);  // after a fork()
+  prepare_completion(probe_record_->record(0));
+  build_noop(&desc, probe_record_->record(0));  // NOOP, CRAV|RCR, 32-byte-aligned record
+  submission_fence();                           // the zeroed record is visible before the device can write it
 
   const uint64_t timeout_ns = static_cast<uint64_t>(config_.probe_timeout_ms) * 1000000ull;
   const uint64_t deadline = monotonic_ns() + timeout_ns;
@@ -470,7 +478,7 @@ OpenResult UserWorkQueue::run_probe() {
     return r;
   }
   uint64_t now = monotonic_ns();
-  uint8_t st = wait_for_status(&probe_record_->r.status, now < deadline ? deadline - now : 0);
+  uint8_t st = wait_for_status(&probe_record_->record(0)->status, now < deadline ? deadline - now : 0);
   if (st == 0) {
     r.ok = false;
     r.code = OpenErrorCode::ProbeTimeout;

@@ -33,7 +33,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "completion_arena.h"
 #include "work_queue.h"
 
 namespace dmacopy {
@@ -191,13 +193,12 @@ class UserWorkQueue : public WorkQueue {
   std::atomic<int> last_errno_{0};
   uint64_t submitted_ = 0;
   uint64_t write_calls_ = 0;
-  // The NOOP probe's record, on the heap: after a probe that failed, the queue's file is released
-  // on a thread of its own (the release may take as long as the device does), and the record
-  // must outlive that release, whatever becomes of this object.
-  struct alignas(32) ProbeRecord {
-    dsa_completion_record r{};
-  };
-  std::shared_ptr<ProbeRecord> probe_record_ = std::make_shared<ProbeRecord>();
+  // The NOOP probe's record, in an arena of its own like every record the device writes (whole
+  // pages, locked, not inherited by a fork() child, which would write-protect them here): after
+  // a probe that failed, the queue's file is released on a thread of its own (the release may
+  // take as long as the device does), and the record must outlive that release, whatever
+  // becomes of this object.
+  std::shared_ptr<CompletionArena> probe_record_ = std::make_shared<CompletionArena>(1);
 };
 
 }  // namespace dmacopy

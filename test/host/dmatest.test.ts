@@ -229,7 +229,7 @@ describe('runDmatest', () => {
       kernelLog: log,
       isRoot: () => true,
       io: k.io,
-      waitMs: 60_000,
+      waitMs: 5_000,
       pollIntervalMs: 10,
       signal: stop.signal,
     });
