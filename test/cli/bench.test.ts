@@ -585,3 +585,12 @@ describe('writeChartAfterReport', () => {
     }
   });
 });
+
+describe('bench --paths', () => {
+  it('splits on commas outside parentheses: a --service label keeps its own comma', async () => {
+    const { pathsArg } = await import('../../lib/cli/commands/bench');
+    expect(pathsArg('copy-batch (2 thr, nice 19),worker')).toEqual(['copy-batch (2 thr, nice 19)', 'worker']);
+    expect(pathsArg('copy-batch (2 thr')).toEqual(['copy-batch (2 thr']);
+    expect(pathsArg('auto, cpu x2')).toEqual(['auto', 'cpu x2']);
+  });
+});

@@ -90,6 +90,26 @@ function intListArg(name: string) {
   };
 }
 
+/**
+ * --paths: a comma-separated list, where commas inside parentheses belong to the name: the
+ * --service labels hold them ("copy-batch (2 thr, nice 19)").
+ */
+export function pathsArg(value: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of value) {
+    if (ch === '(') depth++;
+    else if (ch === ')') depth = Math.max(0, depth - 1);
+    if (ch === ',' && depth === 0) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur.trim());
+  return out;
+}
+
 function formsArg(value: string): Form[] {
   const out = value.split(',').map((s) => s.trim());
   if (out.length === 0 || out.some((f) => f !== 'region' && f !== 'list'))
@@ -156,7 +176,7 @@ export function register(program: Command): void {
     .option(
       '--paths <list>',
       'only these paths (prefixes: auto, cpu, emulated, dsa, TypedArray.set); Buffer.copy and the bounds always run; --service: settings by label prefix (copy-batch, "copy-batch (2 thr", worker, ...), idle always runs',
-      (v: string) => v.split(',').map((s) => s.trim()),
+      pathsArg,
     )
     .option('--threads <n>', 'CPU engine thread counts 1..n, n at most 256 (default: available parallelism)', threadsArg)
     .option(
