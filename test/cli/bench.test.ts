@@ -592,5 +592,18 @@ describe('bench --paths', () => {
     expect(pathsArg('copy-batch (2 thr, nice 19),worker')).toEqual(['copy-batch (2 thr, nice 19)', 'worker']);
     expect(pathsArg('copy-batch (2 thr')).toEqual(['copy-batch (2 thr']);
     expect(pathsArg('auto, cpu x2')).toEqual(['auto', 'cpu x2']);
+    // A prefix that opens a parenthesis it does not close stays a prefix.
+    expect(pathsArg('copy-batch (2 thr,worker')).toEqual(['copy-batch (2 thr', 'worker']);
+  });
+
+  it('opens the prepared path when it is selected alone', async () => {
+    const { openPaths, closePaths } = await import('../../lib/cli/bench/paths');
+    const { paths } = await openPaths({ cpuThreads: [1], dsa: false, only: ['auto prepared'] });
+    try {
+      expect(paths.map((p) => p.name)).toContain('auto prepared');
+      expect(paths.map((p) => p.name)).not.toContain('auto');
+    } finally {
+      await closePaths(paths);
+    }
   });
 });

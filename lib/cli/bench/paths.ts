@@ -203,6 +203,19 @@ export interface PathSelection {
   only?: string[];
 }
 
+/** Every path name --paths can select, for an engine of up to maxThreads copy threads. */
+export function pathNames(maxThreads: number): string[] {
+  return [
+    'Buffer.copy',
+    'TypedArray.set',
+    ...Array.from({ length: maxThreads }, (_, i) => `cpu x${i + 1}`),
+    'emulated',
+    'dsa',
+    'auto',
+    PREPARED_PATH,
+  ];
+}
+
 function wanted(name: string, only: string[] | undefined): boolean {
   return only === undefined || only.some((p) => name === p || name.startsWith(p));
 }
@@ -231,10 +244,12 @@ export async function openPaths(sel: PathSelection): Promise<OpenedPaths> {
   } else {
     skipped.push({ name: 'cpu/emulated/dsa', reason: 'the native addon did not load' });
   }
-  if (wanted('auto', sel.only)) {
+  if (wanted('auto', sel.only) || wanted(PREPARED_PATH, sel.only)) {
     try {
-      const engine = await openEngine();
-      paths.push(enginePath('auto', engine, engine.stats().cpuThreads));
+      if (wanted('auto', sel.only)) {
+        const engine = await openEngine();
+        paths.push(enginePath('auto', engine, engine.stats().cpuThreads));
+      }
       // Prepared re-runs on an engine of their own, so neither path's policy learns from the other.
       if (wanted(PREPARED_PATH, sel.only)) {
         const own = await openEngine();

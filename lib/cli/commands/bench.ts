@@ -3,12 +3,14 @@
 // device, real DSA queues when present, 'auto'), against the bound (best of native memcpy and streaming stores) measured in the
 // same run; prints a table and the issue-5 targets, or JSON; optionally writes an SVG chart.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DmacopyTypeError } from '../../errors';
 import type { Form } from '../bench/cells';
 import { hostLine } from '../bench/host';
+import { pathNames } from '../bench/paths';
 import { type BenchReport, runBench } from '../bench/run';
 import { parseSize } from '../bench/stats';
 import { renderSvg } from '../bench/svg';
@@ -95,18 +97,18 @@ function intListArg(name: string) {
  * --service labels hold them ("copy-batch (2 thr, nice 19)").
  */
 export function pathsArg(value: string): string[] {
+  const count = (s: string, c: string): number => s.split(c).length - 1;
+  const parts = value.split(',');
   const out: string[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of value) {
-    if (ch === '(') depth++;
-    else if (ch === ')') depth = Math.max(0, depth - 1);
-    if (ch === ',' && depth === 0) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += ch;
+  for (let i = 0; i < parts.length; i++) {
+    let cur = parts[i] as string;
+    // An open parenthesis joins the next piece only if that piece closes it: a prefix such as
+    // "copy-batch (2 thr" stays a prefix in "copy-batch (2 thr,worker".
+    while (count(cur, '(') > count(cur, ')') && i + 1 < parts.length && (parts[i + 1] as string).includes(')')) {
+      cur += `,${parts[++i]}`;
+    }
+    out.push(cur.trim());
   }
-  out.push(cur.trim());
   return out;
 }
 
@@ -149,16 +151,17 @@ function checkModeFlags(o: BenchCliOptions, self: Command): void {
   );
 }
 
-/** The families of throughput paths --paths selects by prefix. */
-const PATH_FAMILIES = ['auto', 'cpu', 'emulated', 'dsa', 'TypedArray.set', 'Buffer.copy'];
-
-/** Every --paths entry must name a path: a typo once measured nothing and passed --check-targets. */
-function checkPathPrefixes(paths: readonly string[]): void {
-  const bad = paths.filter((p) => p === '' || !PATH_FAMILIES.some((f) => f.startsWith(p) || p.startsWith(f)));
+/**
+ * Every --paths entry must be the start of a path this run can open (with --threads, or the
+ * default thread counts): a typo once measured nothing and passed --check-targets.
+ */
+function checkPathPrefixes(paths: readonly string[], maxThreads: number): void {
+  const names = pathNames(maxThreads);
+  const bad = paths.filter((p) => p === '' || !names.some((n) => n.startsWith(p)));
   if (bad.length > 0)
     throw new DmacopyTypeError(
       'ERR_DMACOPY_INVALID_ARG',
-      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such path (prefixes of: ${PATH_FAMILIES.join(', ')})`,
+      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such path (paths: ${names.join(', ')}; a prefix selects every path it starts)`,
     );
 }
 
@@ -210,7 +213,7 @@ export function register(program: Command): void {
     .action(async (o: BenchCliOptions, self: Command) => {
       checkModeFlags(o, self);
       if (o.service) return runServiceCommand(o);
-      if (o.paths) checkPathPrefixes(o.paths);
+      if (o.paths) checkPathPrefixes(o.paths, o.threads ?? Math.min(256, os.availableParallelism()));
       applyRoots(o);
       const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
       const bar = showBar

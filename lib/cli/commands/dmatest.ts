@@ -142,7 +142,10 @@ export async function runDmatestCommand(o: DmatestCliOptions, deps: DmatestDeps 
   const userPaths: UserPathResult[] = [];
   if (o.userPaths !== false) {
     const paths = deps.paths ?? (['cpu', 'emulated', ...(dsaAvailable() ? ['dsa'] : [])] as ResolvedBackend[]);
-    for (const p of paths) userPaths.push(await timeUserPath(p, o.bufferSize, o.iterations, o.threads));
+    for (const p of paths) {
+      if (deps.signal?.aborted) break; // Ctrl-C while timing: report what was timed
+      userPaths.push(await timeUserPath(p, o.bufferSize, o.iterations, o.threads));
+    }
   }
   return { dmatest: run, bufferSize: o.bufferSize, userPaths };
 }
@@ -216,11 +219,13 @@ export function register(program: Command): void {
       // going (left alone, its threads kept copying and the next run found it "already running").
       const stop = new AbortController();
       let caught: NodeJS.Signals | undefined;
+      const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
       const onSignal = (sig: NodeJS.Signals): void => {
         caught ??= sig;
         stop.abort();
+        // Once: a second Ctrl-C ends the command at once, as without us.
+        for (const s of sigs) process.off(s, onSignal);
       };
-      const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
       for (const sig of sigs) process.on(sig, onSignal);
       let r: DmatestCommandResult;
       try {

@@ -1,6 +1,7 @@
 // Small formatting and option-parsing helpers shared by the subcommands.
 import { constants } from 'node:buffer';
 import fs from 'node:fs';
+import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 
 export function positiveInt(name: string) {
@@ -12,12 +13,20 @@ export function positiveInt(name: string) {
   };
 }
 
-/** A positive integer of MiB that one Buffer can hold (buffer.constants.MAX_LENGTH). */
+/**
+ * A positive integer of MiB for a batch the bench allocates twice (a source and a destination):
+ * at most one Buffer (buffer.constants.MAX_LENGTH: 4 GiB on Node 20, far more later) and a
+ * quarter of this machine's memory.
+ */
 export function bufferMib(name: string) {
-  const max = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
+  const mib = 1024 * 1024;
+  const max = Math.max(1, Math.floor(Math.min(constants.MAX_LENGTH, os.totalmem() / 4) / mib));
   return (value: string): number => {
     const n = positiveInt(name)(value);
-    if (n > max) throw new InvalidArgumentError(`${name} must be from 1 to ${max} (the largest Buffer this Node allocates), got ${n}`);
+    if (n > max)
+      throw new InvalidArgumentError(
+        `${name} must be from 1 to ${max} (a source and a destination of that size: at most one Buffer, and a quarter of this machine's memory), got ${n}`,
+      );
     return n;
   };
 }
