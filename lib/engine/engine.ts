@@ -519,7 +519,7 @@ export class Engine {
     } catch (err) {
       const error = fromNative(err);
       op.abort(error);
-      if (this.#options.dsa) this.#noteQuarantines(); // a wedged batch quarantined its queues
+      this.#noteQuarantines(); // a wedged batch quarantined its queues
       trace.fail(error);
       throw error;
     }
@@ -616,7 +616,9 @@ export class Engine {
 
   readonly #quarantined = new Set<string>();
 
+  /** Publishes the queues quarantined since the last call (device engines; nothing to do on the CPU). */
   #noteQuarantines(): void {
+    if (this.#options.dsa === undefined) return;
     const channels = (this.#native?.stats().dsa?.channels ?? []) as { name: string; quarantined: boolean }[];
     for (const c of channels) {
       if (!c.quarantined || this.#quarantined.has(c.name)) continue;
@@ -716,7 +718,7 @@ export class Engine {
         return report;
       },
       (error: Error) => {
-        if (this.#options.dsa) this.#noteQuarantines(); // a wedged batch quarantined its queues
+        this.#noteQuarantines(); // a wedged batch quarantined its queues
         trace.fail(error);
         throw error;
       },
@@ -779,7 +781,7 @@ export class Engine {
     if (sync) {
       const totals = new Float64Array(EVENT_FIELDS);
       native.waitSync(op.id, op.report.descriptors, totals);
-      if (this.#options.dsa) this.#noteQuarantines();
+      this.#noteQuarantines();
       if (failure) {
         trace.fail(failure);
         throw failure;
@@ -796,12 +798,12 @@ export class Engine {
     op.seal(failure);
     return op.done.then(
       (report) => {
-        if (this.#options.dsa) this.#noteQuarantines();
+        this.#noteQuarantines();
         this.#account(report, false, trace);
         return report;
       },
       (error: Error) => {
-        if (this.#options.dsa) this.#noteQuarantines();
+        this.#noteQuarantines();
         trace.fail(error);
         throw error;
       },

@@ -37,7 +37,6 @@ export class Policy {
   #hopNs = 0;
   readonly #hops: number[] = [];
   #hopNext = 0;
-  #cpuMeasured = false;
   #deviceRate = 0;
   #cpuShare: number;
   readonly #cpuShareMode: 'off' | 'fixed' | 'auto';
@@ -114,14 +113,11 @@ export class Policy {
     // The CPU share's bytes over the time its slowest work took: the rate of all the threads
     // together (it was once multiplied by the thread count again, which doubled the share's
     // weight on two threads).
-    if (cpuBytes > 0 && cpuNs > 0) {
-      this.#threadedRate = ewma(this.#threadedRate, cpuBytes / cpuNs);
-      this.#cpuMeasured = true;
-    }
-    if (this.#cpuShareMode !== 'auto' || this.#deviceRate === 0 || !this.#cpuMeasured) return;
+    // (A device engine's threaded rate comes from here only: 0 until the CPU side was timed.)
+    if (cpuBytes > 0 && cpuNs > 0) this.#threadedRate = ewma(this.#threadedRate, cpuBytes / cpuNs);
+    if (this.#cpuShareMode !== 'auto' || this.#deviceRate === 0 || this.#threadedRate === 0) return;
     // Both sides finish together when the CPU gets its rate's share of the bytes.
-    const cpuRate = this.#threadedRate;
-    this.#cpuShare = Math.min(MAX_CPU_SHARE, cpuRate / (cpuRate + this.#deviceRate));
+    this.#cpuShare = Math.min(MAX_CPU_SHARE, this.#threadedRate / (this.#threadedRate + this.#deviceRate));
   }
 
   /** How many CPU works to add beside the device works, and the weight of each work. */
@@ -158,7 +154,7 @@ export class Policy {
           ? 'off'
           : this.#cpuShareMode === 'fixed'
             ? 'fixed'
-            : this.#cpuMeasured && this.#deviceRate
+            : this.#threadedRate && this.#deviceRate
               ? 'measured'
               : 'default',
     };

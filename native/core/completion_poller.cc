@@ -4,6 +4,13 @@
 
 #include <cerrno>
 
+#ifndef MADV_POPULATE_READ  // Linux 5.14; older C libraries lack the names
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 #include "cpu_features.h"
 #include "portal.h"
 #include "prepared_descriptors.h"
@@ -255,17 +262,13 @@ void CompletionPoller::run() {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     // Released: its thread is ending, join it so that close() leaves no thread behind. Still
     // releasing after the Drain timeout (a device that never finishes): let it go on alone.
-    if (!r.thread.joinable()) {
-      // Nothing to release, or a release no thread could be started for (owed: QueueReaper).
-      if (!r.done->load(std::memory_order_acquire) && opts_.releases) opts_.releases->add(r.done);
-      continue;
+    // Not joinable: nothing to release, or a release no thread could be started for (owed).
+    const bool done = r.done->load(std::memory_order_acquire);
+    if (r.thread.joinable()) {
+      if (done) r.thread.join();
+      else r.thread.detach();
     }
-    if (r.done->load(std::memory_order_acquire)) {
-      r.thread.join();
-    } else {
-      r.thread.detach();
-      if (opts_.releases) opts_.releases->add(r.done);
-    }
+    if (!done && opts_.releases) opts_.releases->add(r.done);
   }
   publish_stats();
 }
@@ -594,12 +597,6 @@ void CompletionPoller::touch_fault_page(const Piece& p, const CompletionInfo& c)
 // that hold bytes of the remainder are named. Linux 5.14+; on an older kernel (EINVAL) the
 // continuations fault page by page as before.
 void CompletionPoller::populate_remainder(const MemmoveRemainder& rem, const CompletionInfo& c) {
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
   static std::atomic<bool> unsupported{false};
   if (rem.len == 0 || unsupported.load(std::memory_order_relaxed)) return;
   const uintptr_t ps = page_size();

@@ -242,7 +242,7 @@ void UserWorkQueue::on_fork_child() {
   portal_ = nullptr;
   // The probe's record is not mapped here either (its arena is MADV_DONTFORK), and destroying
   // the arena would take a lock another thread may have held at fork(): forget it (a leak in the
-  // child only); a reopen() allocates a fresh one.
+  // child only); a reopen() probes with a fresh one.
   if (probe_record_) {
     static auto* forgotten = new std::vector<std::shared_ptr<CompletionArena>>();
     forgotten->push_back(std::move(probe_record_));
@@ -254,10 +254,9 @@ void UserWorkQueue::on_fork_child() {
 void UserWorkQueue::release_off_thread() {
   void* portal = nullptr;
   if (portal_ && !forked() && getpid() == owner_pid_) portal = const_cast<uint8_t*>(portal_);
-  QueueReaper::release_file(fd_, portal, portal ? kPortalSize : 0, probe_record_);
+  QueueReaper::release_file(fd_, portal, portal ? kPortalSize : 0, std::move(probe_record_));
   fd_ = -1;
   portal_ = nullptr;
-  probe_record_ = std::make_shared<CompletionArena>(1);  // the next open() probes with a fresh record
 }
 
 void UserWorkQueue::close_fd_and_portal() {
@@ -452,7 +451,7 @@ OpenResult UserWorkQueue::open_or_reuse() {
 OpenResult UserWorkQueue::run_probe() {
   OpenResult r;
   dsa_hw_desc desc;
-  if (!probe_record_) probe_record_ = std::make_shared<CompletionArena>(1);  // after a fork()
+  if (!probe_record_) probe_record_ = std::make_shared<CompletionArena>(1);  // see probe_record_
   prepare_completion(probe_record_->record(0));
   build_noop(&desc, probe_record_->record(0));  // NOOP, CRAV|RCR, 32-byte-aligned record
   submission_fence();                           // the zeroed record is visible before the device can write it

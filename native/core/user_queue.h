@@ -194,11 +194,11 @@ class UserWorkQueue : public WorkQueue {
   uint64_t submitted_ = 0;
   uint64_t write_calls_ = 0;
   // The NOOP probe's record, in an arena of its own like every record the device writes (whole
-  // pages, locked, not inherited by a fork() child, which would write-protect them here): after
-  // a probe that failed, the queue's file is released on a thread of its own (the release may
-  // take as long as the device does), and the record must outlive that release, whatever
-  // becomes of this object.
-  std::shared_ptr<CompletionArena> probe_record_ = std::make_shared<CompletionArena>(1);
+  // pages, locked, not inherited by a fork() child, which would write-protect them here). Made
+  // by the first probe, and again by the probe after one that failed: the queue's file is then
+  // released on a thread of its own (the release may take as long as the device does), which
+  // takes the record along, since it must outlive that release, whatever becomes of this object.
+  std::shared_ptr<CompletionArena> probe_record_;
 };
 
 }  // namespace dmacopy

@@ -55,14 +55,20 @@ interface ChildResult {
 }
 
 function run(env: Record<string, string>, dist = DIST) {
-  const r = spawnSync(process.execPath, ['-e', SCRIPT], {
+  const r = runScript(SCRIPT, env, dist);
+  return { out: r.out as ChildResult, stderr: r.stderr };
+}
+
+/** Runs a child script with DMACOPY_DIST set and the addon override cleared: its stdout as JSON, and its stderr. */
+function runScript(script: string, env: Record<string, string>, dist = DIST): { out: unknown; stderr: string } {
+  const r = spawnSync(process.execPath, ['-e', script], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 60_000,
     env: { ...process.env, DMACOPY_NATIVE_PATH: '', ...env, DMACOPY_DIST: dist },
   });
   expect(r.status, r.stderr).toBe(0);
-  return { out: JSON.parse(r.stdout) as ChildResult, stderr: r.stderr };
+  return { out: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
 function expectJsFallback(out: ChildResult, stderr: string) {
@@ -159,16 +165,7 @@ const OVERLAP_SCRIPT = `
 
 describe('overlap without the native addon', () => {
   it('the JavaScript path refuses exactly the overlapping batches the native plan refuses (300 random batches)', () => {
-    const runWith = (env: Record<string, string>) => {
-      const r = spawnSync(process.execPath, ['-e', OVERLAP_SCRIPT], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: { ...process.env, DMACOPY_NATIVE_PATH: '', ...env, DMACOPY_DIST: DIST },
-      });
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { js: boolean; out: string[] };
-    };
+    const runWith = (env: Record<string, string>) => runScript(OVERLAP_SCRIPT, env).out as { js: boolean; out: string[] };
     const native = runWith({});
     const js = runWith({ DMACOPY_NATIVE_PATH: '/nonexistent/dmacopy.node' });
     expect(native.js).toBe(false);

@@ -3,12 +3,12 @@
 // the copy issued from a worker; prints the table, or JSON, and optionally writes the chart.
 import os from 'node:os';
 import { SingleBar } from 'cli-progress';
-import { DmacopyTypeError } from '../../errors';
 import { runServiceBench, SERVICE_DEFAULTS } from '../bench/service-run';
 import { serviceSettings } from '../bench/service-settings';
 import { renderServiceSvg } from '../bench/service-svg';
 import { formatServiceReport } from '../bench/service-table';
 import { stopBarOnSigint, writeChartAfterReport } from './format';
+import { checkPathPrefixes } from './usage';
 
 export interface ServiceCliOptions {
   short?: boolean;
@@ -30,12 +30,11 @@ export async function runServiceCommand(o: ServiceCliOptions): Promise<void> {
     ? new SingleBar({ format: 'bench --service [{bar}] {value}/{total}  {label}', hideCursor: true, clearOnComplete: true })
     : undefined;
   const all = serviceSettings(os.availableParallelism(), o.short ?? false);
-  const bad = (o.paths ?? []).filter((p) => p === '' || !all.some((s) => s.label.startsWith(p)));
-  if (bad.length > 0)
-    throw new DmacopyTypeError(
-      'ERR_DMACOPY_INVALID_ARG',
-      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such --service setting (labels: ${all.map((s) => s.label).join('; ')})`,
-    );
+  checkPathPrefixes(
+    o.paths ?? [],
+    all.map((s) => s.label),
+    '--service setting',
+  );
   let started = false;
   const unhook = stopBarOnSigint(bar);
   try {

@@ -17,7 +17,7 @@ import { renderSvg } from '../bench/svg';
 import { formatReport } from '../bench/table';
 import { runServiceCommand, type ServiceCliOptions } from './bench-service';
 import { bufferMib, positiveInt, stopBarOnSigint, writeChartAfterReport } from './format';
-import { applyRoots, strictUsage } from './usage';
+import { applyRoots, checkPathPrefixes, strictUsage } from './usage';
 
 interface BenchCliOptions extends ServiceCliOptions {
   service?: boolean;
@@ -151,20 +151,6 @@ function checkModeFlags(o: BenchCliOptions, self: Command): void {
   );
 }
 
-/**
- * Every --paths entry must be the start of a path this run can open (with --threads, or the
- * default thread counts): a typo once measured nothing and passed --check-targets.
- */
-function checkPathPrefixes(paths: readonly string[], maxThreads: number): void {
-  const names = pathNames(maxThreads);
-  const bad = paths.filter((p) => p === '' || !names.some((n) => n.startsWith(p)));
-  if (bad.length > 0)
-    throw new DmacopyTypeError(
-      'ERR_DMACOPY_INVALID_ARG',
-      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such path (paths: ${names.join(', ')}; a prefix selects every path it starts)`,
-    );
-}
-
 export function register(program: Command): void {
   const cmd = program
     .command('bench')
@@ -213,7 +199,8 @@ export function register(program: Command): void {
     .action(async (o: BenchCliOptions, self: Command) => {
       checkModeFlags(o, self);
       if (o.service) return runServiceCommand(o);
-      if (o.paths) checkPathPrefixes(o.paths, o.threads ?? Math.min(256, os.availableParallelism()));
+      // With --threads, or the default thread counts.
+      if (o.paths) checkPathPrefixes(o.paths, pathNames(o.threads ?? Math.min(256, os.availableParallelism())), 'path');
       applyRoots(o);
       const showBar = o.progress !== false && !o.json && process.stderr.isTTY === true;
       const bar = showBar

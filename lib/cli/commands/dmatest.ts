@@ -233,14 +233,12 @@ export function register(program: Command): void {
       } finally {
         for (const sig of sigs) process.off(sig, onSignal);
       }
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+      else process.stdout.write(formatDmatestCommand(r));
       if (caught) {
-        if (o.json) console.log(JSON.stringify(r, null, 2));
-        else process.stdout.write(formatDmatestCommand(r));
         process.kill(process.pid, caught); // end as the signal would have
         return;
       }
-      if (o.json) console.log(JSON.stringify(r, null, 2));
-      else process.stdout.write(formatDmatestCommand(r));
       const failed =
         r.dmatest.timedOut || r.dmatest.totals.some((t) => t.failures > 0) || r.userPaths.some((u) => !u.verified && u.ops > 0);
       process.exitCode = failed ? 1 : 0;

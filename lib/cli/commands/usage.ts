@@ -47,3 +47,16 @@ export function applyRoots(o: { sysfsRoot?: string; devRoot?: string }): void {
     );
   }
 }
+
+/**
+ * `--paths` of either bench: every entry must start at least one of `names`, or the run would
+ * measure nothing for it and still pass (a typo once passed --check-targets).
+ */
+export function checkPathPrefixes(entries: readonly string[], names: readonly string[], what: string): void {
+  const bad = entries.filter((p) => p === '' || !names.some((n) => n.startsWith(p)));
+  if (bad.length > 0)
+    throw new DmacopyTypeError(
+      'ERR_DMACOPY_INVALID_ARG',
+      `--paths ${bad.map((b) => JSON.stringify(b)).join(', ')}: no such ${what} (${names.join('; ')}; a prefix selects every one it starts)`,
+    );
+}
