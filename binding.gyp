@@ -21,7 +21,8 @@
             "native/addon/diagnostic_hooks.cc",
             "native/addon/errors.cc",
             "native/addon/event_channel.cc",
-            "native/addon/engine_handle.cc"
+            "native/addon/engine_handle.cc",
+            "native/addon/queue_opener.cc"
           ]
         }, {
           "sources": ["native/addon/unsupported.cc"]

@@ -108,9 +108,11 @@ async function main() {
   let casesPassed = 0;
   let casesFailed = 0;
   let casesSkipped = 0;
+  const failures = []; // what CI prints above its closing line
   tests.forEach((t, i) => {
     if (!linked[i]) {
       console.error(`core test ${t}: build failed`);
+      failures.push(`${t}: build failed`);
       failed++;
       casesFailed++;
       return;
@@ -126,9 +128,12 @@ async function main() {
     } else {
       casesFailed++; // crashed before printing its summary
     }
+    for (const line of `${r.stdout || ''}\n${r.stderr || ''}`.split('\n'))
+      if (/^\s*FAIL\b/.test(line)) failures.push(`${t}: ${line.trim()}`);
     if (r.status === 0) passed++;
     else {
       console.error(`core test ${t}: exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}`);
+      failures.push(`${t}: exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}`);
       failed++;
     }
   });
@@ -136,7 +141,7 @@ async function main() {
   console.log(`core test cases: ${casesPassed} passed, ${casesFailed} failed, ${casesSkipped} skipped`);
   fs.writeFileSync(
     path.join(outDir, 'results.json'),
-    JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed, skipped: casesSkipped } }),
+    JSON.stringify({ files: { passed, failed }, cases: { passed: casesPassed, failed: casesFailed, skipped: casesSkipped }, failures }),
   );
   process.exit(failed ? 1 : 0);
 }

@@ -14,7 +14,15 @@ import {
   QUARANTINE_AFTER,
 } from '../defaults';
 import { closedError, DmacopyError, type DmacopyErrorCode, DmacopyRangeError, DmacopyTypeError, invalidArg, outOfRange } from '../errors';
-import { CopyMode, EVENT_FIELDS, type NativeDsaConfig, type NativeEngine, type NativePlan, type NativeUserQueue } from '../native/abi';
+import {
+  CopyMode,
+  EVENT_FIELDS,
+  type NativeDsaConfig,
+  type NativeEngine,
+  type NativeOpenedQueues,
+  type NativePlan,
+  type NativeUserQueue,
+} from '../native/abi';
 import { nativeBinding, nativeLoadError } from '../native/loader';
 import { BatchTrace, publishQuarantine, tracing } from '../observe/diagnostics';
 import type {
@@ -237,8 +245,8 @@ export class Engine {
     outOfOrder: 0,
   };
 
-  /** @internal use openEngine() */
-  constructor(options: ResolvedOptions) {
+  /** @internal use openEngine(); `opened`: the dsa backend's queues, opened off this thread */
+  constructor(options: ResolvedOptions, opened?: NativeOpenedQueues) {
     this.#options = options;
     this.#policy = new Policy(
       {
@@ -263,7 +271,7 @@ export class Engine {
             pinCpus: copyThreadCpus(options.cpuPinning, options.cpuThreads),
             nonTemporalMinBytes: options.nonTemporalMinBytes,
             timeoutMs: options.timeoutMs,
-            dsa: options.dsa,
+            dsa: options.dsa && opened ? { ...options.dsa, opened } : options.dsa,
           }),
       );
       if (options.dsa?.kind === 'user') this.#checkOpened(options.dsa);
@@ -866,12 +874,26 @@ function sum(a: ArrayLike<number>): number {
 export async function openEngine(options?: EngineOptions): Promise<Engine> {
   const resolved = resolveOptions(options);
   try {
-    return new Engine(resolved);
+    return new Engine(resolved, await openQueues(resolved.dsa));
   } catch (err) {
     // 'auto' found queues but none opened (permissions, probe): the CPU engine, saying why.
     if ((options?.backend ?? 'auto') !== 'auto' || resolved.backend !== 'dsa') throw err;
     const { dsa: _dsa, cpuShare: _share, ...rest } = resolved;
     return new Engine({ ...rest, backend: 'cpu', channels: options?.channels ?? resolved.cpuThreads, autoReason: (err as Error).message });
+  }
+}
+
+/**
+ * The dsa backend's /dev/dsa queues, opened and probed on a pool thread: a probe waits for the
+ * device up to its timeout, on a device that does not answer, which must not block the event loop.
+ */
+async function openQueues(dsa: NativeDsaConfig | undefined): Promise<NativeOpenedQueues | undefined> {
+  const binding = nativeBinding();
+  if (dsa?.kind !== 'user' || binding === undefined) return undefined; // no addon: the constructor says why
+  try {
+    return await binding.openUserQueues(dsa.queues as NativeUserQueue[]);
+  } catch (err) {
+    throw fromNative(err);
   }
 }
 

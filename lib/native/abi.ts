@@ -65,6 +65,11 @@ export interface NativeQueueOpenResult {
   swerrAtOpen: boolean;
 }
 
+/** /dev/dsa queues opened and probed by openUserQueues (an opaque, type-tagged External). */
+export interface NativeOpenedQueues {
+  readonly __nativeOpenedQueues: never;
+}
+
 /** A plan kept by the addon for a prepared batch (an opaque, type-tagged External). */
 export interface NativePlan {
   readonly __nativePlan: never;
@@ -111,6 +116,13 @@ export interface NativeEngine {
 
 export interface NativeBinding {
   NativeEngine: new (options: NativeEngineOptions) => NativeEngine;
+  /**
+   * Opens and probes /dev/dsa queues on a pool thread, every probe side by side: a probe waits
+   * for the device up to its timeout, which must not block the event loop. Resolves with a handle
+   * for NativeEngine's dsa.opened, taken once; queues no engine took are released when the
+   * handle is collected. Rejects only when the system refused memory or threads.
+   */
+  openUserQueues(queues: NativeUserQueue[]): Promise<NativeOpenedQueues>;
   /**
    * Once per thread. isMainThread: a worker's teardown waits for the queue releases its engines
    * left running (wedged queues), since its buffers are freed with it; the main thread's does not.
@@ -159,5 +171,7 @@ export interface NativeUserQueue {
 export interface NativeDsaConfig {
   kind: 'emulated' | 'user';
   queues: NativeSoftQueue[] | NativeUserQueue[];
+  /** kind 'user': the queues openUserQueues opened (required there; NativeEngine takes them). */
+  opened?: NativeOpenedQueues;
   options: { cacheControl: boolean; pageFaultRetries: number; quarantineAfter: number; drainTimeoutMs: number };
 }

@@ -8,6 +8,7 @@
 #include "diagnostic_hooks.h"
 #include "engine_handle.h"
 #include "errors.h"
+#include "queue_opener.h"
 
 namespace dmacopy_addon {
 
@@ -87,6 +88,7 @@ Napi::Value UnrefEvents(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("NativeEngine", EngineHandle::Define(env));
+  exports.Set("openUserQueues", Napi::Function::New<OpenUserQueues>(env, "openUserQueues"));
   exports.Set("setEventHandler", Napi::Function::New<SetEventHandler>(env, "setEventHandler"));
   exports.Set("refEvents", Napi::Function::New<RefEvents>(env, "refEvents"));
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));

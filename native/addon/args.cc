@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <cmath>
 #include <string>
 
 #include "errors.h"
@@ -53,6 +54,48 @@ double number_arg(const Napi::Value& value, const char* what) {
   if (!value.IsNumber())
     throw coded_type_error(value.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(what) + " must be a number");
   return value.As<Napi::Number>().DoubleValue();
+}
+
+double required_number(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " is required");
+  return number_arg(v, key);
+}
+
+bool required_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string required_string(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Object required_object(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject())
+    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+dmacopy::WqMode mode_of(const Napi::Object& o) {
+  std::string m = required_string(o, "mode");
+  if (m == "dedicated") return dmacopy::WqMode::Dedicated;
+  if (m == "shared") return dmacopy::WqMode::Shared;
+  throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "mode must be 'dedicated' or 'shared'");
+}
+
+uint64_t bounded(const Napi::Object& o, const char* key, double max) {
+  const double d = required_number(o, key);
+  if (!(d >= 0 && d <= max) || d != std::floor(d))
+    throw coded_range_error(
+        o.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
+        std::string(key) + " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(max)));
+  return static_cast<uint64_t>(d);
 }
 
 }  // namespace dmacopy_addon

@@ -18,6 +18,7 @@
 #include "copy_executor.h"
 #include "errors.h"
 #include "event_channel.h"
+#include "queue_opener.h"
 
 namespace dmacopy_addon {
 
@@ -32,41 +33,6 @@ constexpr uint32_t kListForm = static_cast<uint32_t>(dmacopy::TableForm::List);
 constexpr uint32_t kSync = static_cast<uint32_t>(CopyMode::Sync);
 constexpr uint32_t kAsync = static_cast<uint32_t>(CopyMode::Async);
 
-// Option readers. lib/ validates and fills in every default (lib/defaults.ts) before it calls
-// in, so a value lib always sends is required here: a missing one is a bug, not a default.
-double required_number(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " is required");
-  return number_arg(v, key);
-}
-
-bool required_bool(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean())
-    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
-std::string required_string(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
-Napi::Object required_object(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsObject())
-    throw coded_type_error(o.Env(), "ERR_DMACOPY_INVALID_ARG", std::string(key) + " must be an object");
-  return v.As<Napi::Object>();
-}
-
-dmacopy::WqMode mode_of(const Napi::Object& o) {
-  std::string m = required_string(o, "mode");
-  if (m == "dedicated") return dmacopy::WqMode::Dedicated;
-  if (m == "shared") return dmacopy::WqMode::Shared;
-  throw coded_range_error(o.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "mode must be 'dedicated' or 'shared'");
-}
-
 // Writes an op's summed events into a Float64Array in event layout (ignored if `out` is not one).
 void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
   if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return;
@@ -75,17 +41,6 @@ void write_totals(const Napi::Value& out, const dmacopy::EventRecord& totals) {
 }
 
 // One software DSA queue from the (already validated and completed) emulator settings of lib/.
-// A whole number from 0 to max under `key` (lib/ validates tighter ranges first; a direct call of
-// the binding with NaN, a negative or a huge value must not reach a cast, which is undefined there).
-uint64_t bounded(const Napi::Object& o, const char* key, double max) {
-  const double d = required_number(o, key);
-  if (!(d >= 0 && d <= max) || d != std::floor(d))
-    throw coded_range_error(
-        o.Env(), "ERR_DMACOPY_OUT_OF_RANGE",
-        std::string(key) + " must be a whole number from 0 to " + std::to_string(static_cast<uint64_t>(max)));
-  return static_cast<uint64_t>(d);
-}
-
 std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
   auto u32 = [&](const char* key, double max) { return static_cast<uint32_t>(bounded(q, key, max)); };
   dmacopy::SoftDeviceConfig c;
@@ -119,30 +74,6 @@ std::unique_ptr<dmacopy::WorkQueue> soft_queue(const Napi::Object& q) {
     // lib/ validates these ranges first; a value the core refuses must not abort the process.
     throw coded_range_error(q.Env(), "ERR_DMACOPY_OUT_OF_RANGE", e.what());
   }
-}
-
-// One /dev/dsa queue from what lib/host/discovery.ts read.
-std::unique_ptr<dmacopy::UserWorkQueue> user_queue(const Napi::Object& q) {
-  dmacopy::UserQueueConfig c;
-  c.device_path = required_string(q, "devicePath");
-  c.info.name = required_string(q, "name");
-  c.info.mode = mode_of(q);
-  c.info.size = static_cast<uint32_t>(bounded(q, "size", 4096));
-  c.info.max_transfer_size = bounded(q, "maxTransferSize", 4294967296.0);
-  c.info.cache_control = required_bool(q, "cacheControl");
-  c.wq_state_path = required_string(q, "wqStatePath");
-  c.device_state_path = required_string(q, "deviceStatePath");
-  c.device_errors_path = required_string(q, "deviceErrorsPath");
-  std::string path = required_string(q, "submission");
-  if (path != "auto" && path != "portal" && path != "write")
-    throw coded_range_error(q.Env(), "ERR_DMACOPY_OUT_OF_RANGE", "submission must be 'auto', 'portal' or 'write'");
-  c.submission = path == "portal"  ? dmacopy::SubmissionPath::Portal
-                 : path == "write" ? dmacopy::SubmissionPath::Write
-                                   : dmacopy::SubmissionPath::Auto;
-  // Not a policy lib sets: the NOOP probe's bound stays the core's (user_queue.h) unless given.
-  Napi::Value probe = q.Get("probeTimeoutMs");
-  if (!probe.IsUndefined()) c.probe_timeout_ms = static_cast<uint32_t>(number_arg(probe, "probeTimeoutMs"));
-  return std::make_unique<dmacopy::UserWorkQueue>(c);
 }
 
 Napi::Error closed_error(Napi::Env env) {
@@ -292,23 +223,24 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
       throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues must be an array");
     Napi::Array qs = d.Get("queues").As<Napi::Array>();
     std::vector<std::unique_ptr<dmacopy::WorkQueue>> queues;
-    for (uint32_t i = 0; i < qs.Length(); ++i) {
-      Napi::Value qv = qs.Get(i);
-      if (!qv.IsObject()) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues entries must be objects");
-      if (kind == "emulated") {
+    if (kind == "emulated") {
+      for (uint32_t i = 0; i < qs.Length(); ++i) {
+        Napi::Value qv = qs.Get(i);
+        if (!qv.IsObject())
+          throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "dsa.queues entries must be objects");
         try {
           queues.push_back(soft_queue(qv.As<Napi::Object>()));
         } catch (const std::system_error& e) {
           throw threads_refused(env, "the software device's engine threads", e);
         }
-      } else if (kind == "user") {
-        auto uq = user_queue(qv.As<Napi::Object>());
-        dmacopy::OpenResult r = uq->open();
-        core_->open_results.push_back(r);
-        if (r.ok) queues.push_back(std::move(uq));
-      } else {
-        throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "dsa.kind must be 'emulated' or 'user'");
       }
+    } else if (kind == "user") {
+      // Opened and probed off this thread by openUserQueues() (queue_opener.h); taken here.
+      OpenedQueues opened = take_opened_queues(env, d.Get("opened"));
+      core_->open_results = std::move(opened.results);
+      for (auto& q : opened.queues) queues.push_back(std::move(q));
+    } else {
+      throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "dsa.kind must be 'emulated' or 'user'");
     }
     dmacopy::DsaChannelOptions o;
     Napi::Object oo = required_object(d, "options");

@@ -34,6 +34,11 @@ constexpr uint32_t kFeedChunk = 16;           // descriptors per submit_many
 constexpr uint64_t kDeadlineCheckNs = 20000;  // deadline scan period per channel
 constexpr uint64_t kHealthCheckNs = 100000;   // healthy() period while descriptors are outstanding
 constexpr uint64_t kPublishNs = 1000000;      // stats snapshot period while busy
+// The yield stage of an idle poller ends after 32 yields or this long, whichever comes first. On a
+// quiet core 32 yields take a few microseconds; on a loaded one each may give the core away for a
+// whole time slice, and a poller that kept yielding would stay runnable for as long as its
+// descriptors take, taking its share of a core from the threads it waits beside.
+constexpr uint64_t kYieldStageNs = 100000;
 
 // Next piece of a work, from its cursor (regions are non-empty: submit_work filtered them).
 bool next_piece_of(WorkState* w, uint8_t** dst, const uint8_t** src, uint32_t* len) {
@@ -150,6 +155,7 @@ DsaChannelsStats CompletionPoller::stats() const {
 void CompletionPoller::run() {
   uint32_t idle = 0;
   uint64_t last_publish = 0;
+  uint64_t yield_stage_ends = 0;
   for (;;) {
     uint64_t now = monotonic_ns();
     bool progress = sweep(now);
@@ -174,7 +180,8 @@ void CompletionPoller::run() {
       cpu_relax();
       continue;
     }
-    if (idle < 96) {
+    if (idle == 64) yield_stage_ends = now + kYieldStageNs;
+    if (idle < 96 && now < yield_stage_ends) {
       if (wait_on_a_record()) {
         ++totals_.idle_umwaits;
       } else {
@@ -193,7 +200,8 @@ void CompletionPoller::run() {
     auto d = busy() ? std::chrono::microseconds(opts_.idle_sleep_us) : std::chrono::microseconds(10000);
     cv_.wait_for(lk, d, [this] { return has_news_.load(std::memory_order_acquire) || stopping_; });
     sleeping_ = false;
-    idle = 90;
+    idle = 90;  // a few yields again before the next sleep
+    yield_stage_ends = monotonic_ns() + kYieldStageNs;
   }
 
   // Shutdown: what was never submitted goes to the CPU; what the queues hold is fenced (bounded

@@ -66,16 +66,7 @@ describe('close() releases everything before it resolves', () => {
   it.skipIf(!isRoot)(
     `dsa on a stand-in device node: a failed open releases what it opened${isRoot ? '' : ' (skipped: mknod needs root)'}`,
     () => {
-      // A copy of a fixture tree whose queue nodes are character devices (1:3, like /dev/null):
-      // open() and write() succeed, the NOOP probe never completes.
-      fs.cpSync(path.join(FIXTURES, 'sysfs', 'spr-4dev'), path.join(tmp, 'spr-4dev'), { recursive: true, verbatimSymlinks: true });
-      const dsaDir = path.join(tmp, 'spr-4dev', 'dev', 'dsa');
-      for (const f of fs.readdirSync(dsaDir)) {
-        if (!f.startsWith('wq')) continue;
-        fs.rmSync(path.join(dsaDir, f));
-        const mk = spawnSync('mknod', [path.join(dsaDir, f), 'c', '1', '3']);
-        expect(mk.status, `mknod needs root and a filesystem without nodev: ${mk.stderr}`).toBe(0);
-      }
+      const tree = standInTree('spr-4dev');
       const r = run(
         `
         const d = require(process.env.DMACOPY_DIST);
@@ -104,10 +95,58 @@ describe('close() releases everything before it resolves', () => {
           console.log(JSON.stringify({ before, after: await settle(before), codes }));
         })();
       `,
-        { DMACOPY_SYSFS_ROOT: path.join(tmp, 'spr-4dev', 'sys'), DMACOPY_DEV_ROOT: path.join(tmp, 'spr-4dev', 'dev') },
+        tree,
       );
       expect(r.codes).toEqual(['ERR_DMACOPY_DEVICE', 'ERR_DMACOPY_DEVICE', 'ERR_DMACOPY_DEVICE']);
       expect(r.after).toEqual(r.before);
     },
   );
+
+  it.skipIf(!isRoot)(
+    `dsa on a device that never answers its probe: openEngine keeps the event loop turning${isRoot ? '' : ' (skipped: mknod needs root)'}`,
+    () => {
+      // Each queue's NOOP probe waits its full timeout (500 ms) for a completion that never
+      // comes. Opened in the NativeEngine constructor, the four probes blocked the event loop for
+      // two seconds inside `await openEngine()`: no timer could fire before it settled. They now
+      // run on a pool thread, side by side.
+      const tree = standInTree('spr-4dev');
+      const r = run(
+        `
+        const d = require(process.env.DMACOPY_DIST);
+        (async () => {
+          let ticks = 0;
+          const timer = setInterval(() => ticks++, 20);
+          const t0 = Date.now();
+          const code = await d.openEngine({ backend: 'dsa', spread: true }).then(async (e) => { await e.close(); return 'opened'; }, (err) => err.code);
+          const ms = Date.now() - t0;
+          clearInterval(timer);
+          console.log(JSON.stringify({ before: count(), after: count(), codes: [code], ticks, ms }));
+        })();
+      `,
+        tree,
+      ) as { codes: string[]; ticks: number; ms: number };
+      expect(r.codes).toEqual(['ERR_DMACOPY_DEVICE']);
+      expect(r.ms).toBeGreaterThanOrEqual(450); // the probes really waited
+      expect(r.ticks).toBeGreaterThanOrEqual(5); // and the timer kept firing meanwhile (0 before)
+    },
+  );
 });
+
+/**
+ * A copy of a fixture tree whose queue nodes are character devices (1:3, like /dev/null): open()
+ * and write() succeed, the NOOP probe never completes. Returns the roots to point dmacopy at.
+ */
+function standInTree(name: string): Record<string, string> {
+  const root = path.join(tmp, name);
+  if (!fs.existsSync(root)) {
+    fs.cpSync(path.join(FIXTURES, 'sysfs', name), root, { recursive: true, verbatimSymlinks: true });
+    const dsaDir = path.join(root, 'dev', 'dsa');
+    for (const f of fs.readdirSync(dsaDir)) {
+      if (!f.startsWith('wq')) continue;
+      fs.rmSync(path.join(dsaDir, f));
+      const mk = spawnSync('mknod', [path.join(dsaDir, f), 'c', '1', '3']);
+      expect(mk.status, `mknod needs root and a filesystem without nodev: ${mk.stderr}`).toBe(0);
+    }
+  }
+  return { DMACOPY_SYSFS_ROOT: path.join(root, 'sys'), DMACOPY_DEV_ROOT: path.join(root, 'dev') };
+}

@@ -33,6 +33,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -40,7 +41,9 @@ namespace dmacopy_test {
 
 struct ProcessAgentOptions {
   bool pagemap_faults = false;  // fault on mapped pages that are not resident
-  bool wedge = false;           // accept descriptors, complete none
+  bool wedge = false;           // accept descriptors, complete none (after wedge_after of them)
+  uint64_t wedge_after = 0;     // with wedge: descriptors completed before the device wedges
+  uint32_t fail_every = 0;      // every Nth MEMMOVE fails with a hardware error, nothing copied
   uint32_t wq_size = 0;         // dedicated queue entries (0: unbounded)
   uint32_t latency_us = 0;      // per descriptor, in order
   std::string errors_path;      // the device 'errors' file the agent bumps on a drop
@@ -86,7 +89,21 @@ class ProcessAgent {
   bool ok() const { return ok_ && pid_ > 0; }
   pid_t pid() const { return pid_; }
 
+  // A standalone agent (dsa_agent.cc, for tests that run the library in a Node process): serves
+  // the FIFO open on fd for `client`, another process, on this thread, until killed.
+  [[noreturn]] static void serve_for(int fd, pid_t client, ProcessAgentOptions o) {
+    ProcessAgent a(o, client);
+    a.serve(fd);
+    _exit(0);
+  }
+
  private:
+  ProcessAgent(ProcessAgentOptions o, pid_t client) : opt_(o), client_(client) {
+    char pm[64];
+    std::snprintf(pm, sizeof pm, "/proc/%d/pagemap", int(client_));
+    pagemap_ = ::open(pm, O_RDONLY | O_CLOEXEC);
+  }
+
   static constexpr size_t kChunk = 64 * 1024;
   static constexpr size_t kMaxHeld = 4096;
   static constexpr uint64_t kPage = 4096;
@@ -97,16 +114,17 @@ class ProcessAgent {
     return uint64_t(ts.tv_sec) * 1000000u + uint64_t(ts.tv_nsec) / 1000u;
   }
 
-  void serve(int fd) {
+  [[noreturn]] void serve(int fd) {
     static uint8_t in[4096];
     static dsa_hw_desc held[kMaxHeld];  // the queue: a ring, in order
     uint8_t desc[64];
     size_t have = 0, head = 0, count = 0;
-    uint64_t due = 0, drops = 0;
+    uint64_t due = 0, drops = 0, performed = 0;
     const size_t cap = opt_.wq_size ? opt_.wq_size : kMaxHeld;
     for (;;) {
+      const bool wedged = opt_.wedge && performed >= opt_.wedge_after;
       pollfd p{fd, POLLIN, 0};
-      int wait_ms = count && !opt_.wedge ? 0 : 100;
+      int wait_ms = count && !wedged ? 0 : 100;
       if (::poll(&p, 1, wait_ms) > 0) {
         ssize_t r = ::read(fd, in, sizeof in);
         for (ssize_t i = 0; i < r; ++i) {
@@ -122,8 +140,9 @@ class ProcessAgent {
           if (count++ == 0) due = now_us() + opt_.latency_us;
         }
       }
-      if (opt_.wedge || count == 0 || now_us() < due) continue;
+      if (wedged || count == 0 || now_us() < due) continue;
       perform(held[head]);
+      ++performed;
       head = (head + 1) % kMaxHeld;
       if (--count) due = now_us() + opt_.latency_us;
     }
@@ -152,7 +171,9 @@ class ProcessAgent {
     uint8_t status = DSA_COMP_SUCCESS;
     uint32_t done = 0;
     uint64_t fault_addr = 0;
-    if (d.opcode == DSA_OPCODE_MEMMOVE) {
+    if (d.opcode == DSA_OPCODE_MEMMOVE && opt_.fail_every && ++memmoves_ % opt_.fail_every == 0) {
+      status = DSA_COMP_HW_ERR1;
+    } else if (d.opcode == DSA_OPCODE_MEMMOVE) {
       status = copy(d, &done, &fault_addr);
     } else if (d.opcode != DSA_OPCODE_NOOP && d.opcode != DSA_OPCODE_DRAIN) {
       status = DSA_COMP_BAD_OPCODE;
@@ -243,6 +264,7 @@ class ProcessAgent {
   }
 
   ProcessAgentOptions opt_;
+  uint64_t memmoves_ = 0;
   pid_t client_ = 0;
   pid_t pid_ = -1;
   int pagemap_ = -1;
