@@ -6,7 +6,8 @@
 //   GET  /page/:n            page n of the live pool          PUT /page/:n   overwrite page n
 //   GET  /snapshot/page/:n   page n of the last snapshot      POST /snapshot take one now
 //   GET  /snapshot/verify    copy once more, then compare both pools byte for byte
-//   GET  /stats              event-loop delay, copies, copy GB/s since the last POST /stats/reset
+//   GET  /stats              event-loop delay, copies, copy GB/s, cores used (the process's and
+//                            the copy threads') since the last POST /stats/reset
 //   POST /loop/start?gapMs=N back-to-back snapshots (N ms apart) until POST /loop/stop: a load to measure under
 //
 // On start it prints one JSON line, {"event":"listening","port":...}, for scripts that run it.
@@ -16,6 +17,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { openEngine } = require('dmacopy');
 const { loadConfig } = require('./config');
 const { Copier } = require('./copier');
+const { cpuSince, mark } = require('./cpu-time');
 const { PagePool } = require('./pool');
 
 /** Sampling period of the event-loop delay monitor, ms: the finest perf_hooks offers. */
@@ -47,6 +49,9 @@ function readBody(req, limit) {
 }
 
 /** Event-loop delay (ms, from perf_hooks) and what the copier did since the last reset. */
+/** Where the CPU counters of /stats start: at start-up, then at each POST /stats/reset. */
+let cpuMark = mark();
+
 function readStats(delay, copier, engine) {
   const c = copier.counters;
   const elapsedNs = Number(process.hrtime.bigint() - c.since);
@@ -64,6 +69,8 @@ function readStats(delay, copier, engine) {
     elapsedMs: ms(elapsedNs),
     gbps: elapsedNs > 0 ? c.bytes / elapsedNs : 0,
     maxCopyMs: ms(c.maxCopyNs),
+    // Cores used since the last reset: the whole process, and the copy threads alone.
+    cpu: cpuSince(cpuMark),
     generation: copier.generation,
     strategy: copier.strategy,
     loopError: copier.loopError?.message,
@@ -132,6 +139,7 @@ function createHandler({ pool, copier, engine, delay }) {
       (_req, res) => {
         delay.reset();
         copier.resetCounters();
+        cpuMark = mark();
         sendJson(res, 200, { reset: true });
       },
     ],

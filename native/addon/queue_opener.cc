@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "queue_reaper.h"
+#include "thread_name.h"
 
 #include "args.h"
 #include "errors.h"
@@ -74,7 +75,10 @@ class OpenWorker : public Napi::AsyncWorker {
     here.reserve(n);
     for (size_t i = 1; i < n; ++i) {
       try {
-        threads.emplace_back(open_one, i);
+        threads.emplace_back([&open_one, i] {
+          dmacopy::name_this_thread("dmacopy-open");  // never the pool thread: libuv's, not ours to name
+          open_one(i);
+        });
       } catch (const std::system_error&) {
         here.push_back(i);
       }

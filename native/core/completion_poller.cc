@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "dsa_hw.h"
+#include "thread_name.h"
 
 namespace dmacopy {
 namespace {
@@ -108,7 +109,10 @@ CompletionPoller::CompletionPoller(std::vector<std::unique_ptr<WorkQueue>> queue
   dirty_.reserve(64);
   published_.channels.resize(channels_.size());
   for (size_t i = 0; i < channels_.size(); ++i) published_.channels[i].name = channels_[i]->st.name;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("dmacopy-poll");
+    run();
+  });
 }
 
 CompletionPoller::~CompletionPoller() { stop(); }
@@ -556,7 +560,7 @@ void CompletionPoller::on_complete(Channel& ch, uint32_t slot, bool out_of_order
     // destination was 99.6% copied by the CPU on a device with real page faults.
     Piece next{w, reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(rem.dst)),
                reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rem.src)), rem.len,
-               done > 0 ? 0 : o.p.pf_retries};
+               static_cast<uint8_t>(done > 0 ? 0 : o.p.pf_retries)};
     if (next.pf_retries < opts_.page_fault_retries && !shutting_down_) {
       ++next.pf_retries;
       ++ch.st.page_fault_retries;

@@ -1,5 +1,7 @@
 #include "cpu_copy_pool.h"
 
+#include "thread_name.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -37,9 +39,12 @@ CpuCopyPool::CpuCopyPool(unsigned threads, int nice, bool idle, std::vector<int>
     for (unsigned i = 0; i < threads; ++i) workers_[i]->cpu = pin_cpus[(k + i) % pin_cpus.size()];
   }
   try {
-    for (auto& w : workers_) {
-      Worker* raw = w.get();
-      w->thread = std::thread([this, raw] { worker_loop(raw); });
+    for (unsigned i = 0; i < workers_.size(); ++i) {
+      Worker* raw = workers_[i].get();
+      workers_[i]->thread = std::thread([this, raw, i] {
+        name_this_thread("dmacopy-cpu", i);
+        worker_loop(raw);
+      });
     }
   } catch (...) {
     // A thread the system would not start (EAGAIN at a task limit): stop and join the ones that

@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "thread_name.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -44,6 +46,7 @@ QueueReaper::Retirement QueueReaper::retire_joinable(std::unique_ptr<WorkQueue> 
   try {
     // The thread gets its own reference to `keep`: if it cannot start, ours still holds it.
     r.thread = std::thread([raw, keep, done = r.done]() mutable {
+      name_this_thread("dmacopy-release");
       std::unique_ptr<WorkQueue> owned(raw);
       owned->drain();  // the release: may take as long as the device does
       owned.reset();
@@ -92,6 +95,7 @@ void QueueReaper::release_file(int fd, void* portal, size_t portal_size, std::sh
   g_pending.fetch_add(1, std::memory_order_acq_rel);
   try {
     std::thread([fd, portal, portal_size, keep]() mutable {
+      name_this_thread("dmacopy-release");
       if (portal) munmap(portal, portal_size);
       if (fd >= 0) ::close(fd);  // the release: may take as long as the device does
       keep.reset();              // only now can nothing write the record
@@ -114,6 +118,7 @@ std::shared_ptr<ReopenJob> QueueReaper::reopen(std::unique_ptr<WorkQueue> q) {
   g_pending.fetch_add(1, std::memory_order_acq_rel);
   try {
     std::thread([job]() mutable {
+      name_this_thread("dmacopy-reopen");
       bool ok = job->q->reopen();
       job->state.store(ok ? ReopenJob::kOpened : ReopenJob::kFailed, std::memory_order_release);
       job.reset();  // the last owner (the poller let go): the queue is released here

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "completion_arena.h"
 #include "dsa_hw.h"
+#include "thread_name.h"
 
 namespace dmacopy {
 namespace {
@@ -161,7 +162,10 @@ SoftDevice::SoftDevice(const SoftDeviceConfig& cfg)
   try {
     for (auto& e : engines_) {
       ExecUnit* ep = e.get();
-      ep->thread = std::thread([this, ep] { unit_main(*ep); });
+      ep->thread = std::thread([this, ep] {
+        name_this_thread("dmacopy-sdev");
+        unit_main(*ep);
+      });
     }
   } catch (...) {
     stop_engines();  // as in CpuCopyPool: no joinable thread may outlive a failed constructor

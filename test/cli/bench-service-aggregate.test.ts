@@ -15,8 +15,10 @@ function point(setting: string, gapMs: number, p99: number, gbps: number, verifi
     request: { requests: 100, errors: 0, reqPerSec: 1000, p50: p99 / 4, p99, max: p99 * 2 },
     eventLoopDelay: { p50: 0.1, p99: 1, max: 2 },
     copyGbps: gbps,
+    copyCores: setting === 'none' ? null : gbps / 20,
     copies: 10,
     unloadedGbps: gapMs === 0 && setting !== 'none' ? 10 : null,
+    unloadedCopyCores: gapMs === 0 && setting !== 'none' ? 0.5 : null,
     verified,
     reps: 1,
     p99s: [p99],
@@ -42,8 +44,9 @@ describe('service bench repetitions', () => {
       ['a', 20],
     ]);
     expect(m[1]).toMatchObject({ reps: 3, p99s: [5, 1, 3], gbpsSamples: [6, 9, 7], copyGbps: 7, verified: false, copies: 30 });
+    expect(m[1]).toMatchObject({ copyCores: 7 / 20, unloadedCopyCores: 0.5 });
     expect(m[1]?.request).toMatchObject({ p99: 3, requests: 300 });
-    expect(m[0]).toMatchObject({ verified: true, unloadedGbps: null });
+    expect(m[0]).toMatchObject({ verified: true, unloadedGbps: null, copyCores: null, unloadedCopyCores: null });
   });
 
   it('judges the goals at gap 0 against idle and the unloaded reference', () => {

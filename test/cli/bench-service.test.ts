@@ -41,10 +41,16 @@ describe('bench --service', () => {
       if (p.strategy === 'none') {
         expect(p.copyGbps).toBe(0);
         expect(p.unloadedGbps).toBeNull();
+        expect(p.copyCores).toBeNull();
       } else {
         expect(p.copies, p.setting).toBeGreaterThan(0);
         expect(p.copyGbps, p.setting).toBeGreaterThan(0);
         expect(p.unloadedGbps, p.setting).toBeGreaterThan(0);
+      }
+      // The copy threads' CPU time, read from /proc by the service: they did the copying.
+      if (p.strategy === 'copy-batch' || p.strategy === 'worker') {
+        expect(p.copyCores, p.setting).toBeGreaterThan(0);
+        expect(p.unloadedCopyCores, p.setting).toBeGreaterThan(0);
       }
     }
     expect(report.points.find((p) => p.strategy === 'copy-batch')).toMatchObject({ cpuNice: DEFAULT_CPU_NICE });

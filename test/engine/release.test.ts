@@ -61,6 +61,22 @@ describe('close() releases everything before it resolves', () => {
     });
   }
 
+  it('names its threads, so that top -H, ps -L and perf show them for what they are', () => {
+    const r = run(`
+      const d = require(process.env.DMACOPY_DIST);
+      (async () => {
+        const names = () => fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim()).filter((n) => n.startsWith('dmacopy-')).sort();
+        const e = await d.openEngine({ backend: 'emulated', cpuThreads: 2, minOffloadBytes: 0, emulator: { queues: 1, engines: 2 } });
+        await e.copyBatch(Buffer.alloc(1 << 20), Buffer.alloc(1 << 20, 1), { folioSize: 4096 });
+        const open = names();
+        await e.close();
+        console.log(JSON.stringify({ before: count(), after: count(), open, closed: names() }));
+      })();
+    `) as unknown as { open: string[]; closed: string[] };
+    expect(r.open).toEqual(['dmacopy-cpu0', 'dmacopy-cpu1', 'dmacopy-poll', 'dmacopy-sdev', 'dmacopy-sdev']);
+    expect(r.closed).toEqual([]);
+  });
+
   // mknod needs root (CAP_MKNOD); as another user the stand-in node cannot be made.
   const isRoot = process.getuid?.() === 0;
   it.skipIf(!isRoot)(

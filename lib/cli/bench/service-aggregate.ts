@@ -16,7 +16,10 @@ export function medianPoints(raw: readonly ServicePoint[]): ServicePoint[] {
   return [...groups.values()].map((g) => {
     const first = g[0] as ServicePoint;
     const m = (f: (p: ServicePoint) => number) => median(g.map(f));
-    const unloaded = g.map((p) => p.unloadedGbps).filter((x): x is number => x !== null);
+    const known = (f: (p: ServicePoint) => number | null) => {
+      const xs = g.map(f).filter((x): x is number => x !== null);
+      return xs.length ? median(xs) : null;
+    };
     // A failed copy loop in any repetition stays on the point (the first one's fields alone hid it).
     const loopError = g.find((p) => p.loopError !== undefined)?.loopError;
     return {
@@ -32,8 +35,10 @@ export function medianPoints(raw: readonly ServicePoint[]): ServicePoint[] {
       },
       eventLoopDelay: { p50: m((p) => p.eventLoopDelay.p50), p99: m((p) => p.eventLoopDelay.p99), max: m((p) => p.eventLoopDelay.max) },
       copyGbps: m((p) => p.copyGbps),
+      copyCores: known((p) => p.copyCores),
       copies: g.reduce((n, p) => n + p.copies, 0),
-      unloadedGbps: unloaded.length ? median(unloaded) : null,
+      unloadedGbps: known((p) => p.unloadedGbps),
+      unloadedCopyCores: known((p) => p.unloadedCopyCores),
       verified: g.every((p) => p.verified),
       reps: g.length,
       p99s: g.flatMap((p) => p.p99s),

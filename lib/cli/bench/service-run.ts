@@ -30,7 +30,7 @@ async function measurePoint(
   s: ServiceSetting,
   gapMs: number,
   o: ServiceBenchOptions,
-): Promise<Omit<ServicePoint, 'unloadedGbps' | 'reps' | 'p99s' | 'gbpsSamples'>> {
+): Promise<Omit<ServicePoint, 'unloadedGbps' | 'unloadedCopyCores' | 'reps' | 'p99s' | 'gbpsSamples'>> {
   const copying = s.strategy !== 'none';
   if (copying) {
     await server.startLoop(gapMs);
@@ -59,6 +59,7 @@ async function measurePoint(
     request,
     eventLoopDelay: { p50: st.eventLoopDelay.p50, p99: st.eventLoopDelay.p99, max: st.eventLoopDelay.max },
     copyGbps: copying ? st.gbps : 0,
+    copyCores: copying ? (st.cpu?.copyCores ?? null) : null,
     copies: st.copies,
     verified,
     ...(st.loopError ? { loopError: st.loopError } : {}),
@@ -72,15 +73,15 @@ function loadPaths(o: ServiceBenchOptions): string[] {
   return [...at.map((n) => `/page/${n}`), `/snapshot/page/${at[1]}`];
 }
 
-/** The setting's copy loop with no HTTP load: the throughput to keep. */
-async function measureUnloaded(server: ServiceProcess, seconds: number): Promise<number> {
+/** The setting's copy loop with no HTTP load: the throughput to keep, and the cores it took. */
+async function measureUnloaded(server: ServiceProcess, seconds: number): Promise<{ gbps: number; copyCores: number | null }> {
   await server.startLoop(0);
   await sleep(200);
   await server.resetStats();
   await sleep(seconds * 1000);
   const st = await server.stats();
   await server.stopLoop();
-  return st.gbps;
+  return { gbps: st.gbps, copyCores: st.cpu?.copyCores ?? null };
 }
 
 export function evaluateGoals(points: readonly ServicePoint[], idleP99: number | null, reference: number | null): ServiceGoal[] {
@@ -125,7 +126,14 @@ export async function runServiceBench(options: Partial<ServiceBenchOptions> = {}
         for (const gapMs of s.gapsMs) {
           onProgress?.(raw.length, total, `${s.label}, gap ${gapMs} ms`);
           const p = await measurePoint(server, s, gapMs, o);
-          raw.push({ ...p, unloadedGbps: gapMs === 0 ? unloaded : null, reps: 1, p99s: [p.request.p99], gbpsSamples: [p.copyGbps] });
+          raw.push({
+            ...p,
+            unloadedGbps: gapMs === 0 && unloaded ? unloaded.gbps : null,
+            unloadedCopyCores: gapMs === 0 && unloaded ? unloaded.copyCores : null,
+            reps: 1,
+            p99s: [p.request.p99],
+            gbpsSamples: [p.copyGbps],
+          });
           const where = `${s.label}, gap ${gapMs} ms${o.reps > 1 ? `, repetition ${rep + 1}` : ''}`;
           if (!p.verified) failures.push(`${where}: the snapshot differs from the live pool`);
           if (p.loopError) failures.push(`${where}: a copy failed: ${p.loopError}`);

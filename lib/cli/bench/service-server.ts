@@ -29,6 +29,8 @@ export interface ServerStats {
   loopError?: string;
   elapsedMs: number;
   gbps: number;
+  /** Cores used since the reset: the service process's, and its copy threads' (null off Linux). */
+  cpu?: { processCores: number; copyCores: number | null };
   engine: { backend: string; cpuThreads: number; cpuNice: number; cpuPolicy?: 'normal' | 'idle'; cpuPins?: number[] };
 }
 

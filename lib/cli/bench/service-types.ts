@@ -39,9 +39,17 @@ export interface ServicePoint {
   eventLoopDelay: { p50: number; p99: number; max: number };
   /** Copy throughput under load, GB/s (0 when the setting does not copy). */
   copyGbps: number;
+  /**
+   * Cores the copy threads used under load (CPU seconds per second; null where the service cannot
+   * tell, or the setting does not copy with dmacopy's threads): copyGbps / copyCores is what each
+   * core-second of copying moved.
+   */
+  copyCores: number | null;
   copies: number;
   /** The same setting copying with no HTTP load (gap 0 points of copying settings). */
   unloadedGbps: number | null;
+  /** Cores the copy threads used then (the same points as unloadedGbps). */
+  unloadedCopyCores: number | null;
   /** The snapshot equalled the live pool byte for byte after the point (every repetition). */
   verified: boolean;
   /** A copy failed during the point (the service's copy loop stopped): its message. */
