@@ -2,7 +2,8 @@
 // Prints every failed test CI ran, one per line, with the first line of its message: CI shows
 // this block just above its closing line, so a failure's name survives when only the end of the
 // output is kept. Reads the reports the runs write (core cases, vitest on each Node, the
-// sanitized vitest run); a report that is missing is said, not guessed at.
+// sanitized core and vitest runs); .ci/run deletes them first, so a report that is missing (its
+// run failed before writing it) is said, never read from an earlier run.
 //
 //   node scripts/ci-failures.js
 'use strict';
@@ -45,13 +46,24 @@ function vitestFailures(label, rel) {
 }
 
 const lines = [];
+const missing = [];
 const core = readJson('build/core-tests/results.json');
+if (core === undefined) missing.push('core tests (build/core-tests/results.json)');
 for (const f of core?.failures ?? []) lines.push(`core ${f}`);
-lines.push(...vitestFailures(`Node ${process.versions.node.split('.')[0]}`, 'build/vitest-results.json'));
-for (const f of fs.existsSync(path.join(root, 'build')) ? fs.readdirSync(path.join(root, 'build')) : []) {
-  const m = /^vitest-results-node(\d+)\.json$/.exec(f);
-  if (m) lines.push(...vitestFailures(`Node ${m[1]}`, `build/${f}`));
+const node = process.versions.node.split('.')[0];
+if (readJson('build/vitest-results.json') === undefined) missing.push(`Node ${node} vitest (build/vitest-results.json)`);
+lines.push(...vitestFailures(`Node ${node}`, 'build/vitest-results.json'));
+const matrix = readJson('build/node-matrix.json');
+if (matrix === undefined) missing.push('the Node matrix (build/node-matrix.json)');
+for (const r of matrix ?? []) {
+  const rel = `build/vitest-results-node${r.major}.json`;
+  if (readJson(rel) === undefined) missing.push(`Node ${r.major} vitest (${rel})`);
+  lines.push(...vitestFailures(`Node ${r.major}`, rel));
 }
+const sanCore = readJson('build/core-tests-san/results.json');
+if (sanCore === undefined) missing.push('sanitized core tests (build/core-tests-san/results.json)');
+for (const f of sanCore?.failures ?? []) lines.push(`asan core ${f}`);
+if (readJson('build-asan/vitest-results.json') === undefined) missing.push('sanitized vitest (build-asan/vitest-results.json)');
 lines.push(...vitestFailures('asan', 'build-asan/vitest-results.json'));
 
 if (lines.length === 0) {
@@ -60,3 +72,5 @@ if (lines.length === 0) {
   console.log(`failed tests (${lines.length}):`);
   for (const l of lines) console.log(`  ${l}`);
 }
+// A run that never wrote its report (a build that failed first) names no test: say which.
+for (const m of missing) console.log(`  no report from ${m}`);

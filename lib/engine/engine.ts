@@ -874,7 +874,14 @@ function sum(a: ArrayLike<number>): number {
 export async function openEngine(options?: EngineOptions): Promise<Engine> {
   const resolved = resolveOptions(options);
   try {
-    return new Engine(resolved, await openQueues(resolved.dsa));
+    const opened = await openQueues(resolved.dsa);
+    try {
+      return new Engine(resolved, opened);
+    } catch (err) {
+      // Queues no engine took would stay open (a dedicated one busy) until the handle is collected.
+      if (opened) nativeBinding()?.releaseOpenedQueues(opened);
+      throw err;
+    }
   } catch (err) {
     // 'auto' found queues but none opened (permissions, probe): the CPU engine, saying why.
     if ((options?.backend ?? 'auto') !== 'auto' || resolved.backend !== 'dsa') throw err;

@@ -5,6 +5,12 @@ import type { EmulatorFaults, NativeStats } from '../types';
 
 /** Doubles per completion event (native/addon/event_channel.h EventField). */
 export const EVENT_FIELDS = 12;
+
+/**
+ * The calling convention between this file and the addon (kAbiVersion in native/addon/addon.cc):
+ * bumped whenever both change together. 2: queues are opened by openUserQueues, off the thread.
+ */
+export const ABI_VERSION = 2;
 export const enum EventField {
   Op = 0,
   Work = 1,
@@ -123,6 +129,9 @@ export interface NativeBinding {
    * handle is collected. Rejects only when the system refused memory or threads.
    */
   openUserQueues(queues: NativeUserQueue[]): Promise<NativeOpenedQueues>;
+  /** Releases the queues of a handle no engine took (each on a thread of its own); idempotent. */
+  releaseOpenedQueues(handle: NativeOpenedQueues): void;
+  abiVersion: number;
   /**
    * Once per thread. isMainThread: a worker's teardown waits for the queue releases its engines
    * left running (wedged queues), since its buffers are freed with it; the main thread's does not.

@@ -2,7 +2,7 @@
 // `bindings` cannot find prebuilds, which is why it is not used. A failed load is remembered,
 // not thrown: the CPU path then runs in JavaScript and says so once.
 import path from 'node:path';
-import { EVENT_FIELDS, type NativeBinding } from './abi';
+import { ABI_VERSION, EVENT_FIELDS, type NativeBinding } from './abi';
 
 let binding: NativeBinding | undefined;
 let loadError: Error | undefined;
@@ -19,7 +19,7 @@ function load(): void {
       unsupported?: string;
     };
     if (typeof mod.unsupported === 'string') throw new Error(mod.unsupported);
-    if (mod.eventFields !== EVENT_FIELDS)
+    if (mod.eventFields !== EVENT_FIELDS || mod.abiVersion !== ABI_VERSION)
       throw new Error('native addon does not match this version of dmacopy: rebuild it with `npm run build`');
     binding = mod as NativeBinding;
   } catch (err) {

@@ -12,6 +12,11 @@
 
 namespace dmacopy_addon {
 
+// The calling convention between lib/native/abi.ts and this addon (ABI_VERSION there): bumped
+// whenever the two change together, so that lib/ refuses an addon built from other sources (an
+// old build/Release, a stale prebuild) instead of calling what it lacks.
+constexpr int kAbiVersion = 2;
+
 // How long the main thread's teardown waits for queue releases (see ~AddonData).
 constexpr uint64_t kMainThreadReleaseWaitMs = 2000;
 
@@ -89,6 +94,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("NativeEngine", EngineHandle::Define(env));
   exports.Set("openUserQueues", Napi::Function::New<OpenUserQueues>(env, "openUserQueues"));
+  exports.Set("releaseOpenedQueues", Napi::Function::New<ReleaseOpenedQueues>(env, "releaseOpenedQueues"));
+  exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   exports.Set("setEventHandler", Napi::Function::New<SetEventHandler>(env, "setEventHandler"));
   exports.Set("refEvents", Napi::Function::New<RefEvents>(env, "refEvents"));
   exports.Set("unrefEvents", Napi::Function::New<UnrefEvents>(env, "unrefEvents"));

@@ -183,6 +183,17 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject())
     throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "NativeEngine options must be an object");
   Napi::Object opts = info[0].As<Napi::Object>();
+  // /dev/dsa queues opened off this thread (queue_opener.h) are taken before anything else, so
+  // that a constructor that throws below (copy threads refused, a bad option) releases them here
+  // instead of leaving them open until the handle is collected: a dedicated queue stays busy
+  // (EBUSY) for as long as it is open, also to the retry the error message advises.
+  OpenedQueues opened;
+  Napi::Value dsa_value = opts.Get("dsa");
+  if (dsa_value.IsObject()) {
+    Napi::Value kind = dsa_value.As<Napi::Object>().Get("kind");
+    if (kind.IsString() && kind.As<Napi::String>().Utf8Value() == "user")
+      opened = take_opened_queues(env, dsa_value.As<Napi::Object>().Get("opened"));
+  }
   uint32_t threads = uint32_arg(opts.Get("threads"), "threads");
   if (threads < 1 || threads > 1024)
     throw coded_range_error(env, "ERR_DMACOPY_OUT_OF_RANGE", "threads must be from 1 to 1024");
@@ -235,8 +246,7 @@ void EngineHandle::Init(const Napi::CallbackInfo& info) {
         }
       }
     } else if (kind == "user") {
-      // Opened and probed off this thread by openUserQueues() (queue_opener.h); taken here.
-      OpenedQueues opened = take_opened_queues(env, d.Get("opened"));
+      // Opened and probed off this thread by openUserQueues() (queue_opener.h), taken above.
       core_->open_results = std::move(opened.results);
       for (auto& q : opened.queues) queues.push_back(std::move(q));
     } else {

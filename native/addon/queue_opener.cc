@@ -79,7 +79,7 @@ class OpenWorker : public Napi::AsyncWorker {
           dmacopy::name_this_thread("dmacopy-open");  // never the pool thread: libuv's, not ours to name
           open_one(i);
         });
-      } catch (const std::system_error&) {
+      } catch (...) {  // no thread (a task limit, or no memory for one): open it here instead
         here.push_back(i);
       }
     }
@@ -153,6 +153,17 @@ Napi::Value OpenUserQueues(const Napi::CallbackInfo& info) {
     throw coded_error(info.Env(), "ERR_DMACOPY_RESOURCES",
                       std::string("could not start opening the DSA queues (") + e.what() + "); nothing was opened");
   }
+}
+
+Napi::Value ReleaseOpenedQueues(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool ours = false;
+  if (info[0].IsExternal()) NAPI_THROW_IF_FAILED(env, napi_check_object_type_tag(env, info[0], &kOpenedTag, &ours), {});
+  if (!ours) throw coded_type_error(env, "ERR_DMACOPY_INVALID_ARG", "handle must come from openUserQueues()");
+  if (!info[0].As<Napi::External<OpenedQueues>>().Data()->taken) {
+    OpenedQueues gone = take_opened_queues(env, info[0]);  // released as it goes out of scope
+  }
+  return env.Undefined();
 }
 
 OpenedQueues take_opened_queues(Napi::Env env, const Napi::Value& handle) {

@@ -35,4 +35,8 @@ Napi::Value OpenUserQueues(const Napi::CallbackInfo& info);
 // already taken, throws ERR_DMACOPY_INVALID_ARG.
 OpenedQueues take_opened_queues(Napi::Env env, const Napi::Value& handle);
 
+// releaseOpenedQueues(handle): releases the queues of a handle no engine took (lib/ calls it when
+// the engine could not be made), each on a thread of its own; a taken handle is left as it is.
+Napi::Value ReleaseOpenedQueues(const Napi::CallbackInfo& info);
+
 }  // namespace dmacopy_addon

@@ -104,6 +104,20 @@ describe('without the native addon', () => {
     expect(out.warnings[0]?.message).toContain('supports Linux on x86-64 only');
   });
 
+  it('an addon built from other sources (another ABI version): refused with a rebuild hint, the JS path runs', () => {
+    // The real addon's exports, with the calling convention of another version: lib/ must not
+    // call what that addon lacks (an old build/Release without openUserQueues once made 'auto'
+    // quietly CPU and 'dsa' reject with a TypeError and no code).
+    const stale = path.join(tmp, 'stale-abi.js');
+    fs.writeFileSync(
+      stale,
+      `const real = require(${JSON.stringify(path.join(ROOT, 'build', 'Release', 'dmacopy.node'))});\nmodule.exports = { ...real, abiVersion: real.abiVersion - 1 };\n`,
+    );
+    const { out, stderr } = run({ DMACOPY_NATIVE_PATH: stale });
+    expectJsFallback(out, stderr);
+    expect(out.loadError).toContain('does not match this version of dmacopy');
+  });
+
   it('an installed package with no prebuild that fits and no build/: node-gyp-build finds nothing, the JS path runs', () => {
     // The layout of an install where `node-gyp-build` found no prebuild and the compile failed:
     // dist/ and package.json, no build/, no prebuilds/.

@@ -8,17 +8,22 @@
 //
 // One child per FIFO (a queue's "device node"), each serving it for the client process; ERRORS_FILE
 // is the device's sysfs 'errors' file, rewritten when a full dedicated queue drops a descriptor.
-// Prints "ready" once every FIFO is open, and runs until killed; its children die with it.
-// Reaching the client's memory needs ptrace access to it (root, or Yama's ptrace_scope 0).
+// Prints "ready" once every FIFO is open, and runs until the client or its own parent ends (or it
+// is killed); its children die with it. Reaching the client's memory needs ptrace access to it
+// (root, or Yama's ptrace_scope 0): without it the agent says so and exits with 3 before "ready".
+#include <sys/uio.h>
+
 // Built by the tests that use it (test/engine/dsa-agent.test.ts), never shipped.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +38,33 @@ int usage(const char* why) {
                "[--latency-us N] FIFO[=ERRORS_FILE] ...\n",
                why);
   return 2;
+}
+
+// Whether this process may write the client's memory (what the device does through the IOMMU):
+// reads one byte of the client's first mapping with process_vm_readv, which needs the same ptrace
+// access as process_vm_writev. "" if it may, else why not.
+std::string client_access(pid_t client) {
+  std::ifstream maps("/proc/" + std::to_string(client) + "/maps");
+  unsigned long long start = 0;
+  std::string line;
+  if (!std::getline(maps, line) || std::sscanf(line.c_str(), "%llx-", &start) != 1)
+    return "cannot read /proc/" + std::to_string(client) + "/maps (no such process, or no ptrace access to it)";
+  char byte = 0;
+  iovec l{&byte, 1};
+  iovec r{reinterpret_cast<void*>(static_cast<uintptr_t>(start)), 1};
+  if (process_vm_readv(client, &l, 1, &r, 1, 0) == 1) return "";
+  return std::string("no ptrace access to process ") + std::to_string(client) + " (" + std::strerror(errno) +
+         "): run as root, or with Yama's ptrace_scope 0";
+}
+
+volatile sig_atomic_t g_stop = 0;
+void on_term(int) { g_stop = 1; }
+
+// Kills the serving children and reaps them: an orphan's zombie is reaped only where PID 1 does.
+int finish(const std::vector<pid_t>& children, int code) {
+  for (pid_t c : children) kill(c, SIGKILL);
+  for (pid_t c : children) waitpid(c, nullptr, 0);
+  return code;
 }
 
 }  // namespace
@@ -56,6 +88,15 @@ int main(int argc, char** argv) {
   }
   if (client <= 0) return usage("--client PID is required");
   if (fifos.empty()) return usage("no FIFO given");
+  // Ends with whoever started it (a test runner killed mid-test must not leave agents behind).
+  const pid_t starter = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != starter) return 1;
+  const std::string denied = client_access(client);
+  if (!denied.empty()) {
+    std::fprintf(stderr, "dsa-agent: %s\n", denied.c_str());
+    return 3;
+  }
 
   const pid_t parent = getpid();
   std::vector<pid_t> children;
@@ -86,17 +127,20 @@ int main(int argc, char** argv) {
     children.push_back(pid);
     if (!opened) {
       std::fprintf(stderr, "dsa-agent: cannot open %s\n", fifo.c_str());
-      for (pid_t c : children) kill(c, SIGKILL);
-      return 1;
+      return finish(children, 1);
     }
   }
   std::printf("ready\n");
   std::fflush(stdout);
-  // Until killed (the children die with this process); a child that ended is a device gone.
-  for (;;) {
+  // Until the client ends or SIGTERM comes (SIGKILL: the children die with this process, by
+  // PDEATHSIG); a child that ended is a device gone, and says so.
+  signal(SIGTERM, on_term);
+  while (!g_stop) {
     int status = 0;
-    const pid_t gone = wait(&status);
-    if (gone < 0) return 0;
-    std::fprintf(stderr, "dsa-agent: the child serving a queue ended (status %d)\n", status);
+    const pid_t gone = waitpid(-1, &status, WNOHANG);
+    if (gone > 0) std::fprintf(stderr, "dsa-agent: the child serving a queue ended (status %d)\n", status);
+    if (kill(client, 0) != 0 && errno == ESRCH) break;
+    usleep(20000);
   }
+  return finish(children, 0);
 }

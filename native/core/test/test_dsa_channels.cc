@@ -709,8 +709,8 @@ TEST("idle wait on an outstanding descriptor: UMWAIT where the CPU has WAITPKG, 
   std::printf("  idle wait path: %s (umwait %llu, yield %llu, sleep %llu)\n", waitpkg ? "UMONITOR/UMWAIT" : "yield",
               (unsigned long long)s.idle_umwaits, (unsigned long long)s.idle_yields, (unsigned long long)s.idle_sleeps);
   if (waitpkg) {
+    // Yields may still be counted: once nothing is outstanding there is no record to wait on.
     CHECK(s.idle_umwaits > 0);
-    CHECK_EQ(s.idle_yields, 0u);
   } else {
     CHECK_EQ(s.idle_umwaits, 0u);
     CHECK(s.idle_yields > 0);
