@@ -4,7 +4,7 @@
 // (the portal cannot be mapped from a FIFO), completion records that the agent writes into this
 // process's memory from outside (process_vm_writev, as the device writes through the IOMMU), out
 // of order across queues, page faults on pages that are not resident, a device that wedges, and
-// descriptors that fail with a hardware error.
+// descriptors that fail with a hardware error; and `dmacopy selftest` on that backend.
 //
 // One artifact of the stand-in: poll() on a FIFO reports POLLIN while the agent has not yet read
 // what was written, which idxd reports only for a software error. The library then checks with a
@@ -139,6 +139,53 @@ function withAgent(body: string, agentArgs: string[] = [], env: Record<string, s
         // left empty: the assertions on status and stdout say what happened
       }
       resolve({ status, stdout, stderr, agentStderr, result });
+    });
+  });
+}
+
+/**
+ * Runs the CLI (`dmacopy ...args`) with the agent serving every queue for it. The agent starts as
+ * soon as the process exists: what the CLI writes to a FIFO before the agent reads it waits there,
+ * as descriptors wait in a device's queue.
+ */
+function cliWithAgent(args: string[], agentArgs: string[] = []): Promise<AgentRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'dmacopy.js'), ...args], {
+      env: { ...process.env, DMACOPY_SYSFS_ROOT: path.join(TREE, 'sys'), DMACOPY_DEV_ROOT: path.join(TREE, 'dev') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const agent = spawn(AGENT, ['--client', String(child.pid), ...agentArgs, ...queueSpecs()], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let agentStderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      agent.kill('SIGKILL');
+      reject(new Error(`timed out; stdout: ${stdout}; stderr: ${stderr}; agent: ${agentStderr}`));
+    }, 60_000);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    agent.stderr.on('data', (d) => {
+      agentStderr += d;
+    });
+    let denied: string | undefined;
+    agent.once('exit', (code) => {
+      if (code === 3) denied = agentStderr.trim();
+    });
+    child.once('exit', (status) => {
+      clearTimeout(timer);
+      agent.kill('SIGTERM');
+      let result: Record<string, unknown> = {};
+      try {
+        result = JSON.parse(stdout);
+      } catch {
+        // left empty: the assertions on status and stdout say what happened
+      }
+      resolve({ status, stdout, stderr, agentStderr, result, ...(denied ? { denied } : {}) });
     });
   });
 }
@@ -330,5 +377,21 @@ describe('the dsa backend against a device in another process (dsa-agent)', () =
     expect(out.fallbacks.error).toBeGreaterThan(0);
     expect(out.offloadedBytes).toBeGreaterThan(0);
     expect(out.offloadedBytes).toBeLessThan(out.bytes);
+  }, 90_000);
+
+  it('dmacopy selftest --backend dsa: random batches through the real queue path, every byte and guard checked', async (ctx) => {
+    if (unavailable) ctx.skip();
+    const r = await cliWithAgent(['selftest', '--backend', 'dsa', '--batches', '150', '--seed', '7', '--json']);
+    if (r.denied) ctx.skip();
+    expect(r.status, r.stderr + r.agentStderr).toBe(0);
+    expect(r.result).toMatchObject({
+      ok: true,
+      backend: 'dsa',
+      batches: 150,
+      mismatches: { destination: 0, guard: 0, source: 0 },
+      errors: 0,
+      failures: [],
+    });
+    expect(r.result.offloadedBytes as number).toBeGreaterThan(0);
   }, 90_000);
 });
