@@ -394,4 +394,22 @@ describe('the dsa backend against a device in another process (dsa-agent)', () =
     });
     expect(r.result.offloadedBytes as number).toBeGreaterThan(0);
   }, 90_000);
+
+  it('dmacopy selftest --backend dsa on a device that faults on absent pages and fails every 31st copy: every byte right, every failure counted', async (ctx) => {
+    if (unavailable) ctx.skip();
+    const r = await cliWithAgent(
+      ['selftest', '--backend', 'dsa', '--batches', '150', '--seed', '11', '--json'],
+      ['--pagemap-faults', '--fail-every', '31'],
+    );
+    if (r.denied) ctx.skip();
+    expect(r.status, r.stderr + r.agentStderr).toBe(0);
+    expect(r.result).toMatchObject({
+      ok: true,
+      backend: 'dsa',
+      mismatches: { destination: 0, guard: 0, source: 0 },
+      errors: 0,
+      failures: [],
+    });
+    expect((r.result.fallbacks as { error: number }).error).toBeGreaterThan(0);
+  }, 90_000);
 });
