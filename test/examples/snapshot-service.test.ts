@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CPU_NICE } from '../../lib/defaults';
+import { openEngine } from '../../lib/index';
 import { ROOT } from '../helpers';
 
 const SERVER = path.join(ROOT, 'examples', 'snapshot-service', 'server.js');
@@ -141,5 +142,31 @@ describe('examples/snapshot-service', () => {
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(1);
     expect(stderr).toMatch(/--pool-mib/);
+  });
+
+  it("counts the copy threads' CPU time (/stats cpu): at least what the bytes they copied take", async () => {
+    // cpu-time.js sums the CPU time of the threads named dmacopy-cpuN in this process. 1 GiB
+    // copied by those threads alone (await copyBatch on the CPU backend: the calling thread takes
+    // no share) takes them at least 20 ms at 50 GB/s, whatever else the machine runs.
+    const { mark, cpuSince } = require(path.join(ROOT, 'examples', 'snapshot-service', 'cpu-time.js')) as {
+      mark: () => unknown;
+      cpuSince: (m: unknown) => { processCores: number; copyCores: number | null };
+    };
+    const engine = await openEngine({ backend: 'cpu', cpuThreads: 2, minOffloadBytes: 0 });
+    try {
+      const src = Buffer.alloc(256 << 20, 3);
+      const dst = Buffer.alloc(256 << 20);
+      const from = mark();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < 4; i++) await engine.copyBatch(dst, src, { folioSize: 4096 });
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const used = cpuSince(from);
+      expect(dst.equals(src)).toBe(true);
+      expect(used.copyCores).not.toBeNull();
+      expect((used.copyCores as number) * seconds).toBeGreaterThanOrEqual(0.02);
+      expect(used.processCores).toBeGreaterThanOrEqual(used.copyCores as number);
+    } finally {
+      await engine.close();
+    }
   });
 });
