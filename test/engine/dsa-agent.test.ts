@@ -9,7 +9,7 @@
 // One artifact of the stand-in: poll() on a FIFO reports POLLIN while the agent has not yet read
 // what was written, which idxd reports only for a software error. The library then checks with a
 // Drain, finds nothing of its own lost, and counts a foreign error: one per queue per engine.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,22 +67,13 @@ interface AgentRun {
 }
 
 /**
- * Runs `body` (the inside of an async function with `dm`, the library, in scope; its return value
- * is printed as JSON) in a fresh Node process, with the agent serving every queue for that process.
+ * Runs `node ...args` with the agent serving every queue for that process. The agent starts as
+ * soon as the process exists: what the process writes to a FIFO before the agent reads it waits
+ * there, as descriptors wait in a device's queue. `result` is stdout as JSON (or its last line).
  */
-function withAgent(body: string, agentArgs: string[] = [], env: Record<string, string> = {}): Promise<AgentRun> {
-  const script = `
-    const dm = require(process.env.DMACOPY_DIST);
-    process.stdout.write('waiting\\n');
-    process.stdin.once('data', () => {
-      (async () => { ${body} })().then(
-        (r) => { console.log(JSON.stringify(r)); process.exit(0); },
-        (err) => { console.log(JSON.stringify({ thrown: err.code ?? String(err), message: err.message })); process.exit(0); },
-      );
-    });
-  `;
+function runWithAgent(args: string[], agentArgs: string[], env: Record<string, string> = {}): Promise<AgentRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', script], {
+    const child = spawn(process.execPath, args, {
       env: {
         ...process.env,
         DMACOPY_DIST: DIST,
@@ -90,79 +81,18 @@ function withAgent(body: string, agentArgs: string[] = [], env: Record<string, s
         DMACOPY_DEV_ROOT: path.join(TREE, 'dev'),
         ...env,
       },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let agent: ChildProcess | undefined;
-    let stdout = '';
-    let stderr = '';
-    let agentStderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      agent?.kill('SIGKILL');
-      reject(new Error(`timed out; stdout: ${stdout}; stderr: ${stderr}; agent: ${agentStderr}`));
-    }, 45_000);
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.stdout.on('data', (d) => {
-      const first = stdout.length === 0;
-      stdout += d;
-      if (!first || !stdout.startsWith('waiting\n')) return;
-      try {
-        agent = spawn(AGENT, ['--client', String(child.pid), ...agentArgs, ...queueSpecs()], { stdio: ['ignore', 'pipe', 'pipe'] });
-      } catch (err) {
-        child.kill('SIGKILL');
-        reject(err);
-        return;
-      }
-      agent.stderr?.on('data', (e) => {
-        agentStderr += e;
-      });
-      agent.once('exit', (code) => {
-        // 3: no ptrace access to the client (not root, under Yama): the test cannot run here.
-        if (code !== 3) return;
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        resolve({ status: null, stdout, stderr, agentStderr, result: {}, denied: agentStderr.trim() });
-      });
-      agent.stdout?.once('data', () => child.stdin.write('go\n'));
-    });
-    child.once('exit', (status) => {
-      if (process.env.DMACOPY_AGENT_DEBUG) console.log(stdout);
-      clearTimeout(timer);
-      agent?.kill('SIGTERM'); // it reaps its children and ends (it would also end with the client)
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let result: Record<string, unknown> = {};
-      try {
-        result = JSON.parse(last);
-      } catch {
-        // left empty: the assertions on status and stdout say what happened
-      }
-      resolve({ status, stdout, stderr, agentStderr, result });
-    });
-  });
-}
-
-/**
- * Runs the CLI (`dmacopy ...args`) with the agent serving every queue for it. The agent starts as
- * soon as the process exists: what the CLI writes to a FIFO before the agent reads it waits there,
- * as descriptors wait in a device's queue.
- */
-function cliWithAgent(args: string[], agentArgs: string[] = []): Promise<AgentRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'dmacopy.js'), ...args], {
-      env: { ...process.env, DMACOPY_SYSFS_ROOT: path.join(TREE, 'sys'), DMACOPY_DEV_ROOT: path.join(TREE, 'dev') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const agent = spawn(AGENT, ['--client', String(child.pid), ...agentArgs, ...queueSpecs()], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let agentStderr = '';
+    let denied: string | undefined;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       agent.kill('SIGKILL');
       reject(new Error(`timed out; stdout: ${stdout}; stderr: ${stderr}; agent: ${agentStderr}`));
-    }, 60_000);
+    }, 45_000);
     child.stdout.on('data', (d) => {
       stdout += d;
     });
@@ -172,22 +102,48 @@ function cliWithAgent(args: string[], agentArgs: string[] = []): Promise<AgentRu
     agent.stderr.on('data', (d) => {
       agentStderr += d;
     });
-    let denied: string | undefined;
     agent.once('exit', (code) => {
-      if (code === 3) denied = agentStderr.trim();
+      // 3: no ptrace access to the client (not root, under Yama): the test cannot run here.
+      if (code !== 3) return;
+      denied = agentStderr.trim();
+      child.kill('SIGKILL');
     });
     child.once('exit', (status) => {
+      if (process.env.DMACOPY_AGENT_DEBUG) console.log(stdout);
       clearTimeout(timer);
-      agent.kill('SIGTERM');
+      agent.kill('SIGTERM'); // it reaps its children and ends (it would also end with the client)
       let result: Record<string, unknown> = {};
-      try {
-        result = JSON.parse(stdout);
-      } catch {
-        // left empty: the assertions on status and stdout say what happened
+      for (const text of [stdout, stdout.trim().split('\n').pop() ?? '']) {
+        try {
+          result = JSON.parse(text);
+          break;
+        } catch {
+          // not JSON: the assertions on status and stdout say what happened
+        }
       }
       resolve({ status, stdout, stderr, agentStderr, result, ...(denied ? { denied } : {}) });
     });
   });
+}
+
+/**
+ * Runs `body` (the inside of an async function with `dm`, the library, in scope; its return value
+ * is printed as JSON) in a fresh Node process, with the agent serving every queue for it.
+ */
+function withAgent(body: string, agentArgs: string[] = []): Promise<AgentRun> {
+  const script = `
+    const dm = require(process.env.DMACOPY_DIST);
+    (async () => { ${body} })().then(
+      (r) => { console.log(JSON.stringify(r)); process.exit(0); },
+      (err) => { console.log(JSON.stringify({ thrown: err.code ?? String(err), message: err.message })); process.exit(0); },
+    );
+  `;
+  return runWithAgent(['-e', script], agentArgs);
+}
+
+/** The CLI (`dmacopy ...args`) with the agent serving every queue for it. */
+function cliWithAgent(args: string[], agentArgs: string[] = []): Promise<AgentRun> {
+  return runWithAgent([path.join(ROOT, 'bin', 'dmacopy.js'), ...args], agentArgs);
 }
 
 /** Child-side helper source: a buffer whose every 4-byte word holds its own offset, xor a seed. */
