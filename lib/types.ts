@@ -8,7 +8,7 @@ export type CpuPolicy = 'normal' | 'idle';
 export type CpuPinning = 'auto' | 'on' | 'off';
 
 export interface EngineOptions {
-  /** Where copies run. 'auto' picks DSA when usable queues exist, else the CPU engine. Default 'auto'. */
+  /** Where copies run. 'auto' picks DSA when usable queues exist and open, else the CPU engine. Default 'auto'. */
   backend?: Backend;
   /** Works per batch (one per channel). Default: one per CPU thread (CPU) or per queue (DSA). */
   channels?: number;

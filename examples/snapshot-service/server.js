@@ -48,10 +48,10 @@ function readBody(req, limit) {
   });
 }
 
-/** Event-loop delay (ms, from perf_hooks) and what the copier did since the last reset. */
 /** Where the CPU counters of /stats start: at start-up, then at each POST /stats/reset. */
 let cpuMark = mark();
 
+/** Event-loop delay (ms, from perf_hooks), what the copier did and the cores used since the last reset. */
 function readStats(delay, copier, engine) {
   const c = copier.counters;
   const elapsedNs = Number(process.hrtime.bigint() - c.since);

@@ -870,7 +870,11 @@ function sum(a: ArrayLike<number>): number {
   return s;
 }
 
-/** Opens an engine. Channels (threads, queues) are opened once here and reused by every batch. */
+/**
+ * Opens an engine. Channels (threads, queues) are opened once here and reused by every batch. On
+ * `dsa` each queue is opened and proven with a NOOP probe off the event loop (a libuv pool thread,
+ * the probes side by side): a device that does not answer costs one probe timeout (500 ms) in all.
+ */
 export async function openEngine(options?: EngineOptions): Promise<Engine> {
   const resolved = resolveOptions(options);
   try {
