@@ -11,8 +11,13 @@
 // Each round derives its engine configuration and its batches from one 32-bit round seed, printed
 // on failure: `--round-seed S` replays that round (timing-dependent interleavings may differ).
 //
+// One engine in five (at most one a round) runs the real /dev/dsa path instead, against
+// dsa-agent, a stand-in device in another process behind FIFO device nodes (scripts/dsa-agent.js;
+// needs g++ and ptrace access to this process, else the campaign says why and runs without it;
+// --no-agent leaves it out). A round seed replays the same round only where the agent runs alike.
+//
 // Usage: node scripts/fault-campaign.js [--seed N] [--rounds N | --minutes M] [--batches N]
-//                                       [--round-seed S] [--json] [--quiet]
+//                                       [--round-seed S] [--no-agent] [--json] [--quiet]
 // Requires dist/ (npm run build:ts). Exit status 1 on any mismatch, guard hit, changed source,
 // late write, unexpected rejection, stuck batch or batch left in flight.
 'use strict';
@@ -20,6 +25,9 @@
 const DEFAULT_BATCHES_PER_ROUND = 120;
 
 // The project's one PRNG (lib/cli/prng.ts), from the compiled dist/.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { prng } = require('../dist/cli/prng.js');
 
 function mix(a, b) {
@@ -299,8 +307,45 @@ const FAULT_PRESETS = [
   ['none', () => ({})],
 ];
 
-/** An engine configuration from the round's PRNG. */
-function engineConfig(R, shared) {
+/**
+ * An engine on the real /dev/dsa path (the `dsa` backend) against dsa-agent, a stand-in device in
+ * another process behind FIFO device nodes (scripts/dsa-agent.js): write() submission, records
+ * written into this process from outside, page faults on pages not resident, hardware errors,
+ * slow descriptors that pass their deadline, and a device that wedges. The agent's settings are
+ * part of the configuration: it is started for the round.
+ */
+function agentConfig(R) {
+  const wedgeAfter = R.chance(0.15) ? R.int(5, 400) : 0;
+  const failEvery = R.pick([0, 0, 7, 50]);
+  const latencyUs = R.pick([0, 0, 20, 200]);
+  const pagemapFaults = R.chance(0.3);
+  const agentArgs = [
+    ...(pagemapFaults ? ['--pagemap-faults'] : []),
+    ...(failEvery ? ['--fail-every', String(failEvery)] : []),
+    ...(latencyUs ? ['--latency-us', String(latencyUs)] : []),
+    ...(wedgeAfter ? ['--wedge-after', String(wedgeAfter)] : []),
+  ];
+  const preset = wedgeAfter ? 'wedge' : failEvery ? 'errors' : latencyUs ? 'slow' : pagemapFaults ? 'pagefault' : 'clean';
+  return {
+    label: `dsa-agent/${preset}`,
+    agentArgs,
+    wedge: wedgeAfter > 0,
+    options: {
+      backend: 'dsa',
+      spread: true,
+      channels: R.chance(0.5) ? R.int(1, 5) : undefined,
+      minOffloadBytes: R.pick([0, 0, 8192, undefined]),
+      timeoutMs: R.pick([10, 50, 200, 1000]),
+      drainTimeoutMs: wedgeAfter ? R.pick([20, 50, 100]) : 2000,
+      cpuThreads: R.int(1, 3),
+      cpuShare: R.chance(0.25) ? R.pick([0, 0.1, 0.3, 'auto']) : undefined,
+    },
+  };
+}
+
+/** An engine configuration from the round's PRNG (`agent`: dsa-agent can serve one of them). */
+function engineConfig(R, shared, agent) {
+  if (agent && R.chance(0.2)) return agentConfig(R);
   if (R.chance(0.2)) {
     return {
       label: 'cpu',
@@ -362,7 +407,7 @@ function newTotals() {
     syncBatches: 0,
     preparedReruns: 0,
     byForm: { list: 0, 'list-large': 0, region: 0 },
-    byBackend: { cpu: 0, emulated: 0 },
+    byBackend: { cpu: 0, emulated: 0, dsa: 0 },
     folios: 0,
     bytesCopied: 0,
     bytesVerified: 0,
@@ -384,6 +429,9 @@ function newTotals() {
       wedged: 0,
     },
     faultRoundsByPreset: {},
+    agentRoundsByPreset: {},
+    agent: false,
+    agentSkipped: '',
     lateWriteChecks: 0,
     mismatches: 0,
     guardHits: 0,
@@ -403,20 +451,39 @@ function newTotals() {
 const POISON = 0xe7;
 
 /** One round: 1-3 engines, a batch count, a concurrency; every batch verified. */
-async function runRound(lib, roundSeed, batchesPerRound, t, log) {
+async function runRound(lib, roundSeed, batchesPerRound, t, log, agent) {
   const R = rng(roundSeed);
   const nEngines = R.int(1, 3);
   const shared = R.chance(0.5) ? roundSeed : 0;
-  const configs = Array.from({ length: nEngines }, () => engineConfig(R, shared));
+  const configs = [];
+  // At most one engine a round on dsa-agent: one agent serves the process's queues.
+  for (let i = 0; i < nEngines; i++) configs.push(engineConfig(R, shared, agent && !configs.some((c) => c.agentArgs)));
   const reusedBefore = lastAudit;
   const engines = [];
-  for (const c of configs) {
-    engines.push(await lib.openEngine(stripUndefined(JSON.parse(JSON.stringify(c.options)))));
-    if (c.options.backend === 'emulated') {
-      const p = c.label.split('/')[2];
-      t.faultRoundsByPreset[p] = (t.faultRoundsByPreset[p] || 0) + 1;
+  let served;
+  try {
+    for (const c of configs) {
+      if (c.agentArgs) {
+        served = await agent.start(c.agentArgs);
+        engines.push(await agent.open(lib, stripUndefined(JSON.parse(JSON.stringify(c.options)))));
+        t.agentRoundsByPreset[c.label.split('/')[1]] = (t.agentRoundsByPreset[c.label.split('/')[1]] || 0) + 1;
+        continue;
+      }
+      engines.push(await lib.openEngine(stripUndefined(JSON.parse(JSON.stringify(c.options)))));
+      if (c.options.backend === 'emulated') {
+        const p = c.label.split('/')[2];
+        t.faultRoundsByPreset[p] = (t.faultRoundsByPreset[p] || 0) + 1;
+      }
     }
+    await runBatches({ R, roundSeed, batchesPerRound, t, log, configs, engines, reusedBefore });
+  } finally {
+    await Promise.all(engines.map((e) => e.close()));
+    await served?.stop();
   }
+}
+
+/** A round's batches on its open engines, then their close and the checks after it. */
+async function runBatches({ R, roundSeed, batchesPerRound, t, log, configs, engines, reusedBefore }) {
   const concurrency = R.pick([1, 2, 4, 8, 16]);
   const batches = Math.max(1, Math.round(batchesPerRound * (0.5 + R.f())));
   const poisoned = []; // batches whose destinations were poisoned after resolve
@@ -485,7 +552,7 @@ async function runRound(lib, roundSeed, batchesPerRound, t, log) {
     if (sync) t.syncBatches++;
     else t.asyncBatches++;
     t.byForm[batch.form]++;
-    t.byBackend[report.backend === 'cpu' ? 'cpu' : 'emulated']++;
+    t.byBackend[report.backend]++;
     t.folios += batch.folios;
     t.bytesCopied += report.bytes;
     t.offloadedBytes += report.offloadedBytes;
@@ -566,6 +633,62 @@ async function runRound(lib, roundSeed, batchesPerRound, t, log) {
     );
 }
 
+/**
+ * dsa-agent set up once for a campaign (scripts/dsa-agent.js): built, a FIFO tree made, and tried
+ * once on this process (it needs ptrace access to it). Each round that draws a dsa engine starts
+ * it with that round's settings, opens the engine against the FIFO tree, and stops it at the end.
+ */
+class AgentDevice {
+  static async setup() {
+    const { buildAgent, fifoTree, startAgent } = require('./dsa-agent.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-campaign-agent-'));
+    const dispose = () => fs.rmSync(dir, { recursive: true, force: true });
+    const built = buildAgent(dir);
+    const tree = 'skip' in built ? built : fifoTree(dir);
+    if ('skip' in tree) {
+      dispose();
+      return { skip: tree.skip };
+    }
+    const device = new AgentDevice(built.agent, tree, startAgent, dispose);
+    const tried = await device.start([]);
+    if (tried.denied) {
+      dispose();
+      return { skip: tried.denied };
+    }
+    await tried.stop();
+    return device;
+  }
+
+  constructor(agent, tree, startAgent, dispose) {
+    this.agent = agent;
+    this.tree = tree;
+    this.startAgent = startAgent;
+    this.dispose = dispose;
+  }
+
+  start(args) {
+    return this.startAgent(this.agent, process.pid, this.tree.specs, args);
+  }
+
+  /** openEngine with discovery pointed at the FIFO tree (only for this call: the queues keep their paths). */
+  async open(lib, options) {
+    const saved = [process.env.DMACOPY_SYSFS_ROOT, process.env.DMACOPY_DEV_ROOT];
+    process.env.DMACOPY_SYSFS_ROOT = this.tree.sysfsRoot;
+    process.env.DMACOPY_DEV_ROOT = this.tree.devRoot;
+    try {
+      return await lib.openEngine(options);
+    } finally {
+      for (const [k, v] of [
+        ['DMACOPY_SYSFS_ROOT', saved[0]],
+        ['DMACOPY_DEV_ROOT', saved[1]],
+      ]) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+}
+
 /** The software device's process-wide record audit (CompletionArena::reused_while_owned), as an emulated engine reports it. */
 let lastAudit = 0;
 function recordsReused(engine) {
@@ -590,12 +713,19 @@ async function runCampaign(opts = {}) {
   const deadline = opts.minutes ? started + opts.minutes * 60_000 : Number.POSITIVE_INFINITY;
   const rounds = opts.roundSeed !== undefined ? 1 : (opts.rounds ?? (opts.minutes ? Number.POSITIVE_INFINITY : 12));
   const per = opts.batchesPerRound ?? DEFAULT_BATCHES_PER_ROUND;
-  for (let r = 0; r < rounds && Date.now() < deadline; r++) {
-    const roundSeed = opts.roundSeed !== undefined ? opts.roundSeed >>> 0 : mix(seed, r);
-    t.seeds.push(roundSeed);
-    if (t.seeds.length > 50) t.seeds.shift();
-    await runRound(lib, roundSeed, per, t, opts.log);
-    if (opts.stopOnFailure !== false && !ok(t)) break;
+  const agent = opts.agent ? await AgentDevice.setup() : { skip: 'left out (--no-agent, or not asked for)' };
+  t.agent = !('skip' in agent);
+  t.agentSkipped = 'skip' in agent ? agent.skip : '';
+  try {
+    for (let r = 0; r < rounds && Date.now() < deadline; r++) {
+      const roundSeed = opts.roundSeed !== undefined ? opts.roundSeed >>> 0 : mix(seed, r);
+      t.seeds.push(roundSeed);
+      if (t.seeds.length > 50) t.seeds.shift();
+      await runRound(lib, roundSeed, per, t, opts.log, t.agent ? agent : undefined);
+      if (opts.stopOnFailure !== false && !ok(t)) break;
+    }
+  } finally {
+    if (t.agent) agent.dispose();
   }
   t.elapsedS = (Date.now() - started) / 1000;
   t.ok = ok(t);
@@ -629,7 +759,7 @@ function table(t) {
     ['batches run', `${fmt(t.batches)} (async ${fmt(t.asyncBatches)}, sync ${fmt(t.syncBatches)})`],
     ['prepared re-runs', `${fmt(t.preparedReruns)} (each verified after scrubbing the destinations)`],
     ['  by form', `list ${fmt(t.byForm.list)}, large list ${fmt(t.byForm['list-large'])}, region ${fmt(t.byForm.region)}`],
-    ['  by backend', `emulated ${fmt(t.byBackend.emulated)}, cpu ${fmt(t.byBackend.cpu)}`],
+    ['  by backend', `emulated ${fmt(t.byBackend.emulated)}, cpu ${fmt(t.byBackend.cpu)}, dsa (dsa-agent) ${fmt(t.byBackend.dsa)}`],
     ['folios', fmt(t.folios)],
     ['bytes copied', `${fmt(t.bytesCopied)} (${GiB(t.bytesCopied)})`],
     ['bytes verified', `${fmt(t.bytesVerified)} (${GiB(t.bytesVerified)})`],
@@ -652,6 +782,14 @@ function table(t) {
         .join(', '),
     ],
     [
+      'dsa-agent rounds',
+      t.agent
+        ? Object.entries(t.agentRoundsByPreset)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || 'none drawn'
+        : `not run: ${t.agentSkipped}`,
+    ],
+    [
       'fallbacks by reason',
       `timeout ${fmt(t.fallbacks.timeout)}, error ${fmt(t.fallbacks.error)}, pageFault ${fmt(t.fallbacks.pageFault)}, submit ${fmt(t.fallbacks.submit)}`,
     ],
@@ -670,7 +808,7 @@ function table(t) {
 }
 
 function parseArgs(argv) {
-  const o = { json: false, quiet: false };
+  const o = { json: false, quiet: false, agent: true };
   const num = (i, name) => {
     const v = Number(argv[i + 1]);
     if (argv[i + 1] === undefined || !Number.isFinite(v) || v < 0) {
@@ -688,9 +826,10 @@ function parseArgs(argv) {
     else if (a === '--rounds') o.rounds = Math.floor(num(i++, a));
     else if (a === '--minutes') o.minutes = num(i++, a);
     else if (a === '--batches') o.batchesPerRound = Math.max(1, Math.floor(num(i++, a)));
+    else if (a === '--no-agent') o.agent = false;
     else if (a === '--help' || a === '-h') {
       console.log(
-        'usage: node scripts/fault-campaign.js [--seed N] [--rounds N | --minutes M] [--batches N] [--round-seed S] [--json] [--quiet]',
+        'usage: node scripts/fault-campaign.js [--seed N] [--rounds N | --minutes M] [--batches N] [--round-seed S] [--no-agent] [--json] [--quiet]',
       );
       process.exit(0);
     } else {

@@ -9,52 +9,36 @@
 // One artifact of the stand-in: poll() on a FIFO reports POLLIN while the agent has not yet read
 // what was written, which idxd reports only for a software error. The library then checks with a
 // Drain, finds nothing of its own lost, and counts a foreign error: one per queue per engine.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIST, FIXTURES, ROOT } from '../helpers';
+import { DIST, ROOT } from '../helpers';
+
+const { buildAgent, fifoTree } = require('../../scripts/dsa-agent.js') as {
+  buildAgent: (dir: string) => { agent: string } | { skip: string };
+  fifoTree: (dir: string) => { sysfsRoot: string; devRoot: string; specs: string[] } | { skip: string };
+};
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dmacopy-agent-'));
-const AGENT = path.join(tmp, 'dsa-agent');
-const TREE = path.join(tmp, 'spr-4dev');
+let AGENT = '';
+let TREE = { sysfsRoot: '', devRoot: '', specs: [] as string[] };
 let unavailable = '';
 
 beforeAll(() => {
-  const core = path.join(ROOT, 'native', 'core');
-  const cc = spawnSync(
-    'g++',
-    ['-O2', '-std=c++17', '-I', core, '-I', path.join(core, 'test'), '-o', AGENT, path.join(core, 'test', 'dsa_agent.cc')],
-    { encoding: 'utf8' },
-  );
-  if (cc.error || cc.status !== 0) {
-    unavailable = `no C++ compiler to build the agent with (${cc.error?.message ?? cc.stderr})`;
+  const built = buildAgent(tmp);
+  if ('skip' in built) {
+    unavailable = built.skip;
     return;
   }
-  fs.cpSync(path.join(FIXTURES, 'sysfs', 'spr-4dev'), TREE, { recursive: true, verbatimSymlinks: true });
-  for (const f of fs.readdirSync(path.join(TREE, 'dev', 'dsa'))) {
-    if (!/^wq\d+\.\d+$/.test(f)) continue;
-    const node = path.join(TREE, 'dev', 'dsa', f);
-    fs.rmSync(node);
-    const mk = spawnSync('mkfifo', [node], { encoding: 'utf8' });
-    if (mk.status !== 0) unavailable = `mkfifo failed: ${mk.stderr}`;
-  }
+  AGENT = built.agent;
+  const tree = fifoTree(tmp);
+  if ('skip' in tree) unavailable = tree.skip;
+  else TREE = tree;
 }, 60_000);
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** Every queue's FIFO, each with its device's 'errors' file (wqD.Q belongs to dsaD). */
-function queueSpecs(): string[] {
-  const devices = path.join(TREE, 'sys', 'bus', 'dsa', 'devices');
-  return fs
-    .readdirSync(path.join(TREE, 'dev', 'dsa'))
-    .filter((f) => /^wq\d+\.\d+$/.test(f))
-    .map((wq) => {
-      const dev = `dsa${/^wq(\d+)\./.exec(wq)?.[1]}`;
-      return `${path.join(TREE, 'dev', 'dsa', wq)}=${path.join(fs.realpathSync(path.join(devices, dev)), 'errors')}`;
-    });
-}
 
 interface AgentRun {
   /** Why the agent could not serve this process (no ptrace access): the test skips. */
@@ -77,13 +61,13 @@ function runWithAgent(args: string[], agentArgs: string[], env: Record<string, s
       env: {
         ...process.env,
         DMACOPY_DIST: DIST,
-        DMACOPY_SYSFS_ROOT: path.join(TREE, 'sys'),
-        DMACOPY_DEV_ROOT: path.join(TREE, 'dev'),
+        DMACOPY_SYSFS_ROOT: TREE.sysfsRoot,
+        DMACOPY_DEV_ROOT: TREE.devRoot,
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const agent = spawn(AGENT, ['--client', String(child.pid), ...agentArgs, ...queueSpecs()], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const agent = spawn(AGENT, ['--client', String(child.pid), ...agentArgs, ...TREE.specs], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let agentStderr = '';
