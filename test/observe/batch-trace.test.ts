@@ -113,7 +113,10 @@ describe('dmacopy:queue:quarantine on every path (emulated)', () => {
     ],
     [
       'a batch that rejects wedged',
-      { timeoutMs: 20, drainTimeoutMs: 50, emulator: { faults: { hang: 0.02, hangMs: 0 }, seed: 3 } },
+      // Every descriptor hangs for good, and the deadline leaves a loaded machine's poller time to
+      // submit some: one submitted before it wedges its queue (with 2% hanging and a 20 ms
+      // deadline, a loaded run once submitted none that hung, and nothing was quarantined).
+      { timeoutMs: 200, drainTimeoutMs: 50, emulator: { faults: { hang: 1, hangMs: 0 }, seed: 3 } },
       (e, sync) => {
         const dst = new Uint8Array(16 << 20);
         const src = new Uint8Array(16 << 20).fill(6);
